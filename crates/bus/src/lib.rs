@@ -1,0 +1,115 @@
+//! The JetStream layer every slotcast service shares.
+//!
+//! # Layout
+//! - [`connect`] and [`ensure_streams`]: a client and the catalogue's streams, created or
+//!   updated idempotently at start.
+//! - [`consumer`]: durable pull consumers and the consume loop (ack, nak with delay, term to the
+//!   dead-letter subject), which survives reconnects and a deleted consumer.
+//! - [`outbox`]: the transactional outbox: write an event in the same database transaction as
+//!   the state change, and a relay that publishes rows in order and marks them sent only after
+//!   JetStream's ack.
+
+pub mod consumer;
+pub mod outbox;
+
+use std::time::Duration;
+
+use async_nats::{
+    HeaderMap,
+    jetstream::{self, stream},
+};
+use slotcast_events::streams;
+
+pub use async_nats::jetstream::Context as JetStream;
+
+/// How long streams keep events: long enough for a new consumer to replay a day of them.
+pub const STREAM_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Dead letters are kept longer, for an operator to look at.
+pub const DEADLETTER_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The window in which a re-publish with the same `Nats-Msg-Id` is dropped.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+/// Connects to NATS, retrying for up to `patience` while the server comes up.
+pub async fn connect(url: &str, name: &str, patience: Duration) -> anyhow::Result<async_nats::Client> {
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let opts = async_nats::ConnectOptions::new()
+            .name(name)
+            .connection_timeout(Duration::from_secs(3))
+            .max_reconnects(None);
+        match opts.connect(url).await {
+            Ok(client) => return Ok(client),
+            Err(e) if tokio::time::Instant::now() + delay < deadline => {
+                tracing::warn!(error = %e, url, "NATS not reachable yet, retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => return Err(anyhow::anyhow!("cannot connect to NATS at {url}: {e}")),
+        }
+    }
+}
+
+/// The stream configurations of the catalogue, with `replicas` (1 on one node, 3 in a cluster).
+pub fn stream_configs(replicas: usize) -> Vec<stream::Config> {
+    let base = |name: &str, subject: &str, max_age: Duration| stream::Config {
+        name: name.to_owned(),
+        subjects: vec![subject.to_owned()],
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::Limits,
+        max_age,
+        duplicate_window: DUPLICATE_WINDOW,
+        num_replicas: replicas.max(1),
+        ..Default::default()
+    };
+    vec![
+        base(streams::SCHEDULING, streams::SCHEDULING_SUBJECTS, STREAM_MAX_AGE),
+        base(streams::NOTIFY, streams::NOTIFY_SUBJECTS, STREAM_MAX_AGE),
+        base(streams::DELIVERY, streams::DELIVERY_SUBJECTS, STREAM_MAX_AGE),
+        base(streams::DEADLETTER, streams::DEADLETTER_SUBJECTS, DEADLETTER_MAX_AGE),
+    ]
+}
+
+/// Creates every stream of the catalogue, or updates it to this configuration. Safe to run from
+/// every service at every start.
+pub async fn ensure_streams(js: &JetStream, replicas: usize) -> anyhow::Result<()> {
+    for config in stream_configs(replicas) {
+        let name = config.name.clone();
+        js.create_or_update_stream(config)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot create or update stream {name}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Connects, and makes sure the streams exist. What each service does at start.
+pub async fn start(url: &str, name: &str, replicas: usize) -> anyhow::Result<(async_nats::Client, JetStream)> {
+    let client = connect(url, name, Duration::from_secs(30)).await?;
+    let js = jetstream::new(client.clone());
+    ensure_streams(&js, replicas).await?;
+    Ok((client, js))
+}
+
+/// Headers for a published event: `Nats-Msg-Id` (the CloudEvent id) and the trace context.
+pub fn headers(event_id: &str, trace: &std::collections::HashMap<String, String>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(async_nats::header::NATS_MESSAGE_ID, event_id);
+    for (k, v) in trace {
+        headers.insert(k.as_str(), v.as_str());
+    }
+    headers
+}
+
+/// Publishes `payload` on `subject` and waits for the stream's ack.
+pub async fn publish(
+    js: &JetStream,
+    subject: &str,
+    event_id: &str,
+    payload: Vec<u8>,
+) -> anyhow::Result<()> {
+    let trace = slotcast_kit::telemetry::current_context_headers();
+    js.publish_with_headers(subject.to_owned(), headers(event_id, &trace), payload.into())
+        .await?
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,75 @@
+//! Database connections: Postgres in production, SQLite as the embedded default, one code path.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm_migration::MigratorTrait;
+
+/// Connects to `url` and brings the schema up to date with `M`'s migrations.
+///
+/// A SQLite file's folder is created if missing. SQLite gets a single connection (one writer at
+/// a time, so no `SQLITE_BUSY` between our own transactions) and WAL journaling.
+pub async fn connect_and_migrate<M: MigratorTrait>(
+    url: &str,
+    max_connections: u32,
+) -> anyhow::Result<DatabaseConnection> {
+    let db = connect(url, max_connections).await?;
+    M::up(&db, None).await.map_err(|e| anyhow::anyhow!("migrations failed: {e}"))?;
+    Ok(db)
+}
+
+/// Connects without migrating.
+pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<DatabaseConnection> {
+    let sqlite = url.starts_with("sqlite:");
+    if sqlite {
+        if let Some(dir) = sqlite_dir(url) {
+            std::fs::create_dir_all(dir)?;
+        }
+    }
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.max_connections(if sqlite { 1 } else { max_connections })
+        .min_connections(if sqlite { 1 } else { 0 })
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    let db = Database::connect(opts)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))?;
+    if db.get_database_backend() == DbBackend::Sqlite {
+        db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;").await?;
+    }
+    Ok(db)
+}
+
+fn sqlite_dir(url: &str) -> Option<&std::path::Path> {
+    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = path.split('?').next()?;
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty())
+}
+
+/// True when `err` is a unique-constraint violation (or an insert `ON CONFLICT DO NOTHING`
+/// skipped): the row is already there, so the caller's work was already done.
+pub fn is_duplicate(err: &DbErr) -> bool {
+    if matches!(err, DbErr::RecordNotInserted) {
+        return true;
+    }
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sqlite_folder_is_found_in_the_url() {
+        assert_eq!(sqlite_dir("sqlite://var/x.sqlite?mode=rwc"), Some(std::path::Path::new("var")));
+        assert_eq!(sqlite_dir("sqlite::memory:"), None);
+        assert_eq!(sqlite_dir("sqlite://x.sqlite"), None);
+    }
+}

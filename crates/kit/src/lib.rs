@@ -1,0 +1,22 @@
+//! The service kit: what every slotcast service needs around its own logic.
+//!
+//! # Layout
+//! - [`config`]: reading the 12-factor environment into typed settings.
+//! - [`telemetry`]: tracing, optional OTLP export, W3C trace-context propagation.
+//! - [`ops`]: `/healthz`, `/readyz` and `/metrics`.
+//! - [`db`]: connecting to Postgres or SQLite and running a service's migrations.
+//! - [`auth`]: bearer JWTs with the three roles, and minting dev tokens.
+//! - [`problem`]: RFC 9457 `application/problem+json` errors and a JSON extractor that uses them.
+//! - [`http`]: serving a router with the common layers and graceful shutdown.
+//! - [`shutdown`]: SIGTERM / Ctrl-C as a cancellation token.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod ops;
+pub mod problem;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use problem::{ApiJson, Problem};
