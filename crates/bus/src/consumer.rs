@@ -62,8 +62,11 @@ pub struct ConsumerSpec {
     pub max_deliver: i64,
     /// Longer than the slowest honest handler.
     pub ack_wait: Duration,
-    /// How many messages are handled at once (1 keeps the stream's order).
+    /// How many messages are handled at once.
     pub concurrency: usize,
+    /// Messages delivered but not yet acknowledged. 1 keeps the stream's order strictly, even
+    /// across redeliveries (a projection needs that); more lets work overlap.
+    pub max_ack_pending: i64,
 }
 
 impl ConsumerSpec {
@@ -74,7 +77,7 @@ impl ConsumerSpec {
             ack_policy: consumer::AckPolicy::Explicit,
             ack_wait: self.ack_wait,
             max_deliver: self.max_deliver,
-            max_ack_pending: (self.concurrency as i64 * 4).max(64),
+            max_ack_pending: self.max_ack_pending.max(1),
             deliver_policy: consumer::DeliverPolicy::All,
             ..Default::default()
         }

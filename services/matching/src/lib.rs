@@ -1,1 +1,125 @@
-//! placeholder
+//! The matching service: decides who is told about which opening.
+//!
+//! It keeps its own projection of the scheduling events (practitioners, patients, slots,
+//! waiting-list entries; it never reads scheduling's tables). When slots open (`slot.created`,
+//! `slot.released`) it tells every patient whose entry fits, once per slot, with one
+//! `notify.patient` per patient listing every slot of the opening that fits them. Slots posted
+//! together share a `batch_id`; the opening is decided when all `batch_size` of them are in.
+//!
+//! # Layout
+//! - [`fit`]: the pure rules of who fits which slot (unit-tested).
+//! - [`projection`]: applying events to the projection and deciding an opening, each event in
+//!   one transaction with the `told` rows and the outbox events it produces.
+//! - [`entities`] and [`migration`]: matching's own tables.
+//! - this file: configuration and the [`Application`] (consumer, outbox relay, ops endpoints).
+
+pub mod entities;
+pub mod fit;
+pub mod migration;
+pub mod projection;
+
+use std::{sync::Arc, time::Duration};
+
+use sea_orm::DatabaseConnection;
+use slotcast_bus::{
+    JetStream,
+    consumer::{self, ConsumerSpec},
+    outbox::Relay,
+};
+use slotcast_events::streams;
+use slotcast_kit::{
+    config::{Common, ConfigError},
+    offer::OfferSigner,
+    ops::Readiness,
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// The CloudEvent `source` of what matching publishes.
+pub const SOURCE: &str = "/slotcast/matching";
+/// The durable consumer on the scheduling stream.
+pub const DURABLE: &str = "matching";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub common: Common,
+    /// Signs the offer tokens in booking links.
+    pub jwt_secret: String,
+    pub public_base_url: String,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            common: Common::from_env("matching", 8081)?,
+            jwt_secret: slotcast_kit::config::jwt_secret()?,
+            public_base_url: slotcast_kit::config::public_base_url(),
+        })
+    }
+}
+
+/// The consumer of the scheduling stream. One message in flight at a time: the projection
+/// needs the stream's order, redeliveries included.
+pub fn consumer_spec() -> ConsumerSpec {
+    ConsumerSpec {
+        stream: streams::SCHEDULING,
+        durable: DURABLE.to_owned(),
+        filter_subject: streams::SCHEDULING_SUBJECTS.to_owned(),
+        max_deliver: 20,
+        ack_wait: Duration::from_secs(30),
+        concurrency: 1,
+        max_ack_pending: 1,
+    }
+}
+
+pub struct Application {
+    listener: TcpListener,
+    db: DatabaseConnection,
+    nats: async_nats::Client,
+    js: JetStream,
+    matcher: Arc<projection::Matcher>,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let db = slotcast_kit::db::connect_and_migrate::<migration::Migrator>(
+            &config.common.database_url,
+            config.common.db_max_connections,
+        )
+        .await?;
+        let (nats, js) = slotcast_bus::start(&config.common.nats_url, "matching", config.common.stream_replicas).await?;
+        let listener = TcpListener::bind(config.common.listen_addr).await?;
+        let matcher = Arc::new(projection::Matcher {
+            db: db.clone(),
+            relay: Relay::new(db.clone(), js.clone()),
+            signer: OfferSigner::new(&config.jwt_secret),
+            public_base_url: config.public_base_url,
+        });
+        Ok(Self { listener, db, nats, js, matcher })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Consumes, publishes and serves the ops endpoints until `shutdown`; then finishes the
+    /// message in hand, publishes the outbox and drains NATS.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let readiness = Readiness { db: self.db.clone(), nats: self.nats.clone() };
+        let router = slotcast_kit::http::with_common_layers(slotcast_kit::ops::router(readiness));
+        let relay = tokio::spawn(self.matcher.relay.clone().run(shutdown.clone()));
+        let consumer = tokio::spawn(consumer::run(self.js.clone(), consumer_spec(), self.matcher.clone(), shutdown.clone()));
+        tracing::info!(addr = %self.listener.local_addr()?, "matching listening");
+        let served = slotcast_kit::http::serve(self.listener, router, shutdown.clone()).await;
+        shutdown.cancel();
+        let _ = consumer.await;
+        let _ = relay.await;
+        let _ = self.nats.drain().await;
+        served?;
+        Ok(())
+    }
+}

@@ -1,0 +1,321 @@
+//! Input parsed at the edge into domain values. Inside the service nothing re-validates.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+use slotcast_events::WaitKind;
+use uuid::Uuid;
+
+/// Why an input was refused: the 422 detail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+fn invalid<T>(msg: impl Into<String>) -> Result<T, Invalid> {
+    Err(Invalid(msg.into()))
+}
+
+/// The most slots one request may post.
+pub const MAX_BATCH: usize = 200;
+/// The longest a slot may be.
+pub const MAX_SLOT_LENGTH: Duration = Duration::hours(12);
+
+fn text(field: &str, value: &str, max: usize) -> Result<String, Invalid> {
+    let v = value.trim();
+    if v.is_empty() {
+        return invalid(format!("{field} must not be empty"));
+    }
+    if v.chars().count() > max {
+        return invalid(format!("{field} is longer than {max} characters"));
+    }
+    if v.chars().any(char::is_control) {
+        return invalid(format!("{field} contains control characters"));
+    }
+    Ok(v.to_owned())
+}
+
+/// An IANA time zone name, checked against the tz database.
+pub fn timezone(value: &str) -> Result<String, Invalid> {
+    value
+        .parse::<chrono_tz::Tz>()
+        .map(|tz| tz.name().to_owned())
+        .or_else(|_| invalid(format!("{value:?} is not an IANA time zone (for example Europe/Paris)")))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPractitioner {
+    pub name: String,
+    pub specialty: String,
+    pub timezone: String,
+    /// In major units of `currency`, for example 80 or 62.5.
+    pub consultation_fee: Option<f64>,
+    pub currency: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Practitioner {
+    pub name: String,
+    pub specialty: String,
+    pub timezone: String,
+    pub consultation_fee_cents: Option<i64>,
+    pub currency: String,
+}
+
+impl NewPractitioner {
+    pub fn parse(self) -> Result<Practitioner, Invalid> {
+        let fee = match self.consultation_fee {
+            None => None,
+            Some(f) if !f.is_finite() || !(0.0..=1_000_000.0).contains(&f) => {
+                return invalid("consultation_fee must be between 0 and 1000000");
+            }
+            Some(f) if ((f * 100.0).round() - f * 100.0).abs() > 1e-6 => {
+                return invalid("consultation_fee has more than two decimals");
+            }
+            Some(f) => Some((f * 100.0).round() as i64),
+        };
+        let currency = self.currency.unwrap_or_else(|| "EUR".to_owned());
+        if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
+            return invalid("currency must be an ISO 4217 code such as EUR");
+        }
+        Ok(Practitioner {
+            name: text("name", &self.name, 200)?,
+            specialty: text("specialty", &self.specialty, 200)?,
+            timezone: timezone(&self.timezone)?,
+            consultation_fee_cents: fee,
+            currency,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPatient {
+    pub name: String,
+    pub email: String,
+    pub locale: Option<String>,
+    pub timezone: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Patient {
+    pub name: String,
+    pub email: String,
+    pub locale: String,
+    pub timezone: Option<String>,
+}
+
+impl NewPatient {
+    pub fn parse(self) -> Result<Patient, Invalid> {
+        let locale = self.locale.unwrap_or_else(|| "en".to_owned());
+        let ok_locale = {
+            let mut parts = locale.split('-');
+            let lang = parts.next().unwrap_or_default();
+            (2..=3).contains(&lang.len())
+                && lang.chars().all(|c| c.is_ascii_alphabetic())
+                && parts.all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
+        };
+        if !ok_locale {
+            return invalid("locale must be a BCP 47 tag such as en or fr-FR");
+        }
+        Ok(Patient {
+            name: text("name", &self.name, 200)?,
+            email: email(&self.email)?,
+            locale,
+            timezone: self.timezone.as_deref().map(timezone).transpose()?,
+        })
+    }
+}
+
+/// A plausible mailbox address (the mail server has the last word).
+pub fn email(value: &str) -> Result<String, Invalid> {
+    let v = value.trim();
+    let Some((local, domain)) = v.rsplit_once('@') else {
+        return invalid("email is not an address");
+    };
+    let ok = !local.is_empty()
+        && local.len() <= 64
+        && v.len() <= 254
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !v.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>' || c == ',')
+        && domain.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '.');
+    if ok { Ok(v.to_owned()) } else { invalid("email is not an address") }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSlots {
+    pub slots: Vec<NewSlot>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSlot {
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+}
+
+/// A slot's time, starting in the future and ending after it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotWindow {
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+}
+
+impl SlotWindow {
+    pub fn new(starts_at: DateTime<Utc>, ends_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<Self, Invalid> {
+        if ends_at <= starts_at {
+            return invalid("ends_at must be after starts_at");
+        }
+        if starts_at <= now {
+            return invalid("starts_at is in the past");
+        }
+        if ends_at - starts_at > MAX_SLOT_LENGTH {
+            return invalid("a slot may last at most 12 hours");
+        }
+        Ok(Self { starts_at, ends_at })
+    }
+
+    pub fn overlaps(&self, other: &SlotWindow) -> bool {
+        self.starts_at < other.ends_at && other.starts_at < self.ends_at
+    }
+}
+
+impl NewSlots {
+    /// A batch of 1 to [`MAX_BATCH`] valid slots that do not overlap each other.
+    pub fn parse(self, now: DateTime<Utc>) -> Result<Vec<SlotWindow>, Invalid> {
+        if self.slots.is_empty() {
+            return invalid("slots must not be empty");
+        }
+        if self.slots.len() > MAX_BATCH {
+            return invalid(format!("at most {MAX_BATCH} slots per request"));
+        }
+        let mut windows = Vec::with_capacity(self.slots.len());
+        for (i, s) in self.slots.into_iter().enumerate() {
+            let w = SlotWindow::new(s.starts_at, s.ends_at, now).map_err(|e| Invalid(format!("slots[{i}]: {e}")))?;
+            if let Some(j) = windows.iter().position(|o: &SlotWindow| o.overlaps(&w)) {
+                return invalid(format!("slots[{i}] overlaps slots[{j}]"));
+            }
+            windows.push(w);
+        }
+        Ok(windows)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewWaitlistEntry {
+    pub patient_id: Uuid,
+    pub practitioner_id: Uuid,
+    pub kind: WaitKind,
+    pub appointment_id: Option<Uuid>,
+    pub earliest: Option<DateTime<Utc>>,
+    pub latest: Option<DateTime<Utc>>,
+}
+
+/// What a waiting-list entry asks for, checked for consistency.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitRequest {
+    pub patient_id: Uuid,
+    pub practitioner_id: Uuid,
+    pub kind: WaitKind,
+    pub appointment_id: Option<Uuid>,
+    pub earliest: Option<DateTime<Utc>>,
+    pub latest: Option<DateTime<Utc>>,
+}
+
+impl NewWaitlistEntry {
+    pub fn parse(self) -> Result<WaitRequest, Invalid> {
+        match (self.kind, self.appointment_id) {
+            (WaitKind::MoveUp, None) => return invalid("a move_up entry needs appointment_id"),
+            (WaitKind::New, Some(_)) => return invalid("a new entry holds no appointment_id"),
+            _ => {}
+        }
+        if let (Some(e), Some(l)) = (self.earliest, self.latest) {
+            if l <= e {
+                return invalid("latest must be after earliest");
+            }
+        }
+        Ok(WaitRequest {
+            patient_id: self.patient_id,
+            practitioner_id: self.practitioner_id,
+            kind: self.kind,
+            appointment_id: self.appointment_id,
+            earliest: self.earliest,
+            latest: self.latest,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(h: i64) -> DateTime<Utc> {
+        Utc::now() + Duration::hours(h)
+    }
+
+    #[test]
+    fn a_slot_ending_before_it_starts_is_refused() {
+        assert!(SlotWindow::new(at(2), at(1), Utc::now()).is_err());
+        let t = at(1);
+        assert!(SlotWindow::new(t, t, Utc::now()).is_err());
+        assert!(SlotWindow::new(at(-2), at(-1), Utc::now()).is_err());
+        assert!(SlotWindow::new(at(1), at(2), Utc::now()).is_ok());
+    }
+
+    #[test]
+    fn a_batch_must_be_non_empty_bounded_and_free_of_inner_overlap() {
+        let slot = |a, b| NewSlot { starts_at: at(a), ends_at: at(b) };
+        assert!(NewSlots { slots: vec![] }.parse(Utc::now()).is_err());
+        assert!(NewSlots { slots: vec![slot(1, 3), slot(2, 4)] }.parse(Utc::now()).is_err());
+        assert_eq!(NewSlots { slots: vec![slot(1, 2), slot(2, 3)] }.parse(Utc::now()).unwrap().len(), 2);
+        let many = (0..=MAX_BATCH as i64).map(|i| slot(i + 1, i + 2)).collect();
+        assert!(NewSlots { slots: many }.parse(Utc::now()).is_err());
+    }
+
+    #[test]
+    fn emails_locales_zones_and_fees_are_checked() {
+        assert!(email("a@b.example").is_ok());
+        for bad in ["", "a", "a@b", "a b@c.d", "@c.d", "a@.d", "a@b.c,"] {
+            assert!(email(bad).is_err(), "{bad}");
+        }
+        assert!(timezone("Europe/Paris").is_ok());
+        assert!(timezone("Mars/Olympus").is_err());
+        let p = |fee| NewPractitioner {
+            name: "Dr A".into(),
+            specialty: "GP".into(),
+            timezone: "UTC".into(),
+            consultation_fee: fee,
+            currency: None,
+        };
+        assert_eq!(p(Some(62.5)).parse().unwrap().consultation_fee_cents, Some(6250));
+        assert!(p(Some(-1.0)).parse().is_err());
+        assert!(p(Some(1.234)).parse().is_err());
+        let patient = |locale: &str| NewPatient {
+            name: "P".into(),
+            email: "p@x.example".into(),
+            locale: Some(locale.into()),
+            timezone: None,
+        };
+        assert!(patient("fr-FR").parse().is_ok());
+        assert!(patient("not a locale").parse().is_err());
+    }
+
+    #[test]
+    fn a_waitlist_entry_must_be_consistent() {
+        let e = |kind, appointment_id, earliest, latest| NewWaitlistEntry {
+            patient_id: Uuid::nil(),
+            practitioner_id: Uuid::nil(),
+            kind,
+            appointment_id,
+            earliest,
+            latest,
+        };
+        assert!(e(WaitKind::MoveUp, None, None, None).parse().is_err());
+        assert!(e(WaitKind::New, Some(Uuid::nil()), None, None).parse().is_err());
+        assert!(e(WaitKind::New, None, Some(at(2)), Some(at(1))).parse().is_err());
+        assert!(e(WaitKind::New, None, Some(at(1)), Some(at(2))).parse().is_ok());
+    }
+}

@@ -1,0 +1,235 @@
+//! Schema migrations, the same on Postgres and SQLite.
+
+use sea_orm_migration::{prelude::*, schema::*};
+
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(slotcast_bus::outbox::CreateOutbox), Box::new(CreateScheduling)]
+    }
+}
+
+#[derive(DeriveIden)]
+enum Practitioners {
+    Table,
+    Id,
+    Name,
+    Specialty,
+    Timezone,
+    ConsultationFeeCents,
+    Currency,
+    CreatedAt,
+}
+
+#[derive(DeriveIden)]
+enum Patients {
+    Table,
+    Id,
+    Name,
+    Email,
+    Locale,
+    Timezone,
+    CreatedAt,
+}
+
+#[derive(DeriveIden)]
+enum Slots {
+    Table,
+    Id,
+    PractitionerId,
+    StartsAt,
+    EndsAt,
+    Status,
+    BatchId,
+    CreatedAt,
+}
+
+#[derive(DeriveIden)]
+enum Appointments {
+    Table,
+    Id,
+    PatientId,
+    PractitionerId,
+    SlotId,
+    Status,
+    CreatedAt,
+    CancelledAt,
+}
+
+#[derive(DeriveIden)]
+enum WaitlistEntries {
+    Table,
+    Id,
+    PatientId,
+    PractitionerId,
+    Kind,
+    AppointmentId,
+    Earliest,
+    Latest,
+    Status,
+    CreatedAt,
+    ClosedAt,
+}
+
+struct CreateScheduling;
+
+impl MigrationName for CreateScheduling {
+    fn name(&self) -> &str {
+        "m0001_create_scheduling"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateScheduling {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(Practitioners::Table)
+                .if_not_exists()
+                .col(pk_uuid(Practitioners::Id))
+                .col(string(Practitioners::Name))
+                .col(string(Practitioners::Specialty))
+                .col(string(Practitioners::Timezone))
+                .col(big_integer_null(Practitioners::ConsultationFeeCents))
+                .col(string_len(Practitioners::Currency, 3))
+                .col(timestamp_with_time_zone(Practitioners::CreatedAt))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(Patients::Table)
+                .if_not_exists()
+                .col(pk_uuid(Patients::Id))
+                .col(string(Patients::Name))
+                .col(string(Patients::Email))
+                .col(string(Patients::Locale))
+                .col(string_null(Patients::Timezone))
+                .col(timestamp_with_time_zone(Patients::CreatedAt))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(Slots::Table)
+                .if_not_exists()
+                .col(pk_uuid(Slots::Id))
+                .col(uuid(Slots::PractitionerId))
+                .col(timestamp_with_time_zone(Slots::StartsAt))
+                .col(timestamp_with_time_zone(Slots::EndsAt))
+                .col(string(Slots::Status))
+                .col(uuid(Slots::BatchId))
+                .col(timestamp_with_time_zone(Slots::CreatedAt))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(Slots::Table, Slots::PractitionerId)
+                        .to(Practitioners::Table, Practitioners::Id),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .if_not_exists()
+                .name("slots_practitioner_time")
+                .table(Slots::Table)
+                .col(Slots::PractitionerId)
+                .col(Slots::StartsAt)
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(Appointments::Table)
+                .if_not_exists()
+                .col(pk_uuid(Appointments::Id))
+                .col(uuid(Appointments::PatientId))
+                .col(uuid(Appointments::PractitionerId))
+                .col(uuid(Appointments::SlotId))
+                .col(string(Appointments::Status))
+                .col(timestamp_with_time_zone(Appointments::CreatedAt))
+                .col(timestamp_with_time_zone_null(Appointments::CancelledAt))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(Appointments::Table, Appointments::PatientId)
+                        .to(Patients::Table, Patients::Id),
+                )
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(Appointments::Table, Appointments::SlotId)
+                        .to(Slots::Table, Slots::Id),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .if_not_exists()
+                .name("appointments_patient")
+                .table(Appointments::Table)
+                .col(Appointments::PatientId)
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(WaitlistEntries::Table)
+                .if_not_exists()
+                .col(pk_uuid(WaitlistEntries::Id))
+                .col(uuid(WaitlistEntries::PatientId))
+                .col(uuid(WaitlistEntries::PractitionerId))
+                .col(string(WaitlistEntries::Kind))
+                .col(uuid_null(WaitlistEntries::AppointmentId))
+                .col(timestamp_with_time_zone_null(WaitlistEntries::Earliest))
+                .col(timestamp_with_time_zone_null(WaitlistEntries::Latest))
+                .col(string(WaitlistEntries::Status))
+                .col(timestamp_with_time_zone(WaitlistEntries::CreatedAt))
+                .col(timestamp_with_time_zone_null(WaitlistEntries::ClosedAt))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(WaitlistEntries::Table, WaitlistEntries::PatientId)
+                        .to(Patients::Table, Patients::Id),
+                )
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(WaitlistEntries::Table, WaitlistEntries::PractitionerId)
+                        .to(Practitioners::Table, Practitioners::Id),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .if_not_exists()
+                .name("waitlist_practitioner_status")
+                .table(WaitlistEntries::Table)
+                .col(WaitlistEntries::PractitionerId)
+                .col(WaitlistEntries::Status)
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .if_not_exists()
+                .name("waitlist_patient")
+                .table(WaitlistEntries::Table)
+                .col(WaitlistEntries::PatientId)
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for t in [
+            WaitlistEntries::Table.into_iden(),
+            Appointments::Table.into_iden(),
+            Slots::Table.into_iden(),
+            Patients::Table.into_iden(),
+            Practitioners::Table.into_iden(),
+        ] {
+            m.drop_table(Table::drop().table(t).to_owned()).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,238 @@
+//! Appointments: book a slot, read, cancel.
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::StatusCode,
+    routing::{get, post},
+};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set, TransactionTrait,
+    sea_query::Expr,
+};
+use serde::{Deserialize, Serialize};
+use slotcast_events::{
+    AppointmentCancelled, CloseReason, ReleaseReason, SlotBooked, SlotReleased, WaitKind,
+};
+use slotcast_kit::{ApiJson, Problem, auth::Caller, problem::ApiPath};
+use uuid::Uuid;
+
+use super::{
+    emit, for_update,
+    slots::{AVAILABLE, BOOKED},
+    waitlist::{ACTIVE, close_entries},
+};
+use crate::{
+    AppState,
+    entities::{appointment, patient, slot, waitlist_entry},
+    error::ApiResult,
+};
+
+pub const APPOINTMENT_BOOKED: &str = "booked";
+pub const APPOINTMENT_CANCELLED: &str = "cancelled";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/appointments", post(book))
+        .route("/v1/appointments/{id}", get(read))
+        .route("/v1/appointments/{id}/cancel", post(cancel))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAppointment {
+    patient_id: Uuid,
+    slot_id: Uuid,
+}
+
+#[derive(Serialize)]
+pub struct AppointmentView {
+    pub id: Uuid,
+    pub patient_id: Uuid,
+    pub practitioner_id: Uuid,
+    pub slot_id: Uuid,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+}
+
+impl AppointmentView {
+    fn new(a: appointment::Model, s: &slot::Model) -> Self {
+        Self {
+            id: a.id,
+            patient_id: a.patient_id,
+            practitioner_id: a.practitioner_id,
+            slot_id: a.slot_id,
+            starts_at: s.starts_at,
+            ends_at: s.ends_at,
+            status: a.status,
+            created_at: a.created_at,
+            cancelled_at: a.cancelled_at,
+        }
+    }
+}
+
+/// Books `slot_id` for `patient_id` inside `conn`'s transaction, or says why not (409 when the
+/// slot is no longer available). The conditional update makes one booking win under any
+/// concurrency. The patient's `new` waiting-list entry with this practitioner is fulfilled.
+pub async fn book_slot<C: ConnectionTrait>(
+    conn: &C,
+    patient_id: Uuid,
+    slot_id: Uuid,
+) -> Result<Result<AppointmentView, Problem>, DbErr> {
+    if patient::Entity::find_by_id(patient_id).one(conn).await?.is_none() {
+        return Ok(Err(Problem::unprocessable("no such patient")));
+    }
+    let Some(s) = slot::Entity::find_by_id(slot_id).one(conn).await? else {
+        return Ok(Err(Problem::not_found("no such slot")));
+    };
+    let now = Utc::now();
+    if s.starts_at <= now {
+        return Ok(Err(Problem::conflict("the slot has already started")));
+    }
+    let claimed = slot::Entity::update_many()
+        .col_expr(slot::Column::Status, Expr::value(BOOKED))
+        .filter(slot::Column::Id.eq(slot_id))
+        .filter(slot::Column::Status.eq(AVAILABLE))
+        .exec(conn)
+        .await?;
+    if claimed.rows_affected == 0 {
+        return Ok(Err(Problem::conflict("the slot is no longer available")));
+    }
+    let a = appointment::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        patient_id: Set(patient_id),
+        practitioner_id: Set(s.practitioner_id),
+        slot_id: Set(slot_id),
+        status: Set(APPOINTMENT_BOOKED.to_owned()),
+        created_at: Set(now),
+        cancelled_at: Set(None),
+    }
+    .insert(conn)
+    .await?;
+    emit(
+        conn,
+        SlotBooked {
+            slot_id,
+            practitioner_id: s.practitioner_id,
+            patient_id,
+            appointment_id: a.id,
+            starts_at: s.starts_at,
+        },
+    )
+    .await?;
+    let fulfilled = waitlist_entry::Entity::find()
+        .filter(waitlist_entry::Column::PatientId.eq(patient_id))
+        .filter(waitlist_entry::Column::PractitionerId.eq(s.practitioner_id))
+        .filter(waitlist_entry::Column::Kind.eq(WaitKind::New.as_str()))
+        .filter(waitlist_entry::Column::Status.eq(ACTIVE))
+        .all(conn)
+        .await?;
+    close_entries(conn, fulfilled, CloseReason::Fulfilled).await?;
+    Ok(Ok(AppointmentView::new(a, &s)))
+}
+
+async fn book(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NewAppointment>,
+) -> ApiResult<(StatusCode, Json<AppointmentView>)> {
+    if !caller.may_act_for_patient(body.patient_id) {
+        return Err(Problem::forbidden("a patient books only for themself").into());
+    }
+    let txn = state.db.begin().await?;
+    let view = book_slot(&txn, body.patient_id, body.slot_id).await??;
+    txn.commit().await?;
+    state.relay.wake();
+    metrics::counter!("slotcast_scheduling_appointments_booked_total").increment(1);
+    tracing::info!(appointment_id = %view.id, slot_id = %view.slot_id, patient_id = %view.patient_id, "appointment booked");
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+async fn load(
+    conn: &impl ConnectionTrait,
+    caller: &Caller,
+    id: Uuid,
+    lock: bool,
+) -> ApiResult<(appointment::Model, slot::Model)> {
+    let query = appointment::Entity::find_by_id(id);
+    let query = if lock { for_update(query, conn) } else { query };
+    let a = query.one(conn).await?.ok_or_else(|| Problem::not_found("no such appointment"))?;
+    // Another patient's appointment is reported as missing, not as forbidden: ids leak nothing.
+    if !caller.may_act_for_patient(a.patient_id) {
+        return Err(Problem::not_found("no such appointment").into());
+    }
+    let s = slot::Entity::find_by_id(a.slot_id)
+        .one(conn)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("appointment {id} points at a missing slot"))?;
+    Ok((a, s))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<AppointmentView>> {
+    let (a, s) = load(&state.db, &caller, id, false).await?;
+    Ok(Json(AppointmentView::new(a, &s)))
+}
+
+/// Cancels: the slot becomes available again and a `slot.released` offers it to the waiting
+/// list; a `move_up` entry that held this appointment closes.
+async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<AppointmentView>> {
+    let txn = state.db.begin().await?;
+    let (a, s) = load(&txn, &caller, id, true).await?;
+    if a.status != APPOINTMENT_BOOKED {
+        return Err(Problem::conflict("the appointment is already cancelled").into());
+    }
+    let now = Utc::now();
+    let mut cancelled: appointment::ActiveModel = a.into();
+    cancelled.status = Set(APPOINTMENT_CANCELLED.to_owned());
+    cancelled.cancelled_at = Set(Some(now));
+    let a = cancelled.update(&txn).await?;
+    slot::Entity::update_many()
+        .col_expr(slot::Column::Status, Expr::value(AVAILABLE))
+        .filter(slot::Column::Id.eq(s.id))
+        .exec(&txn)
+        .await?;
+    emit(
+        &txn,
+        AppointmentCancelled { appointment_id: a.id, slot_id: s.id, patient_id: a.patient_id, practitioner_id: a.practitioner_id },
+    )
+    .await?;
+    if s.starts_at > now {
+        emit(
+            &txn,
+            SlotReleased {
+                slot_id: s.id,
+                practitioner_id: s.practitioner_id,
+                starts_at: s.starts_at,
+                ends_at: s.ends_at,
+                batch_id: Uuid::now_v7(),
+                batch_size: 1,
+                reason: ReleaseReason::Cancelled,
+                released_by: Some(a.patient_id),
+            },
+        )
+        .await?;
+    }
+    let holding = waitlist_entry::Entity::find()
+        .filter(waitlist_entry::Column::AppointmentId.eq(a.id))
+        .filter(waitlist_entry::Column::Status.eq(ACTIVE))
+        .all(&txn)
+        .await?;
+    close_entries(&txn, holding, CloseReason::AppointmentCancelled).await?;
+    txn.commit().await?;
+    state.relay.wake();
+    tracing::info!(appointment_id = %a.id, slot_id = %s.id, "appointment cancelled");
+    let s = slot::Model { status: AVAILABLE.to_owned(), ..s };
+    Ok(Json(AppointmentView::new(a, &s)))
+}

@@ -1,0 +1,35 @@
+//! The `/v1` API, one module per resource.
+
+mod appointments;
+mod patients;
+mod practitioners;
+mod slots;
+mod waitlist;
+
+use axum::Router;
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, QuerySelect, Select};
+use slotcast_bus::outbox;
+use slotcast_events::{CloudEvent, Event};
+
+use crate::{AppState, SOURCE};
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(practitioners::router())
+        .merge(patients::router())
+        .merge(slots::router())
+        .merge(appointments::router())
+        .merge(waitlist::router())
+        .with_state(state)
+}
+
+/// Writes `data` as an event into the outbox, inside the caller's transaction.
+async fn emit<C: ConnectionTrait, T: Event>(conn: &C, data: T) -> Result<(), DbErr> {
+    outbox::enqueue(conn, &CloudEvent::new(SOURCE, data)).await
+}
+
+/// `SELECT ... FOR UPDATE` on Postgres, so concurrent writers of one row wait for each other;
+/// SQLite serialises writers already.
+fn for_update<E: EntityTrait, C: ConnectionTrait>(select: Select<E>, conn: &C) -> Select<E> {
+    if conn.get_database_backend() == DbBackend::Postgres { select.lock_exclusive() } else { select }
+}

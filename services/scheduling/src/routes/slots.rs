@@ -1,0 +1,205 @@
+//! Slots: publish a batch, list, withdraw.
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::StatusCode,
+    routing::{delete, get},
+};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+    sea_query::Expr,
+};
+use serde::{Deserialize, Serialize};
+use slotcast_events::{SlotCreated, SlotWithdrawn};
+use slotcast_kit::{
+    ApiJson, Problem,
+    auth::Caller,
+    problem::{ApiPath, ApiQuery},
+};
+use uuid::Uuid;
+
+use super::{emit, for_update};
+use crate::{
+    AppState,
+    domain::{Invalid, NewSlots},
+    entities::{practitioner, slot},
+    error::ApiResult,
+};
+
+pub const AVAILABLE: &str = "available";
+pub const HELD: &str = "held";
+pub const BOOKED: &str = "booked";
+pub const WITHDRAWN: &str = "withdrawn";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/practitioners/{id}/slots", get(list).post(create))
+        .route("/v1/slots/{id}", delete(withdraw).get(read))
+}
+
+#[derive(Serialize)]
+pub struct SlotView {
+    pub id: Uuid,
+    pub practitioner_id: Uuid,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub status: String,
+    pub batch_id: Uuid,
+}
+
+impl From<slot::Model> for SlotView {
+    fn from(m: slot::Model) -> Self {
+        Self {
+            id: m.id,
+            practitioner_id: m.practitioner_id,
+            starts_at: m.starts_at,
+            ends_at: m.ends_at,
+            status: m.status,
+            batch_id: m.batch_id,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct SlotsView {
+    pub slots: Vec<SlotView>,
+}
+
+/// Publishes a batch of slots in one transaction: all or none.
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(practitioner_id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<NewSlots>,
+) -> ApiResult<(StatusCode, Json<SlotsView>)> {
+    if !caller.may_act_for_practitioner(practitioner_id) {
+        return Err(Problem::forbidden("a practitioner manages only their own slots").into());
+    }
+    let now = Utc::now();
+    let windows = body.parse(now)?;
+    let txn = state.db.begin().await?;
+    // Locking the practitioner serialises concurrent batches, so the overlap check holds.
+    for_update(practitioner::Entity::find_by_id(practitioner_id), &txn)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| Problem::not_found("no such practitioner"))?;
+    let mut overlap = Condition::any();
+    for w in &windows {
+        overlap = overlap.add(
+            Condition::all().add(slot::Column::StartsAt.lt(w.ends_at)).add(slot::Column::EndsAt.gt(w.starts_at)),
+        );
+    }
+    let clash = slot::Entity::find()
+        .filter(slot::Column::PractitionerId.eq(practitioner_id))
+        .filter(slot::Column::Status.ne(WITHDRAWN))
+        .filter(overlap)
+        .one(&txn)
+        .await?;
+    if let Some(existing) = clash {
+        return Err(Problem::conflict("a slot overlaps an existing slot of this practitioner")
+            .with("conflicting_slot", SlotView::from(existing))
+            .into());
+    }
+    let batch_id = Uuid::now_v7();
+    let batch_size = u32::try_from(windows.len()).map_err(|_| Invalid("batch too large".into()))?;
+    let mut created = Vec::with_capacity(windows.len());
+    for w in windows {
+        let model = slot::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            practitioner_id: Set(practitioner_id),
+            starts_at: Set(w.starts_at),
+            ends_at: Set(w.ends_at),
+            status: Set(AVAILABLE.to_owned()),
+            batch_id: Set(batch_id),
+            created_at: Set(now),
+        }
+        .insert(&txn)
+        .await?;
+        emit(
+            &txn,
+            SlotCreated {
+                slot_id: model.id,
+                practitioner_id,
+                starts_at: model.starts_at,
+                ends_at: model.ends_at,
+                batch_id,
+                batch_size,
+            },
+        )
+        .await?;
+        created.push(SlotView::from(model));
+    }
+    txn.commit().await?;
+    state.relay.wake();
+    metrics::counter!("slotcast_scheduling_slots_created_total").increment(created.len() as u64);
+    tracing::info!(%practitioner_id, %batch_id, count = created.len(), "slots published");
+    Ok((StatusCode::CREATED, Json(SlotsView { slots: created })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    status: Option<String>,
+}
+
+/// The slots of a practitioner, by start time. Anyone authenticated may look.
+async fn list(
+    State(state): State<AppState>,
+    _caller: Caller,
+    ApiPath(practitioner_id): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<SlotsView>> {
+    let mut query = slot::Entity::find().filter(slot::Column::PractitionerId.eq(practitioner_id));
+    if let Some(from) = q.from {
+        query = query.filter(slot::Column::EndsAt.gt(from));
+    }
+    if let Some(to) = q.to {
+        query = query.filter(slot::Column::StartsAt.lt(to));
+    }
+    if let Some(status) = q.status {
+        if ![AVAILABLE, HELD, BOOKED, WITHDRAWN].contains(&status.as_str()) {
+            return Err(Problem::bad_request("status is one of available, held, booked, withdrawn").into());
+        }
+        query = query.filter(slot::Column::Status.eq(status));
+    }
+    let slots = query.order_by_asc(slot::Column::StartsAt).all(&state.db).await?;
+    Ok(Json(SlotsView { slots: slots.into_iter().map(SlotView::from).collect() }))
+}
+
+async fn read(State(state): State<AppState>, _caller: Caller, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<SlotView>> {
+    let s = slot::Entity::find_by_id(id).one(&state.db).await?.ok_or_else(|| Problem::not_found("no such slot"))?;
+    Ok(Json(s.into()))
+}
+
+/// Withdraws an unbooked slot. Withdrawing it again changes nothing.
+async fn withdraw(State(state): State<AppState>, caller: Caller, ApiPath(id): ApiPath<Uuid>) -> ApiResult<StatusCode> {
+    let txn = state.db.begin().await?;
+    let s = for_update(slot::Entity::find_by_id(id), &txn)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| Problem::not_found("no such slot"))?;
+    if !caller.may_act_for_practitioner(s.practitioner_id) {
+        return Err(Problem::forbidden("a practitioner manages only their own slots").into());
+    }
+    if s.status == WITHDRAWN {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    let updated = slot::Entity::update_many()
+        .col_expr(slot::Column::Status, Expr::value(WITHDRAWN))
+        .filter(slot::Column::Id.eq(id))
+        .filter(slot::Column::Status.eq(AVAILABLE))
+        .exec(&txn)
+        .await?;
+    if updated.rows_affected == 0 {
+        return Err(Problem::conflict("the slot is booked or held; cancel the appointment first").into());
+    }
+    emit(&txn, SlotWithdrawn { slot_id: id, practitioner_id: s.practitioner_id }).await?;
+    txn.commit().await?;
+    state.relay.wake();
+    tracing::info!(slot_id = %id, "slot withdrawn");
+    Ok(StatusCode::NO_CONTENT)
+}
