@@ -1,0 +1,10 @@
+//! Integration tests of the scheduling API against a real nats-server and a fresh Postgres
+//! database (SQLite in `sqlite.rs`).
+
+mod appointments;
+mod auth;
+mod helpers;
+mod input;
+mod slots;
+mod sqlite;
+mod waitlist;
