@@ -1,0 +1,68 @@
+//! Real servers for integration tests (a dev-dependency only).
+//!
+//! Every test gets its own servers, so tests run in parallel without sharing state:
+//!
+//! - [`NatsServer`] runs `nats-server -js` on a random port with a temporary store; it can be
+//!   killed like a crash and restarted on the same port and store. [`NatsCluster`] runs a
+//!   three-node JetStream cluster whose nodes can be killed and restarted one by one.
+//! - [`TestDatabase`] creates a fresh Postgres database (dropped again on drop) or a temporary
+//!   SQLite file.
+//! - [`SmtpServer`] is a small SMTP server that captures every accepted message as a
+//!   [`CapturedMail`] and can be told to fail ([`ReplyMode`]).
+//! - [`init_tracing`] turns on log output when `TEST_LOG` is set; [`free_port`] finds a port.
+//!
+//! # Layout
+//! - `nats.rs`: the nats-server process, single and clustered.
+//! - `database.rs`: Postgres and SQLite test databases.
+//! - `smtp.rs`: the SMTP server; `mime.rs`: header and body decoding for captured mail.
+
+mod database;
+mod mime;
+mod nats;
+mod smtp;
+
+pub use database::TestDatabase;
+pub use nats::{NatsCluster, NatsServer};
+pub use smtp::{CapturedMail, ReplyMode, SmtpServer};
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::sync::Once;
+
+use anyhow::Context as _;
+use tracing_subscriber::EnvFilter;
+
+/// Initialises tracing for tests, once per process.
+///
+/// Silent unless the environment variable `TEST_LOG` is set; then it logs through the test
+/// writer (so `cargo test` captures it per test) with the filter from `RUST_LOG`, or `info`.
+pub fn init_tracing() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_none() {
+            return;
+        }
+        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+        // Another subscriber may already be installed (by the test itself): keep that one.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+///
+/// Another process may take it before you bind it; prefer binding port 0 yourself where the
+/// code under test allows it.
+///
+/// # Panics
+/// If the operating system cannot bind 127.0.0.1:0 at all, which leaves no test able to run.
+pub fn free_port() -> u16 {
+    try_free_port().unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+pub(crate) fn try_free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .context("cannot bind 127.0.0.1:0 to find a free port")?;
+    Ok(listener.local_addr()?.port())
+}
