@@ -21,10 +21,8 @@ pub async fn connect_and_migrate<M: MigratorTrait>(
 /// Connects without migrating.
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<DatabaseConnection> {
     let sqlite = url.starts_with("sqlite:");
-    if sqlite {
-        if let Some(dir) = sqlite_dir(url) {
-            std::fs::create_dir_all(dir)?;
-        }
+    if sqlite && let Some(dir) = sqlite_dir(url) {
+        std::fs::create_dir_all(dir)?;
     }
     let mut opts = ConnectOptions::new(url.to_owned());
     opts.max_connections(if sqlite { 1 } else { max_connections })

@@ -1,0 +1,130 @@
+//! Building the application from its configuration, and running it until shutdown.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use sea_orm::DatabaseConnection;
+use slotcast_bus::{JetStream, consumer, outbox::Relay};
+use slotcast_kit::{auth::Authenticator, http, ops};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    Config,
+    config::SERVICE,
+    consumers::{self, MarkSlotTaken, StoreNotification},
+    migration::Migrator,
+    routes::{self, AppState},
+};
+
+/// The service, connected and bound, not yet running.
+pub struct Application {
+    listener: TcpListener,
+    port: u16,
+    db: DatabaseConnection,
+    nats: async_nats::Client,
+    js: JetStream,
+    auth: Arc<Authenticator>,
+}
+
+impl Application {
+    /// Connects and migrates the database, connects NATS (creating the streams and this
+    /// service's consumers), and binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let db = slotcast_kit::db::connect_and_migrate::<Migrator>(
+            &config.common.database_url,
+            config.common.db_max_connections,
+        )
+        .await
+        .context("database not ready")?;
+        let (nats, js) = slotcast_bus::start(
+            &config.common.nats_url,
+            SERVICE,
+            config.common.stream_replicas,
+        )
+        .await
+        .context("NATS not ready")?;
+        // Created now so that what is published before the first pull is kept for us.
+        for spec in [consumers::notify_spec(), consumers::slot_booked_spec()] {
+            consumer::ensure_consumer(&js, &spec).await?;
+        }
+        let listener = TcpListener::bind(config.common.listen_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.common.listen_addr))?;
+        let port = listener.local_addr()?.port();
+        let auth = Authenticator::hs256(&config.jwt_secret);
+        Ok(Self {
+            listener,
+            port,
+            db,
+            nats,
+            js,
+            auth,
+        })
+    }
+
+    /// The port the HTTP server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The database connection (for tests and tools).
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Serves HTTP, consumes both subjects and relays the outbox until `shutdown` is cancelled
+    /// (or the HTTP server fails); then finishes the work in hand and drains NATS.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            db,
+            nats,
+            js,
+            auth,
+            ..
+        } = self;
+        // A failing HTTP server stops the rest too, without cancelling the caller's token.
+        let stop = shutdown.child_token();
+        let relay = Relay::new(db.clone(), js.clone());
+        let readiness = ops::Readiness {
+            db: db.clone(),
+            nats: nats.clone(),
+        };
+        let app = http::with_common_layers(
+            routes::router(AppState {
+                db: db.clone(),
+                auth,
+            })
+            .merge(ops::router(readiness)),
+        );
+        let server = {
+            let stop = stop.clone();
+            async move {
+                let served = http::serve(listener, app, stop.clone()).await;
+                stop.cancel();
+                served
+            }
+        };
+        let store = Arc::new(StoreNotification {
+            db: db.clone(),
+            relay: relay.clone(),
+        });
+        let mark = Arc::new(MarkSlotTaken { db });
+        let (served, (), (), ()) = tokio::join!(
+            server,
+            consumer::run(js.clone(), consumers::notify_spec(), store, stop.clone()),
+            consumer::run(
+                js.clone(),
+                consumers::slot_booked_spec(),
+                mark,
+                stop.clone()
+            ),
+            relay.run(stop.clone()),
+        );
+        if let Err(e) = nats.drain().await {
+            tracing::warn!(error = %e, "NATS connection not drained");
+        }
+        served.context("HTTP server failed")
+    }
+}

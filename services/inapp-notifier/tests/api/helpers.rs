@@ -1,0 +1,343 @@
+//! `spawn_app()` and what the tests do with it.
+
+use std::{future::Future, time::Duration};
+
+use chrono::{DateTime, SubsecRound, Utc};
+use inapp_notifier::{Application, Config, consumers};
+use reqwest::{Response, StatusCode};
+use sea_orm::{DatabaseConnection, EntityTrait, PaginatorTrait};
+use serde_json::Value;
+use slotcast_bus::JetStream;
+use slotcast_events::{
+    CloudEvent, NotifyPatient, OfferedSlot, PatientContact, PractitionerCard, SlotBooked, WaitKind,
+    streams, subjects,
+};
+use slotcast_kit::auth::{Role, mint};
+use slotcast_test_support::{NatsServer, TestDatabase};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub const SECRET: &str = "inapp-notifier-tests-only-secret";
+/// How long a test waits for an effect before it fails.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+/// The running application and what a test needs around it.
+pub struct TestApp {
+    pub address: String,
+    pub http: reqwest::Client,
+    pub js: JetStream,
+    /// The application's own database connection.
+    pub db: DatabaseConnection,
+    shutdown: CancellationToken,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+    _database: TestDatabase,
+    _nats: NatsServer,
+}
+
+/// The application on a fresh Postgres database and its own nats-server.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_on(
+        TestDatabase::postgres()
+            .await
+            .expect("a Postgres test database"),
+    )
+    .await
+}
+
+/// The application on a fresh SQLite file and its own nats-server.
+pub async fn spawn_app_on_sqlite() -> TestApp {
+    spawn_app_on(TestDatabase::sqlite().expect("a SQLite test database")).await
+}
+
+async fn spawn_app_on(database: TestDatabase) -> TestApp {
+    slotcast_test_support::init_tracing();
+    let nats = NatsServer::start().await.expect("nats-server");
+    let config = Config {
+        common: slotcast_kit::config::Common {
+            nats_url: nats.url(),
+            database_url: database.url(),
+            listen_addr: "127.0.0.1:0".parse().unwrap(),
+            stream_replicas: 1,
+            db_max_connections: 5,
+        },
+        jwt_secret: SECRET.to_owned(),
+    };
+    let app = Application::build(config)
+        .await
+        .expect("the application builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let db = app.db().clone();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    let client = slotcast_bus::connect(&nats.url(), "inapp-notifier-tests", Duration::from_secs(5))
+        .await
+        .expect("a test NATS client");
+    let js = async_nats::jetstream::new(client);
+    slotcast_bus::ensure_streams(&js, 1).await.expect("streams");
+    TestApp {
+        address,
+        http: reqwest::Client::new(),
+        js,
+        db,
+        shutdown,
+        task: Some(task),
+        _database: database,
+        _nats: nats,
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+pub fn patient_token(patient_id: Uuid) -> String {
+    mint(
+        SECRET,
+        patient_id,
+        Role::Patient,
+        chrono::Duration::minutes(10),
+    )
+    .unwrap()
+}
+
+pub fn staff_token() -> String {
+    mint(
+        SECRET,
+        Uuid::now_v7(),
+        Role::Staff,
+        chrono::Duration::minutes(10),
+    )
+    .unwrap()
+}
+
+impl TestApp {
+    /// `GET /v1/patients/{patient}/notifications{query}`, with `token` if given.
+    pub async fn get_feed(&self, patient: &str, query: &str, token: Option<&str>) -> Response {
+        let mut request = self.http.get(format!(
+            "{}/v1/patients/{patient}/notifications{query}",
+            self.address
+        ));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("the feed request")
+    }
+
+    /// The feed's notifications, read as the patient themself.
+    pub async fn feed(&self, patient_id: Uuid, query: &str) -> Vec<Value> {
+        let response = self
+            .get_feed(
+                &patient_id.to_string(),
+                query,
+                Some(&patient_token(patient_id)),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        body["notifications"]
+            .as_array()
+            .expect("a notifications array")
+            .clone()
+    }
+
+    /// `POST /v1/patients/{patient}/notifications/{notification}/read`.
+    pub async fn mark_read(&self, patient: &str, notification: &str, token: &str) -> Response {
+        self.http
+            .post(format!(
+                "{}/v1/patients/{patient}/notifications/{notification}/read",
+                self.address
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("the mark-read request")
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.http
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Publishes a `NotifyPatient` with its event id as `Nats-Msg-Id`.
+    pub async fn publish_notify(&self, event: &CloudEvent<NotifyPatient>) {
+        let msg_id = event.id.to_string();
+        self.publish_with_msg_id(
+            subjects::NOTIFY_PATIENT,
+            &msg_id,
+            serde_json::to_vec(event).unwrap(),
+        )
+        .await;
+    }
+
+    /// Publishes a `SlotBooked` for `slot_id`, and returns it.
+    pub async fn publish_booked(&self, slot_id: Uuid) -> CloudEvent<SlotBooked> {
+        let mut event = CloudEvent::new(
+            "slotcast/scheduling",
+            SlotBooked {
+                slot_id,
+                practitioner_id: Uuid::now_v7(),
+                patient_id: Uuid::now_v7(),
+                appointment_id: Uuid::now_v7(),
+                starts_at: Utc::now(),
+            },
+        );
+        event.time = event.time.trunc_subsecs(6);
+        self.publish_with_msg_id(
+            subjects::SLOT_BOOKED,
+            &event.id.to_string(),
+            serde_json::to_vec(&event).unwrap(),
+        )
+        .await;
+        event
+    }
+
+    pub async fn publish_with_msg_id(&self, subject: &str, msg_id: &str, payload: Vec<u8>) {
+        slotcast_bus::publish(&self.js, subject, msg_id, payload)
+            .await
+            .expect("the stream acknowledges the message");
+    }
+
+    /// Waits until the consumer `durable` has acknowledged everything it was given.
+    pub async fn wait_until_consumed(&self, stream: &str, durable: &str) {
+        let stream = self.js.get_stream(stream).await.unwrap();
+        eventually(&format!("{durable} to catch up"), || async {
+            let info = stream.consumer_info(durable).await.ok()?;
+            (info.num_pending == 0
+                && info.num_ack_pending == 0
+                && info.delivered.stream_sequence > 0)
+                .then_some(())
+        })
+        .await;
+    }
+
+    pub async fn wait_until_notifications_consumed(&self) {
+        self.wait_until_consumed(streams::NOTIFY, consumers::NOTIFY_DURABLE)
+            .await;
+    }
+
+    pub async fn wait_until_bookings_consumed(&self) {
+        self.wait_until_consumed(streams::SCHEDULING, consumers::SLOT_BOOKED_DURABLE)
+            .await;
+    }
+
+    /// Waits until the patient's feed holds `n` notifications, and returns them.
+    pub async fn wait_for_feed(&self, patient_id: Uuid, n: usize) -> Vec<Value> {
+        eventually(&format!("{n} notifications in the feed"), || async {
+            let feed = self.feed(patient_id, "").await;
+            (feed.len() == n).then_some(feed)
+        })
+        .await
+    }
+
+    /// Waits until the feed satisfies `done`, and returns it.
+    pub async fn wait_for_feed_where(
+        &self,
+        patient_id: Uuid,
+        what: &str,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        eventually(what, || async {
+            let feed = self.feed(patient_id, "").await;
+            done(&feed).then_some(feed)
+        })
+        .await
+    }
+
+    /// Rows in the outbox, published or not.
+    pub async fn outbox_rows(&self) -> u64 {
+        slotcast_bus::outbox::entity::Entity::find()
+            .count(&self.db)
+            .await
+            .unwrap()
+    }
+}
+
+/// Polls `check` until it gives a value, or fails the test after a deadline.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A `NotifyPatient` telling `patient_id` about `slots` new slots with Dr Ada Byron, starting
+/// tomorrow.
+pub fn notify_event(patient_id: Uuid, slots: usize, reason: WaitKind) -> CloudEvent<NotifyPatient> {
+    // Postgres keeps microseconds: times with more would not read back equal.
+    let now = Utc::now().trunc_subsecs(6);
+    let tomorrow = now + chrono::Duration::days(1);
+    let slots: Vec<OfferedSlot> = (0..slots)
+        .map(|i| {
+            let slot_id = Uuid::now_v7();
+            let starts_at = tomorrow + chrono::Duration::hours(i as i64);
+            OfferedSlot {
+                slot_id,
+                starts_at,
+                ends_at: starts_at + chrono::Duration::minutes(30),
+                booking_url: format!("http://127.0.0.1:8080/v1/offers/token-{slot_id}"),
+            }
+        })
+        .collect();
+    let slot_ids: Vec<Uuid> = slots.iter().map(|s| s.slot_id).collect();
+    let event = CloudEvent::new(
+        "slotcast/matching",
+        NotifyPatient {
+            notification_id: NotifyPatient::derive_id(patient_id, &slot_ids),
+            patient: PatientContact {
+                id: patient_id,
+                name: "Grace Hopper".to_owned(),
+                email: "grace@example.test".to_owned(),
+                locale: "en".to_owned(),
+                timezone: Some("Europe/Paris".to_owned()),
+            },
+            practitioner: PractitionerCard {
+                id: Uuid::now_v7(),
+                name: "Ada Byron".to_owned(),
+                specialty: "general practice".to_owned(),
+                timezone: "Europe/Paris".to_owned(),
+                consultation_fee_cents: Some(2500),
+                currency: "EUR".to_owned(),
+            },
+            slots,
+            reason,
+            entry_id: Uuid::now_v7(),
+            batch_id: Uuid::now_v7(),
+        },
+    );
+    at(event, now)
+}
+
+/// The event with its time set to `time` (the feed is ordered by event time).
+pub fn at(mut event: CloudEvent<NotifyPatient>, time: DateTime<Utc>) -> CloudEvent<NotifyPatient> {
+    event.time = time.trunc_subsecs(6);
+    event
+}
+
+/// Whether a problem+json response says so.
+pub fn is_problem(response: &Response) -> bool {
+    response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/problem+json"))
+}

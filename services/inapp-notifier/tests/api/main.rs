@@ -1,0 +1,10 @@
+//! Integration tests: the real application in-process against a real nats-server and a fresh
+//! database (Postgres, and SQLite in `sqlite`).
+
+mod auth;
+mod deadletter;
+mod feed;
+mod helpers;
+mod ops;
+mod slots;
+mod sqlite;
