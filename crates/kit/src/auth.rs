@@ -54,7 +54,10 @@ impl Authenticator {
             Some(aud) => validation.set_audience(&[aud]),
             None => validation.validate_aud = false,
         }
-        Arc::new(Self { key: DecodingKey::from_secret(secret.as_bytes()), validation })
+        Arc::new(Self {
+            key: DecodingKey::from_secret(secret.as_bytes()),
+            validation,
+        })
     }
 
     /// The claims of a valid token.
@@ -102,7 +105,11 @@ impl Caller {
 
     /// 403 unless staff.
     pub fn require_staff(&self) -> Result<(), Problem> {
-        if self.is_staff() { Ok(()) } else { Err(Problem::forbidden("staff only")) }
+        if self.is_staff() {
+            Ok(())
+        } else {
+            Err(Problem::forbidden("staff only"))
+        }
     }
 }
 
@@ -123,7 +130,9 @@ where
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(|| Problem::unauthorized("the Authorization header is not a bearer token"))?;
+            .ok_or_else(|| {
+                Problem::unauthorized("the Authorization header is not a bearer token")
+            })?;
         auth.verify(token.trim()).map(Caller)
     }
 }
@@ -135,11 +144,29 @@ mod tests {
     #[test]
     fn a_minted_token_verifies_and_a_tampered_one_does_not() {
         let id = Uuid::now_v7();
-        let token = mint("s3cret-for-tests", id, Role::Patient, chrono::Duration::minutes(5)).unwrap();
-        let claims = Authenticator::hs256("s3cret-for-tests").verify(&token).unwrap();
+        let token = mint(
+            "s3cret-for-tests",
+            id,
+            Role::Patient,
+            chrono::Duration::minutes(5),
+        )
+        .unwrap();
+        let claims = Authenticator::hs256("s3cret-for-tests")
+            .verify(&token)
+            .unwrap();
         assert_eq!((claims.sub, claims.role), (id, Role::Patient));
         assert!(Authenticator::hs256("another").verify(&token).is_err());
-        let expired = mint("s3cret-for-tests", id, Role::Staff, chrono::Duration::minutes(-5)).unwrap();
-        assert!(Authenticator::hs256("s3cret-for-tests").verify(&expired).is_err());
+        let expired = mint(
+            "s3cret-for-tests",
+            id,
+            Role::Staff,
+            chrono::Duration::minutes(-5),
+        )
+        .unwrap();
+        assert!(
+            Authenticator::hs256("s3cret-for-tests")
+                .verify(&expired)
+                .is_err()
+        );
     }
 }

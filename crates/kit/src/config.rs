@@ -6,7 +6,10 @@ use std::{net::SocketAddr, str::FromStr};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("environment variable {name} is required: {hint}")]
-    Missing { name: &'static str, hint: &'static str },
+    Missing {
+        name: &'static str,
+        hint: &'static str,
+    },
     #[error("environment variable {name} has an invalid value: {reason}")]
     Invalid { name: &'static str, reason: String },
 }
@@ -24,9 +27,10 @@ where
 {
     match var(name) {
         None => Ok(default),
-        Some(raw) => raw
-            .parse()
-            .map_err(|e: T::Err| ConfigError::Invalid { name, reason: e.to_string() }),
+        Some(raw) => raw.parse().map_err(|e: T::Err| ConfigError::Invalid {
+            name,
+            reason: e.to_string(),
+        }),
     }
 }
 
@@ -67,7 +71,10 @@ pub fn jwt_secret() -> Result<String, ConfigError> {
     if let Some(path) = var("JWT_SECRET_FILE") {
         return std::fs::read_to_string(&path)
             .map(|s| s.trim().to_owned())
-            .map_err(|e| ConfigError::Invalid { name: "JWT_SECRET_FILE", reason: e.to_string() });
+            .map_err(|e| ConfigError::Invalid {
+                name: "JWT_SECRET_FILE",
+                reason: e.to_string(),
+            });
     }
     Err(ConfigError::Missing {
         name: "JWT_SECRET",

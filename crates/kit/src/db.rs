@@ -14,7 +14,9 @@ pub async fn connect_and_migrate<M: MigratorTrait>(
     max_connections: u32,
 ) -> anyhow::Result<DatabaseConnection> {
     let db = connect(url, max_connections).await?;
-    M::up(&db, None).await.map_err(|e| anyhow::anyhow!("migrations failed: {e}"))?;
+    M::up(&db, None)
+        .await
+        .map_err(|e| anyhow::anyhow!("migrations failed: {e}"))?;
     Ok(db)
 }
 
@@ -34,18 +36,23 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Database
         .await
         .map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))?;
     if db.get_database_backend() == DbBackend::Sqlite {
-        db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;").await?;
+        db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;")
+            .await?;
     }
     Ok(db)
 }
 
 fn sqlite_dir(url: &str) -> Option<&std::path::Path> {
-    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
     let path = path.split('?').next()?;
     if path.is_empty() || path == ":memory:" {
         return None;
     }
-    std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty())
+    std::path::Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
 }
 
 /// True when `err` is a unique-constraint violation (or an insert `ON CONFLICT DO NOTHING`
@@ -66,7 +73,10 @@ mod tests {
 
     #[test]
     fn the_sqlite_folder_is_found_in_the_url() {
-        assert_eq!(sqlite_dir("sqlite://var/x.sqlite?mode=rwc"), Some(std::path::Path::new("var")));
+        assert_eq!(
+            sqlite_dir("sqlite://var/x.sqlite?mode=rwc"),
+            Some(std::path::Path::new("var"))
+        );
         assert_eq!(sqlite_dir("sqlite::memory:"), None);
         assert_eq!(sqlite_dir("sqlite://x.sqlite"), None);
     }

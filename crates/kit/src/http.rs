@@ -23,7 +23,11 @@ pub fn with_common_layers(router: Router) -> Router {
 }
 
 /// Serves until `shutdown` is cancelled, then finishes requests in flight.
-pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { shutdown.cancelled_owned().await })
         .await

@@ -70,12 +70,11 @@ impl OfferSigner {
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.leeway = 0;
         validation.validate_aud = false;
-        let claims = jsonwebtoken::decode::<OfferClaims>(token, &self.decoding, &validation).map_err(|e| {
-            match e.kind() {
+        let claims = jsonwebtoken::decode::<OfferClaims>(token, &self.decoding, &validation)
+            .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => OfferError::Expired,
                 _ => OfferError::Invalid,
-            }
-        })?;
+            })?;
         if claims.claims.typ != OFFER_TYPE {
             return Err(OfferError::Invalid);
         }
@@ -91,14 +90,34 @@ mod tests {
     fn an_offer_token_round_trips_and_tampering_or_expiry_is_told_apart() {
         let signer = OfferSigner::new("test-secret");
         let (nid, patient, slot) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-        let token = signer.sign(nid, patient, &[slot], chrono::Utc::now() + chrono::Duration::hours(1)).unwrap();
+        let token = signer
+            .sign(
+                nid,
+                patient,
+                &[slot],
+                chrono::Utc::now() + chrono::Duration::hours(1),
+            )
+            .unwrap();
         let claims = signer.verify(&token).unwrap();
-        assert_eq!((claims.nid, claims.sub, claims.slots), (nid, patient, vec![slot]));
+        assert_eq!(
+            (claims.nid, claims.sub, claims.slots),
+            (nid, patient, vec![slot])
+        );
         let mut tampered = token.clone();
         tampered.insert(tampered.len() - 3, 'x');
         assert_eq!(signer.verify(&tampered), Err(OfferError::Invalid));
-        assert_eq!(OfferSigner::new("other").verify(&token), Err(OfferError::Invalid));
-        let old = signer.sign(nid, patient, &[slot], chrono::Utc::now() - chrono::Duration::hours(1)).unwrap();
+        assert_eq!(
+            OfferSigner::new("other").verify(&token),
+            Err(OfferError::Invalid)
+        );
+        let old = signer
+            .sign(
+                nid,
+                patient,
+                &[slot],
+                chrono::Utc::now() - chrono::Duration::hours(1),
+            )
+            .unwrap();
         assert_eq!(signer.verify(&old), Err(OfferError::Expired));
     }
 }

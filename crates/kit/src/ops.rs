@@ -49,7 +49,10 @@ pub fn router(readiness: Readiness) -> Router {
 
 async fn readyz(State(r): State<Readiness>) -> impl IntoResponse {
     match r.check().await {
-        Ok(()) => (StatusCode::OK, axum::Json(serde_json::json!({"status": "ready"}))),
+        Ok(()) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"status": "ready"})),
+        ),
         Err(down) => (
             StatusCode::SERVICE_UNAVAILABLE,
             axum::Json(serde_json::json!({"status": "unavailable", "down": down})),

@@ -1,7 +1,9 @@
 //! RFC 9457 problem details, the one error shape of every slotcast HTTP API.
 
 use axum::{
-    extract::{FromRequest, FromRequestParts, Request, rejection::JsonRejection, rejection::PathRejection},
+    extract::{
+        FromRequest, FromRequestParts, Request, rejection::JsonRejection, rejection::PathRejection,
+    },
     http::{StatusCode, request::Parts},
     response::{IntoResponse, Response},
 };

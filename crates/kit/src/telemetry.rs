@@ -22,7 +22,10 @@ pub fn init(service: &'static str) {
         let mut builder = SdkTracerProvider::builder()
             .with_resource(Resource::builder().with_service_name(service).build());
         if crate::config::var("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() {
-            match opentelemetry_otlp::SpanExporter::builder().with_http().build() {
+            match opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .build()
+            {
                 Ok(exporter) => builder = builder.with_batch_exporter(exporter),
                 Err(e) => eprintln!("OTLP exporter not started: {e}"),
             }
@@ -34,7 +37,9 @@ pub fn init(service: &'static str) {
         let json = crate::config::var("LOG_FORMAT").is_some_and(|f| f == "json");
         let registry = tracing_subscriber::registry().with(filter).with(otel);
         let result = if json {
-            registry.with(tracing_subscriber::fmt::layer().json()).try_init()
+            registry
+                .with(tracing_subscriber::fmt::layer().json())
+                .try_init()
         } else {
             registry.with(tracing_subscriber::fmt::layer()).try_init()
         };
@@ -60,9 +65,13 @@ pub fn current_context_headers() -> HashMap<String, String> {
 }
 
 /// Makes `span` a child of the trace described by `headers` (a `traceparent` from a message).
-pub fn set_parent_from<'a>(span: &tracing::Span, headers: impl Iterator<Item = (&'a str, &'a str)>) {
-    let carrier: HashMap<String, String> =
-        headers.map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned())).collect();
+pub fn set_parent_from<'a>(
+    span: &tracing::Span,
+    headers: impl Iterator<Item = (&'a str, &'a str)>,
+) {
+    let carrier: HashMap<String, String> = headers
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
+        .collect();
     let cx = global::get_text_map_propagator(|p| p.extract(&carrier));
     let _ = span.set_parent(cx);
 }

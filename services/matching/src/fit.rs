@@ -34,13 +34,17 @@ impl Waiting {
         if slot.released_by == Some(self.patient_id) {
             return false;
         }
-        if self.earliest.is_some_and(|e| slot.starts_at < e) || self.latest.is_some_and(|l| slot.ends_at > l) {
+        if self.earliest.is_some_and(|e| slot.starts_at < e)
+            || self.latest.is_some_and(|l| slot.ends_at > l)
+        {
             return false;
         }
         match self.kind {
             WaitKind::New => true,
             // Only a slot that starts before the appointment they hold is a move up.
-            WaitKind::MoveUp => self.held_starts_at.is_some_and(|held| slot.starts_at < held),
+            WaitKind::MoveUp => self
+                .held_starts_at
+                .is_some_and(|held| slot.starts_at < held),
         }
     }
 }
@@ -57,7 +61,11 @@ pub struct Decision {
 /// Decides who is told about which slots of one opening: every patient with a fitting entry,
 /// once, listing every fitting slot they were not told about before (`told` holds
 /// `(slot, patient)` pairs already told). Patients are in waiting order (longest first).
-pub fn decide(slots: &[OpenSlot], waiting: &[Waiting], told: &HashSet<(Uuid, Uuid)>) -> Vec<Decision> {
+pub fn decide(
+    slots: &[OpenSlot],
+    waiting: &[Waiting],
+    told: &HashSet<(Uuid, Uuid)>,
+) -> Vec<Decision> {
     let mut ordered: Vec<&Waiting> = waiting.iter().collect();
     ordered.sort_by_key(|w| (w.joined_at, w.entry_id));
     let mut by_patient: BTreeMap<Uuid, usize> = BTreeMap::new();
@@ -82,7 +90,12 @@ pub fn decide(slots: &[OpenSlot], waiting: &[Waiting], told: &HashSet<(Uuid, Uui
             }
             None => {
                 by_patient.insert(w.patient_id, decisions.len());
-                decisions.push(Decision { patient_id: w.patient_id, entry_id: w.entry_id, reason: w.kind, slots: fitting });
+                decisions.push(Decision {
+                    patient_id: w.patient_id,
+                    entry_id: w.entry_id,
+                    reason: w.kind,
+                    slots: fitting,
+                });
             }
         }
     }
@@ -100,7 +113,12 @@ mod tests {
 
     fn slot(h: i64) -> OpenSlot {
         let starts_at = Utc::now() + Duration::hours(h);
-        OpenSlot { id: Uuid::now_v7(), starts_at, ends_at: starts_at + Duration::minutes(30), released_by: None }
+        OpenSlot {
+            id: Uuid::now_v7(),
+            starts_at,
+            ends_at: starts_at + Duration::minutes(30),
+            released_by: None,
+        }
     }
 
     fn waiting(kind: WaitKind) -> Waiting {
@@ -134,18 +152,27 @@ mod tests {
 
     #[test]
     fn a_move_up_fits_only_slots_before_the_appointment_held() {
-        let w = Waiting { held_starts_at: Some(Utc::now() + Duration::hours(10)), ..waiting(WaitKind::MoveUp) };
+        let w = Waiting {
+            held_starts_at: Some(Utc::now() + Duration::hours(10)),
+            ..waiting(WaitKind::MoveUp)
+        };
         assert!(w.fits(&slot(5)));
         assert!(!w.fits(&slot(10)));
         assert!(!w.fits(&slot(20)));
-        let unknown = Waiting { held_starts_at: None, ..w };
+        let unknown = Waiting {
+            held_starts_at: None,
+            ..w
+        };
         assert!(!unknown.fits(&slot(1)));
     }
 
     #[test]
     fn a_released_slot_is_not_offered_back_to_who_released_it() {
         let w = waiting(WaitKind::New);
-        let s = OpenSlot { released_by: Some(w.patient_id), ..slot(3) };
+        let s = OpenSlot {
+            released_by: Some(w.patient_id),
+            ..slot(3)
+        };
         assert!(!w.fits(&s));
     }
 
@@ -153,16 +180,36 @@ mod tests {
     fn each_patient_gets_one_decision_listing_every_fitting_slot_not_told_before() {
         let (a, b, c) = (slot(1), slot(2), slot(3));
         let p = waiting(WaitKind::New);
-        let second_entry = Waiting { entry_id: Uuid::now_v7(), kind: WaitKind::MoveUp, held_starts_at: Some(c.starts_at), ..p.clone() };
-        let q = Waiting { latest: Some(a.ends_at), ..waiting(WaitKind::New) };
+        let second_entry = Waiting {
+            entry_id: Uuid::now_v7(),
+            kind: WaitKind::MoveUp,
+            held_starts_at: Some(c.starts_at),
+            ..p.clone()
+        };
+        let q = Waiting {
+            latest: Some(a.ends_at),
+            ..waiting(WaitKind::New)
+        };
         let told = HashSet::from([(b.id, p.patient_id)]);
         let slots = vec![c.clone(), a.clone(), b.clone()];
         let decisions = decide(&slots, &[p.clone(), second_entry, q.clone()], &told);
         assert_eq!(decisions.len(), 2);
-        let dp = decisions.iter().find(|d| d.patient_id == p.patient_id).unwrap();
-        assert_eq!(dp.slots.iter().map(|s| s.id).collect::<Vec<_>>(), vec![a.id, c.id]);
-        let dq = decisions.iter().find(|d| d.patient_id == q.patient_id).unwrap();
-        assert_eq!(dq.slots.iter().map(|s| s.id).collect::<Vec<_>>(), vec![a.id]);
+        let dp = decisions
+            .iter()
+            .find(|d| d.patient_id == p.patient_id)
+            .unwrap();
+        assert_eq!(
+            dp.slots.iter().map(|s| s.id).collect::<Vec<_>>(),
+            vec![a.id, c.id]
+        );
+        let dq = decisions
+            .iter()
+            .find(|d| d.patient_id == q.patient_id)
+            .unwrap();
+        assert_eq!(
+            dq.slots.iter().map(|s| s.id).collect::<Vec<_>>(),
+            vec![a.id]
+        );
     }
 
     #[test]
@@ -170,6 +217,13 @@ mod tests {
         assert!(decide(&[], &[waiting(WaitKind::New)], &HashSet::new()).is_empty());
         let everyone_told = slot(1);
         let w = waiting(WaitKind::New);
-        assert!(decide(&[everyone_told.clone()], &[w.clone()], &HashSet::from([(everyone_told.id, w.patient_id)])).is_empty());
+        assert!(
+            decide(
+                std::slice::from_ref(&everyone_told),
+                std::slice::from_ref(&w),
+                &HashSet::from([(everyone_told.id, w.patient_id)])
+            )
+            .is_empty()
+        );
     }
 }

@@ -87,7 +87,12 @@ impl Application {
             config.common.db_max_connections,
         )
         .await?;
-        let (nats, js) = slotcast_bus::start(&config.common.nats_url, "matching", config.common.stream_replicas).await?;
+        let (nats, js) = slotcast_bus::start(
+            &config.common.nats_url,
+            "matching",
+            config.common.stream_replicas,
+        )
+        .await?;
         let listener = TcpListener::bind(config.common.listen_addr).await?;
         let matcher = Arc::new(projection::Matcher {
             db: db.clone(),
@@ -95,7 +100,13 @@ impl Application {
             signer: OfferSigner::new(&config.jwt_secret),
             public_base_url: config.public_base_url,
         });
-        Ok(Self { listener, db, nats, js, matcher })
+        Ok(Self {
+            listener,
+            db,
+            nats,
+            js,
+            matcher,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -109,10 +120,18 @@ impl Application {
     /// Consumes, publishes and serves the ops endpoints until `shutdown`; then finishes the
     /// message in hand, publishes the outbox and drains NATS.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let readiness = Readiness { db: self.db.clone(), nats: self.nats.clone() };
+        let readiness = Readiness {
+            db: self.db.clone(),
+            nats: self.nats.clone(),
+        };
         let router = slotcast_kit::http::with_common_layers(slotcast_kit::ops::router(readiness));
         let relay = tokio::spawn(self.matcher.relay.clone().run(shutdown.clone()));
-        let consumer = tokio::spawn(consumer::run(self.js.clone(), consumer_spec(), self.matcher.clone(), shutdown.clone()));
+        let consumer = tokio::spawn(consumer::run(
+            self.js.clone(),
+            consumer_spec(),
+            self.matcher.clone(),
+            shutdown.clone(),
+        ));
         tracing::info!(addr = %self.listener.local_addr()?, "matching listening");
         let served = slotcast_kit::http::serve(self.listener, router, shutdown.clone()).await;
         shutdown.cancel();

@@ -6,7 +6,10 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(slotcast_bus::outbox::CreateOutbox), Box::new(CreateProjection)]
+        vec![
+            Box::new(slotcast_bus::outbox::CreateOutbox),
+            Box::new(CreateProjection),
+        ]
     }
 }
 
@@ -72,6 +75,8 @@ enum WaitlistEntries {
     JoinedAt,
 }
 
+// The table is `told`, and its column `told_at` says when.
+#[allow(clippy::enum_variant_names)]
 #[derive(DeriveIden)]
 enum Told {
     Table,
@@ -148,7 +153,11 @@ impl MigrationTrait for CreateProjection {
                 .if_not_exists()
                 .col(uuid(OpeningSlots::BatchId))
                 .col(uuid(OpeningSlots::SlotId))
-                .primary_key(Index::create().col(OpeningSlots::BatchId).col(OpeningSlots::SlotId))
+                .primary_key(
+                    Index::create()
+                        .col(OpeningSlots::BatchId)
+                        .col(OpeningSlots::SlotId),
+                )
                 .to_owned(),
         )
         .await?;

@@ -11,8 +11,8 @@ use std::{
 
 use chrono::Utc;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, QuerySelect, Set,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QuerySelect, Set, TransactionTrait,
     sea_query::{Expr, OnConflict},
 };
 use slotcast_bus::{
@@ -20,9 +20,9 @@ use slotcast_bus::{
     outbox::{self, Relay},
 };
 use slotcast_events::{
-    CloudEvent, DecodeError, NotifyPatient, OfferedSlot, PatientContact, PatientRegistered, PractitionerCard,
-    PractitionerRegistered, SlotBooked, SlotCreated, SlotReleased, SlotWithdrawn, WaitKind, WaitlistClosed,
-    WaitlistJoined, decode, subjects,
+    CloudEvent, DecodeError, NotifyPatient, OfferedSlot, PatientContact, PatientRegistered,
+    PractitionerCard, PractitionerRegistered, SlotBooked, SlotCreated, SlotReleased, SlotWithdrawn,
+    WaitKind, WaitlistClosed, WaitlistJoined, decode, subjects,
 };
 use slotcast_kit::offer::OfferSigner;
 use uuid::Uuid;
@@ -67,8 +67,12 @@ impl Handler for Matcher {
             }
             Err(Failure::Malformed(e)) => Outcome::Reject(e.to_string()),
             Err(e) => {
-                let backoff = Duration::from_millis(250) * 2u32.pow(delivery.deliveries.clamp(1, 8) as u32 - 1);
-                Outcome::retry(backoff.min(Duration::from_secs(30)), &anyhow::Error::from(e))
+                let backoff = Duration::from_millis(250)
+                    * 2u32.pow(delivery.deliveries.clamp(1, 8) as u32 - 1);
+                Outcome::retry(
+                    backoff.min(Duration::from_secs(30)),
+                    &anyhow::Error::from(e),
+                )
             }
         }
     }
@@ -79,7 +83,9 @@ fn upsert<C: sea_orm::sea_query::IntoIden>(
     columns: impl IntoIterator<Item = C>,
     update: impl IntoIterator<Item = C>,
 ) -> OnConflict {
-    OnConflict::columns(columns).update_columns(update).to_owned()
+    OnConflict::columns(columns)
+        .update_columns(update)
+        .to_owned()
 }
 
 impl Matcher {
@@ -122,7 +128,12 @@ impl Matcher {
                 })
                 .on_conflict(upsert(
                     [patient::Column::Id],
-                    [patient::Column::Name, patient::Column::Email, patient::Column::Locale, patient::Column::Timezone],
+                    [
+                        patient::Column::Name,
+                        patient::Column::Email,
+                        patient::Column::Locale,
+                        patient::Column::Timezone,
+                    ],
                 ))
                 .exec_without_returning(&txn)
                 .await?;
@@ -169,7 +180,8 @@ impl Matcher {
                 .on_conflict_do_nothing_on([slot::Column::Id])
                 .exec_without_returning(&txn)
                 .await?;
-                self.add_to_opening(&txn, e.batch_id, e.practitioner_id, e.batch_size, e.slot_id).await?
+                self.add_to_opening(&txn, e.batch_id, e.practitioner_id, e.batch_size, e.slot_id)
+                    .await?
             }
             subjects::SLOT_RELEASED => {
                 let e = decode::<SlotReleased>(&d.payload)?.data;
@@ -187,7 +199,8 @@ impl Matcher {
                 ))
                 .exec_without_returning(&txn)
                 .await?;
-                self.add_to_opening(&txn, e.batch_id, e.practitioner_id, e.batch_size, e.slot_id).await?
+                self.add_to_opening(&txn, e.batch_id, e.practitioner_id, e.batch_size, e.slot_id)
+                    .await?
             }
             subjects::SLOT_BOOKED => {
                 let e = decode::<SlotBooked>(&d.payload)?.data;
@@ -233,10 +246,13 @@ impl Matcher {
         let Some(open) = lock.one(conn).await? else {
             return Err(anyhow::anyhow!("opening {batch_id} vanished").into());
         };
-        opening_slot::Entity::insert(opening_slot::ActiveModel { batch_id: Set(batch_id), slot_id: Set(slot_id) })
-            .on_conflict_do_nothing_on([opening_slot::Column::BatchId, opening_slot::Column::SlotId])
-            .exec_without_returning(conn)
-            .await?;
+        opening_slot::Entity::insert(opening_slot::ActiveModel {
+            batch_id: Set(batch_id),
+            slot_id: Set(slot_id),
+        })
+        .on_conflict_do_nothing_on([opening_slot::Column::BatchId, opening_slot::Column::SlotId])
+        .exec_without_returning(conn)
+        .await?;
         if open.decided_at.is_some() {
             return Ok(0);
         }
@@ -255,7 +271,8 @@ impl Matcher {
             .filter(opening::Column::BatchId.eq(batch_id))
             .exec(conn)
             .await?;
-        self.decide(conn, practitioner_id, batch_id, &slot_ids).await
+        self.decide(conn, practitioner_id, batch_id, &slot_ids)
+            .await
     }
 
     /// Tells every fitting patient about the opening's slots still open, once.
@@ -275,7 +292,12 @@ impl Matcher {
             .all(conn)
             .await?
             .into_iter()
-            .map(|s| OpenSlot { id: s.id, starts_at: s.starts_at, ends_at: s.ends_at, released_by: s.released_by })
+            .map(|s| OpenSlot {
+                id: s.id,
+                starts_at: s.starts_at,
+                ends_at: s.ends_at,
+                released_by: s.released_by,
+            })
             .collect();
         if slots.is_empty() {
             return Ok(0);
@@ -306,7 +328,8 @@ impl Matcher {
             .map(|t| (t.slot_id, t.patient_id))
             .collect();
         let decisions = fit::decide(&slots, &waiting, &already);
-        metrics::histogram!("slotcast_matching_decide_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("slotcast_matching_decide_seconds")
+            .record(started.elapsed().as_secs_f64());
         if decisions.is_empty() {
             return Ok(0);
         }
@@ -321,9 +344,14 @@ impl Matcher {
                 consultation_fee_cents: p.consultation_fee_cents,
                 currency: p.currency,
             })
-            .ok_or_else(|| anyhow::anyhow!("practitioner {practitioner_id} not in the projection yet"))?;
+            .ok_or_else(|| {
+                anyhow::anyhow!("practitioner {practitioner_id} not in the projection yet")
+            })?;
         let patients: HashMap<Uuid, patient::Model> = patient::Entity::find()
-            .filter(patient::Column::Id.is_in(decisions.iter().map(|d| d.patient_id).collect::<Vec<_>>()))
+            .filter(
+                patient::Column::Id
+                    .is_in(decisions.iter().map(|d| d.patient_id).collect::<Vec<_>>()),
+            )
             .all(conn)
             .await?
             .into_iter()
@@ -338,7 +366,10 @@ impl Matcher {
             let ids: Vec<Uuid> = d.slots.iter().map(|s| s.id).collect();
             let nid = NotifyPatient::derive_id(d.patient_id, &ids);
             let expires = d.slots.iter().map(|s| s.starts_at).max().unwrap_or(now);
-            let token = self.signer.sign(nid, d.patient_id, &ids, expires).map_err(anyhow::Error::from)?;
+            let token = self
+                .signer
+                .sign(nid, d.patient_id, &ids, expires)
+                .map_err(anyhow::Error::from)?;
             let offered = d
                 .slots
                 .iter()
@@ -346,7 +377,10 @@ impl Matcher {
                     slot_id: s.id,
                     starts_at: s.starts_at,
                     ends_at: s.ends_at,
-                    booking_url: format!("{}/v1/offers/{token}?slot_id={}", self.public_base_url, s.id),
+                    booking_url: format!(
+                        "{}/v1/offers/{token}?slot_id={}",
+                        self.public_base_url, s.id
+                    ),
                 })
                 .collect();
             told::Entity::insert_many(d.slots.iter().map(|s| told::ActiveModel {
@@ -383,7 +417,11 @@ impl Matcher {
     }
 }
 
-async fn set_slot_status<C: ConnectionTrait>(conn: &C, slot_id: Uuid, status: &str) -> Result<(), DbErr> {
+async fn set_slot_status<C: ConnectionTrait>(
+    conn: &C,
+    slot_id: Uuid,
+    status: &str,
+) -> Result<(), DbErr> {
     slot::Entity::update_many()
         .col_expr(slot::Column::Status, Expr::value(status))
         .filter(slot::Column::Id.eq(slot_id))

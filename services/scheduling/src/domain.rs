@@ -38,7 +38,11 @@ pub fn timezone(value: &str) -> Result<String, Invalid> {
     value
         .parse::<chrono_tz::Tz>()
         .map(|tz| tz.name().to_owned())
-        .or_else(|_| invalid(format!("{value:?} is not an IANA time zone (for example Europe/Paris)")))
+        .or_else(|_| {
+            invalid(format!(
+                "{value:?} is not an IANA time zone (for example Europe/Paris)"
+            ))
+        })
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,7 +116,9 @@ impl NewPatient {
             let lang = parts.next().unwrap_or_default();
             (2..=3).contains(&lang.len())
                 && lang.chars().all(|c| c.is_ascii_alphabetic())
-                && parts.all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
+                && parts.all(|p| {
+                    (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric())
+                })
         };
         if !ok_locale {
             return invalid("locale must be a BCP 47 tag such as en or fr-FR");
@@ -138,9 +144,17 @@ pub fn email(value: &str) -> Result<String, Invalid> {
         && domain.contains('.')
         && !domain.starts_with('.')
         && !domain.ends_with('.')
-        && !v.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>' || c == ',')
-        && domain.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '.');
-    if ok { Ok(v.to_owned()) } else { invalid("email is not an address") }
+        && !v
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>' || c == ',')
+        && domain
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '.');
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        invalid("email is not an address")
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,7 +178,11 @@ pub struct SlotWindow {
 }
 
 impl SlotWindow {
-    pub fn new(starts_at: DateTime<Utc>, ends_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<Self, Invalid> {
+    pub fn new(
+        starts_at: DateTime<Utc>,
+        ends_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Self, Invalid> {
         if ends_at <= starts_at {
             return invalid("ends_at must be after starts_at");
         }
@@ -193,7 +211,8 @@ impl NewSlots {
         }
         let mut windows = Vec::with_capacity(self.slots.len());
         for (i, s) in self.slots.into_iter().enumerate() {
-            let w = SlotWindow::new(s.starts_at, s.ends_at, now).map_err(|e| Invalid(format!("slots[{i}]: {e}")))?;
+            let w = SlotWindow::new(s.starts_at, s.ends_at, now)
+                .map_err(|e| Invalid(format!("slots[{i}]: {e}")))?;
             if let Some(j) = windows.iter().position(|o: &SlotWindow| o.overlaps(&w)) {
                 return invalid(format!("slots[{i}] overlaps slots[{j}]"));
             }
@@ -232,10 +251,10 @@ impl NewWaitlistEntry {
             (WaitKind::New, Some(_)) => return invalid("a new entry holds no appointment_id"),
             _ => {}
         }
-        if let (Some(e), Some(l)) = (self.earliest, self.latest) {
-            if l <= e {
-                return invalid("latest must be after earliest");
-            }
+        if let (Some(e), Some(l)) = (self.earliest, self.latest)
+            && l <= e
+        {
+            return invalid("latest must be after earliest");
         }
         Ok(WaitRequest {
             patient_id: self.patient_id,
@@ -267,10 +286,27 @@ mod tests {
 
     #[test]
     fn a_batch_must_be_non_empty_bounded_and_free_of_inner_overlap() {
-        let slot = |a, b| NewSlot { starts_at: at(a), ends_at: at(b) };
+        let slot = |a, b| NewSlot {
+            starts_at: at(a),
+            ends_at: at(b),
+        };
         assert!(NewSlots { slots: vec![] }.parse(Utc::now()).is_err());
-        assert!(NewSlots { slots: vec![slot(1, 3), slot(2, 4)] }.parse(Utc::now()).is_err());
-        assert_eq!(NewSlots { slots: vec![slot(1, 2), slot(2, 3)] }.parse(Utc::now()).unwrap().len(), 2);
+        assert!(
+            NewSlots {
+                slots: vec![slot(1, 3), slot(2, 4)]
+            }
+            .parse(Utc::now())
+            .is_err()
+        );
+        assert_eq!(
+            NewSlots {
+                slots: vec![slot(1, 2), slot(2, 3)]
+            }
+            .parse(Utc::now())
+            .unwrap()
+            .len(),
+            2
+        );
         let many = (0..=MAX_BATCH as i64).map(|i| slot(i + 1, i + 2)).collect();
         assert!(NewSlots { slots: many }.parse(Utc::now()).is_err());
     }
@@ -290,7 +326,10 @@ mod tests {
             consultation_fee: fee,
             currency: None,
         };
-        assert_eq!(p(Some(62.5)).parse().unwrap().consultation_fee_cents, Some(6250));
+        assert_eq!(
+            p(Some(62.5)).parse().unwrap().consultation_fee_cents,
+            Some(6250)
+        );
         assert!(p(Some(-1.0)).parse().is_err());
         assert!(p(Some(1.234)).parse().is_err());
         let patient = |locale: &str| NewPatient {
@@ -314,8 +353,20 @@ mod tests {
             latest,
         };
         assert!(e(WaitKind::MoveUp, None, None, None).parse().is_err());
-        assert!(e(WaitKind::New, Some(Uuid::nil()), None, None).parse().is_err());
-        assert!(e(WaitKind::New, None, Some(at(2)), Some(at(1))).parse().is_err());
-        assert!(e(WaitKind::New, None, Some(at(1)), Some(at(2))).parse().is_ok());
+        assert!(
+            e(WaitKind::New, Some(Uuid::nil()), None, None)
+                .parse()
+                .is_err()
+        );
+        assert!(
+            e(WaitKind::New, None, Some(at(2)), Some(at(1)))
+                .parse()
+                .is_err()
+        );
+        assert!(
+            e(WaitKind::New, None, Some(at(1)), Some(at(2)))
+                .parse()
+                .is_ok()
+        );
     }
 }

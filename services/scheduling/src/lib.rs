@@ -42,7 +42,10 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self { common: Common::from_env("scheduling", 8080)?, jwt_secret: slotcast_kit::config::jwt_secret()? })
+        Ok(Self {
+            common: Common::from_env("scheduling", 8080)?,
+            jwt_secret: slotcast_kit::config::jwt_secret()?,
+        })
     }
 }
 
@@ -75,10 +78,23 @@ impl Application {
             config.common.db_max_connections,
         )
         .await?;
-        let (nats, js) = slotcast_bus::start(&config.common.nats_url, "scheduling", config.common.stream_replicas).await?;
+        let (nats, js) = slotcast_bus::start(
+            &config.common.nats_url,
+            "scheduling",
+            config.common.stream_replicas,
+        )
+        .await?;
         let listener = TcpListener::bind(config.common.listen_addr).await?;
-        let state = AppState { relay: Relay::new(db.clone(), js), db, auth: Authenticator::hs256(&config.jwt_secret) };
-        Ok(Self { listener, state, nats })
+        let state = AppState {
+            relay: Relay::new(db.clone(), js),
+            db,
+            auth: Authenticator::hs256(&config.jwt_secret),
+        };
+        Ok(Self {
+            listener,
+            state,
+            nats,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -93,7 +109,10 @@ impl Application {
     /// Serves until `shutdown`, then finishes requests in flight, publishes what the outbox
     /// holds, and drains the NATS connection.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let readiness = Readiness { db: self.state.db.clone(), nats: self.nats.clone() };
+        let readiness = Readiness {
+            db: self.state.db.clone(),
+            nats: self.nats.clone(),
+        };
         let router = slotcast_kit::http::with_common_layers(
             routes::router(self.state.clone()).merge(slotcast_kit::ops::router(readiness)),
         );

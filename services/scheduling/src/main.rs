@@ -18,7 +18,11 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn mint_token(args: &[String]) -> anyhow::Result<()> {
-    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1));
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+    };
     let role = match value("--role").map(String::as_str).unwrap_or("staff") {
         "staff" => auth::Role::Staff,
         "practitioner" => auth::Role::Practitioner,
@@ -29,8 +33,14 @@ fn mint_token(args: &[String]) -> anyhow::Result<()> {
         Some(s) => s.parse()?,
         None => uuid::Uuid::now_v7(),
     };
-    let hours: i64 = value("--hours").map(|h| h.parse()).transpose()?.unwrap_or(24);
+    let hours: i64 = value("--hours")
+        .map(|h| h.parse())
+        .transpose()?
+        .unwrap_or(24);
     let secret = slotcast_kit::config::jwt_secret()?;
-    println!("{}", auth::mint(&secret, sub, role, chrono::Duration::hours(hours))?);
+    println!(
+        "{}",
+        auth::mint(&secret, sub, role, chrono::Duration::hours(hours))?
+    );
     Ok(())
 }

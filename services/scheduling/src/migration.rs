@@ -6,7 +6,10 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(slotcast_bus::outbox::CreateOutbox), Box::new(CreateScheduling)]
+        vec![
+            Box::new(slotcast_bus::outbox::CreateOutbox),
+            Box::new(CreateScheduling),
+        ]
     }
 }
 

@@ -8,8 +8,8 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set, TransactionTrait,
-    sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set,
+    TransactionTrait, sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
 use slotcast_events::{
@@ -83,7 +83,11 @@ pub async fn book_slot<C: ConnectionTrait>(
     patient_id: Uuid,
     slot_id: Uuid,
 ) -> Result<Result<AppointmentView, Problem>, DbErr> {
-    if patient::Entity::find_by_id(patient_id).one(conn).await?.is_none() {
+    if patient::Entity::find_by_id(patient_id)
+        .one(conn)
+        .await?
+        .is_none()
+    {
         return Ok(Err(Problem::unprocessable("no such patient")));
     }
     let Some(s) = slot::Entity::find_by_id(slot_id).one(conn).await? else {
@@ -160,7 +164,10 @@ async fn load(
 ) -> ApiResult<(appointment::Model, slot::Model)> {
     let query = appointment::Entity::find_by_id(id);
     let query = if lock { for_update(query, conn) } else { query };
-    let a = query.one(conn).await?.ok_or_else(|| Problem::not_found("no such appointment"))?;
+    let a = query
+        .one(conn)
+        .await?
+        .ok_or_else(|| Problem::not_found("no such appointment"))?;
     // Another patient's appointment is reported as missing, not as forbidden: ids leak nothing.
     if !caller.may_act_for_patient(a.patient_id) {
         return Err(Problem::not_found("no such appointment").into());
@@ -205,7 +212,12 @@ async fn cancel(
         .await?;
     emit(
         &txn,
-        AppointmentCancelled { appointment_id: a.id, slot_id: s.id, patient_id: a.patient_id, practitioner_id: a.practitioner_id },
+        AppointmentCancelled {
+            appointment_id: a.id,
+            slot_id: s.id,
+            patient_id: a.patient_id,
+            practitioner_id: a.practitioner_id,
+        },
     )
     .await?;
     if s.starts_at > now {
@@ -233,6 +245,9 @@ async fn cancel(
     txn.commit().await?;
     state.relay.wake();
     tracing::info!(appointment_id = %a.id, slot_id = %s.id, "appointment cancelled");
-    let s = slot::Model { status: AVAILABLE.to_owned(), ..s };
+    let s = slot::Model {
+        status: AVAILABLE.to_owned(),
+        ..s
+    };
     Ok(Json(AppointmentView::new(a, &s)))
 }

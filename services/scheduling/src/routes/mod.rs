@@ -31,5 +31,9 @@ async fn emit<C: ConnectionTrait, T: Event>(conn: &C, data: T) -> Result<(), DbE
 /// `SELECT ... FOR UPDATE` on Postgres, so concurrent writers of one row wait for each other;
 /// SQLite serialises writers already.
 fn for_update<E: EntityTrait, C: ConnectionTrait>(select: Select<E>, conn: &C) -> Select<E> {
-    if conn.get_database_backend() == DbBackend::Postgres { select.lock_exclusive() } else { select }
+    if conn.get_database_backend() == DbBackend::Postgres {
+        select.lock_exclusive()
+    } else {
+        select
+    }
 }

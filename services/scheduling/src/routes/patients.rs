@@ -1,6 +1,11 @@
 //! `POST /v1/patients` and `GET /v1/patients/{id}`.
 
-use axum::{Json, Router, extract::State, http::StatusCode, routing::{get, post}};
+use axum::{
+    Json, Router,
+    extract::State,
+    http::StatusCode,
+    routing::{get, post},
+};
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, EntityTrait, Set, TransactionTrait};
 use serde::Serialize;
@@ -12,7 +17,9 @@ use super::emit;
 use crate::{AppState, domain::NewPatient, entities::patient, error::ApiResult};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/patients", post(create)).route("/v1/patients/{id}", get(read))
+    Router::new()
+        .route("/v1/patients", post(create))
+        .route("/v1/patients/{id}", get(read))
 }
 
 #[derive(Serialize)]
@@ -27,7 +34,14 @@ pub struct PatientView {
 
 impl From<patient::Model> for PatientView {
     fn from(m: patient::Model) -> Self {
-        Self { id: m.id, name: m.name, email: m.email, locale: m.locale, timezone: m.timezone, created_at: m.created_at }
+        Self {
+            id: m.id,
+            name: m.name,
+            email: m.email,
+            locale: m.locale,
+            timezone: m.timezone,
+            created_at: m.created_at,
+        }
     }
 }
 
@@ -52,7 +66,13 @@ async fn create(
     .await?;
     emit(
         &txn,
-        PatientRegistered { patient_id: id, name: p.name, email: p.email, locale: p.locale, timezone: p.timezone },
+        PatientRegistered {
+            patient_id: id,
+            name: p.name,
+            email: p.email,
+            locale: p.locale,
+            timezone: p.timezone,
+        },
     )
     .await?;
     txn.commit().await?;

@@ -8,8 +8,8 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
-    sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, Set,
+    TransactionTrait, sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
 use slotcast_events::{SlotCreated, SlotWithdrawn};
@@ -88,7 +88,9 @@ async fn create(
     let mut overlap = Condition::any();
     for w in &windows {
         overlap = overlap.add(
-            Condition::all().add(slot::Column::StartsAt.lt(w.ends_at)).add(slot::Column::EndsAt.gt(w.starts_at)),
+            Condition::all()
+                .add(slot::Column::StartsAt.lt(w.ends_at))
+                .add(slot::Column::EndsAt.gt(w.starts_at)),
         );
     }
     let clash = slot::Entity::find()
@@ -98,9 +100,11 @@ async fn create(
         .one(&txn)
         .await?;
     if let Some(existing) = clash {
-        return Err(Problem::conflict("a slot overlaps an existing slot of this practitioner")
-            .with("conflicting_slot", SlotView::from(existing))
-            .into());
+        return Err(
+            Problem::conflict("a slot overlaps an existing slot of this practitioner")
+                .with("conflicting_slot", SlotView::from(existing))
+                .into(),
+        );
     }
     let batch_id = Uuid::now_v7();
     let batch_size = u32::try_from(windows.len()).map_err(|_| Invalid("batch too large".into()))?;
@@ -162,21 +166,40 @@ async fn list(
     }
     if let Some(status) = q.status {
         if ![AVAILABLE, HELD, BOOKED, WITHDRAWN].contains(&status.as_str()) {
-            return Err(Problem::bad_request("status is one of available, held, booked, withdrawn").into());
+            return Err(Problem::bad_request(
+                "status is one of available, held, booked, withdrawn",
+            )
+            .into());
         }
         query = query.filter(slot::Column::Status.eq(status));
     }
-    let slots = query.order_by_asc(slot::Column::StartsAt).all(&state.db).await?;
-    Ok(Json(SlotsView { slots: slots.into_iter().map(SlotView::from).collect() }))
+    let slots = query
+        .order_by_asc(slot::Column::StartsAt)
+        .all(&state.db)
+        .await?;
+    Ok(Json(SlotsView {
+        slots: slots.into_iter().map(SlotView::from).collect(),
+    }))
 }
 
-async fn read(State(state): State<AppState>, _caller: Caller, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<SlotView>> {
-    let s = slot::Entity::find_by_id(id).one(&state.db).await?.ok_or_else(|| Problem::not_found("no such slot"))?;
+async fn read(
+    State(state): State<AppState>,
+    _caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<SlotView>> {
+    let s = slot::Entity::find_by_id(id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| Problem::not_found("no such slot"))?;
     Ok(Json(s.into()))
 }
 
 /// Withdraws an unbooked slot. Withdrawing it again changes nothing.
-async fn withdraw(State(state): State<AppState>, caller: Caller, ApiPath(id): ApiPath<Uuid>) -> ApiResult<StatusCode> {
+async fn withdraw(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<StatusCode> {
     let txn = state.db.begin().await?;
     let s = for_update(slot::Entity::find_by_id(id), &txn)
         .one(&txn)
@@ -195,9 +218,18 @@ async fn withdraw(State(state): State<AppState>, caller: Caller, ApiPath(id): Ap
         .exec(&txn)
         .await?;
     if updated.rows_affected == 0 {
-        return Err(Problem::conflict("the slot is booked or held; cancel the appointment first").into());
+        return Err(
+            Problem::conflict("the slot is booked or held; cancel the appointment first").into(),
+        );
     }
-    emit(&txn, SlotWithdrawn { slot_id: id, practitioner_id: s.practitioner_id }).await?;
+    emit(
+        &txn,
+        SlotWithdrawn {
+            slot_id: id,
+            practitioner_id: s.practitioner_id,
+        },
+    )
+    .await?;
     txn.commit().await?;
     state.relay.wake();
     tracing::info!(slot_id = %id, "slot withdrawn");

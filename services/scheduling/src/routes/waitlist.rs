@@ -8,8 +8,8 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    Set, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use slotcast_events::{CloseReason, WaitlistClosed, WaitlistJoined};
@@ -33,7 +33,9 @@ pub const FULFILLED: &str = "fulfilled";
 pub const LEFT: &str = "left";
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/waitlist", post(join).get(list)).route("/v1/waitlist/{id}", delete(leave))
+    Router::new()
+        .route("/v1/waitlist", post(join).get(list))
+        .route("/v1/waitlist/{id}", delete(leave))
 }
 
 #[derive(Serialize)]
@@ -73,14 +75,27 @@ pub async fn close_entries<C: ConnectionTrait>(
     entries: Vec<waitlist_entry::Model>,
     reason: CloseReason,
 ) -> Result<(), DbErr> {
-    let status = if reason == CloseReason::Fulfilled { FULFILLED } else { LEFT };
+    let status = if reason == CloseReason::Fulfilled {
+        FULFILLED
+    } else {
+        LEFT
+    };
     for e in entries {
         let (id, patient_id, practitioner_id) = (e.id, e.patient_id, e.practitioner_id);
         let mut m: waitlist_entry::ActiveModel = e.into();
         m.status = Set(status.to_owned());
         m.closed_at = Set(Some(Utc::now()));
         m.update(conn).await?;
-        emit(conn, WaitlistClosed { entry_id: id, patient_id, practitioner_id, reason }).await?;
+        emit(
+            conn,
+            WaitlistClosed {
+                entry_id: id,
+                patient_id,
+                practitioner_id,
+                reason,
+            },
+        )
+        .await?;
     }
     Ok(())
 }
@@ -92,7 +107,9 @@ async fn join(
 ) -> ApiResult<(StatusCode, Json<EntryView>)> {
     let w = body.parse()?;
     if !caller.may_act_for_patient(w.patient_id) {
-        return Err(Problem::forbidden("a patient manages only their own waiting-list entries").into());
+        return Err(
+            Problem::forbidden("a patient manages only their own waiting-list entries").into(),
+        );
     }
     let txn = state.db.begin().await?;
     for_update(patient::Entity::find_by_id(w.patient_id), &txn)
@@ -112,12 +129,17 @@ async fn join(
                 .filter(|a| a.patient_id == w.patient_id)
                 .ok_or_else(|| Problem::unprocessable("no such appointment for this patient"))?;
             if a.status != APPOINTMENT_BOOKED || a.practitioner_id != w.practitioner_id {
-                return Err(Problem::unprocessable("the appointment must be booked with this practitioner").into());
+                return Err(Problem::unprocessable(
+                    "the appointment must be booked with this practitioner",
+                )
+                .into());
             }
             let s = slot::Entity::find_by_id(a.slot_id)
                 .one(&txn)
                 .await?
-                .ok_or_else(|| anyhow::anyhow!("appointment {appointment_id} points at a missing slot"))?;
+                .ok_or_else(|| {
+                    anyhow::anyhow!("appointment {appointment_id} points at a missing slot")
+                })?;
             Some(s.starts_at)
         }
     };
@@ -129,9 +151,11 @@ async fn join(
         .one(&txn)
         .await?;
     if let Some(existing) = duplicate {
-        return Err(Problem::conflict("the patient already waits for this practitioner")
-            .with("entry_id", existing.id)
-            .into());
+        return Err(
+            Problem::conflict("the patient already waits for this practitioner")
+                .with("entry_id", existing.id)
+                .into(),
+        );
     }
     let now = Utc::now();
     let entry = waitlist_entry::ActiveModel {
@@ -197,7 +221,8 @@ async fn list(
     if ![ACTIVE, FULFILLED, LEFT].contains(&status.as_str()) {
         return Err(Problem::bad_request("status is one of active, fulfilled, left").into());
     }
-    let mut query = waitlist_entry::Entity::find().filter(waitlist_entry::Column::Status.eq(status));
+    let mut query =
+        waitlist_entry::Entity::find().filter(waitlist_entry::Column::Status.eq(status));
     if let Some(p) = q.practitioner_id {
         query = query.filter(waitlist_entry::Column::PractitionerId.eq(p));
     }
@@ -209,11 +234,17 @@ async fn list(
         .order_by_asc(waitlist_entry::Column::Id)
         .all(&state.db)
         .await?;
-    Ok(Json(EntriesView { entries: entries.into_iter().map(EntryView::from).collect() }))
+    Ok(Json(EntriesView {
+        entries: entries.into_iter().map(EntryView::from).collect(),
+    }))
 }
 
 /// Leaves the list. Leaving twice changes nothing.
-async fn leave(State(state): State<AppState>, caller: Caller, ApiPath(id): ApiPath<Uuid>) -> ApiResult<StatusCode> {
+async fn leave(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<StatusCode> {
     let txn = state.db.begin().await?;
     let entry = for_update(waitlist_entry::Entity::find_by_id(id), &txn)
         .one(&txn)

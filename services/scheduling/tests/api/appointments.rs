@@ -6,7 +6,10 @@ use crate::helpers::{assert_problem, spawn_app};
 async fn a_second_booking_of_the_same_slot_gets_409() {
     let app = spawn_app().await;
     let practitioner = app.create_practitioner().await;
-    let (alice, bob) = (app.create_patient("Alice").await, app.create_patient("Bob").await);
+    let (alice, bob) = (
+        app.create_patient("Alice").await,
+        app.create_patient("Bob").await,
+    );
     let slot = app.create_slots(practitioner, &[(1, 2)]).await[0];
     assert_eq!(app.book(alice, slot).await.status(), 201);
     assert_problem(app.book(bob, slot).await, 409).await;
@@ -25,9 +28,21 @@ async fn concurrent_bookings_of_one_slot_have_exactly_one_winner() {
         patients.push(app.create_patient(&format!("P{i}")).await);
     }
     let attempts = patients.iter().map(|p| app.book(*p, slot));
-    let statuses: Vec<u16> = futures::future::join_all(attempts).await.iter().map(|r| r.status().as_u16()).collect();
-    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 7, "{statuses:?}");
+    let statuses: Vec<u16> = futures::future::join_all(attempts)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        7,
+        "{statuses:?}"
+    );
 }
 
 #[tokio::test]
@@ -39,11 +54,31 @@ async fn cancelling_releases_the_slot_and_says_so_once() {
     let appointment: Value = app.book(alice, slot).await.json().await.unwrap();
     let id = appointment["id"].as_str().unwrap();
 
-    let res = app.post(&format!("/v1/appointments/{id}/cancel"), Some(&app.staff), serde_json::json!({})).await;
+    let res = app
+        .post(
+            &format!("/v1/appointments/{id}/cancel"),
+            Some(&app.staff),
+            serde_json::json!({}),
+        )
+        .await;
     assert_eq!(res.status(), 200);
-    assert_problem(app.post(&format!("/v1/appointments/{id}/cancel"), Some(&app.staff), serde_json::json!({})).await, 409).await;
+    assert_problem(
+        app.post(
+            &format!("/v1/appointments/{id}/cancel"),
+            Some(&app.staff),
+            serde_json::json!({}),
+        )
+        .await,
+        409,
+    )
+    .await;
 
-    let s: Value = app.get(&format!("/v1/slots/{slot}"), Some(&app.staff)).await.json().await.unwrap();
+    let s: Value = app
+        .get(&format!("/v1/slots/{slot}"), Some(&app.staff))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(s["status"], "available");
     let released = app.events("slotcast.scheduling.slot.released", 1).await;
     assert_eq!(released.len(), 1);

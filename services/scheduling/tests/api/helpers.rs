@@ -46,7 +46,9 @@ pub async fn spawn_app_on(db: TestDatabase) -> TestApp {
         },
         jwt_secret: SECRET.to_owned(),
     };
-    let app = Application::build(config).await.expect("application builds");
+    let app = Application::build(config)
+        .await
+        .expect("application builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     let shutdown = CancellationToken::new();
     tokio::spawn(app.run_until_stopped(shutdown.clone()));
@@ -77,7 +79,13 @@ pub fn slot_body(windows: &[(i64, i64)]) -> Value {
 }
 
 impl TestApp {
-    pub async fn send(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>) -> reqwest::Response {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> reqwest::Response {
         let mut req = self.client.request(method, format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -89,7 +97,8 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> reqwest::Response {
-        self.send(reqwest::Method::POST, path, token, Some(body)).await
+        self.send(reqwest::Method::POST, path, token, Some(body))
+            .await
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
@@ -102,7 +111,9 @@ impl TestApp {
 
     pub async fn create_practitioner(&self) -> Uuid {
         let body = json!({"name": "Dr Ada Lovelace", "specialty": "General practice", "timezone": "Europe/Paris", "consultation_fee": 30});
-        let res = self.post("/v1/practitioners", Some(&self.staff), body).await;
+        let res = self
+            .post("/v1/practitioners", Some(&self.staff), body)
+            .await;
         assert_eq!(res.status(), 201);
         id_of(res).await
     }
@@ -116,33 +127,67 @@ impl TestApp {
 
     /// Posts slots as staff and returns their ids.
     pub async fn create_slots(&self, practitioner: Uuid, windows: &[(i64, i64)]) -> Vec<Uuid> {
-        let res = self.post(&format!("/v1/practitioners/{practitioner}/slots"), Some(&self.staff), slot_body(windows)).await;
+        let res = self
+            .post(
+                &format!("/v1/practitioners/{practitioner}/slots"),
+                Some(&self.staff),
+                slot_body(windows),
+            )
+            .await;
         assert_eq!(res.status(), 201);
         let body: Value = res.json().await.unwrap();
-        body["slots"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().parse().unwrap()).collect()
+        body["slots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().parse().unwrap())
+            .collect()
     }
 
     pub async fn book(&self, patient: Uuid, slot: Uuid) -> reqwest::Response {
-        self.post("/v1/appointments", Some(&self.staff), json!({"patient_id": patient, "slot_id": slot})).await
+        self.post(
+            "/v1/appointments",
+            Some(&self.staff),
+            json!({"patient_id": patient, "slot_id": slot}),
+        )
+        .await
     }
 
     /// The events published on `subject` so far, waiting up to 10 s for at least `n`. Each is
     /// checked against its JSON Schema.
     pub async fn events(&self, subject: &str, n: usize) -> Vec<Value> {
-        let stream = self.js.get_stream("SLOTCAST_SCHEDULING").await.expect("stream exists");
+        let stream = self
+            .js
+            .get_stream("SLOTCAST_SCHEDULING")
+            .await
+            .expect("stream exists");
         let consumer = stream
-            .create_consumer(pull::Config { filter_subject: subject.to_owned(), ..Default::default() })
+            .create_consumer(pull::Config {
+                filter_subject: subject.to_owned(),
+                ..Default::default()
+            })
             .await
             .expect("ephemeral consumer");
         let mut messages = consumer.messages().await.unwrap();
         let mut events = Vec::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while events.len() < n {
-            let Ok(Some(Ok(m))) = tokio::time::timeout_at(deadline, messages.next()).await else { break };
+            let Ok(Some(Ok(m))) = tokio::time::timeout_at(deadline, messages.next()).await else {
+                break;
+            };
             let value: Value = serde_json::from_slice(&m.payload).unwrap();
-            slotcast_contract::validate_event(subject, &value).unwrap_or_else(|e| panic!("{subject}: {e}"));
-            let msg_id = m.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.to_string());
-            assert_eq!(msg_id.as_deref(), value["id"].as_str(), "Nats-Msg-Id is the CloudEvent id");
+            slotcast_contract::validate_event(subject, &value)
+                .unwrap_or_else(|e| panic!("{subject}: {e}"));
+            let msg_id = m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("Nats-Msg-Id"))
+                .map(|v| v.to_string());
+            assert_eq!(
+                msg_id.as_deref(),
+                value["id"].as_str(),
+                "Nats-Msg-Id is the CloudEvent id"
+            );
             m.ack().await.unwrap();
             events.push(value);
         }
@@ -158,7 +203,10 @@ pub async fn id_of(res: reqwest::Response) -> Uuid {
 /// Asserts a problem+json response with `status`, and returns its body.
 pub async fn assert_problem(res: reqwest::Response, status: u16) -> Value {
     assert_eq!(res.status(), status, "status");
-    let ct = res.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+    let ct = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
     assert_eq!(ct.as_deref(), Some("application/problem+json"));
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["status"], status);

@@ -27,10 +27,18 @@ async fn a_body_of_the_wrong_shape_gets_422() {
         json!({"name": "Dr X", "specialty": "GP", "timezone": "Mars/Olympus"}),
         json!({"name": "  ", "specialty": "GP", "timezone": "UTC"}),
     ] {
-        let res = app.post("/v1/practitioners", Some(&app.staff), body.clone()).await;
+        let res = app
+            .post("/v1/practitioners", Some(&app.staff), body.clone())
+            .await;
         assert_problem(res, 422).await;
     }
-    let res = app.post("/v1/patients", Some(&app.staff), json!({"name": "P", "email": "not-an-address"})).await;
+    let res = app
+        .post(
+            "/v1/patients",
+            Some(&app.staff),
+            json!({"name": "P", "email": "not-an-address"}),
+        )
+        .await;
     assert_problem(res, 422).await;
 }
 
@@ -51,10 +59,25 @@ async fn a_body_that_is_not_json_gets_415() {
 #[tokio::test]
 async fn a_malformed_id_gets_400_and_an_unknown_one_404() {
     let app = spawn_app().await;
-    assert_problem(app.get("/v1/practitioners/not-a-uuid/slots", Some(&app.staff)).await, 400).await;
+    assert_problem(
+        app.get("/v1/practitioners/not-a-uuid/slots", Some(&app.staff))
+            .await,
+        400,
+    )
+    .await;
     let unknown = uuid::Uuid::now_v7();
-    assert_problem(app.get(&format!("/v1/practitioners/{unknown}"), Some(&app.staff)).await, 404).await;
-    assert_problem(app.delete(&format!("/v1/slots/{unknown}"), Some(&app.staff)).await, 404).await;
+    assert_problem(
+        app.get(&format!("/v1/practitioners/{unknown}"), Some(&app.staff))
+            .await,
+        404,
+    )
+    .await;
+    assert_problem(
+        app.delete(&format!("/v1/slots/{unknown}"), Some(&app.staff))
+            .await,
+        404,
+    )
+    .await;
     assert_problem(app.get("/v1/nothing-here", Some(&app.staff)).await, 404).await;
 }
 

@@ -1,0 +1,44 @@
+# slotcast: `make run` runs the whole system on embedded defaults, `make test` runs every test.
+SHELL := /usr/bin/env bash
+CARGO ?= cargo
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+.PHONY: run
+run: ## Run all four services locally (SQLite under var/, a nats-server of its own, mail as files in var/mail/)
+	@scripts/run-local.sh
+
+.PHONY: test
+test: prerequisites ## Run every test (starts or installs nats-server and Postgres where it can)
+	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --doc
+
+.PHONY: prerequisites
+prerequisites: ## Check (and where possible install or start) nats-server and Postgres
+	@scripts/prerequisites.sh
+
+.PHONY: lint
+lint: ## cargo fmt --check and clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+.PHONY: fmt
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+.PHONY: build
+build: ## Build every binary
+	$(CARGO) build --workspace --bins
+
+.PHONY: token
+token: ## Print a dev staff token for the secret `make run` uses (ROLE=patient SUB=<uuid> for others)
+	@JWT_SECRET="$${JWT_SECRET:-$$(cat var/dev-jwt-secret 2>/dev/null)}" $(CARGO) run -q -p scheduling -- mint-token --role $${ROLE:-staff} $${SUB:+--sub $$SUB}
+
+.PHONY: clean
+clean: ## Remove build output and local state (var/)
+	$(CARGO) clean
+	rm -rf var

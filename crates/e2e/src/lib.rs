@@ -1,0 +1,240 @@
+//! The whole slotcast system in one process, against real servers: a nats-server of its own, a
+//! fresh Postgres database per service, and an SMTP server that captures mail.
+//!
+//! [`Stack::start`] builds the four services exactly as their binaries do (same `Application`,
+//! same migrations, streams and consumers) on port 0, and [`Stack`] offers an HTTP client for
+//! both APIs and readers for the streams.
+
+use std::{net::SocketAddr, time::Duration};
+
+use anyhow::Context as _;
+use async_nats::jetstream::{self, consumer::pull};
+use futures::StreamExt;
+use serde_json::Value;
+use slotcast_kit::{auth::Role, config::Common};
+use slotcast_test_support::{NatsServer, SmtpServer, TestDatabase};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// The JWT secret of the test stack (never used outside tests).
+pub const TEST_SECRET: &str = "test-only-jwt-secret";
+
+pub struct Stack {
+    pub nats: NatsServer,
+    pub smtp: SmtpServer,
+    pub js: jetstream::Context,
+    pub http: reqwest::Client,
+    pub scheduling: String,
+    pub inapp: String,
+    pub staff: String,
+    shutdown: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dbs: Vec<TestDatabase>,
+    _mail_dir: tempfile::TempDir,
+}
+
+fn common(nats: &NatsServer, db: &TestDatabase) -> Common {
+    Common {
+        nats_url: nats.url(),
+        database_url: db.url(),
+        listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        stream_replicas: 1,
+        db_max_connections: 4,
+    }
+}
+
+impl Stack {
+    /// Starts the four services on fresh Postgres databases.
+    pub async fn start() -> anyhow::Result<Self> {
+        slotcast_test_support::init_tracing();
+        let nats = NatsServer::start().await?;
+        let smtp = SmtpServer::start().await?;
+        let mut dbs = Vec::new();
+        for _ in 0..4 {
+            dbs.push(TestDatabase::postgres().await?);
+        }
+        let mail_dir = tempfile::tempdir()?;
+        let shutdown = CancellationToken::new();
+        let mut tasks = Vec::new();
+
+        let scheduling = scheduling::Application::build(scheduling::Config {
+            common: common(&nats, &dbs[0]),
+            jwt_secret: TEST_SECRET.to_owned(),
+        })
+        .await
+        .context("scheduling")?;
+        let scheduling_url = format!("http://127.0.0.1:{}", scheduling.port());
+        tasks.push(tokio::spawn(scheduling.run_until_stopped(shutdown.clone())));
+
+        let matching = matching::Application::build(matching::Config {
+            common: common(&nats, &dbs[1]),
+            jwt_secret: TEST_SECRET.to_owned(),
+            public_base_url: scheduling_url.clone(),
+        })
+        .await
+        .context("matching")?;
+        tasks.push(tokio::spawn(matching.run_until_stopped(shutdown.clone())));
+
+        let email = email_notifier::Application::build(email_notifier::Config {
+            common: common(&nats, &dbs[2]),
+            smtp_url: Some(smtp.url()),
+            smtp_from: "Clinic <no-reply@clinic.example>".parse()?,
+            smtp_pool_size: 2,
+            mail_dir: mail_dir.path().to_owned(),
+            concurrency: 4,
+            retry: email_notifier::Backoff {
+                base: Duration::from_millis(200),
+                max: Duration::from_secs(2),
+            },
+        })
+        .await
+        .context("email-notifier")?;
+        tasks.push(tokio::spawn(email.run_until_stopped(shutdown.clone())));
+
+        let inapp = inapp_notifier::Application::build(inapp_notifier::Config {
+            common: common(&nats, &dbs[3]),
+            jwt_secret: TEST_SECRET.to_owned(),
+        })
+        .await
+        .context("inapp-notifier")?;
+        let inapp_url = format!("http://127.0.0.1:{}", inapp.port());
+        tasks.push(tokio::spawn(inapp.run_until_stopped(shutdown.clone())));
+
+        let js = jetstream::new(async_nats::connect(nats.url()).await?);
+        Ok(Self {
+            nats,
+            smtp,
+            js,
+            http: reqwest::Client::new(),
+            scheduling: scheduling_url,
+            inapp: inapp_url,
+            staff: token(Uuid::now_v7(), Role::Staff),
+            shutdown,
+            tasks,
+            _dbs: dbs,
+            _mail_dir: mail_dir,
+        })
+    }
+
+    /// Stops every service (as SIGTERM would) and reports how each ended.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        for task in self.tasks.drain(..) {
+            tokio::time::timeout(Duration::from_secs(15), task)
+                .await
+                .context("a service did not stop")???;
+        }
+        Ok(())
+    }
+
+    /// POSTs JSON to scheduling as staff; returns status and body.
+    pub async fn post(&self, path: &str, body: Value) -> anyhow::Result<(u16, Value)> {
+        let res = self
+            .http
+            .post(format!("{}{path}", self.scheduling))
+            .bearer_auth(&self.staff)
+            .json(&body)
+            .send()
+            .await?;
+        let status = res.status().as_u16();
+        Ok((status, res.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// POSTs and expects 201; returns the body's `id`.
+    pub async fn create(&self, path: &str, body: Value) -> anyhow::Result<Uuid> {
+        let (status, body) = self.post(path, body).await?;
+        anyhow::ensure!(status == 201, "POST {path}: {status} {body}");
+        Ok(body["id"].as_str().context("id")?.parse()?)
+    }
+
+    /// A patient's in-app feed, read with the patient's own token.
+    pub async fn feed(&self, patient: Uuid) -> anyhow::Result<Vec<Value>> {
+        let res = self
+            .http
+            .get(format!(
+                "{}/v1/patients/{patient}/notifications",
+                self.inapp
+            ))
+            .bearer_auth(token(patient, Role::Patient))
+            .send()
+            .await?;
+        anyhow::ensure!(res.status() == 200, "feed: {}", res.status());
+        let body: Value = res.json().await?;
+        Ok(body["notifications"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// Every event on `stream` (optionally only `subject`) published so far, each checked
+    /// against its JSON Schema.
+    pub async fn events(
+        &self,
+        stream: &str,
+        subject: Option<&str>,
+    ) -> anyhow::Result<Vec<(String, Value)>> {
+        let stream = self.js.get_stream(stream).await?;
+        let config = pull::Config {
+            filter_subject: subject.unwrap_or_default().to_owned(),
+            ..Default::default()
+        };
+        let consumer = stream.create_consumer(config).await?;
+        let mut out = Vec::new();
+        loop {
+            let mut batch = consumer
+                .fetch()
+                .max_messages(500)
+                .expires(Duration::from_millis(300))
+                .messages()
+                .await?;
+            let mut got = 0;
+            while let Some(m) = batch.next().await {
+                let m = m.map_err(|e| anyhow::anyhow!("{e}"))?;
+                let value: Value = serde_json::from_slice(&m.payload)?;
+                slotcast_contract::validate_event(&m.subject, &value)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                out.push((m.subject.to_string(), value));
+                m.ack().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                got += 1;
+            }
+            if got == 0 {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Waits until `check` holds, polling, for up to `within`.
+    pub async fn eventually<F, Fut>(
+        &self,
+        within: Duration,
+        what: &str,
+        mut check: F,
+    ) -> anyhow::Result<()>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<bool>>,
+    {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if check().await? {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A session token of the test stack.
+pub fn token(sub: Uuid, role: Role) -> String {
+    slotcast_kit::auth::mint(TEST_SECRET, sub, role, chrono::Duration::hours(1)).unwrap_or_default()
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Makes sure the servers the tests use are there: nats-server on PATH, and Postgres answering on
+# TEST_POSTGRES_URL's host (default 127.0.0.1:5432). Installs or starts them where it can (as
+# root on Debian); otherwise stops with the one command that does.
+set -euo pipefail
+
+as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
+
+if ! command -v nats-server >/dev/null && [[ ! -x /usr/sbin/nats-server ]]; then
+  echo "nats-server is missing; installing it from Debian's packages"
+  if ! { as_root apt-get update -qq && as_root apt-get install -y -qq nats-server; }; then
+    echo "could not install nats-server: run  apt-get install -y nats-server" >&2
+    exit 1
+  fi
+fi
+
+pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
+if ! command -v pg_isready >/dev/null; then
+  echo "PostgreSQL is missing; installing it from Debian's packages"
+  if ! { as_root apt-get update -qq && as_root apt-get install -y -qq postgresql; }; then
+    echo "could not install PostgreSQL: run  apt-get install -y postgresql" >&2
+    exit 1
+  fi
+fi
+if ! pg_up; then
+  echo "PostgreSQL is not answering on 127.0.0.1:5432; starting it"
+  version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n1)
+  as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  for _ in $(seq 1 30); do pg_up && break; sleep 1; done
+  if ! pg_up; then
+    echo "PostgreSQL did not start: run  pg_ctlcluster --skip-systemctl-redirect \$(ls /etc/postgresql) main start" >&2
+    exit 1
+  fi
+fi
+# The tests connect as `postgres` without a password (trust on loopback) unless TEST_POSTGRES_URL says otherwise.
+if [[ -z ${TEST_POSTGRES_URL:-} ]] && ! psql -h 127.0.0.1 -U postgres -d postgres -tAc 'select 1' >/dev/null 2>&1; then
+  echo "cannot connect as postgres@127.0.0.1 without a password: set TEST_POSTGRES_URL (e.g. postgres://user:pass@127.0.0.1:5432/postgres)" >&2
+  exit 1
+fi
+echo "prerequisites: nats-server $(nats-server --version 2>/dev/null || /usr/sbin/nats-server --version), PostgreSQL up"
