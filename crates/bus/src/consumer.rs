@@ -34,7 +34,10 @@ pub enum Outcome {
 impl Outcome {
     /// A retry after `delay` with the error chain as the reason.
     pub fn retry(delay: Duration, err: &anyhow::Error) -> Self {
-        Outcome::Retry { delay, reason: format!("{err:#}") }
+        Outcome::Retry {
+            delay,
+            reason: format!("{err:#}"),
+        }
     }
 }
 
@@ -98,14 +101,24 @@ pub async fn ensure_consumer(js: &JetStream, spec: &ConsumerSpec) -> anyhow::Res
 
 /// Consumes until `shutdown` is cancelled: then stops pulling, finishes the messages in hand,
 /// and returns. Errors never end it: the consumer is recreated after a pause.
-pub async fn run<H: Handler>(js: JetStream, spec: ConsumerSpec, handler: Arc<H>, shutdown: CancellationToken) {
+pub async fn run<H: Handler>(
+    js: JetStream,
+    spec: ConsumerSpec,
+    handler: Arc<H>,
+    shutdown: CancellationToken,
+) {
     let spec = Arc::new(spec);
     let limit = Arc::new(Semaphore::new(spec.concurrency.max(1)));
     let mut tasks = JoinSet::new();
     let mut pause = Duration::from_millis(200);
     while !shutdown.is_cancelled() {
         let messages = match ensure_consumer(&js, &spec).await {
-            Ok(c) => c.stream().heartbeat(Duration::from_secs(5)).messages().await.map_err(anyhow::Error::from),
+            Ok(c) => c
+                .stream()
+                .heartbeat(Duration::from_secs(5))
+                .messages()
+                .await
+                .map_err(anyhow::Error::from),
             Err(e) => Err(e),
         };
         let mut messages = match messages {
@@ -160,7 +173,12 @@ async fn sleep_or_cancel(d: Duration, shutdown: &CancellationToken) {
     }
 }
 
-async fn process<H: Handler>(js: &JetStream, spec: &ConsumerSpec, handler: &H, message: jetstream::Message) {
+async fn process<H: Handler>(
+    js: &JetStream,
+    spec: &ConsumerSpec,
+    handler: &H,
+    message: jetstream::Message,
+) {
     let (deliveries, stream_sequence) = match message.info() {
         Ok(info) => (info.delivered, info.stream_sequence),
         Err(_) => (1, 0),
@@ -175,7 +193,9 @@ async fn process<H: Handler>(js: &JetStream, spec: &ConsumerSpec, handler: &H, m
     if let Some(headers) = &message.headers {
         slotcast_kit::telemetry::set_parent_from(
             &span,
-            headers.iter().filter_map(|(k, vs)| vs.first().map(|v| (k.as_ref(), v.as_str()))),
+            headers
+                .iter()
+                .filter_map(|(k, vs)| vs.first().map(|v| (k.as_ref(), v.as_str()))),
         );
     }
     let outcome = handler.handle(&delivery).instrument(span.clone()).await;
@@ -220,19 +240,25 @@ async fn dead_letter(
         payload: String::from_utf8_lossy(&delivery.payload).into_owned(),
     };
     let subject = format!("{}.{}", subjects::DEADLETTER_PREFIX, spec.durable);
-    let id = format!("{}-{}-{}", spec.stream, delivery.stream_sequence, spec.durable);
+    let id = format!(
+        "{}-{}-{}",
+        spec.stream, delivery.stream_sequence, spec.durable
+    );
     let published = match serde_json::to_vec(&letter) {
         Ok(body) => crate::publish(js, &subject, &id, body).await,
         Err(e) => Err(e.into()),
     };
     match published {
         Ok(()) => {
-            metrics::counter!("slotcast_dead_letters_total", "consumer" => spec.durable.clone()).increment(1);
+            metrics::counter!("slotcast_dead_letters_total", "consumer" => spec.durable.clone())
+                .increment(1);
             message.ack_with(AckKind::Term).await
         }
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "dead letter not published; message handed back");
-            message.ack_with(AckKind::Nak(Some(Duration::from_secs(5)))).await
+            message
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
+                .await
         }
     }
 }

@@ -30,7 +30,11 @@ pub const DEADLETTER_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 /// Connects to NATS, retrying for up to `patience` while the server comes up.
-pub async fn connect(url: &str, name: &str, patience: Duration) -> anyhow::Result<async_nats::Client> {
+pub async fn connect(
+    url: &str,
+    name: &str,
+    patience: Duration,
+) -> anyhow::Result<async_nats::Client> {
     let deadline = tokio::time::Instant::now() + patience;
     let mut delay = Duration::from_millis(100);
     loop {
@@ -63,10 +67,22 @@ pub fn stream_configs(replicas: usize) -> Vec<stream::Config> {
         ..Default::default()
     };
     vec![
-        base(streams::SCHEDULING, streams::SCHEDULING_SUBJECTS, STREAM_MAX_AGE),
+        base(
+            streams::SCHEDULING,
+            streams::SCHEDULING_SUBJECTS,
+            STREAM_MAX_AGE,
+        ),
         base(streams::NOTIFY, streams::NOTIFY_SUBJECTS, STREAM_MAX_AGE),
-        base(streams::DELIVERY, streams::DELIVERY_SUBJECTS, STREAM_MAX_AGE),
-        base(streams::DEADLETTER, streams::DEADLETTER_SUBJECTS, DEADLETTER_MAX_AGE),
+        base(
+            streams::DELIVERY,
+            streams::DELIVERY_SUBJECTS,
+            STREAM_MAX_AGE,
+        ),
+        base(
+            streams::DEADLETTER,
+            streams::DEADLETTER_SUBJECTS,
+            DEADLETTER_MAX_AGE,
+        ),
     ]
 }
 
@@ -83,7 +99,11 @@ pub async fn ensure_streams(js: &JetStream, replicas: usize) -> anyhow::Result<(
 }
 
 /// Connects, and makes sure the streams exist. What each service does at start.
-pub async fn start(url: &str, name: &str, replicas: usize) -> anyhow::Result<(async_nats::Client, JetStream)> {
+pub async fn start(
+    url: &str,
+    name: &str,
+    replicas: usize,
+) -> anyhow::Result<(async_nats::Client, JetStream)> {
     let client = connect(url, name, Duration::from_secs(30)).await?;
     let js = jetstream::new(client.clone());
     ensure_streams(&js, replicas).await?;
@@ -108,8 +128,12 @@ pub async fn publish(
     payload: Vec<u8>,
 ) -> anyhow::Result<()> {
     let trace = slotcast_kit::telemetry::current_context_headers();
-    js.publish_with_headers(subject.to_owned(), headers(event_id, &trace), payload.into())
-        .await?
-        .await?;
+    js.publish_with_headers(
+        subject.to_owned(),
+        headers(event_id, &trace),
+        payload.into(),
+    )
+    .await?
+    .await?;
     Ok(())
 }

@@ -12,8 +12,8 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
     sea_query::{Expr, LockBehavior, LockType},
 };
 use sea_orm_migration::{prelude::*, schema::*};
@@ -105,13 +105,18 @@ impl MigrationTrait for CreateOutbox {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(Outbox::Table).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(Outbox::Table).to_owned())
+            .await
     }
 }
 
 /// Writes `event` to the outbox on `conn` (a transaction, normally). An event id that is already
 /// there is ignored, so a producer that derives ids from content can enqueue twice safely.
-pub async fn enqueue<C: ConnectionTrait, T: Event>(conn: &C, event: &CloudEvent<T>) -> Result<(), DbErr> {
+pub async fn enqueue<C: ConnectionTrait, T: Event>(
+    conn: &C,
+    event: &CloudEvent<T>,
+) -> Result<(), DbErr> {
     let payload = serde_json::to_string(event).map_err(|e| DbErr::Custom(e.to_string()))?;
     let trace = serde_json::to_string(&slotcast_kit::telemetry::current_context_headers())
         .map_err(|e| DbErr::Custom(e.to_string()))?;
@@ -147,7 +152,12 @@ const POLL: Duration = Duration::from_millis(500);
 
 impl Relay {
     pub fn new(db: DatabaseConnection, js: JetStream) -> Self {
-        Self { db, js, wake: Arc::new(Notify::new()), batch: 256 }
+        Self {
+            db,
+            js,
+            wake: Arc::new(Notify::new()),
+            batch: 256,
+        }
     }
 
     /// Tells the relay there is something to publish.
@@ -179,7 +189,11 @@ impl Relay {
                     tracing::warn!(error = %e, "outbox purge failed");
                 }
             }
-            let wait = if failures == 0 { POLL } else { POLL * 2u32.pow(Ord::min(failures, 4)) };
+            let wait = if failures == 0 {
+                POLL
+            } else {
+                POLL * 2u32.pow(Ord::min(failures, 4))
+            };
             tokio::select! {
                 _ = self.wake.notified() => {},
                 _ = tokio::time::sleep(wait) => {},
@@ -223,7 +237,11 @@ impl Relay {
             let headers = crate::headers(&row.event_id.to_string(), &trace);
             let ack = self
                 .js
-                .publish_with_headers(row.subject.clone(), headers, row.payload.clone().into_bytes().into())
+                .publish_with_headers(
+                    row.subject.clone(),
+                    headers,
+                    row.payload.clone().into_bytes().into(),
+                )
                 .await?;
             acks.push(ack);
         }
@@ -233,7 +251,10 @@ impl Relay {
                 Ok(_) => sent.push(row.seq),
                 Err(e) => {
                     self.mark_sent(conn, &sent).await?;
-                    return Err(anyhow::anyhow!("publish of outbox row {} not acknowledged: {e}", row.seq));
+                    return Err(anyhow::anyhow!(
+                        "publish of outbox row {} not acknowledged: {e}",
+                        row.seq
+                    ));
                 }
             }
         }
@@ -265,6 +286,9 @@ impl Relay {
     /// Rows not yet published (for `/readyz`-style checks and tests).
     pub async fn backlog(&self) -> Result<u64, DbErr> {
         use sea_orm::PaginatorTrait;
-        Entity::find().filter(Column::PublishedAt.is_null()).count(&self.db).await
+        Entity::find()
+            .filter(Column::PublishedAt.is_null())
+            .count(&self.db)
+            .await
     }
 }

@@ -118,7 +118,10 @@ pub fn decode<T: Event>(bytes: &[u8]) -> Result<CloudEvent<T>, DecodeError> {
     }
     let expected = type_of(T::SUBJECT);
     if event.ty != expected {
-        return Err(DecodeError::Type { expected, found: event.ty });
+        return Err(DecodeError::Type {
+            expected,
+            found: event.ty,
+        });
     }
     Ok(event)
 }
@@ -145,7 +148,11 @@ pub struct PractitionerRegistered {
     pub consultation_fee_cents: Option<i64>,
     pub currency: String,
 }
-event!(PractitionerRegistered, subjects::PRACTITIONER_REGISTERED, practitioner_id);
+event!(
+    PractitionerRegistered,
+    subjects::PRACTITIONER_REGISTERED,
+    practitioner_id
+);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PatientRegistered {
@@ -216,7 +223,11 @@ pub struct AppointmentCancelled {
     pub patient_id: Uuid,
     pub practitioner_id: Uuid,
 }
-event!(AppointmentCancelled, subjects::APPOINTMENT_CANCELLED, appointment_id);
+event!(
+    AppointmentCancelled,
+    subjects::APPOINTMENT_CANCELLED,
+    appointment_id
+);
 
 /// What a waiting-list entry waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -376,13 +387,19 @@ pub struct DeadLetter {
 
 /// Every subject of the catalogue with its schema file under `proto-events/schemas/`.
 pub const CATALOGUE: &[(&str, &str)] = &[
-    (subjects::PRACTITIONER_REGISTERED, "practitioner.registered.v1.json"),
+    (
+        subjects::PRACTITIONER_REGISTERED,
+        "practitioner.registered.v1.json",
+    ),
     (subjects::PATIENT_REGISTERED, "patient.registered.v1.json"),
     (subjects::SLOT_CREATED, "slot.created.v1.json"),
     (subjects::SLOT_RELEASED, "slot.released.v1.json"),
     (subjects::SLOT_BOOKED, "slot.booked.v1.json"),
     (subjects::SLOT_WITHDRAWN, "slot.withdrawn.v1.json"),
-    (subjects::APPOINTMENT_CANCELLED, "appointment.cancelled.v1.json"),
+    (
+        subjects::APPOINTMENT_CANCELLED,
+        "appointment.cancelled.v1.json",
+    ),
     (subjects::WAITLIST_JOINED, "waitlist.joined.v1.json"),
     (subjects::WAITLIST_CLOSED, "waitlist.closed.v1.json"),
     (subjects::NOTIFY_PATIENT, "notify.patient.v1.json"),
@@ -418,14 +435,26 @@ mod tests {
         let ev = CloudEvent::new("test", slot());
         let bytes = serde_json::to_vec(&ev).unwrap();
         assert_eq!(decode::<SlotCreated>(&bytes).unwrap(), ev);
-        assert!(matches!(decode::<SlotBooked>(&bytes), Err(DecodeError::Type { .. }) | Err(DecodeError::Json(_))));
-        assert!(matches!(decode::<SlotCreated>(b"{nope"), Err(DecodeError::Json(_))));
+        assert!(matches!(
+            decode::<SlotBooked>(&bytes),
+            Err(DecodeError::Type { .. }) | Err(DecodeError::Json(_))
+        ));
+        assert!(matches!(
+            decode::<SlotCreated>(b"{nope"),
+            Err(DecodeError::Json(_))
+        ));
     }
 
     #[test]
     fn the_notification_id_ignores_slot_order_and_depends_on_the_patient() {
         let (p, a, b) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-        assert_eq!(NotifyPatient::derive_id(p, &[a, b]), NotifyPatient::derive_id(p, &[b, a]));
-        assert_ne!(NotifyPatient::derive_id(p, &[a]), NotifyPatient::derive_id(Uuid::now_v7(), &[a]));
+        assert_eq!(
+            NotifyPatient::derive_id(p, &[a, b]),
+            NotifyPatient::derive_id(p, &[b, a])
+        );
+        assert_ne!(
+            NotifyPatient::derive_id(p, &[a]),
+            NotifyPatient::derive_id(Uuid::now_v7(), &[a])
+        );
     }
 }
