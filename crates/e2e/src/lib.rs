@@ -82,7 +82,7 @@ impl Stack {
             smtp_pool_size: 2,
             mail_dir: mail_dir.path().to_owned(),
             concurrency: 4,
-            retry: email_notifier::Backoff {
+            retry: email_notifier::handler::Backoff {
                 base: Duration::from_millis(200),
                 max: Duration::from_secs(2),
             },

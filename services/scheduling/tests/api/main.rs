@@ -5,6 +5,7 @@ mod appointments;
 mod auth;
 mod helpers;
 mod input;
+mod process;
 mod slots;
 mod sqlite;
 mod waitlist;

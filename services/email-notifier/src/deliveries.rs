@@ -1,0 +1,354 @@
+//! The delivery log: one row per notification in `email_deliveries`, and its state changes.
+//!
+//! ```text
+//!            claim (attempts+1, in_flight)          record_sent (+ EmailSent in the outbox)
+//!  (none) ─────────────────────────────► sending ──────────────────────────────────► sent
+//!                                          │  ▲
+//!               record_transient           │  │ claim again (redelivery)
+//!               (in_flight = false) ◄──────┘  │
+//!                                          │
+//!                                          └── record_failed (+ EmailFailed) ─────────► failed
+//! ```
+//!
+//! `in_flight` is true from the moment an attempt is claimed until its outcome is written. A
+//! claim that finds it still true after the lease ran out is a resend whose previous attempt
+//! ended without a word (a crash, or the database was down after the send): that message may
+//! have gone out already. While the lease runs, another worker is sending, and the claim waits.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set,
+    TransactionTrait,
+    sea_query::{Expr, ExprTrait},
+};
+use sea_orm_migration::{prelude::*, schema::*};
+use slotcast_events::{CloudEvent, EmailFailed, EmailSent, ID_NAMESPACE};
+use uuid::Uuid;
+
+/// The `source` of the events this service publishes.
+pub const SOURCE: &str = "email-notifier";
+
+/// The `email_deliveries` row.
+pub mod entity {
+    use sea_orm::entity::prelude::*;
+
+    /// Where a notification's email stands.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+    #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+    pub enum Status {
+        /// An attempt was made or is being made; not known to have arrived.
+        #[sea_orm(string_value = "sending")]
+        Sending,
+        /// The SMTP server (or the mail folder) took it.
+        #[sea_orm(string_value = "sent")]
+        Sent,
+        /// Given up on: refused for good, or out of retries.
+        #[sea_orm(string_value = "failed")]
+        Failed,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "email_deliveries")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub notification_id: Uuid,
+        pub patient_id: Uuid,
+        pub status: Status,
+        /// Attempts claimed so far, the one in flight included.
+        pub attempts: i32,
+        /// An attempt was claimed and its outcome is not written yet.
+        pub in_flight: bool,
+        /// The last SMTP reply or error, with addresses taken out.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub last_error: Option<String>,
+        /// The `Message-ID` header, `<notification_id@slotcast>`.
+        pub message_id: String,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+use entity::{ActiveModel, Column, Entity};
+pub use entity::{Model as Delivery, Status};
+
+/// Creates `email_deliveries`.
+pub struct CreateEmailDeliveries;
+
+impl MigrationName for CreateEmailDeliveries {
+    fn name(&self) -> &str {
+        "m0001_create_email_deliveries"
+    }
+}
+
+#[derive(DeriveIden)]
+enum EmailDeliveries {
+    Table,
+    NotificationId,
+    PatientId,
+    Status,
+    Attempts,
+    InFlight,
+    LastError,
+    MessageId,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateEmailDeliveries {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(EmailDeliveries::Table)
+                    .if_not_exists()
+                    .col(pk_uuid(EmailDeliveries::NotificationId))
+                    .col(uuid(EmailDeliveries::PatientId))
+                    .col(string_len(EmailDeliveries::Status, 16))
+                    .col(integer(EmailDeliveries::Attempts))
+                    .col(boolean(EmailDeliveries::InFlight))
+                    .col(text_null(EmailDeliveries::LastError))
+                    .col(string(EmailDeliveries::MessageId))
+                    .col(timestamp_with_time_zone(EmailDeliveries::CreatedAt))
+                    .col(timestamp_with_time_zone(EmailDeliveries::UpdatedAt))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .if_not_exists()
+                    .name("email_deliveries_patient")
+                    .table(EmailDeliveries::Table)
+                    .col(EmailDeliveries::PatientId)
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(EmailDeliveries::Table).to_owned())
+            .await
+    }
+}
+
+/// What a claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Already sent or failed: nothing more to do.
+    Finished(Status),
+    /// Another attempt is in flight and its lease has this long to run.
+    Busy(Duration),
+    /// This worker may send now.
+    Attempt {
+        /// The number of this attempt (1 for the first).
+        attempt: i32,
+        /// The previous attempt ended without its outcome written: it may have been delivered.
+        after_unknown: bool,
+    },
+}
+
+/// The notification whose delivery is being recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct Key<'a> {
+    pub notification_id: Uuid,
+    pub patient_id: Uuid,
+    pub message_id: &'a str,
+}
+
+/// Claims an attempt for `key`, before talking to SMTP: creates the row (`sending`, attempt 1)
+/// or counts one more attempt on a `sending` row whose previous attempt is over or whose
+/// `lease` ran out.
+pub async fn claim(db: &DatabaseConnection, key: Key<'_>, lease: Duration) -> Result<Claim, DbErr> {
+    let now = Utc::now();
+    let row = ActiveModel {
+        notification_id: Set(key.notification_id),
+        patient_id: Set(key.patient_id),
+        status: Set(Status::Sending),
+        attempts: Set(1),
+        in_flight: Set(true),
+        last_error: Set(None),
+        message_id: Set(key.message_id.to_owned()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    let inserted = Entity::insert(row)
+        .on_conflict_do_nothing_on([Column::NotificationId])
+        .exec_without_returning(db)
+        .await?;
+    if matches!(inserted, sea_orm::TryInsertResult::Inserted(n) if n > 0) {
+        return Ok(Claim::Attempt {
+            attempt: 1,
+            after_unknown: false,
+        });
+    }
+    // Someone may change the row between our read and our update; the update only applies to
+    // the row as read (same attempt count), and a lost race reads again.
+    for _ in 0..3 {
+        let Some(current) = Entity::find_by_id(key.notification_id).one(db).await? else {
+            return Err(DbErr::RecordNotFound(format!(
+                "delivery {} vanished",
+                key.notification_id
+            )));
+        };
+        if current.status != Status::Sending {
+            return Ok(Claim::Finished(current.status));
+        }
+        if current.in_flight {
+            let held = lease_left(current.updated_at, lease, Utc::now());
+            if !held.is_zero() {
+                return Ok(Claim::Busy(held));
+            }
+        }
+        let updated = Entity::update_many()
+            .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
+            .col_expr(Column::InFlight, Expr::value(true))
+            .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(Column::NotificationId.eq(key.notification_id))
+            .filter(Column::Status.eq(Status::Sending))
+            .filter(Column::Attempts.eq(current.attempts))
+            .exec(db)
+            .await?;
+        if updated.rows_affected == 1 {
+            return Ok(Claim::Attempt {
+                attempt: current.attempts + 1,
+                after_unknown: current.in_flight,
+            });
+        }
+    }
+    Ok(Claim::Busy(Duration::from_secs(1)))
+}
+
+/// How much of a lease taken at `taken` is left at `now`.
+fn lease_left(taken: DateTime<Utc>, lease: Duration, now: DateTime<Utc>) -> Duration {
+    let elapsed = (now - taken).to_std().unwrap_or_default();
+    lease.saturating_sub(elapsed)
+}
+
+/// Marks the delivery `sent` and puts `EmailSent` into the outbox, in one transaction.
+pub async fn record_sent(db: &DatabaseConnection, key: Key<'_>) -> Result<(), DbErr> {
+    let event = CloudEvent::with_id(
+        Uuid::new_v5(
+            &ID_NAMESPACE,
+            format!("email.sent:{}", key.notification_id).as_bytes(),
+        ),
+        SOURCE,
+        EmailSent {
+            notification_id: key.notification_id,
+            patient_id: key.patient_id,
+            message_id: key.message_id.to_owned(),
+        },
+    );
+    let txn = db.begin().await?;
+    if finish(&txn, key.notification_id, Status::Sent, None).await? {
+        slotcast_bus::outbox::enqueue(&txn, &event).await?;
+    }
+    txn.commit().await
+}
+
+/// Marks the delivery `failed` with `reason` and puts `EmailFailed` into the outbox, in one
+/// transaction.
+pub async fn record_failed(
+    db: &DatabaseConnection,
+    key: Key<'_>,
+    reason: &str,
+    permanent: bool,
+) -> Result<(), DbErr> {
+    let event = CloudEvent::with_id(
+        Uuid::new_v5(
+            &ID_NAMESPACE,
+            format!("email.failed:{}", key.notification_id).as_bytes(),
+        ),
+        SOURCE,
+        EmailFailed {
+            notification_id: key.notification_id,
+            patient_id: key.patient_id,
+            reason: reason.to_owned(),
+            permanent,
+        },
+    );
+    let txn = db.begin().await?;
+    if finish(&txn, key.notification_id, Status::Failed, Some(reason)).await? {
+        slotcast_bus::outbox::enqueue(&txn, &event).await?;
+    }
+    txn.commit().await
+}
+
+/// Ends the attempt in flight with a transient `reason`; the row stays `sending`.
+pub async fn record_transient(
+    db: &DatabaseConnection,
+    notification_id: Uuid,
+    reason: &str,
+) -> Result<(), DbErr> {
+    Entity::update_many()
+        .col_expr(Column::InFlight, Expr::value(false))
+        .col_expr(Column::LastError, Expr::value(reason))
+        .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(Column::NotificationId.eq(notification_id))
+        .filter(Column::Status.eq(Status::Sending))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Moves a `sending` row to `status`; false if it was not `sending` (someone finished it).
+async fn finish<C: ConnectionTrait>(
+    conn: &C,
+    notification_id: Uuid,
+    status: Status,
+    last_error: Option<&str>,
+) -> Result<bool, DbErr> {
+    let mut update = Entity::update_many()
+        .col_expr(Column::Status, Expr::value(status))
+        .col_expr(Column::InFlight, Expr::value(false))
+        .col_expr(Column::UpdatedAt, Expr::value(Utc::now()));
+    if let Some(reason) = last_error {
+        update = update.col_expr(Column::LastError, Expr::value(reason));
+    }
+    let done = update
+        .filter(Column::NotificationId.eq(notification_id))
+        .filter(Column::Status.eq(Status::Sending))
+        .exec(conn)
+        .await?;
+    Ok(done.rows_affected == 1)
+}
+
+/// The delivery row of a notification, if any.
+pub async fn find(
+    db: &DatabaseConnection,
+    notification_id: Uuid,
+) -> Result<Option<Delivery>, DbErr> {
+    Entity::find_by_id(notification_id).one(db).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_runs_out() {
+        let taken = Utc::now();
+        let lease = Duration::from_secs(60);
+        assert_eq!(
+            lease_left(taken, lease, taken + chrono::Duration::seconds(20)),
+            Duration::from_secs(40)
+        );
+        assert_eq!(
+            lease_left(taken, lease, taken + chrono::Duration::seconds(90)),
+            Duration::ZERO
+        );
+        // A clock that went back counts as no time elapsed.
+        assert_eq!(
+            lease_left(taken, lease, taken - chrono::Duration::seconds(5)),
+            lease
+        );
+    }
+}

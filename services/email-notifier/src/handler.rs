@@ -1,0 +1,279 @@
+//! The consumer of `slotcast.notify.patient`: one email per notification, at most once as far
+//! as this service can tell (see the crate docs for the one window where it cannot).
+
+use std::time::{Duration, Instant};
+
+use lettre::{
+    Message,
+    message::{Mailbox, MultiPart},
+};
+use sea_orm::DatabaseConnection;
+use slotcast_bus::{
+    consumer::{Delivery, Handler, Outcome},
+    outbox::Relay,
+};
+use slotcast_events::{DecodeError, NotifyPatient};
+use tracing::Instrument as _;
+
+use crate::{
+    deliveries::{self, Claim, Key},
+    mailer::{Mailer, SendError},
+    render::Templates,
+};
+
+/// Delays between transient failures: `base`, `2 × base`, `4 × base` … up to `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// The delay after the `deliveries`-th delivery failed (1 for the first).
+    pub fn delay(&self, deliveries: i64) -> Duration {
+        let doublings = deliveries.saturating_sub(1).clamp(0, 30) as u32;
+        self.base
+            .saturating_mul(2u32.saturating_pow(doublings))
+            .min(self.max)
+    }
+}
+
+/// Sends the email of each `NotifyPatient` and records the outcome.
+pub struct NotifyHandler {
+    pub db: DatabaseConnection,
+    pub relay: Relay,
+    pub mailer: Mailer,
+    pub templates: Templates,
+    pub from: Mailbox,
+    pub backoff: Backoff,
+    /// How long a claimed attempt keeps others away (the consumer's ack wait).
+    pub lease: Duration,
+    /// The consumer's `max_deliver`: the last delivery records a failure instead of retrying.
+    pub max_deliver: i64,
+}
+
+impl Handler for NotifyHandler {
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        let event = match slotcast_events::decode::<NotifyPatient>(&delivery.payload) {
+            Ok(event) => event,
+            Err(e) => return Outcome::Reject(describe(&e)),
+        };
+        let notify = event.data;
+        let span = tracing::info_span!(
+            "email",
+            notification_id = %notify.notification_id,
+            patient_id = %notify.patient.id,
+        );
+        self.deliver(&notify, delivery.deliveries)
+            .instrument(span)
+            .await
+    }
+}
+
+impl NotifyHandler {
+    async fn deliver(&self, notify: &NotifyPatient, deliveries: i64) -> Outcome {
+        if notify.slots.is_empty() {
+            return Outcome::Reject("a notification without slots".to_owned());
+        }
+        let rendered = match self.templates.render(notify) {
+            Ok(r) => r,
+            Err(e) => return Outcome::Reject(e.to_string()),
+        };
+        let message_id = format!("<{}@slotcast>", notify.notification_id);
+        let key = Key {
+            notification_id: notify.notification_id,
+            patient_id: notify.patient.id,
+            message_id: &message_id,
+        };
+
+        match deliveries::claim(&self.db, key, self.lease).await {
+            Ok(Claim::Finished(status)) => {
+                tracing::debug!(?status, "already delivered or given up; nothing to send");
+                return Outcome::Done;
+            }
+            Ok(Claim::Busy(left)) => {
+                return Outcome::Retry {
+                    delay: left + Duration::from_secs(1),
+                    reason: "another attempt for this notification is in flight".to_owned(),
+                };
+            }
+            Ok(Claim::Attempt {
+                attempt,
+                after_unknown,
+            }) => {
+                if after_unknown {
+                    // The previous attempt never wrote its outcome: the patient may get this twice.
+                    metrics::counter!("slotcast_email_resend_after_unknown_total").increment(1);
+                    tracing::warn!(
+                        attempt,
+                        "sending again after an attempt whose outcome is unknown"
+                    );
+                }
+            }
+            Err(e) => {
+                return Outcome::retry(
+                    self.backoff.delay(deliveries),
+                    &anyhow::Error::new(e).context("cannot claim the delivery"),
+                );
+            }
+        }
+
+        let message = match notify.patient.email.parse::<Mailbox>() {
+            Ok(address) => {
+                let to = Mailbox::new(Some(notify.patient.name.clone()), address.email);
+                Message::builder()
+                    .message_id(Some(message_id.clone()))
+                    .from(self.from.clone())
+                    .to(to)
+                    .subject(rendered.subject)
+                    .multipart(MultiPart::alternative_plain_html(
+                        rendered.text,
+                        rendered.html,
+                    ))
+            }
+            Err(_) => {
+                return self
+                    .give_up(key, "the patient's email address is not valid", true)
+                    .await;
+            }
+        };
+        let message = match message {
+            Ok(m) => m,
+            Err(e) => {
+                return self
+                    .give_up(key, &format!("cannot build the message: {e}"), true)
+                    .await;
+            }
+        };
+
+        let started = Instant::now();
+        let sent = self.mailer.send(notify.notification_id, &message).await;
+        metrics::histogram!("slotcast_email_send_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        match sent {
+            Ok(()) => self.record_sent(key).await,
+            Err(SendError::Permanent(reason)) => self.give_up(key, &reason, true).await,
+            Err(SendError::Transient(reason)) if deliveries >= self.max_deliver => {
+                self.give_up(
+                    key,
+                    &format!("gave up after {deliveries} attempts: {reason}"),
+                    false,
+                )
+                .await
+            }
+            Err(SendError::Transient(reason)) => {
+                metrics::counter!("slotcast_email_retried_total").increment(1);
+                let delay = self.backoff.delay(deliveries);
+                tracing::warn!(%reason, ?delay, "email not sent, will retry");
+                if let Err(e) =
+                    deliveries::record_transient(&self.db, notify.notification_id, &reason).await
+                {
+                    tracing::warn!(error = %e, "could not record the failed attempt");
+                }
+                Outcome::Retry { delay, reason }
+            }
+        }
+    }
+
+    /// Records `sent` with its event. The message is out: a failure to record here would make
+    /// the redelivery send it again, so it is tried a few times before giving up.
+    async fn record_sent(&self, key: Key<'_>) -> Outcome {
+        let mut pause = Duration::from_millis(200);
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match deliveries::record_sent(&self.db, key).await {
+                Ok(()) => {
+                    self.relay.wake();
+                    metrics::counter!("slotcast_email_sent_total").increment(1);
+                    tracing::info!("email sent");
+                    return Outcome::Done;
+                }
+                Err(e) if tries < 4 => {
+                    tracing::warn!(error = %e, "email sent but not recorded yet; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause *= 3;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "email sent but not recorded; it may be sent again");
+                    let err = anyhow::Error::new(e).context("email sent but not recorded");
+                    return Outcome::retry(self.lease, &err);
+                }
+            }
+        }
+    }
+
+    /// Records `failed` with its event; the message is not retried.
+    async fn give_up(&self, key: Key<'_>, reason: &str, permanent: bool) -> Outcome {
+        match deliveries::record_failed(&self.db, key, reason, permanent).await {
+            Ok(()) => {
+                self.relay.wake();
+                let permanent = if permanent { "true" } else { "false" };
+                metrics::counter!("slotcast_email_failed_total", "permanent" => permanent)
+                    .increment(1);
+                tracing::warn!(%reason, permanent, "email not sent, given up");
+                Outcome::Done
+            }
+            Err(e) => {
+                let err = anyhow::Error::new(e).context("cannot record the failed delivery");
+                Outcome::retry(self.backoff.base, &err)
+            }
+        }
+    }
+}
+
+/// Why a payload was refused, without quoting its values (they may be patient data).
+fn describe(err: &DecodeError) -> String {
+    match err {
+        DecodeError::Json(e) => {
+            let what = match e.classify() {
+                serde_json::error::Category::Data => {
+                    let text = e.to_string();
+                    if text.starts_with("missing field") || text.starts_with("unknown field") {
+                        text.split(" at line").next().unwrap_or_default().to_owned()
+                    } else {
+                        "a field has the wrong type or value".to_owned()
+                    }
+                }
+                serde_json::error::Category::Syntax => "not valid JSON".to_owned(),
+                serde_json::error::Category::Eof => "the JSON ends early".to_owned(),
+                serde_json::error::Category::Io => "unreadable".to_owned(),
+            };
+            format!(
+                "not a NotifyPatient CloudEvent: {what} (line {}, column {})",
+                e.line(),
+                e.column()
+            )
+        }
+        other => format!("not a NotifyPatient CloudEvent: {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backoff_doubles_up_to_its_cap() {
+        let b = Backoff {
+            base: Duration::from_secs(5),
+            max: Duration::from_secs(900),
+        };
+        let delays: Vec<_> = (1..=10).map(|n| b.delay(n).as_secs()).collect();
+        assert_eq!(delays, vec![5, 10, 20, 40, 80, 160, 320, 640, 900, 900]);
+        assert_eq!(b.delay(0), Duration::from_secs(5));
+        assert_eq!(b.delay(i64::MAX), Duration::from_secs(900));
+    }
+
+    #[test]
+    fn a_refused_payload_is_described_without_its_values() {
+        let bad = br#"{"specversion":"1.0","id":"x","source":"s","type":"t","time":"now","subject":"s","datacontenttype":"application/json","data":{"patient":"alice@example.com"}}"#;
+        let err = slotcast_events::decode::<NotifyPatient>(bad).unwrap_err();
+        let text = describe(&err);
+        assert!(!text.contains("alice"), "{text}");
+        assert!(
+            describe(&slotcast_events::decode::<NotifyPatient>(b"{nope").unwrap_err())
+                .contains("not valid JSON")
+        );
+    }
+}

@@ -1,0 +1,239 @@
+//! Handing a finished message over: to an SMTP server, or as a file into a folder.
+//!
+//! Errors are sorted into [`SendError::Permanent`] (the server said 5xx: sending again cannot
+//! help) and [`SendError::Transient`] (a 4xx or 53x reply, a dropped connection, a timeout, a
+//! full disk: it may work later). Their text never holds an email address.
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::Context as _;
+use lettre::{
+    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+    transport::smtp::{
+        PoolConfig,
+        response::{Category, Code, Severity},
+    },
+};
+use uuid::Uuid;
+
+/// How long one SMTP command may take.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a whole send may take; well under the consumer's ack wait, so a message is never
+/// redelivered to another worker while this one is still talking to the server.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// Where messages go.
+#[derive(Clone)]
+pub enum Mailer {
+    /// An SMTP relay, with a pool of connections.
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// A folder that receives one `<notification_id>.eml` per message (the embedded default).
+    Folder(PathBuf),
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // The transport's debug output would show the URL's credentials.
+            Mailer::Smtp(_) => f.write_str("Mailer::Smtp"),
+            Mailer::Folder(dir) => f.debug_tuple("Mailer::Folder").field(dir).finish(),
+        }
+    }
+}
+
+/// Why a message was not handed over.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Refused for good (an SMTP 5xx reply).
+    #[error("permanent: {0}")]
+    Permanent(String),
+    /// May work later (a 4xx reply, a network failure, a timeout, an I/O error).
+    #[error("transient: {0}")]
+    Transient(String),
+}
+
+impl SendError {
+    /// The reason, without the classification.
+    pub fn reason(&self) -> &str {
+        match self {
+            SendError::Permanent(r) | SendError::Transient(r) => r,
+        }
+    }
+}
+
+impl Mailer {
+    /// An SMTP mailer for `url` (see the crate docs for the TLS modes) with at most `pool_size`
+    /// idle connections kept open.
+    pub fn smtp(url: &str, pool_size: u32) -> anyhow::Result<Self> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "SMTP_URL is not usable: {}",
+                    redact_addresses(&e.to_string())
+                )
+            })?
+            .pool_config(PoolConfig::new().max_size(pool_size.max(1)))
+            .timeout(Some(COMMAND_TIMEOUT))
+            .build();
+        Ok(Mailer::Smtp(transport))
+    }
+
+    /// A mailer that writes into `dir`, which is created if missing.
+    pub async fn folder(dir: PathBuf) -> anyhow::Result<Self> {
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .with_context(|| format!("cannot create the mail folder {}", dir.display()))?;
+        Ok(Mailer::Folder(dir))
+    }
+
+    /// Hands `message` over. `id` names the file in folder mode.
+    pub async fn send(&self, id: Uuid, message: &Message) -> Result<(), SendError> {
+        match self {
+            Mailer::Smtp(transport) => {
+                match tokio::time::timeout(SEND_TIMEOUT, transport.send(message.clone())).await {
+                    Ok(Ok(_response)) => Ok(()),
+                    Ok(Err(e)) => Err(classify(&e)),
+                    Err(_) => Err(SendError::Transient(format!(
+                        "no answer from the SMTP server within {SEND_TIMEOUT:?}"
+                    ))),
+                }
+            }
+            Mailer::Folder(dir) => write_atomically(dir, id, &message.formatted())
+                .await
+                .map_err(|e| SendError::Transient(redact_addresses(&format!("{e:#}")))),
+        }
+    }
+}
+
+/// 5xx is permanent; everything else (4xx, network, TLS, timeouts, a shut-down pool) may pass.
+///
+/// One exception: a 53x reply (RFC 4954: 530 authentication required, 534, 535 credentials
+/// invalid, 538 encryption required) refuses this service, not this message. Failing every
+/// notification for good over a wrong password would lose them all, so it is retried while an
+/// operator fixes the configuration.
+fn classify(err: &lettre::transport::smtp::Error) -> SendError {
+    let reason = redact_addresses(&err.to_string());
+    let refuses_us = err.status().is_some_and(refuses_the_sender);
+    if err.is_permanent() && !refuses_us {
+        SendError::Permanent(reason)
+    } else {
+        SendError::Transient(reason)
+    }
+}
+
+fn refuses_the_sender(code: Code) -> bool {
+    code.severity == Severity::PermanentNegativeCompletion
+        && code.category == Category::Unspecified3
+}
+
+/// Writes `<dir>/<id>.eml` through a hidden temporary file and a rename, so a reader sees the
+/// whole file or none; writing the same id again replaces it whole.
+async fn write_atomically(dir: &std::path::Path, id: Uuid, bytes: &[u8]) -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt as _;
+
+    let target = dir.join(format!("{id}.eml"));
+    let temp = dir.join(format!(".{id}.{}.tmp", Uuid::new_v4().simple()));
+    let written = async {
+        let mut file = tokio::fs::File::create(&temp).await?;
+        file.write_all(bytes).await?;
+        file.sync_all().await?;
+        tokio::fs::rename(&temp, &target).await
+    }
+    .await;
+    if let Err(e) = written {
+        let _ = tokio::fs::remove_file(&temp).await;
+        return Err(anyhow::Error::new(e).context(format!("cannot write {}", target.display())));
+    }
+    Ok(())
+}
+
+/// `text` with every word that holds an `@` (an address, say in `550 <a@b>: rejected`)
+/// replaced by `[address]`.
+pub fn redact_addresses(text: &str) -> String {
+    let is_boundary = |c: char| c.is_whitespace() || "<>\"'(),;[]".contains(c);
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.contains('@') {
+            out.push_str("[address]");
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if is_boundary(c) {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_taken_out_of_error_text() {
+        assert_eq!(
+            redact_addresses(
+                "permanent error (550): 5.1.1 <Bob.Smith@example.com>: Recipient address rejected"
+            ),
+            "permanent error (550): 5.1.1 <[address]>: Recipient address rejected"
+        );
+        assert_eq!(redact_addresses("to bob@x.org, then"), "to [address], then");
+        assert_eq!(
+            redact_addresses("451 4.3.0 try again later"),
+            "451 4.3.0 try again later"
+        );
+    }
+
+    #[test]
+    fn an_authentication_refusal_is_not_a_verdict_on_the_message() {
+        use lettre::transport::smtp::response::Detail;
+        let code = |severity, category, detail| Code::new(severity, category, detail);
+        let perm = Severity::PermanentNegativeCompletion;
+        assert!(refuses_the_sender(code(
+            perm,
+            Category::Unspecified3,
+            Detail::Five
+        )));
+        assert!(refuses_the_sender(code(
+            perm,
+            Category::Unspecified3,
+            Detail::Zero
+        )));
+        assert!(!refuses_the_sender(code(
+            perm,
+            Category::MailSystem,
+            Detail::Zero
+        )));
+        let temp = Severity::TransientNegativeCompletion;
+        assert!(!refuses_the_sender(code(
+            temp,
+            Category::Unspecified3,
+            Detail::Zero
+        )));
+    }
+
+    #[tokio::test]
+    async fn a_message_file_appears_whole_under_its_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Uuid::now_v7();
+        write_atomically(dir.path(), id, b"first").await.unwrap();
+        write_atomically(dir.path(), id, b"second").await.unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, vec![format!("{id}.eml")]);
+        assert_eq!(
+            std::fs::read(dir.path().join(format!("{id}.eml"))).unwrap(),
+            b"second"
+        );
+    }
+}

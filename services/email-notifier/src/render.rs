@@ -1,0 +1,333 @@
+//! Turning a [`NotifyPatient`] into the words of an email: subject, plain text and HTML.
+//!
+//! The templates live in `templates/` and are compiled into the binary. The HTML template is
+//! rendered with handlebars' HTML escaping (a patient called `<script>` stays text); the subject
+//! and the plain-text part go into a header and a `text/plain` body, where HTML entities would
+//! show up literally, so they are rendered by a second registry that does not escape.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use handlebars::Handlebars;
+use serde::Serialize;
+use slotcast_events::{NotifyPatient, OfferedSlot, WaitKind};
+
+const SUBJECT: &str = "availability.subject";
+const TEXT: &str = "availability.txt";
+const HTML: &str = "availability.html";
+
+/// The rendered words of one email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedEmail {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// Why an email could not be rendered. Never transient: the same input fails the same way.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot render the email: {0}")]
+pub struct RenderError(#[from] handlebars::RenderError);
+
+/// The compiled templates.
+pub struct Templates {
+    html: Handlebars<'static>,
+    text: Handlebars<'static>,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Templates")
+    }
+}
+
+/// What the templates see.
+#[derive(Debug, Serialize)]
+struct View<'a> {
+    subject: &'a str,
+    patient_name: &'a str,
+    practitioner_name: &'a str,
+    specialty: &'a str,
+    fee: Option<String>,
+    move_up: bool,
+    slots: Vec<SlotView<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct SlotView<'a> {
+    when: String,
+    booking_url: &'a str,
+}
+
+impl Templates {
+    /// Compiles the embedded templates. Fails only if a template does not parse, which the unit
+    /// tests rule out.
+    pub fn new() -> Result<Self, handlebars::TemplateError> {
+        let mut html = Handlebars::new();
+        html.set_strict_mode(true);
+        html.register_template_string(HTML, include_str!("../templates/availability.html.hbs"))?;
+
+        let mut text = Handlebars::new();
+        text.set_strict_mode(true);
+        // The subject and the text part are not HTML: `&` must stay `&`.
+        text.register_escape_fn(handlebars::no_escape);
+        text.register_template_string(
+            SUBJECT,
+            include_str!("../templates/availability.subject.hbs"),
+        )?;
+        text.register_template_string(TEXT, include_str!("../templates/availability.txt.hbs"))?;
+        Ok(Self { html, text })
+    }
+
+    /// Renders the email for `notify`. Slot times are shown in the practitioner's time zone.
+    pub fn render(&self, notify: &NotifyPatient) -> Result<RenderedEmail, RenderError> {
+        let zone = zone_of(&notify.practitioner.timezone);
+        let slots = notify
+            .slots
+            .iter()
+            .map(|slot| SlotView {
+                when: slot_when(slot, zone),
+                booking_url: &slot.booking_url,
+            })
+            .collect();
+        let mut view = View {
+            subject: "",
+            patient_name: &notify.patient.name,
+            practitioner_name: &notify.practitioner.name,
+            specialty: &notify.practitioner.specialty,
+            fee: notify
+                .practitioner
+                .consultation_fee_cents
+                .map(|cents| format_fee(cents, &notify.practitioner.currency)),
+            move_up: notify.reason == WaitKind::MoveUp,
+            slots,
+        };
+        let subject = one_line(&self.text.render(SUBJECT, &view)?);
+        view.subject = &subject;
+        let text = self.text.render(TEXT, &view)?;
+        let html = self.html.render(HTML, &view)?;
+        Ok(RenderedEmail {
+            subject,
+            text,
+            html,
+        })
+    }
+}
+
+/// The practitioner's zone, or UTC when it is not a known IANA name.
+pub fn zone_of(name: &str) -> Tz {
+    name.parse().unwrap_or(Tz::UTC)
+}
+
+/// `Tuesday 1 December 2026, 09:30–10:00 (Europe/Paris)`; the end carries its own date when the
+/// slot runs past midnight.
+pub fn slot_when(slot: &OfferedSlot, zone: Tz) -> String {
+    format_range(slot.starts_at, slot.ends_at, zone)
+}
+
+fn format_range(starts_at: DateTime<Utc>, ends_at: DateTime<Utc>, zone: Tz) -> String {
+    let start = starts_at.with_timezone(&zone);
+    let end = ends_at.with_timezone(&zone);
+    let end_format = if start.date_naive() == end.date_naive() {
+        "%H:%M"
+    } else {
+        "%A %-d %B %Y, %H:%M"
+    };
+    format!(
+        "{}–{} ({})",
+        start.format("%A %-d %B %Y, %H:%M"),
+        end.format(end_format),
+        zone.name()
+    )
+}
+
+/// `8000` cents of `EUR` → `80.00 EUR`.
+pub fn format_fee(cents: i64, currency: &str) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let abs = cents.unsigned_abs();
+    format!("{sign}{}.{:02} {currency}", abs / 100, abs % 100)
+}
+
+/// A header value on one line: line breaks and other control characters become spaces.
+fn one_line(s: &str) -> String {
+    let cleaned: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    cleaned.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use slotcast_events::{PatientContact, PractitionerCard};
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn notify(reason: WaitKind, patient_name: &str, fee: Option<i64>, zone: &str) -> NotifyPatient {
+        let slot = |h: u32, m: u32, id: u128| {
+            let starts_at = Utc.with_ymd_and_hms(2026, 12, 1, h, m, 0).unwrap();
+            OfferedSlot {
+                slot_id: Uuid::from_u128(id),
+                starts_at,
+                ends_at: starts_at + chrono::Duration::minutes(30),
+                booking_url: format!("https://book.example/v1/offers/tok{id}?slot={id}&x=1"),
+            }
+        };
+        NotifyPatient {
+            notification_id: Uuid::from_u128(7),
+            patient: PatientContact {
+                id: Uuid::from_u128(1),
+                name: patient_name.to_owned(),
+                email: "patient@example.com".to_owned(),
+                locale: "en".to_owned(),
+                timezone: None,
+            },
+            practitioner: PractitionerCard {
+                id: Uuid::from_u128(2),
+                name: "Dr Ada Lovelace".to_owned(),
+                specialty: "Cardiology".to_owned(),
+                timezone: zone.to_owned(),
+                consultation_fee_cents: fee,
+                currency: "EUR".to_owned(),
+            },
+            // 08:30 and 13:00 UTC: 09:30 and 14:00 in Paris (UTC+1 in December).
+            slots: vec![slot(8, 30, 11), slot(13, 0, 12)],
+            reason,
+            entry_id: Uuid::from_u128(3),
+            batch_id: Uuid::from_u128(4),
+        }
+    }
+
+    fn render(n: &NotifyPatient) -> RenderedEmail {
+        Templates::new().unwrap().render(n).unwrap()
+    }
+
+    #[test]
+    fn slots_are_shown_in_the_practitioners_zone() {
+        let email = render(&notify(WaitKind::New, "Grace", Some(8000), "Europe/Paris"));
+        for part in [&email.text, &email.html] {
+            assert!(
+                part.contains("Tuesday 1 December 2026, 09:30–10:00 (Europe/Paris)"),
+                "{part}"
+            );
+            assert!(
+                part.contains("Tuesday 1 December 2026, 14:00–14:30 (Europe/Paris)"),
+                "{part}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_zone_falls_back_to_utc() {
+        let email = render(&notify(WaitKind::New, "Grace", None, "Mars/Olympus_Mons"));
+        assert!(
+            email
+                .text
+                .contains("Tuesday 1 December 2026, 08:30–09:00 (UTC)"),
+            "{}",
+            email.text
+        );
+    }
+
+    #[test]
+    fn a_slot_past_midnight_names_both_days() {
+        let when = format_range(
+            Utc.with_ymd_and_hms(2026, 12, 1, 22, 30, 0).unwrap(),
+            Utc.with_ymd_and_hms(2026, 12, 1, 23, 30, 0).unwrap(),
+            zone_of("Europe/Paris"),
+        );
+        assert_eq!(
+            when,
+            "Tuesday 1 December 2026, 23:30–Wednesday 2 December 2026, 00:30 (Europe/Paris)"
+        );
+    }
+
+    #[test]
+    fn a_new_opening_and_a_move_up_are_worded_differently() {
+        let new = render(&notify(WaitKind::New, "Grace", None, "Europe/Paris"));
+        assert_eq!(new.subject, "New appointment times with Dr Ada Lovelace");
+        assert!(
+            new.text
+                .contains("Dr Ada Lovelace (Cardiology) has new appointment times"),
+            "{}",
+            new.text
+        );
+        assert!(!new.text.contains("an earlier time"));
+
+        let move_up = render(&notify(WaitKind::MoveUp, "Grace", None, "Europe/Paris"));
+        assert_eq!(
+            move_up.subject,
+            "Earlier appointment times with Dr Ada Lovelace"
+        );
+        assert!(move_up.text.contains("an earlier time"), "{}", move_up.text);
+        assert!(move_up.html.contains("an earlier time"));
+    }
+
+    #[test]
+    fn the_fee_is_shown_in_units_and_left_out_when_absent() {
+        let with_fee = render(&notify(WaitKind::New, "Grace", Some(8000), "Europe/Paris"));
+        assert!(with_fee.text.contains("Consultation fee: 80.00 EUR"));
+        assert!(with_fee.html.contains("Consultation fee: 80.00 EUR"));
+
+        let without = render(&notify(WaitKind::New, "Grace", None, "Europe/Paris"));
+        assert!(!without.text.contains("fee"), "{}", without.text);
+        assert!(!without.html.contains("fee"));
+        assert_eq!(format_fee(5, "EUR"), "0.05 EUR");
+        assert_eq!(format_fee(-1250, "CHF"), "-12.50 CHF");
+    }
+
+    #[test]
+    fn a_name_with_markup_is_escaped_in_html_and_kept_as_text() {
+        let email = render(&notify(
+            WaitKind::New,
+            "<script>alert(1)</script>",
+            None,
+            "Europe/Paris",
+        ));
+        assert!(!email.html.contains("<script>"), "{}", email.html);
+        assert!(
+            email
+                .html
+                .contains("Hello &lt;script&gt;alert(1)&lt;/script&gt;,")
+        );
+        assert!(email.text.contains("Hello <script>alert(1)</script>,"));
+    }
+
+    #[test]
+    fn each_slot_has_its_booking_link_verbatim_in_text_and_as_a_button_in_html() {
+        let n = notify(WaitKind::New, "Grace", None, "Europe/Paris");
+        let email = render(&n);
+        for slot in &n.slots {
+            assert!(
+                email
+                    .text
+                    .contains(&format!("Book this time: {}", slot.booking_url)),
+                "{}",
+                email.text
+            );
+            // In an HTML attribute `&` and `=` are entities; a browser reads them back.
+            let attr = slot
+                .booking_url
+                .replace('&', "&amp;")
+                .replace('=', "&#x3D;");
+            assert!(
+                email.html.contains(&format!("<a href=\"{attr}\"")),
+                "{}",
+                email.html
+            );
+        }
+        assert_eq!(email.html.matches(">Book this time</a>").count(), 2);
+    }
+
+    #[test]
+    fn the_subject_stays_on_one_line() {
+        let mut n = notify(WaitKind::New, "Grace", None, "Europe/Paris");
+        n.practitioner.name = "Dr Evil\r\nBcc: everyone@example.com".to_owned();
+        let email = render(&n);
+        assert_eq!(
+            email.subject,
+            "New appointment times with Dr Evil Bcc: everyone@example.com"
+        );
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests of the email notifier against real servers: nats-server, Postgres (or
+//! SQLite), and an SMTP server that captures mail.
+
+mod delivery;
+mod embedded;
+mod failures;
+mod helpers;
+mod ops;

@@ -1,0 +1,180 @@
+use std::{net::SocketAddr, time::Duration};
+
+use async_nats::jetstream::{self, consumer::pull};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use matching::{Application, Config};
+use serde_json::Value;
+use slotcast_events::{
+    CloudEvent, Event, PatientRegistered, PractitionerRegistered, SlotCreated, WaitKind, WaitlistJoined,
+};
+use slotcast_kit::config::Common;
+use slotcast_test_support::{NatsServer, TestDatabase};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub const SECRET: &str = "test-only-jwt-secret";
+pub const BASE: &str = "https://clinic.example";
+
+pub struct TestMatching {
+    pub js: jetstream::Context,
+    shutdown: CancellationToken,
+    _nats: NatsServer,
+    _db: TestDatabase,
+}
+
+impl Drop for TestMatching {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub async fn spawn_matching() -> TestMatching {
+    spawn_matching_on(TestDatabase::postgres().await.unwrap()).await
+}
+
+pub async fn spawn_matching_on(db: TestDatabase) -> TestMatching {
+    slotcast_test_support::init_tracing();
+    let nats = NatsServer::start().await.unwrap();
+    let app = Application::build(Config {
+        common: Common {
+            nats_url: nats.url(),
+            database_url: db.url(),
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            stream_replicas: 1,
+            db_max_connections: 4,
+        },
+        jwt_secret: SECRET.to_owned(),
+        public_base_url: BASE.to_owned(),
+    })
+    .await
+    .unwrap();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    TestMatching { js, shutdown, _nats: nats, _db: db }
+}
+
+pub fn hours(h: i64) -> DateTime<Utc> {
+    let now = Utc::now().timestamp();
+    DateTime::from_timestamp(now - now % 3600 + h * 3600, 0).unwrap()
+}
+
+impl TestMatching {
+    /// Publishes `data` as scheduling would (a fresh CloudEvent id each time).
+    pub async fn publish<T: Event>(&self, data: T) {
+        let event = CloudEvent::new("/slotcast/scheduling", data);
+        slotcast_bus::publish(&self.js, T::SUBJECT, &event.id.to_string(), serde_json::to_vec(&event).unwrap())
+            .await
+            .unwrap();
+    }
+
+    pub async fn practitioner(&self) -> Uuid {
+        let id = Uuid::now_v7();
+        self.publish(PractitionerRegistered {
+            practitioner_id: id,
+            name: "Dr Who".into(),
+            specialty: "Time".into(),
+            timezone: "Europe/London".into(),
+            consultation_fee_cents: Some(5000),
+            currency: "GBP".into(),
+        })
+        .await;
+        id
+    }
+
+    pub async fn patient(&self) -> Uuid {
+        let id = Uuid::now_v7();
+        self.publish(PatientRegistered {
+            patient_id: id,
+            name: "Pat".into(),
+            email: format!("{id}@patients.example"),
+            locale: "en".into(),
+            timezone: None,
+        })
+        .await;
+        id
+    }
+
+    pub async fn waits(&self, patient: Uuid, practitioner: Uuid, kind: WaitKind, held: Option<DateTime<Utc>>) {
+        self.publish(WaitlistJoined {
+            entry_id: Uuid::now_v7(),
+            patient_id: patient,
+            practitioner_id: practitioner,
+            kind,
+            appointment_id: held.map(|_| Uuid::now_v7()),
+            held_starts_at: held,
+            earliest: None,
+            latest: None,
+            joined_at: Utc::now(),
+        })
+        .await;
+    }
+
+    /// Publishes a batch of slots (one `slot.created` each); returns the events.
+    pub async fn batch(&self, practitioner: Uuid, starts: &[i64]) -> Vec<SlotCreated> {
+        let batch_id = Uuid::now_v7();
+        let mut out = Vec::new();
+        for h in starts {
+            let e = SlotCreated {
+                slot_id: Uuid::now_v7(),
+                practitioner_id: practitioner,
+                starts_at: hours(*h),
+                ends_at: hours(*h) + chrono::Duration::minutes(30),
+                batch_id,
+                batch_size: starts.len() as u32,
+            };
+            self.publish(e.clone()).await;
+            out.push(e);
+        }
+        out
+    }
+
+    /// The `notify.patient` events so far, after waiting `settle` for stragglers; each is
+    /// checked against its schema.
+    pub async fn notifications(&self, at_least: usize, settle: Duration) -> Vec<Value> {
+        let stream = self.js.get_stream("SLOTCAST_NOTIFY").await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let info = stream.get_info().await.unwrap();
+            if info.state.messages as usize >= at_least || tokio::time::Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(settle).await;
+        let consumer = stream.create_consumer(pull::Config::default()).await.unwrap();
+        let mut batch =
+            consumer.fetch().max_messages(1000).expires(Duration::from_millis(500)).messages().await.unwrap();
+        let mut out = Vec::new();
+        while let Some(Ok(m)) = batch.next().await {
+            let v: Value = serde_json::from_slice(&m.payload).unwrap();
+            slotcast_contract::validate_event(&m.subject, &v).unwrap();
+            out.push(v);
+        }
+        out
+    }
+
+    /// Dead letters of the matching consumer so far.
+    pub async fn dead_letters(&self) -> Vec<Value> {
+        let Ok(stream) = self.js.get_stream("SLOTCAST_DEADLETTER").await else { return vec![] };
+        let consumer = stream.create_consumer(pull::Config::default()).await.unwrap();
+        let mut batch = consumer.fetch().max_messages(100).expires(Duration::from_millis(300)).messages().await.unwrap();
+        let mut out = Vec::new();
+        while let Some(Ok(m)) = batch.next().await {
+            out.push(serde_json::from_slice(&m.payload).unwrap());
+        }
+        out
+    }
+}
+
+pub fn patients_of(notifications: &[Value]) -> Vec<String> {
+    let mut v: Vec<String> =
+        notifications.iter().map(|n| n["data"]["patient"]["id"].as_str().unwrap().to_owned()).collect();
+    v.sort();
+    v
+}
+
+pub fn slots_of(notification: &Value) -> Vec<String> {
+    notification["data"]["slots"].as_array().unwrap().iter().map(|s| s["slot_id"].as_str().unwrap().to_owned()).collect()
+}

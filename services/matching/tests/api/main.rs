@@ -1,0 +1,6 @@
+//! Matching against a real nats-server and a fresh Postgres database: scheduling events in,
+//! `notify.patient` out.
+
+mod decisions;
+mod helpers;
+mod process;
