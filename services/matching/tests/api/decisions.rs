@@ -1,11 +1,13 @@
 use std::time::Duration;
 
-use slotcast_events::{ReleaseReason, SlotReleased, SlotBooked, WaitKind, subjects};
+use slotcast_events::{ReleaseReason, SlotBooked, SlotReleased, WaitKind, subjects};
 use slotcast_kit::offer::OfferSigner;
 use slotcast_test_support::TestDatabase;
 use uuid::Uuid;
 
-use crate::helpers::{BASE, SECRET, hours, patients_of, slots_of, spawn_matching, spawn_matching_on};
+use crate::helpers::{
+    BASE, SECRET, hours, patients_of, slots_of, spawn_matching, spawn_matching_on,
+};
 
 const SETTLE: Duration = Duration::from_millis(700);
 
@@ -14,7 +16,12 @@ async fn a_batch_reaches_each_fitting_patient_once_listing_every_slot_that_fits_
     let m = spawn_matching().await;
     let dr = m.practitioner().await;
     let other = m.practitioner().await;
-    let (alice, bob, carol, dave) = (m.patient().await, m.patient().await, m.patient().await, m.patient().await);
+    let (alice, bob, carol, dave) = (
+        m.patient().await,
+        m.patient().await,
+        m.patient().await,
+        m.patient().await,
+    );
     m.waits(alice, dr, WaitKind::New, None).await;
     m.waits(bob, other, WaitKind::New, None).await;
     // Holds an appointment at +25 h: only the +10 h slot is earlier.
@@ -35,9 +42,15 @@ async fn a_batch_reaches_each_fitting_patient_once_listing_every_slot_that_fits_
             vec![slots[0].slot_id.to_string()]
         };
         assert_eq!(slots_of(n), want);
-        assert_eq!(n["data"]["reason"], if for_alice { "new" } else { "move_up" });
+        assert_eq!(
+            n["data"]["reason"],
+            if for_alice { "new" } else { "move_up" }
+        );
         assert_eq!(n["data"]["practitioner"]["name"], "Dr Who");
-        assert_eq!(n["id"], n["data"]["notification_id"], "the CloudEvent id is the notification id");
+        assert_eq!(
+            n["id"], n["data"]["notification_id"],
+            "the CloudEvent id is the notification id"
+        );
     }
 }
 
@@ -49,14 +62,22 @@ async fn booking_links_carry_a_signed_offer_token_for_that_patient_and_those_slo
     m.waits(alice, dr, WaitKind::New, None).await;
     let slots = m.batch(dr, &[10]).await;
     let told = m.notifications(1, SETTLE).await;
-    let url = told[0]["data"]["slots"][0]["booking_url"].as_str().unwrap().to_owned();
-    let rest = url.strip_prefix(&format!("{BASE}/v1/offers/")).expect("under PUBLIC_BASE_URL");
+    let url = told[0]["data"]["slots"][0]["booking_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rest = url
+        .strip_prefix(&format!("{BASE}/v1/offers/"))
+        .expect("under PUBLIC_BASE_URL");
     let (token, query) = rest.split_once('?').unwrap();
     assert_eq!(query, format!("slot_id={}", slots[0].slot_id));
     let claims = OfferSigner::new(SECRET).verify(token).unwrap();
     assert_eq!(claims.sub, alice);
     assert_eq!(claims.slots, vec![slots[0].slot_id]);
-    assert_eq!(claims.nid.to_string(), told[0]["data"]["notification_id"].as_str().unwrap());
+    assert_eq!(
+        claims.nid.to_string(),
+        told[0]["data"]["notification_id"].as_str().unwrap()
+    );
 }
 
 #[tokio::test]
@@ -123,7 +144,14 @@ async fn a_batch_is_decided_only_once_all_its_slots_are_in() {
 #[tokio::test]
 async fn a_malformed_event_is_dead_lettered_and_the_consumer_goes_on() {
     let m = spawn_matching().await;
-    slotcast_bus::publish(&m.js, subjects::SLOT_CREATED, "poison-1", b"{not json".to_vec()).await.unwrap();
+    slotcast_bus::publish(
+        &m.js,
+        subjects::SLOT_CREATED,
+        "poison-1",
+        b"{not json".to_vec(),
+    )
+    .await
+    .unwrap();
     let dr = m.practitioner().await;
     let alice = m.patient().await;
     m.waits(alice, dr, WaitKind::New, None).await;

@@ -6,7 +6,8 @@ use futures::StreamExt;
 use matching::{Application, Config};
 use serde_json::Value;
 use slotcast_events::{
-    CloudEvent, Event, PatientRegistered, PractitionerRegistered, SlotCreated, WaitKind, WaitlistJoined,
+    CloudEvent, Event, PatientRegistered, PractitionerRegistered, SlotCreated, WaitKind,
+    WaitlistJoined,
 };
 use slotcast_kit::config::Common;
 use slotcast_test_support::{NatsServer, TestDatabase};
@@ -52,7 +53,12 @@ pub async fn spawn_matching_on(db: TestDatabase) -> TestMatching {
     let shutdown = CancellationToken::new();
     tokio::spawn(app.run_until_stopped(shutdown.clone()));
     let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-    TestMatching { js, shutdown, _nats: nats, _db: db }
+    TestMatching {
+        js,
+        shutdown,
+        _nats: nats,
+        _db: db,
+    }
 }
 
 pub fn hours(h: i64) -> DateTime<Utc> {
@@ -64,9 +70,14 @@ impl TestMatching {
     /// Publishes `data` as scheduling would (a fresh CloudEvent id each time).
     pub async fn publish<T: Event>(&self, data: T) {
         let event = CloudEvent::new("/slotcast/scheduling", data);
-        slotcast_bus::publish(&self.js, T::SUBJECT, &event.id.to_string(), serde_json::to_vec(&event).unwrap())
-            .await
-            .unwrap();
+        slotcast_bus::publish(
+            &self.js,
+            T::SUBJECT,
+            &event.id.to_string(),
+            serde_json::to_vec(&event).unwrap(),
+        )
+        .await
+        .unwrap();
     }
 
     pub async fn practitioner(&self) -> Uuid {
@@ -96,7 +107,13 @@ impl TestMatching {
         id
     }
 
-    pub async fn waits(&self, patient: Uuid, practitioner: Uuid, kind: WaitKind, held: Option<DateTime<Utc>>) {
+    pub async fn waits(
+        &self,
+        patient: Uuid,
+        practitioner: Uuid,
+        kind: WaitKind,
+        held: Option<DateTime<Utc>>,
+    ) {
         self.publish(WaitlistJoined {
             entry_id: Uuid::now_v7(),
             patient_id: patient,
@@ -143,9 +160,17 @@ impl TestMatching {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         tokio::time::sleep(settle).await;
-        let consumer = stream.create_consumer(pull::Config::default()).await.unwrap();
-        let mut batch =
-            consumer.fetch().max_messages(1000).expires(Duration::from_millis(500)).messages().await.unwrap();
+        let consumer = stream
+            .create_consumer(pull::Config::default())
+            .await
+            .unwrap();
+        let mut batch = consumer
+            .fetch()
+            .max_messages(1000)
+            .expires(Duration::from_millis(500))
+            .messages()
+            .await
+            .unwrap();
         let mut out = Vec::new();
         while let Some(Ok(m)) = batch.next().await {
             let v: Value = serde_json::from_slice(&m.payload).unwrap();
@@ -157,9 +182,20 @@ impl TestMatching {
 
     /// Dead letters of the matching consumer so far.
     pub async fn dead_letters(&self) -> Vec<Value> {
-        let Ok(stream) = self.js.get_stream("SLOTCAST_DEADLETTER").await else { return vec![] };
-        let consumer = stream.create_consumer(pull::Config::default()).await.unwrap();
-        let mut batch = consumer.fetch().max_messages(100).expires(Duration::from_millis(300)).messages().await.unwrap();
+        let Ok(stream) = self.js.get_stream("SLOTCAST_DEADLETTER").await else {
+            return vec![];
+        };
+        let consumer = stream
+            .create_consumer(pull::Config::default())
+            .await
+            .unwrap();
+        let mut batch = consumer
+            .fetch()
+            .max_messages(100)
+            .expires(Duration::from_millis(300))
+            .messages()
+            .await
+            .unwrap();
         let mut out = Vec::new();
         while let Some(Ok(m)) = batch.next().await {
             out.push(serde_json::from_slice(&m.payload).unwrap());
@@ -169,12 +205,19 @@ impl TestMatching {
 }
 
 pub fn patients_of(notifications: &[Value]) -> Vec<String> {
-    let mut v: Vec<String> =
-        notifications.iter().map(|n| n["data"]["patient"]["id"].as_str().unwrap().to_owned()).collect();
+    let mut v: Vec<String> = notifications
+        .iter()
+        .map(|n| n["data"]["patient"]["id"].as_str().unwrap().to_owned())
+        .collect();
     v.sort();
     v
 }
 
 pub fn slots_of(notification: &Value) -> Vec<String> {
-    notification["data"]["slots"].as_array().unwrap().iter().map(|s| s["slot_id"].as_str().unwrap().to_owned()).collect()
+    notification["data"]["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["slot_id"].as_str().unwrap().to_owned())
+        .collect()
 }

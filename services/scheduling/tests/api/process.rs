@@ -30,8 +30,14 @@ async fn the_binary_creates_its_schema_serves_and_exits_0_on_sigterm() {
     }
     assert!(up, "the service became ready");
     let pid = child.id().unwrap().to_string();
-    let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
     assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(15), child.wait()).await.expect("exits in time").unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("exits in time")
+        .unwrap();
     assert!(status.success(), "exit status {status:?}");
 }
