@@ -158,7 +158,11 @@ pub async fn run<H: Handler>(
                     pause = (pause * 2).min(Duration::from_secs(5));
                     break;
                 }
-                None => break,
+                None => {
+                    // The server ended the pull stream: pull again after a pause, never in a tight loop.
+                    sleep_or_cancel(pause, &shutdown).await;
+                    break;
+                }
             }
         }
     }

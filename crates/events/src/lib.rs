@@ -99,15 +99,32 @@ impl<T: Event> CloudEvent<T> {
     }
 }
 
-/// Why an envelope could not be read.
+/// Why an envelope could not be read. It never quotes the payload: serde's own messages can
+/// hold values (a patient's name or address), and these reasons end up in logs and dead letters.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
-    #[error("not a CloudEvent JSON object: {0}")]
-    Json(#[from] serde_json::Error),
+    #[error("not a valid event: {what} (line {line}, column {column})")]
+    Json { what: String, line: usize, column: usize },
     #[error("unsupported specversion {0:?}")]
     SpecVersion(String),
     #[error("type {found:?} does not belong on this subject (expected {expected:?})")]
     Type { expected: String, found: String },
+}
+
+impl From<serde_json::Error> for DecodeError {
+    fn from(e: serde_json::Error) -> Self {
+        let what = match e.classify() {
+            // A missing field names the schema's field, never a value: keep it.
+            serde_json::error::Category::Data if e.to_string().starts_with("missing field") => {
+                e.to_string().split(" at line").next().unwrap_or_default().to_owned()
+            }
+            serde_json::error::Category::Data => "a field has the wrong type or value".to_owned(),
+            serde_json::error::Category::Syntax => "not valid JSON".to_owned(),
+            serde_json::error::Category::Eof => "the JSON ends early".to_owned(),
+            serde_json::error::Category::Io => "unreadable".to_owned(),
+        };
+        DecodeError::Json { what, line: e.line(), column: e.column() }
+    }
 }
 
 /// Parses an envelope and checks that its type is the one of `T`.
@@ -437,12 +454,19 @@ mod tests {
         assert_eq!(decode::<SlotCreated>(&bytes).unwrap(), ev);
         assert!(matches!(
             decode::<SlotBooked>(&bytes),
-            Err(DecodeError::Type { .. }) | Err(DecodeError::Json(_))
+            Err(DecodeError::Type { .. }) | Err(DecodeError::Json { .. })
         ));
         assert!(matches!(
             decode::<SlotCreated>(b"{nope"),
-            Err(DecodeError::Json(_))
+            Err(DecodeError::Json { .. })
         ));
+    }
+
+    #[test]
+    fn a_decode_error_never_quotes_the_payload() {
+        let secret = br#"{"specversion":"1.0","id":"alice@example.org"}"#;
+        let err = decode::<PatientRegistered>(secret).unwrap_err().to_string();
+        assert!(!err.contains("alice"), "{err}");
     }
 
     #[test]

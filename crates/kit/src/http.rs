@@ -2,7 +2,11 @@
 
 use std::time::Duration;
 
-use axum::Router;
+use axum::{
+    Router,
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::TraceLayer};
@@ -10,16 +14,36 @@ use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::Tra
 /// The largest request body accepted (a batch of slots is well under this).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
-/// Adds tracing, a request timeout and a body limit, and the problem+json fallback.
+/// Adds tracing, a request timeout and a body limit, and problem+json for every error that
+/// does not come from a handler (unknown route, wrong method, body too large, timeout).
 pub fn with_common_layers(router: Router) -> Router {
     router
         .fallback(crate::problem::not_found)
+        .method_not_allowed_fallback(|| async {
+            crate::Problem::new(StatusCode::METHOD_NOT_ALLOWED, "this method is not allowed here")
+        })
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
+            StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
         ))
+        // Outside the limit and the timeout, so their plain-text answers are rewritten too.
+        .layer(axum::middleware::map_response(as_problem))
         .layer(TraceLayer::new_for_http())
+}
+
+/// Rewrites an error response that is not problem+json yet (a layer's plain 413 or 408) as one.
+async fn as_problem(response: Response) -> Response {
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if (status.is_client_error() || status.is_server_error()) && !is_problem {
+        let detail = status.canonical_reason().unwrap_or("error").to_owned();
+        return crate::Problem::new(status, detail).into_response();
+    }
+    response
 }
 
 /// Serves until `shutdown` is cancelled, then finishes requests in flight.

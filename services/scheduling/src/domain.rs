@@ -33,6 +33,16 @@ fn text(field: &str, value: &str, max: usize) -> Result<String, Invalid> {
     Ok(v.to_owned())
 }
 
+/// Whether `t` is a time the system can store and compare on every backend (years 2000 to 9999;
+/// chrono accepts signed and five-digit years that Postgres and SQLite do not).
+pub fn in_range(t: DateTime<Utc>) -> bool {
+    (2000..=9999).contains(&chrono::Datelike::year(&t))
+}
+
+fn time(field: &str, t: DateTime<Utc>) -> Result<DateTime<Utc>, Invalid> {
+    if in_range(t) { Ok(t) } else { invalid(format!("{field} must be between the years 2000 and 9999")) }
+}
+
 /// An IANA time zone name, checked against the tz database.
 pub fn timezone(value: &str) -> Result<String, Invalid> {
     value
@@ -251,7 +261,9 @@ impl NewWaitlistEntry {
             (WaitKind::New, Some(_)) => return invalid("a new entry holds no appointment_id"),
             _ => {}
         }
-        if let (Some(e), Some(l)) = (self.earliest, self.latest)
+        let earliest = self.earliest.map(|t| time("earliest", t)).transpose()?;
+        let latest = self.latest.map(|t| time("latest", t)).transpose()?;
+        if let (Some(e), Some(l)) = (earliest, latest)
             && l <= e
         {
             return invalid("latest must be after earliest");
@@ -261,8 +273,8 @@ impl NewWaitlistEntry {
             practitioner_id: self.practitioner_id,
             kind: self.kind,
             appointment_id: self.appointment_id,
-            earliest: self.earliest,
-            latest: self.latest,
+            earliest,
+            latest,
         })
     }
 }
