@@ -15,12 +15,14 @@ if ! command -v nats-server >/dev/null && [[ ! -x /usr/sbin/nats-server ]]; then
 fi
 
 pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
+installed_pg=""
 if ! command -v pg_isready >/dev/null; then
   echo "PostgreSQL is missing; installing it from Debian's packages"
   if ! { as_root apt-get update -qq && as_root apt-get install -y -qq postgresql; }; then
     echo "could not install PostgreSQL: run  apt-get install -y postgresql" >&2
     exit 1
   fi
+  installed_pg=yes
 fi
 if ! pg_up; then
   echo "PostgreSQL is not answering on 127.0.0.1:5432; starting it"
@@ -31,6 +33,13 @@ if ! pg_up; then
     echo "PostgreSQL did not start: run  pg_ctlcluster --skip-systemctl-redirect \$(ls /etc/postgresql) main start" >&2
     exit 1
   fi
+fi
+if [[ -n $installed_pg ]]; then
+  # A cluster we just installed for the tests: let `postgres` in over loopback without a password.
+  version=$(ls /etc/postgresql | sort -V | tail -n1)
+  hba=/etc/postgresql/$version/main/pg_hba.conf
+  as_root sed -i '1i host all postgres 127.0.0.1/32 trust' "$hba"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$version" main reload
 fi
 # The tests connect as `postgres` without a password (trust on loopback) unless TEST_POSTGRES_URL says otherwise.
 if [[ -z ${TEST_POSTGRES_URL:-} ]] && ! psql -h 127.0.0.1 -U postgres -d postgres -tAc 'select 1' >/dev/null 2>&1; then

@@ -26,12 +26,18 @@ cleanup() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
-trap cleanup INT TERM EXIT
+trap 'cleanup; exit 0' INT TERM
+trap cleanup EXIT
 
 if [[ -z ${NATS_URL:-} ]]; then
   nats_bin=$(command -v nats-server || echo /usr/sbin/nats-server)
   [[ -x $nats_bin ]] || { echo "nats-server is missing: apt-get install -y nats-server" >&2; exit 1; }
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  port=""
+  for _ in $(seq 1 50); do # a free port, found with bash alone
+    candidate=$((20000 + RANDOM % 20000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then port=$candidate; break; fi
+  done
+  [[ -n $port ]] || { echo "no free port found for nats-server" >&2; exit 1; }
   "$nats_bin" -js -a 127.0.0.1 -p "$port" -sd var/nats -l var/log/nats-server.log &
   pids+=($!)
   export NATS_URL="nats://127.0.0.1:$port"
@@ -49,12 +55,14 @@ start matching 8081
 start email-notifier 8082 MAIL_DIR="${MAIL_DIR:-var/mail}"
 start inapp-notifier 8083
 
+ready() { # GET /readyz with bash alone; true on a 200
+  local reply
+  reply=$( (exec 3<>"/dev/tcp/127.0.0.1/$1" && printf 'GET /readyz HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3 && head -n1 <&3) 2>/dev/null) || return 1
+  [[ $reply == *" 200 "* ]]
+}
 for port in 8080 8081 8082 8083; do
-  for _ in $(seq 1 100); do
-    curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-    sleep 0.2
-  done
-  curl -fs "http://127.0.0.1:$port/readyz" >/dev/null || { echo "service on :$port is not ready; see var/log/" >&2; exit 1; }
+  for _ in $(seq 1 150); do ready "$port" && break; sleep 0.2; done
+  ready "$port" || { echo "service on :$port is not ready; see var/log/" >&2; exit 1; }
 done
 
 cat <<INFO

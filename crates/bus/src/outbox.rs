@@ -5,8 +5,9 @@
 //! each, then marks them sent. If NATS or the process goes down in between, the rows stay and are
 //! published again with the same `Nats-Msg-Id`, which the stream's duplicate window drops.
 //!
-//! On Postgres the relay claims rows with `FOR UPDATE SKIP LOCKED`, so several replicas can run
-//! it; SQLite is single-node.
+//! On Postgres several replicas can run the relay: one at a time publishes, holding a
+//! transaction-scoped advisory lock, so the stream receives rows in commit order (rows claimed
+//! with `SKIP LOCKED` by two relays at once could overtake each other). SQLite is single-node.
 
 use std::{sync::Arc, time::Duration};
 
@@ -14,7 +15,8 @@ use chrono::Utc;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Set, TransactionTrait,
-    sea_query::{Expr, LockBehavior, LockType},
+    Statement,
+    sea_query::Expr,
 };
 use sea_orm_migration::{prelude::*, schema::*};
 use slotcast_events::{CloudEvent, Event};
@@ -146,6 +148,8 @@ pub struct Relay {
     batch: u64,
 }
 
+/// The advisory lock key of the outbox publisher (one per database; each service has its own).
+const PUBLISHER_LOCK: i64 = 0x5107_ca57_0b0c;
 /// Published rows are deleted after this long.
 const KEEP_PUBLISHED: chrono::Duration = chrono::Duration::hours(24);
 const POLL: Duration = Duration::from_millis(500);
@@ -209,23 +213,33 @@ impl Relay {
     pub async fn publish_pending(&self) -> anyhow::Result<usize> {
         if self.db.get_database_backend() == DbBackend::Postgres {
             let txn = self.db.begin().await?;
-            let n = self.publish_on(&txn, true).await?;
+            let lock = Statement::from_string(
+                DbBackend::Postgres,
+                format!("SELECT pg_try_advisory_xact_lock({PUBLISHER_LOCK}) AS locked"),
+            );
+            let locked = match txn.query_one_raw(lock).await? {
+                Some(row) => row.try_get::<bool>("", "locked")?,
+                None => false,
+            };
+            if !locked {
+                // Another replica is publishing; it will take these rows too.
+                return Ok(0);
+            }
+            let n = self.publish_on(&txn).await?;
             txn.commit().await?;
             Ok(n)
         } else {
-            self.publish_on(&self.db, false).await
+            self.publish_on(&self.db).await
         }
     }
 
-    async fn publish_on<C: ConnectionTrait>(&self, conn: &C, lock: bool) -> anyhow::Result<usize> {
-        let mut query = Entity::find()
+    async fn publish_on<C: ConnectionTrait>(&self, conn: &C) -> anyhow::Result<usize> {
+        let rows = Entity::find()
             .filter(Column::PublishedAt.is_null())
             .order_by_asc(Column::Seq)
-            .limit(self.batch);
-        if lock {
-            query = query.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-        }
-        let rows = query.all(conn).await?;
+            .limit(self.batch)
+            .all(conn)
+            .await?;
         if rows.is_empty() {
             return Ok(0);
         }
