@@ -14,9 +14,7 @@ use std::{sync::Arc, time::Duration};
 use chrono::Utc;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
-    Statement,
-    sea_query::Expr,
+    QueryOrder, QuerySelect, Set, Statement, TransactionTrait, sea_query::Expr,
 };
 use sea_orm_migration::{prelude::*, schema::*};
 use slotcast_events::{CloudEvent, Event};

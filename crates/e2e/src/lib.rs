@@ -46,7 +46,7 @@ fn common(nats: &NatsServer, db: &TestDatabase) -> Common {
 impl Stack {
     /// Starts the four services on fresh Postgres databases.
     pub async fn start() -> anyhow::Result<Self> {
-        slotcast_test_support::init_tracing();
+        slotcast_kit::telemetry::init_for_tests("slotcast-e2e");
         let nats = NatsServer::start().await?;
         let smtp = SmtpServer::start().await?;
         let mut dbs = Vec::new();
@@ -173,6 +173,20 @@ impl Stack {
         stream: &str,
         subject: Option<&str>,
     ) -> anyhow::Result<Vec<(String, Value)>> {
+        Ok(self
+            .messages(stream, subject)
+            .await?
+            .into_iter()
+            .map(|m| (m.subject, m.event))
+            .collect())
+    }
+
+    /// Like [`Stack::events`], with each message's headers.
+    pub async fn messages(
+        &self,
+        stream: &str,
+        subject: Option<&str>,
+    ) -> anyhow::Result<Vec<Published>> {
         let stream = self.js.get_stream(stream).await?;
         let config = pull::Config {
             filter_subject: subject.unwrap_or_default().to_owned(),
@@ -190,10 +204,21 @@ impl Stack {
             let mut got = 0;
             while let Some(m) = batch.next().await {
                 let m = m.map_err(|e| anyhow::anyhow!("{e}"))?;
-                let value: Value = serde_json::from_slice(&m.payload)?;
-                slotcast_contract::validate_event(&m.subject, &value)
+                let event: Value = serde_json::from_slice(&m.payload)?;
+                slotcast_contract::validate_event(&m.subject, &event)
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
-                out.push((m.subject.to_string(), value));
+                let header = |name: &str| {
+                    m.headers
+                        .as_ref()
+                        .and_then(|h| h.get(name))
+                        .map(|v| v.to_string())
+                };
+                out.push(Published {
+                    subject: m.subject.to_string(),
+                    msg_id: header("Nats-Msg-Id"),
+                    traceparent: header("traceparent"),
+                    event,
+                });
                 m.ack().await.map_err(|e| anyhow::anyhow!("{e}"))?;
                 got += 1;
             }
@@ -231,6 +256,22 @@ impl Stack {
 impl Drop for Stack {
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+/// A message read back from a stream.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub subject: String,
+    pub event: Value,
+    pub msg_id: Option<String>,
+    pub traceparent: Option<String>,
+}
+
+impl Published {
+    /// The trace id of its `traceparent` header.
+    pub fn trace_id(&self) -> Option<&str> {
+        self.traceparent.as_deref()?.split('-').nth(1)
     }
 }
 

@@ -247,6 +247,56 @@ async fn two_slots_posted_together_reach_exactly_the_right_patients_once_by_emai
         )
     );
 
+    // One trace spans the request that posted the slots, matching's decision and both
+    // deliveries: the trace context travels in the NATS headers, and every message's
+    // Nats-Msg-Id is its CloudEvent id.
+    let created = stack
+        .messages(
+            "SLOTCAST_SCHEDULING",
+            Some("slotcast.scheduling.slot.created"),
+        )
+        .await?;
+    let ours: Vec<_> = created
+        .iter()
+        .filter(|m| slot_ids.contains(m.event["data"]["slot_id"].as_str().unwrap()))
+        .collect();
+    let trace = ours[0]
+        .trace_id()
+        .expect("slot.created carries a traceparent")
+        .to_owned();
+    assert!(ours.iter().all(|m| m.trace_id() == Some(trace.as_str())));
+    let downstream = [
+        stack.messages("SLOTCAST_NOTIFY", None).await?,
+        stack.messages("SLOTCAST_DELIVERY", None).await?,
+    ]
+    .concat();
+    assert_eq!(
+        downstream.len(),
+        6,
+        "two notify, two email.sent, two inapp.stored"
+    );
+    for m in stack
+        .messages("SLOTCAST_SCHEDULING", None)
+        .await?
+        .iter()
+        .chain(&downstream)
+    {
+        assert_eq!(
+            m.msg_id.as_deref(),
+            m.event["id"].as_str(),
+            "Nats-Msg-Id of {}",
+            m.subject
+        );
+    }
+    for m in &downstream {
+        assert_eq!(
+            m.trace_id(),
+            Some(trace.as_str()),
+            "{} continues the trace",
+            m.subject
+        );
+    }
+
     // Every event on every stream matches its schema (checked while reading).
     for stream in [
         "SLOTCAST_SCHEDULING",

@@ -104,7 +104,11 @@ impl<T: Event> CloudEvent<T> {
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     #[error("not a valid event: {what} (line {line}, column {column})")]
-    Json { what: String, line: usize, column: usize },
+    Json {
+        what: String,
+        line: usize,
+        column: usize,
+    },
     #[error("unsupported specversion {0:?}")]
     SpecVersion(String),
     #[error("type {found:?} does not belong on this subject (expected {expected:?})")]
@@ -115,15 +119,22 @@ impl From<serde_json::Error> for DecodeError {
     fn from(e: serde_json::Error) -> Self {
         let what = match e.classify() {
             // A missing field names the schema's field, never a value: keep it.
-            serde_json::error::Category::Data if e.to_string().starts_with("missing field") => {
-                e.to_string().split(" at line").next().unwrap_or_default().to_owned()
-            }
+            serde_json::error::Category::Data if e.to_string().starts_with("missing field") => e
+                .to_string()
+                .split(" at line")
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
             serde_json::error::Category::Data => "a field has the wrong type or value".to_owned(),
             serde_json::error::Category::Syntax => "not valid JSON".to_owned(),
             serde_json::error::Category::Eof => "the JSON ends early".to_owned(),
             serde_json::error::Category::Io => "unreadable".to_owned(),
         };
-        DecodeError::Json { what, line: e.line(), column: e.column() }
+        DecodeError::Json {
+            what,
+            line: e.line(),
+            column: e.column(),
+        }
     }
 }
 

@@ -9,7 +9,11 @@ use axum::{
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::TraceLayer};
+use tower_http::{
+    limit::RequestBodyLimitLayer,
+    timeout::TimeoutLayer,
+    trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer},
+};
 
 /// The largest request body accepted (a batch of slots is well under this).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -20,7 +24,10 @@ pub fn with_common_layers(router: Router) -> Router {
     router
         .fallback(crate::problem::not_found)
         .method_not_allowed_fallback(|| async {
-            crate::Problem::new(StatusCode::METHOD_NOT_ALLOWED, "this method is not allowed here")
+            crate::Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this method is not allowed here",
+            )
         })
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
@@ -29,7 +36,13 @@ pub fn with_common_layers(router: Router) -> Router {
         ))
         // Outside the limit and the timeout, so their plain-text answers are rewritten too.
         .layer(axum::middleware::map_response(as_problem))
-        .layer(TraceLayer::new_for_http())
+        // INFO, not tower-http's default DEBUG: the request span is the root of the trace the
+        // outbox events carry, so it must exist at the default log level.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
 }
 
 /// Rewrites an error response that is not problem+json yet (a layer's plain 413 or 408) as one.

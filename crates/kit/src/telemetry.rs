@@ -9,14 +9,31 @@ use std::{collections::HashMap, sync::OnceLock};
 use opentelemetry::{global, trace::TracerProvider as _};
 use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing_subscriber::{
+    EnvFilter, Layer as _, filter::LevelFilter, layer::SubscriberExt, util::SubscriberInitExt,
+};
 
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 
-/// Installs the subscriber once per process. `RUST_LOG` filters (default `info`);
-/// `LOG_FORMAT=json` switches to JSON lines. Later calls (several services in one test process)
-/// do nothing.
+/// Installs the subscriber once per process. `RUST_LOG` filters the log output (default
+/// `info`); `LOG_FORMAT=json` switches to JSON lines. Later calls (several services in one
+/// process) do nothing.
 pub fn init(service: &'static str) {
+    install(service, Output::Stdout);
+}
+
+/// For tests: the same tracing and trace propagation as [`init`], but logs go to the test
+/// harness, and only when `TEST_LOG` is set.
+pub fn init_for_tests(service: &'static str) {
+    install(service, Output::TestHarness);
+}
+
+enum Output {
+    Stdout,
+    TestHarness,
+}
+
+fn install(service: &'static str, output: Output) {
     PROVIDER.get_or_init(|| {
         global::set_text_map_propagator(TraceContextPropagator::new());
         let mut builder = SdkTracerProvider::builder()
@@ -32,16 +49,45 @@ pub fn init(service: &'static str) {
         }
         let provider = builder.build();
         global::set_tracer_provider(provider.clone());
-        let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer(service));
-        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-        let json = crate::config::var("LOG_FORMAT").is_some_and(|f| f == "json");
-        let registry = tracing_subscriber::registry().with(filter).with(otel);
-        let result = if json {
-            registry
-                .with(tracing_subscriber::fmt::layer().json())
-                .try_init()
-        } else {
-            registry.with(tracing_subscriber::fmt::layer()).try_init()
+        // Spans always feed OpenTelemetry, whatever the log filter, so trace context travels.
+        let otel = tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer(service))
+            .with_filter(LevelFilter::INFO);
+        let filter =
+            || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+        let registry = tracing_subscriber::registry().with(otel);
+        let result = match output {
+            Output::Stdout if crate::config::var("LOG_FORMAT").is_some_and(|f| f == "json") => {
+                registry
+                    .with(
+                        tracing_subscriber::fmt::layer()
+                            .json()
+                            .with_filter(filter()),
+                    )
+                    .try_init()
+            }
+            Output::Stdout => {
+                // Colours only on a terminal, never into log files.
+                let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+                registry
+                    .with(
+                        tracing_subscriber::fmt::layer()
+                            .with_ansi(ansi)
+                            .with_filter(filter()),
+                    )
+                    .try_init()
+            }
+            Output::TestHarness => {
+                let on = std::env::var_os("TEST_LOG").is_some();
+                let filter = if on { filter() } else { EnvFilter::new("off") };
+                registry
+                    .with(
+                        tracing_subscriber::fmt::layer()
+                            .with_test_writer()
+                            .with_filter(filter),
+                    )
+                    .try_init()
+            }
         };
         // A test harness may have installed its own subscriber first; keep it.
         let _ = result;

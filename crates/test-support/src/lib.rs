@@ -9,20 +9,24 @@
 //!   SQLite file.
 //! - [`SmtpServer`] is a small SMTP server that captures every accepted message as a
 //!   [`CapturedMail`] and can be told to fail ([`ReplyMode`]).
+//! - [`run_until_ready_then_sigterm`] runs a service's binary and stops it as an orchestrator would.
 //! - [`init_tracing`] turns on log output when `TEST_LOG` is set; [`free_port`] finds a port.
 //!
 //! # Layout
 //! - `nats.rs`: the nats-server process, single and clustered.
 //! - `database.rs`: Postgres and SQLite test databases.
+//! - `process.rs`: a service's real binary, started and stopped with SIGTERM.
 //! - `smtp.rs`: the SMTP server; `mime.rs`: header and body decoding for captured mail.
 
 mod database;
 mod mime;
 mod nats;
+mod process;
 mod smtp;
 
 pub use database::TestDatabase;
 pub use nats::{NatsCluster, NatsServer};
+pub use process::run_until_ready_then_sigterm;
 pub use smtp::{CapturedMail, ReplyMode, SmtpServer};
 
 use std::net::{Ipv4Addr, TcpListener};

@@ -40,7 +40,11 @@ pub fn in_range(t: DateTime<Utc>) -> bool {
 }
 
 fn time(field: &str, t: DateTime<Utc>) -> Result<DateTime<Utc>, Invalid> {
-    if in_range(t) { Ok(t) } else { invalid(format!("{field} must be between the years 2000 and 9999")) }
+    if in_range(t) {
+        Ok(t)
+    } else {
+        invalid(format!("{field} must be between the years 2000 and 9999"))
+    }
 }
 
 /// An IANA time zone name, checked against the tz database.

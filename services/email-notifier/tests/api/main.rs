@@ -6,3 +6,4 @@ mod embedded;
 mod failures;
 mod helpers;
 mod ops;
+mod process;

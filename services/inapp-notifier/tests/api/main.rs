@@ -6,5 +6,6 @@ mod deadletter;
 mod feed;
 mod helpers;
 mod ops;
+mod process;
 mod slots;
 mod sqlite;

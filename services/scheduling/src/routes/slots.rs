@@ -158,7 +158,9 @@ async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<SlotsView>> {
     if !q.from.into_iter().chain(q.to).all(crate::domain::in_range) {
-        return Err(Problem::bad_request("from and to must be between the years 2000 and 9999").into());
+        return Err(
+            Problem::bad_request("from and to must be between the years 2000 and 9999").into(),
+        );
     }
     let mut query = slot::Entity::find().filter(slot::Column::PractitionerId.eq(practitioner_id));
     if let Some(from) = q.from {

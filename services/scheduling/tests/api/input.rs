@@ -93,9 +93,25 @@ async fn the_ops_endpoints_answer() {
 #[tokio::test]
 async fn a_wrong_method_or_an_oversized_body_gets_a_problem_too() {
     let app = spawn_app().await;
-    assert_problem(app.send(reqwest::Method::PUT, "/v1/patients", Some(&app.staff), Some(json!({}))).await, 405).await;
+    assert_problem(
+        app.send(
+            reqwest::Method::PUT,
+            "/v1/patients",
+            Some(&app.staff),
+            Some(json!({})),
+        )
+        .await,
+        405,
+    )
+    .await;
     let huge = "x".repeat(300 * 1024);
-    let res = app.post("/v1/patients", Some(&app.staff), json!({"name": huge, "email": "a@b.example"})).await;
+    let res = app
+        .post(
+            "/v1/patients",
+            Some(&app.staff),
+            json!({"name": huge, "email": "a@b.example"}),
+        )
+        .await;
     assert_problem(res, 413).await;
 }
 
@@ -107,7 +123,16 @@ async fn times_outside_the_years_2000_to_9999_get_a_4xx_not_a_5xx() {
     let body = json!({"patient_id": patient, "practitioner_id": practitioner, "kind": "new", "earliest": "-5000-01-01T00:00:00Z"});
     assert_problem(app.post("/v1/waitlist", Some(&app.staff), body).await, 422).await;
     let slots = json!({"slots": [{"starts_at": "2030-01-01T10:00:00Z", "ends_at": "+12000-01-01T00:00:00Z"}]});
-    assert_problem(app.post(&format!("/v1/practitioners/{practitioner}/slots"), Some(&app.staff), slots).await, 422).await;
+    assert_problem(
+        app.post(
+            &format!("/v1/practitioners/{practitioner}/slots"),
+            Some(&app.staff),
+            slots,
+        )
+        .await,
+        422,
+    )
+    .await;
     let path = format!("/v1/practitioners/{practitioner}/slots?from=-5000-01-01T00:00:00Z");
     assert_problem(app.get(&path, Some(&app.staff)).await, 400).await;
 }
