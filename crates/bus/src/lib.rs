@@ -110,6 +110,44 @@ pub async fn start(
     Ok((client, js))
 }
 
+/// What every service connects to at start: its database (migrated), NATS (with the streams
+/// created), and its HTTP listener.
+pub struct Foundation {
+    pub db: sea_orm::DatabaseConnection,
+    pub nats: async_nats::Client,
+    pub js: JetStream,
+    pub listener: tokio::net::TcpListener,
+}
+
+impl Foundation {
+    /// Connects and migrates the database with `M`'s migrations, connects NATS as `service`
+    /// and creates or updates the streams, and binds `common.listen_addr` (port 0 in tests).
+    pub async fn connect<M: sea_orm_migration::MigratorTrait>(
+        common: &slotcast_kit::config::Common,
+        service: &str,
+    ) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let db = slotcast_kit::db::connect_and_migrate::<M>(
+            &common.database_url,
+            common.db_max_connections,
+        )
+        .await
+        .context("database not ready")?;
+        let (nats, js) = start(&common.nats_url, service, common.stream_replicas)
+            .await
+            .context("NATS not ready")?;
+        let listener = tokio::net::TcpListener::bind(common.listen_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", common.listen_addr))?;
+        Ok(Self {
+            db,
+            nats,
+            js,
+            listener,
+        })
+    }
+}
+
 /// Headers for a published event: `Nats-Msg-Id` (the CloudEvent id) and the trace context.
 pub fn headers(event_id: &str, trace: &std::collections::HashMap<String, String>) -> HeaderMap {
     let mut headers = HeaderMap::new();

@@ -294,13 +294,4 @@ impl Relay {
             .await?;
         Ok(())
     }
-
-    /// Rows not yet published (for `/readyz`-style checks and tests).
-    pub async fn backlog(&self) -> Result<u64, DbErr> {
-        use sea_orm::PaginatorTrait;
-        Entity::find()
-            .filter(Column::PublishedAt.is_null())
-            .count(&self.db)
-            .await
-    }
 }

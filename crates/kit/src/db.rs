@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
 use sea_orm_migration::MigratorTrait;
 
 /// Connects to `url` and brings the schema up to date with `M`'s migrations.
@@ -55,16 +55,15 @@ fn sqlite_dir(url: &str) -> Option<&std::path::Path> {
         .filter(|p| !p.as_os_str().is_empty())
 }
 
-/// True when `err` is a unique-constraint violation (or an insert `ON CONFLICT DO NOTHING`
-/// skipped): the row is already there, so the caller's work was already done.
-pub fn is_duplicate(err: &DbErr) -> bool {
-    if matches!(err, DbErr::RecordNotInserted) {
-        return true;
-    }
-    matches!(
-        err.sql_err(),
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-    )
+/// For a sea-orm entity module without relations: declares the empty `Relation` enum and the
+/// default `ActiveModelBehavior`. Call it after `use sea_orm::entity::prelude::*`.
+#[macro_export]
+macro_rules! no_relations {
+    () => {
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+        impl ActiveModelBehavior for ActiveModel {}
+    };
 }
 
 #[cfg(test)]

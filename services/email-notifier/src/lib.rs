@@ -96,7 +96,7 @@ use lettre::message::Mailbox;
 use sea_orm::DatabaseConnection;
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 use slotcast_bus::{
-    JetStream,
+    Foundation, JetStream,
     consumer::ConsumerSpec,
     outbox::{CreateOutbox, Relay},
 };
@@ -223,24 +223,16 @@ impl Application {
     /// Connects and migrates the database, connects NATS (creating the streams), sets up the
     /// mailer and binds the HTTP listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let db = slotcast_kit::db::connect_and_migrate::<Migrator>(
-            &config.common.database_url,
-            config.common.db_max_connections,
-        )
-        .await?;
-        let (nats, js) = slotcast_bus::start(
-            &config.common.nats_url,
-            SERVICE,
-            config.common.stream_replicas,
-        )
-        .await?;
+        let Foundation {
+            db,
+            nats,
+            js,
+            listener,
+        } = Foundation::connect::<Migrator>(&config.common, SERVICE).await?;
         let mailer = match &config.smtp_url {
             Some(url) => Mailer::smtp(url, config.smtp_pool_size)?,
             None => Mailer::folder(config.mail_dir.clone()).await?,
         };
-        let listener = TcpListener::bind(config.common.listen_addr)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.common.listen_addr))?;
         let port = listener.local_addr()?.port();
         let relay = Relay::new(db.clone(), js.clone());
         let handler = Arc::new(NotifyHandler {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use sea_orm::DatabaseConnection;
-use slotcast_bus::{JetStream, consumer, outbox::Relay};
+use slotcast_bus::{Foundation, JetStream, consumer, outbox::Relay};
 use slotcast_kit::{auth::Authenticator, http, ops};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -31,26 +31,16 @@ impl Application {
     /// Connects and migrates the database, connects NATS (creating the streams and this
     /// service's consumers), and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let db = slotcast_kit::db::connect_and_migrate::<Migrator>(
-            &config.common.database_url,
-            config.common.db_max_connections,
-        )
-        .await
-        .context("database not ready")?;
-        let (nats, js) = slotcast_bus::start(
-            &config.common.nats_url,
-            SERVICE,
-            config.common.stream_replicas,
-        )
-        .await
-        .context("NATS not ready")?;
+        let Foundation {
+            db,
+            nats,
+            js,
+            listener,
+        } = Foundation::connect::<Migrator>(&config.common, SERVICE).await?;
         // Created now so that what is published before the first pull is kept for us.
         for spec in [consumers::notify_spec(), consumers::slot_booked_spec()] {
             consumer::ensure_consumer(&js, &spec).await?;
         }
-        let listener = TcpListener::bind(config.common.listen_addr)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.common.listen_addr))?;
         let port = listener.local_addr()?.port();
         let auth = Authenticator::hs256(&config.jwt_secret);
         Ok(Self {

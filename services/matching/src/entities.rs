@@ -1,13 +1,5 @@
 //! Matching's own projection of the scheduling events, and its record of who was told what.
 
-macro_rules! no_relations {
-    () => {
-        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-        pub enum Relation {}
-        impl ActiveModelBehavior for ActiveModel {}
-    };
-}
-
 pub mod practitioner {
     use sea_orm::entity::prelude::*;
 
@@ -22,7 +14,7 @@ pub mod practitioner {
         pub consultation_fee_cents: Option<i64>,
         pub currency: String,
     }
-    no_relations!();
+    slotcast_kit::no_relations!();
 }
 
 pub mod patient {
@@ -38,7 +30,7 @@ pub mod patient {
         pub locale: String,
         pub timezone: Option<String>,
     }
-    no_relations!();
+    slotcast_kit::no_relations!();
 }
 
 pub mod slot {
@@ -56,7 +48,7 @@ pub mod slot {
         pub status: String,
         pub released_by: Option<Uuid>,
     }
-    no_relations!();
+    slotcast_kit::no_relations!();
 }
 
 /// A set of slots that became available together (a posted batch, or a released slot).
@@ -73,7 +65,7 @@ pub mod opening {
         pub expected: i32,
         pub decided_at: Option<DateTimeUtc>,
     }
-    no_relations!();
+    slotcast_kit::no_relations!();
 }
 
 pub mod opening_slot {
@@ -87,7 +79,7 @@ pub mod opening_slot {
         #[sea_orm(primary_key, auto_increment = false)]
         pub slot_id: Uuid,
     }
-    no_relations!();
+    slotcast_kit::no_relations!();
 }
 
 pub mod entry {
@@ -107,7 +99,7 @@ pub mod entry {
         pub active: bool,
         pub joined_at: DateTimeUtc,
     }
-    no_relations!();
+    slotcast_kit::no_relations!();
 }
 
 /// Who was told about which slot, in which notification. The primary key is what makes a
@@ -126,5 +118,5 @@ pub mod told {
         pub entry_id: Uuid,
         pub told_at: DateTimeUtc,
     }
-    no_relations!();
+    slotcast_kit::no_relations!();
 }

@@ -22,7 +22,7 @@ use std::{sync::Arc, time::Duration};
 
 use sea_orm::DatabaseConnection;
 use slotcast_bus::{
-    JetStream,
+    Foundation, JetStream,
     consumer::{self, ConsumerSpec},
     outbox::Relay,
 };
@@ -82,18 +82,12 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let db = slotcast_kit::db::connect_and_migrate::<migration::Migrator>(
-            &config.common.database_url,
-            config.common.db_max_connections,
-        )
-        .await?;
-        let (nats, js) = slotcast_bus::start(
-            &config.common.nats_url,
-            "matching",
-            config.common.stream_replicas,
-        )
-        .await?;
-        let listener = TcpListener::bind(config.common.listen_addr).await?;
+        let Foundation {
+            db,
+            nats,
+            js,
+            listener,
+        } = Foundation::connect::<migration::Migrator>(&config.common, "matching").await?;
         let matcher = Arc::new(projection::Matcher {
             db: db.clone(),
             relay: Relay::new(db.clone(), js.clone()),

@@ -1,13 +1,5 @@
 //! The scheduling service's tables (sea-orm entities).
 
-macro_rules! no_relations {
-    () => {
-        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-        pub enum Relation {}
-        impl ActiveModelBehavior for ActiveModel {}
-    };
-}
-
 pub mod practitioner {
     use sea_orm::entity::prelude::*;
 
@@ -23,7 +15,7 @@ pub mod practitioner {
         pub currency: String,
         pub created_at: DateTimeUtc,
     }
-    no_relations!();
+    slotcast_kit::no_relations!();
 }
 
 pub mod patient {
@@ -40,7 +32,7 @@ pub mod patient {
         pub timezone: Option<String>,
         pub created_at: DateTimeUtc,
     }
-    no_relations!();
+    slotcast_kit::no_relations!();
 }
 
 pub mod slot {
@@ -59,7 +51,7 @@ pub mod slot {
         pub batch_id: Uuid,
         pub created_at: DateTimeUtc,
     }
-    no_relations!();
+    slotcast_kit::no_relations!();
 }
 
 pub mod appointment {
@@ -78,7 +70,7 @@ pub mod appointment {
         pub created_at: DateTimeUtc,
         pub cancelled_at: Option<DateTimeUtc>,
     }
-    no_relations!();
+    slotcast_kit::no_relations!();
 }
 
 pub mod waitlist_entry {
@@ -101,5 +93,5 @@ pub mod waitlist_entry {
         pub created_at: DateTimeUtc,
         pub closed_at: Option<DateTimeUtc>,
     }
-    no_relations!();
+    slotcast_kit::no_relations!();
 }

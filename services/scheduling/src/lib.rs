@@ -21,7 +21,7 @@ pub mod routes;
 use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
-use slotcast_bus::outbox::Relay;
+use slotcast_bus::{Foundation, outbox::Relay};
 use slotcast_kit::{
     auth::Authenticator,
     config::{Common, ConfigError},
@@ -73,18 +73,12 @@ pub struct Application {
 impl Application {
     /// Connects the database (running migrations) and NATS (creating streams), and binds the port.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let db = slotcast_kit::db::connect_and_migrate::<migration::Migrator>(
-            &config.common.database_url,
-            config.common.db_max_connections,
-        )
-        .await?;
-        let (nats, js) = slotcast_bus::start(
-            &config.common.nats_url,
-            "scheduling",
-            config.common.stream_replicas,
-        )
-        .await?;
-        let listener = TcpListener::bind(config.common.listen_addr).await?;
+        let Foundation {
+            db,
+            nats,
+            js,
+            listener,
+        } = Foundation::connect::<migration::Migrator>(&config.common, "scheduling").await?;
         let state = AppState {
             relay: Relay::new(db.clone(), js),
             db,
