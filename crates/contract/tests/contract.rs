@@ -10,10 +10,11 @@ use slotcast_contract::{
     ContractError, DEADLETTER_SCHEMA, SCHEMAS, schema_file_for, schema_for, validate_event,
 };
 use slotcast_events::{
-    AppointmentCancelled, CATALOGUE, CloseReason, CloudEvent, DeadLetter, EmailFailed, EmailSent,
-    Event, InappStored, NotifyPatient, OfferedSlot, PatientContact, PatientRegistered,
-    PractitionerCard, PractitionerRegistered, ReleaseReason, SlotBooked, SlotCreated, SlotReleased,
-    SlotWithdrawn, WaitKind, WaitlistClosed, WaitlistJoined, streams, subjects,
+    AppointmentCancelled, AppointmentMoved, CATALOGUE, CloseReason, CloudEvent, DeadLetter,
+    EmailFailed, EmailSent, Event, InappStored, LostReason, NotifyPatient, OfferClaimed, OfferLost,
+    OfferedSlot, PatientContact, PatientRegistered, PractitionerCard, PractitionerRegistered,
+    ReleaseReason, SlotBooked, SlotCreated, SlotReleased, SlotWithdrawn, WaitKind, WaitlistClosed,
+    WaitlistJoined, streams, subjects,
 };
 use uuid::Uuid;
 
@@ -151,6 +152,33 @@ fn samples() -> Vec<(&'static str, Value)> {
             slot_id: id(),
             patient_id: id(),
             practitioner_id: id(),
+        }),
+        envelope(AppointmentMoved {
+            appointment_id: id(),
+            patient_id: id(),
+            practitioner_id: id(),
+            from_slot_id: id(),
+            to_slot_id: id(),
+        }),
+        envelope(OfferClaimed {
+            notification_id: id(),
+            patient_id: id(),
+            slot_id: id(),
+            appointment_id: id(),
+            moved_from_slot_id: None,
+        }),
+        envelope(OfferClaimed {
+            notification_id: id(),
+            patient_id: id(),
+            slot_id: id(),
+            appointment_id: id(),
+            moved_from_slot_id: Some(id()),
+        }),
+        envelope(OfferLost {
+            notification_id: id(),
+            patient_id: id(),
+            slot_id: id(),
+            reason: LostReason::Taken,
         }),
         envelope(WaitlistJoined {
             entry_id: id(),

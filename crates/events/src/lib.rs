@@ -37,6 +37,9 @@ pub mod subjects {
     pub const SLOT_BOOKED: &str = "slotcast.scheduling.slot.booked";
     pub const SLOT_WITHDRAWN: &str = "slotcast.scheduling.slot.withdrawn";
     pub const APPOINTMENT_CANCELLED: &str = "slotcast.scheduling.appointment.cancelled";
+    pub const APPOINTMENT_MOVED: &str = "slotcast.scheduling.appointment.moved";
+    pub const OFFER_CLAIMED: &str = "slotcast.scheduling.offer.claimed";
+    pub const OFFER_LOST: &str = "slotcast.scheduling.offer.lost";
     pub const WAITLIST_JOINED: &str = "slotcast.scheduling.waitlist.joined";
     pub const WAITLIST_CLOSED: &str = "slotcast.scheduling.waitlist.closed";
     pub const NOTIFY_PATIENT: &str = "slotcast.notify.patient";
@@ -257,6 +260,70 @@ event!(
     appointment_id
 );
 
+/// A patient moved their appointment up to an earlier slot: one swap. `slot.booked` for the new
+/// slot and `slot.released` (reason `moved_up`) for the old one follow in the same transaction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppointmentMoved {
+    pub appointment_id: Uuid,
+    pub patient_id: Uuid,
+    pub practitioner_id: Uuid,
+    pub from_slot_id: Uuid,
+    pub to_slot_id: Uuid,
+}
+event!(
+    AppointmentMoved,
+    subjects::APPOINTMENT_MOVED,
+    appointment_id
+);
+
+/// A booking link won its slot: the offer's patient booked it (or moved up to it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OfferClaimed {
+    /// The notification whose link was used.
+    pub notification_id: Uuid,
+    pub patient_id: Uuid,
+    pub slot_id: Uuid,
+    pub appointment_id: Uuid,
+    /// For a move-up, the slot the appointment left.
+    pub moved_from_slot_id: Option<Uuid>,
+}
+event!(OfferClaimed, subjects::OFFER_CLAIMED, notification_id);
+
+/// A claim from a booking link did not get its slot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OfferLost {
+    pub notification_id: Uuid,
+    pub patient_id: Uuid,
+    pub slot_id: Uuid,
+    pub reason: LostReason,
+}
+event!(OfferLost, subjects::OFFER_LOST, notification_id);
+
+/// Why a claim did not get its slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LostReason {
+    /// Someone else booked it first (the race was lost).
+    Taken,
+    /// The practitioner withdrew it.
+    Withdrawn,
+    /// It has started.
+    Started,
+    /// The patient's held appointment is already earlier: moving would not be up.
+    NotEarlier,
+}
+
+impl LostReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LostReason::Taken => "taken",
+            LostReason::Withdrawn => "withdrawn",
+            LostReason::Started => "started",
+            LostReason::NotEarlier => "not_earlier",
+        }
+    }
+}
+
 /// What a waiting-list entry waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -428,6 +495,9 @@ pub const CATALOGUE: &[(&str, &str)] = &[
         subjects::APPOINTMENT_CANCELLED,
         "appointment.cancelled.v1.json",
     ),
+    (subjects::APPOINTMENT_MOVED, "appointment.moved.v1.json"),
+    (subjects::OFFER_CLAIMED, "offer.claimed.v1.json"),
+    (subjects::OFFER_LOST, "offer.lost.v1.json"),
     (subjects::WAITLIST_JOINED, "waitlist.joined.v1.json"),
     (subjects::WAITLIST_CLOSED, "waitlist.closed.v1.json"),
     (subjects::NOTIFY_PATIENT, "notify.patient.v1.json"),
