@@ -57,18 +57,26 @@ impl Stack {
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
 
+        // Its address is known before it starts: the booking links it shows point at itself.
+        let port = slotcast_test_support::free_port();
+        let scheduling_url = format!("http://127.0.0.1:{port}");
         let scheduling = scheduling::Application::build(scheduling::Config {
-            common: common(&nats, &dbs[0]),
+            common: Common {
+                listen_addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                ..common(&nats, &dbs[0])
+            },
             jwt_secret: TEST_SECRET.to_owned(),
+            offer_keys: None,
+            public_base_url: scheduling_url.clone(),
         })
         .await
         .context("scheduling")?;
-        let scheduling_url = format!("http://127.0.0.1:{}", scheduling.port());
         tasks.push(tokio::spawn(scheduling.run_until_stopped(shutdown.clone())));
 
         let matching = matching::Application::build(matching::Config {
             common: common(&nats, &dbs[1]),
             jwt_secret: TEST_SECRET.to_owned(),
+            offer_keys: None,
             public_base_url: scheduling_url.clone(),
         })
         .await

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::{
     limit::RequestBodyLimitLayer,
     timeout::TimeoutLayer,
-    trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer},
+    trace::{DefaultOnResponse, TraceLayer},
 };
 
 /// The largest request body accepted (a batch of slots is well under this).
@@ -38,21 +38,39 @@ pub fn with_common_layers(router: Router) -> Router {
         .layer(axum::middleware::map_response(as_problem))
         // INFO, not tower-http's default DEBUG: the request span is the root of the trace the
         // outbox events carry, so it must exist at the default log level.
+        //
+        // The span names the route template, never the URI: a booking link's path is its offer
+        // token, a credential that must not reach the logs.
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+                .make_span_with(request_span)
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
 }
 
-/// Rewrites an error response that is not problem+json yet (a layer's plain 413 or 408) as one.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str());
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route,
+        version = ?request.version(),
+    )
+}
+
+/// Rewrites a plain-text error response (a layer's 413 or 408) as problem+json.
 async fn as_problem(response: Response) -> Response {
     let status = response.status();
-    let is_problem = response
+    // A layer's or axum's own answer is plain text (or empty); a handler's error page is HTML
+    // on purpose (a booking link opened in a browser) and is left alone.
+    let is_plain = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    if (status.is_client_error() || status.is_server_error()) && !is_problem {
+        .is_none_or(|v| v.as_bytes().starts_with(b"text/plain"));
+    if (status.is_client_error() || status.is_server_error()) && is_plain {
         let detail = status.canonical_reason().unwrap_or("error").to_owned();
         return crate::Problem::new(status, detail).into_response();
     }

@@ -1,6 +1,10 @@
 //! Offer tokens: what a booking link carries. A token is bound to one notification, one patient
 //! and the slots it offers, expires, and is signed (HS256) so it cannot be altered. It is the
 //! only thing a link needs: no login.
+//!
+//! Keys rotate: every token names the key that signed it (`kid`), the first key signs and every
+//! key verifies. To rotate, put a new key first and keep the old one until the last link it
+//! signed has expired (a link lives until its latest slot starts).
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -30,18 +34,84 @@ pub enum OfferError {
     Invalid,
 }
 
-/// Signs and checks offer tokens with a secret.
+/// `OFFER_KEYS`, or the contents of the file named by `OFFER_KEYS_FILE`: `kid=secret` entries
+/// separated by whitespace, the first signing. `None` when neither is set.
+pub fn keys_from_env() -> Result<Option<String>, crate::config::ConfigError> {
+    use crate::config::{ConfigError, var};
+    if let Some(list) = var("OFFER_KEYS") {
+        return Ok(Some(list));
+    }
+    match var("OFFER_KEYS_FILE") {
+        Some(path) => std::fs::read_to_string(&path)
+            .map(Some)
+            .map_err(|e| ConfigError::Invalid {
+                name: "OFFER_KEYS_FILE",
+                reason: e.to_string(),
+            }),
+        None => Ok(None),
+    }
+}
+
+/// Signs with the first key, checks with any.
 #[derive(Clone)]
 pub struct OfferSigner {
+    signing_kid: String,
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    decoding: Vec<(String, DecodingKey)>,
+}
+
+/// Why an offer key list cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OfferKeysError {
+    #[error("the offer key list is empty")]
+    Empty,
+    #[error("an offer key is `kid=secret` with a non-empty kid and a secret of 32 bytes or more")]
+    Malformed,
+    #[error("the key id {0:?} is listed twice")]
+    Duplicate(String),
 }
 
 impl OfferSigner {
+    /// One key, named `default`.
     pub fn new(secret: &str) -> Self {
-        Self {
-            encoding: EncodingKey::from_secret(secret.as_bytes()),
-            decoding: DecodingKey::from_secret(secret.as_bytes()),
+        Self::from_keys(vec![("default".to_owned(), secret.to_owned())])
+            .expect("one key is a valid list")
+    }
+
+    /// Reads `kid=secret` entries separated by whitespace; the first signs.
+    pub fn parse(list: &str) -> Result<Self, OfferKeysError> {
+        let mut keys = Vec::new();
+        for item in list.split_whitespace() {
+            let (kid, secret) = item.split_once('=').ok_or(OfferKeysError::Malformed)?;
+            if kid.is_empty() || secret.len() < 32 {
+                return Err(OfferKeysError::Malformed);
+            }
+            keys.push((kid.to_owned(), secret.to_owned()));
+        }
+        Self::from_keys(keys)
+    }
+
+    fn from_keys(keys: Vec<(String, String)>) -> Result<Self, OfferKeysError> {
+        let (signing_kid, signing_secret) = keys.first().cloned().ok_or(OfferKeysError::Empty)?;
+        let mut decoding: Vec<(String, DecodingKey)> = Vec::with_capacity(keys.len());
+        for (kid, secret) in keys {
+            if decoding.iter().any(|(k, _)| *k == kid) {
+                return Err(OfferKeysError::Duplicate(kid));
+            }
+            decoding.push((kid, DecodingKey::from_secret(secret.as_bytes())));
+        }
+        Ok(Self {
+            signing_kid,
+            encoding: EncodingKey::from_secret(signing_secret.as_bytes()),
+            decoding,
+        })
+    }
+
+    /// The key list when one is configured, else `jwt_secret` as the one key.
+    pub fn from_config(keys: Option<&str>, jwt_secret: &str) -> Result<Self, OfferKeysError> {
+        match keys {
+            Some(list) => Self::parse(list),
+            None => Ok(Self::new(jwt_secret)),
         }
     }
 
@@ -61,7 +131,9 @@ impl OfferSigner {
             exp: expires.timestamp(),
             iat: chrono::Utc::now().timestamp(),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.signing_kid.clone());
+        jsonwebtoken::encode(&header, &claims, &self.encoding)
     }
 
     /// The claims of an untampered, unexpired offer token.
@@ -70,11 +142,19 @@ impl OfferSigner {
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.leeway = 0;
         validation.validate_aud = false;
-        let claims = jsonwebtoken::decode::<OfferClaims>(token, &self.decoding, &validation)
-            .map_err(|e| match e.kind() {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| OfferError::Invalid)?;
+        let key = match header.kid.as_deref() {
+            Some(kid) => self.decoding.iter().find(|(k, _)| k == kid),
+            None => self.decoding.first(),
+        }
+        .map(|(_, key)| key)
+        .ok_or(OfferError::Invalid)?;
+        let claims = jsonwebtoken::decode::<OfferClaims>(token, key, &validation).map_err(|e| {
+            match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => OfferError::Expired,
                 _ => OfferError::Invalid,
-            })?;
+            }
+        })?;
         if claims.claims.typ != OFFER_TYPE {
             return Err(OfferError::Invalid);
         }
@@ -119,5 +199,40 @@ mod tests {
             )
             .unwrap();
         assert_eq!(signer.verify(&old), Err(OfferError::Expired));
+    }
+
+    #[test]
+    fn a_rotated_key_still_verifies_what_it_signed_and_the_new_one_signs() {
+        let a = "a".repeat(32);
+        let b = "b".repeat(32);
+        let old = OfferSigner::parse(&format!("k1={a}")).unwrap();
+        let rotated = OfferSigner::parse(&format!("k2={b}\n k1={a}")).unwrap();
+        let later = chrono::Utc::now() + chrono::Duration::hours(1);
+        let (nid, p, s) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let by_old = old.sign(nid, p, &[s], later).unwrap();
+        let by_new = rotated.sign(nid, p, &[s], later).unwrap();
+        assert_eq!(rotated.verify(&by_old).unwrap().nid, nid);
+        assert_eq!(rotated.verify(&by_new).unwrap().nid, nid);
+        assert_eq!(old.verify(&by_new), Err(OfferError::Invalid));
+        let retired = OfferSigner::parse(&format!("k2={b}")).unwrap();
+        assert_eq!(retired.verify(&by_old), Err(OfferError::Invalid));
+    }
+
+    #[test]
+    fn a_bad_key_list_is_refused() {
+        let a = "a".repeat(32);
+        assert_eq!(OfferSigner::parse(" ").err(), Some(OfferKeysError::Empty));
+        assert_eq!(
+            OfferSigner::parse("k1=short").err(),
+            Some(OfferKeysError::Malformed)
+        );
+        assert_eq!(
+            OfferSigner::parse(&a).err(),
+            Some(OfferKeysError::Malformed)
+        );
+        assert_eq!(
+            OfferSigner::parse(&format!("k={a} k={a}")).err(),
+            Some(OfferKeysError::Duplicate("k".to_owned()))
+        );
     }
 }

@@ -45,6 +45,8 @@ pub struct Config {
     pub common: Common,
     /// Signs the offer tokens in booking links.
     pub jwt_secret: String,
+    /// `OFFER_KEYS`: `kid=secret` entries, the first signing; `None` signs with `jwt_secret`.
+    pub offer_keys: Option<String>,
     pub public_base_url: String,
 }
 
@@ -53,6 +55,7 @@ impl Config {
         Ok(Self {
             common: Common::from_env("matching", 8081)?,
             jwt_secret: slotcast_kit::config::jwt_secret()?,
+            offer_keys: slotcast_kit::offer::keys_from_env()?,
             public_base_url: slotcast_kit::config::public_base_url(),
         })
     }
@@ -91,7 +94,7 @@ impl Application {
         let matcher = Arc::new(projection::Matcher {
             db: db.clone(),
             relay: Relay::new(db.clone(), js.clone()),
-            signer: OfferSigner::new(&config.jwt_secret),
+            signer: OfferSigner::from_config(config.offer_keys.as_deref(), &config.jwt_secret)?,
             public_base_url: config.public_base_url,
         });
         Ok(Self {

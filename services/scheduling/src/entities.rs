@@ -95,3 +95,23 @@ pub mod waitlist_entry {
     }
     slotcast_kit::no_relations!();
 }
+
+/// A booking link that has been claimed from; `used_at` is set by the claim that booked.
+pub mod offer {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "offers")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub notification_id: Uuid,
+        pub patient_id: Uuid,
+        pub issued_at: DateTimeUtc,
+        pub expires_at: DateTimeUtc,
+        pub first_claimed_at: DateTimeUtc,
+        pub used_at: Option<DateTimeUtc>,
+        pub slot_id: Option<Uuid>,
+        pub appointment_id: Option<Uuid>,
+    }
+    slotcast_kit::no_relations!();
+}

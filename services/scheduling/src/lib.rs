@@ -25,6 +25,7 @@ use slotcast_bus::{Foundation, outbox::Relay};
 use slotcast_kit::{
     auth::Authenticator,
     config::{Common, ConfigError},
+    offer::OfferSigner,
     ops::Readiness,
 };
 use tokio::net::TcpListener;
@@ -38,6 +39,11 @@ pub const SOURCE: &str = "/slotcast/scheduling";
 pub struct Config {
     pub common: Common,
     pub jwt_secret: String,
+    /// `OFFER_KEYS`: `kid=secret` entries checking booking links (the first one signs); `None`
+    /// uses `jwt_secret`.
+    pub offer_keys: Option<String>,
+    /// `PUBLIC_BASE_URL`: where this service is reached, for the links it shows.
+    pub public_base_url: String,
 }
 
 impl Config {
@@ -45,6 +51,8 @@ impl Config {
         Ok(Self {
             common: Common::from_env("scheduling", 8080)?,
             jwt_secret: slotcast_kit::config::jwt_secret()?,
+            offer_keys: slotcast_kit::offer::keys_from_env()?,
+            public_base_url: slotcast_kit::config::public_base_url(),
         })
     }
 }
@@ -55,6 +63,9 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub auth: Arc<Authenticator>,
     pub relay: Relay,
+    /// Checks booking links.
+    pub offers: OfferSigner,
+    pub public_base_url: String,
 }
 
 impl axum::extract::FromRef<AppState> for Arc<Authenticator> {
@@ -79,10 +90,13 @@ impl Application {
             js,
             listener,
         } = Foundation::connect::<migration::Migrator>(&config.common, "scheduling").await?;
+        let offers = OfferSigner::from_config(config.offer_keys.as_deref(), &config.jwt_secret)?;
         let state = AppState {
             relay: Relay::new(db.clone(), js),
             db,
             auth: Authenticator::hs256(&config.jwt_secret),
+            offers,
+            public_base_url: config.public_base_url,
         };
         Ok(Self {
             listener,

@@ -9,6 +9,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(slotcast_bus::outbox::CreateOutbox),
             Box::new(CreateScheduling),
+            Box::new(CreateOffers),
         ]
     }
 }
@@ -234,5 +235,53 @@ impl MigrationTrait for CreateScheduling {
             m.drop_table(Table::drop().table(t).to_owned()).await?;
         }
         Ok(())
+    }
+}
+
+#[derive(DeriveIden)]
+enum Offers {
+    Table,
+    NotificationId,
+    PatientId,
+    IssuedAt,
+    ExpiresAt,
+    FirstClaimedAt,
+    UsedAt,
+    SlotId,
+    AppointmentId,
+}
+
+/// `offers`: one row per booking link that has been claimed from, so a link books once.
+pub struct CreateOffers;
+
+impl MigrationName for CreateOffers {
+    fn name(&self) -> &str {
+        "m0002_create_offers"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateOffers {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(Offers::Table)
+                .if_not_exists()
+                .col(pk_uuid(Offers::NotificationId))
+                .col(uuid(Offers::PatientId))
+                .col(timestamp_with_time_zone(Offers::IssuedAt))
+                .col(timestamp_with_time_zone(Offers::ExpiresAt))
+                .col(timestamp_with_time_zone(Offers::FirstClaimedAt))
+                .col(timestamp_with_time_zone_null(Offers::UsedAt))
+                .col(uuid_null(Offers::SlotId))
+                .col(uuid_null(Offers::AppointmentId))
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(Table::drop().table(Offers::Table).to_owned())
+            .await
     }
 }

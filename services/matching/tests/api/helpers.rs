@@ -46,6 +46,7 @@ pub async fn spawn_matching_on(db: TestDatabase) -> TestMatching {
             db_max_connections: 4,
         },
         jwt_secret: SECRET.to_owned(),
+        offer_keys: None,
         public_base_url: BASE.to_owned(),
     })
     .await

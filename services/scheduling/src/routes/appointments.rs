@@ -13,14 +13,15 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 use slotcast_events::{
-    AppointmentCancelled, CloseReason, ReleaseReason, SlotBooked, SlotReleased, WaitKind,
+    AppointmentCancelled, AppointmentMoved, CloseReason, LostReason, ReleaseReason, SlotBooked,
+    SlotReleased, WaitKind,
 };
 use slotcast_kit::{ApiJson, Problem, auth::Caller, problem::ApiPath};
 use uuid::Uuid;
 
 use super::{
     emit, for_update,
-    slots::{AVAILABLE, BOOKED},
+    slots::{AVAILABLE, BOOKED, WITHDRAWN},
     waitlist::{ACTIVE, close_entries},
 };
 use crate::{
@@ -46,7 +47,7 @@ struct NewAppointment {
     slot_id: Uuid,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Serialize)]
 pub struct AppointmentView {
     pub id: Uuid,
     pub patient_id: Uuid,
@@ -75,27 +76,48 @@ impl AppointmentView {
     }
 }
 
-/// Books `slot_id` for `patient_id` inside `conn`'s transaction, or says why not (409 when the
-/// slot is no longer available). The conditional update makes one booking win under any
-/// concurrency. The patient's `new` waiting-list entry with this practitioner is fulfilled.
-pub async fn book_slot<C: ConnectionTrait>(
-    conn: &C,
-    patient_id: Uuid,
-    slot_id: Uuid,
-) -> Result<Result<AppointmentView, Problem>, DbErr> {
-    if patient::Entity::find_by_id(patient_id)
-        .one(conn)
-        .await?
-        .is_none()
-    {
-        return Ok(Err(Problem::unprocessable("no such patient")));
+/// Why a slot cannot be taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    NoSuchSlot,
+    Started,
+    Taken,
+    Withdrawn,
+}
+
+impl Refusal {
+    pub fn problem(self) -> Problem {
+        match self {
+            Refusal::NoSuchSlot => Problem::not_found("no such slot"),
+            Refusal::Started => Problem::conflict("the slot has already started"),
+            Refusal::Taken => Problem::conflict("the slot is no longer available"),
+            Refusal::Withdrawn => Problem::conflict("the slot has been withdrawn"),
+        }
     }
+
+    /// As a lost offer claim (`None` for a slot that does not exist at all).
+    pub fn lost(self) -> Option<LostReason> {
+        match self {
+            Refusal::NoSuchSlot => None,
+            Refusal::Started => Some(LostReason::Started),
+            Refusal::Taken => Some(LostReason::Taken),
+            Refusal::Withdrawn => Some(LostReason::Withdrawn),
+        }
+    }
+}
+
+/// Marks `slot_id` booked if it is available and has not started, inside `conn`'s transaction.
+/// The update is conditional on the status, so under any concurrency exactly one caller gets
+/// the slot: on Postgres the others wait for the winner's commit and then find it booked.
+pub async fn take_slot<C: ConnectionTrait>(
+    conn: &C,
+    slot_id: Uuid,
+) -> Result<Result<slot::Model, Refusal>, DbErr> {
     let Some(s) = slot::Entity::find_by_id(slot_id).one(conn).await? else {
-        return Ok(Err(Problem::not_found("no such slot")));
+        return Ok(Err(Refusal::NoSuchSlot));
     };
-    let now = Utc::now();
-    if s.starts_at <= now {
-        return Ok(Err(Problem::conflict("the slot has already started")));
+    if s.starts_at <= Utc::now() {
+        return Ok(Err(Refusal::Started));
     }
     let claimed = slot::Entity::update_many()
         .col_expr(slot::Column::Status, Expr::value(BOOKED))
@@ -104,15 +126,36 @@ pub async fn book_slot<C: ConnectionTrait>(
         .exec(conn)
         .await?;
     if claimed.rows_affected == 0 {
-        return Ok(Err(Problem::conflict("the slot is no longer available")));
+        let now = slot::Entity::find_by_id(slot_id).one(conn).await?;
+        return Ok(Err(match now.map(|s| s.status) {
+            Some(status) if status == WITHDRAWN => Refusal::Withdrawn,
+            _ => Refusal::Taken,
+        }));
     }
+    Ok(Ok(slot::Model {
+        status: BOOKED.to_owned(),
+        ..s
+    }))
+}
+
+/// Books `slot_id` for `patient_id` inside `conn`'s transaction, or says why not. The patient's
+/// `new` waiting-list entry with this practitioner is fulfilled.
+pub async fn book_slot<C: ConnectionTrait>(
+    conn: &C,
+    patient_id: Uuid,
+    slot_id: Uuid,
+) -> Result<Result<AppointmentView, Refusal>, DbErr> {
+    let s = match take_slot(conn, slot_id).await? {
+        Ok(s) => s,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
     let a = appointment::ActiveModel {
         id: Set(Uuid::now_v7()),
         patient_id: Set(patient_id),
         practitioner_id: Set(s.practitioner_id),
         slot_id: Set(slot_id),
         status: Set(APPOINTMENT_BOOKED.to_owned()),
-        created_at: Set(now),
+        created_at: Set(Utc::now()),
         cancelled_at: Set(None),
     }
     .insert(conn)
@@ -139,6 +182,76 @@ pub async fn book_slot<C: ConnectionTrait>(
     Ok(Ok(AppointmentView::new(a, &s)))
 }
 
+/// Moves `held` (a booked appointment) to `slot_id`, which must start earlier, in one swap
+/// inside `conn`'s transaction: the new slot is booked, the old one released (and offered to the
+/// next patients in line, never back to this one), and `entry` (the `move_up` entry) fulfilled.
+pub async fn move_up<C: ConnectionTrait>(
+    conn: &C,
+    held: appointment::Model,
+    entry: waitlist_entry::Model,
+    slot_id: Uuid,
+) -> Result<Result<AppointmentView, Refusal>, DbErr> {
+    let old = slot::Entity::find_by_id(held.slot_id)
+        .one(conn)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("slot {} of an appointment", held.slot_id)))?;
+    let new = match take_slot(conn, slot_id).await? {
+        Ok(s) => s,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let (patient_id, from_slot_id) = (held.patient_id, held.slot_id);
+    let mut moved: appointment::ActiveModel = held.into();
+    moved.slot_id = Set(new.id);
+    let a = moved.update(conn).await?;
+    slot::Entity::update_many()
+        .col_expr(slot::Column::Status, Expr::value(AVAILABLE))
+        .filter(slot::Column::Id.eq(from_slot_id))
+        .filter(slot::Column::Status.eq(BOOKED))
+        .exec(conn)
+        .await?;
+    emit(
+        conn,
+        AppointmentMoved {
+            appointment_id: a.id,
+            patient_id,
+            practitioner_id: a.practitioner_id,
+            from_slot_id,
+            to_slot_id: new.id,
+        },
+    )
+    .await?;
+    emit(
+        conn,
+        SlotBooked {
+            slot_id: new.id,
+            practitioner_id: new.practitioner_id,
+            patient_id,
+            appointment_id: a.id,
+            starts_at: new.starts_at,
+        },
+    )
+    .await?;
+    // Closed before the release, so matching never weighs this entry for the freed slot.
+    close_entries(conn, vec![entry], CloseReason::Fulfilled).await?;
+    if old.starts_at > Utc::now() {
+        emit(
+            conn,
+            SlotReleased {
+                slot_id: old.id,
+                practitioner_id: old.practitioner_id,
+                starts_at: old.starts_at,
+                ends_at: old.ends_at,
+                batch_id: Uuid::now_v7(),
+                batch_size: 1,
+                reason: ReleaseReason::MovedUp,
+                released_by: Some(patient_id),
+            },
+        )
+        .await?;
+    }
+    Ok(Ok(AppointmentView::new(a, &new)))
+}
+
 async fn book(
     State(state): State<AppState>,
     caller: Caller,
@@ -148,7 +261,13 @@ async fn book(
         return Err(Problem::forbidden("a patient books only for themself").into());
     }
     let txn = state.db.begin().await?;
-    let view = book_slot(&txn, body.patient_id, body.slot_id).await??;
+    patient::Entity::find_by_id(body.patient_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| Problem::unprocessable("no such patient"))?;
+    let view = book_slot(&txn, body.patient_id, body.slot_id)
+        .await?
+        .map_err(Refusal::problem)?;
     txn.commit().await?;
     state.relay.wake();
     metrics::counter!("slotcast_scheduling_appointments_booked_total").increment(1);

@@ -1,6 +1,7 @@
 //! The `/v1` API, one module per resource.
 
 mod appointments;
+mod offers;
 mod patients;
 mod practitioners;
 mod slots;
@@ -20,6 +21,7 @@ pub fn router(state: AppState) -> Router {
         .merge(slots::router())
         .merge(appointments::router())
         .merge(waitlist::router())
+        .merge(offers::router())
         .with_state(state)
 }
 

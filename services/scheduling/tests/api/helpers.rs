@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub const SECRET: &str = "test-only-jwt-secret";
+pub const PUBLIC_BASE_URL: &str = "http://scheduling.test";
 
 pub struct TestApp {
     pub base: String,
@@ -45,6 +46,8 @@ pub async fn spawn_app_on(db: TestDatabase) -> TestApp {
             db_max_connections: 4,
         },
         jwt_secret: SECRET.to_owned(),
+        offer_keys: None,
+        public_base_url: PUBLIC_BASE_URL.to_owned(),
     };
     let app = Application::build(config)
         .await

@@ -5,6 +5,7 @@ mod appointments;
 mod auth;
 mod helpers;
 mod input;
+mod offers;
 mod process;
 mod slots;
 mod sqlite;

@@ -1,0 +1,590 @@
+//! Booking links: `GET /v1/offers/{token}` shows what a link offers, `POST .../claim` books.
+//!
+//! The token is the only credential (no login): it is signed, names one notification, one
+//! patient and the slots offered, and expires when the last of them starts. A link books once:
+//! the first successful claim marks its `offers` row used, in the same transaction as the
+//! booking. Reading a link never books anything, so a mail scanner that follows links is
+//! harmless. A browser gets HTML (with a form per open slot, no script needed), anything else
+//! JSON.
+
+use std::collections::{HashMap, HashSet};
+
+use axum::{
+    Router,
+    extract::{FromRequest, Request, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{Html, IntoResponse, Response},
+    routing::{get, post},
+};
+use chrono::{DateTime, TimeZone, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    Set, TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+use slotcast_events::{LostReason, OfferClaimed, OfferLost, WaitKind};
+use slotcast_kit::{
+    ApiJson, Problem,
+    offer::{OfferClaims, OfferError},
+    problem::{ApiPath, ApiQuery},
+};
+use uuid::Uuid;
+
+use super::{
+    appointments::{APPOINTMENT_BOOKED, AppointmentView, Refusal, book_slot, move_up},
+    emit, for_update,
+    slots::{AVAILABLE, BOOKED, HELD, WITHDRAWN},
+    waitlist::ACTIVE,
+};
+use crate::{
+    AppState,
+    entities::{appointment, offer, practitioner, slot, waitlist_entry},
+    error::ApiError,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/offers/{token}", get(show))
+        .route("/v1/offers/{token}/claim", post(claim))
+}
+
+/// A slot of an offer, as the link shows it.
+#[derive(Debug, Serialize)]
+pub struct OfferedSlotView {
+    pub slot_id: Uuid,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    /// `available`, `yours` (booked by this patient), `taken`, `held`, `withdrawn` or `started`.
+    pub status: &'static str,
+    /// Where to POST `{slot_id}` to book it, while it is available.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claim_url: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PractitionerView {
+    pub id: Uuid,
+    pub name: String,
+    pub specialty: String,
+    pub timezone: String,
+    pub consultation_fee_cents: Option<i64>,
+    pub currency: String,
+}
+
+/// What a link offers now.
+#[derive(Debug, Serialize)]
+pub struct OfferView {
+    pub notification_id: Uuid,
+    pub expires_at: DateTime<Utc>,
+    /// The link has booked an appointment and cannot book another.
+    pub used: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub appointment_id: Option<Uuid>,
+    pub practitioner: PractitionerView,
+    /// In the order they start.
+    pub slots: Vec<OfferedSlotView>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ShowQuery {
+    /// The slot whose link was followed; the page puts it first.
+    slot_id: Option<Uuid>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClaimBody {
+    slot_id: Uuid,
+}
+
+/// What a successful claim answers: the appointment, and for a move-up the slot it left.
+#[derive(Debug, Serialize)]
+struct Claimed {
+    #[serde(flatten)]
+    appointment: AppointmentView,
+    notification_id: Uuid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    moved_from_slot_id: Option<Uuid>,
+}
+
+/// A browser asked (HTML), or a program (JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Html,
+    Json,
+}
+
+impl Format {
+    fn of(headers: &HeaderMap) -> Self {
+        let accept = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if accept.contains("text/html") {
+            Format::Html
+        } else {
+            Format::Json
+        }
+    }
+}
+
+/// An error shown the way the caller asked: problem+json, or a page with the same status.
+struct Failure {
+    format: Format,
+    error: ApiError,
+    /// For a page: the offer to show below the message (its open slots).
+    offer: Option<(String, OfferView)>,
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        match (self.format, self.error) {
+            (Format::Html, ApiError::Problem(p)) => {
+                let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST);
+                let message = p.detail.clone().unwrap_or_else(|| p.title.clone());
+                (
+                    status,
+                    Html(page::render(&message, self.offer.as_ref(), None)),
+                )
+                    .into_response()
+            }
+            (_, error) => error.into_response(),
+        }
+    }
+}
+
+fn fail(format: Format, error: impl Into<ApiError>) -> Failure {
+    Failure {
+        format,
+        error: error.into(),
+        offer: None,
+    }
+}
+
+fn verify(state: &AppState, token: &str, format: Format) -> Result<OfferClaims, Failure> {
+    state.offers.verify(token).map_err(|e| {
+        let problem = match e {
+            OfferError::Expired => Problem::new(StatusCode::GONE, "this offer has expired"),
+            OfferError::Invalid => Problem::unauthorized("this booking link is not valid"),
+        };
+        fail(format, problem)
+    })
+}
+
+/// `GET /v1/offers/{token}[?slot_id=]`.
+async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(token): ApiPath<String>,
+    ApiQuery(query): ApiQuery<ShowQuery>,
+) -> Result<Response, Failure> {
+    let format = Format::of(&headers);
+    let claims = verify(&state, &token, format)?;
+    let view = load_view(&state.db, &state.public_base_url, &token, &claims)
+        .await
+        .map_err(|e| fail(format, e))?;
+    Ok(match format {
+        Format::Json => ApiJson(view).into_response(),
+        Format::Html => {
+            let mut view = view;
+            if let Some(first) = query.slot_id {
+                // Stable: the followed slot first, the rest in order.
+                view.slots.sort_by_key(|s| s.slot_id != first);
+            }
+            let title = if view.used {
+                "You have booked with this link."
+            } else if view.slots.iter().any(|s| s.status == "available") {
+                "Choose a time to book it."
+            } else {
+                "These times are no longer available."
+            };
+            Html(page::render(title, Some(&(token, view)), None)).into_response()
+        }
+    })
+}
+
+/// `POST /v1/offers/{token}/claim` with `{slot_id}` as JSON, or as a form from the page.
+async fn claim(
+    State(state): State<AppState>,
+    ApiPath(token): ApiPath<String>,
+    request: Request,
+) -> Result<Response, Failure> {
+    let format = Format::of(request.headers());
+    let is_form = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let claims = verify(&state, &token, format)?;
+    let body = if is_form {
+        axum::Form::<ClaimBody>::from_request(request, &())
+            .await
+            .map(|f| f.0)
+            .map_err(|e| fail(format, Problem::unprocessable(e.body_text())))?
+    } else {
+        ApiJson::<ClaimBody>::from_request(request, &())
+            .await
+            .map(|j| j.0)
+            .map_err(|p| fail(format, p))?
+    };
+    if !claims.slots.contains(&body.slot_id) {
+        return Err(fail(
+            format,
+            Problem::unprocessable("this link does not offer that slot"),
+        ));
+    }
+    match book_from_offer(&state.db, &claims, body.slot_id)
+        .await
+        .map_err(|e| fail(format, e))?
+    {
+        Ok(claimed) => {
+            state.relay.wake();
+            metrics::counter!("slotcast_scheduling_offers_claimed_total").increment(1);
+            tracing::info!(notification_id = %claims.nid, slot_id = %body.slot_id, patient_id = %claims.sub, appointment_id = %claimed.appointment.id, moved = claimed.moved_from_slot_id.is_some(), "offer claimed");
+            Ok(match format {
+                Format::Json => (StatusCode::CREATED, ApiJson(claimed)).into_response(),
+                Format::Html => {
+                    let view = load_view(&state.db, &state.public_base_url, &token, &claims)
+                        .await
+                        .map_err(|e| fail(format, e))?;
+                    let message = if claimed.moved_from_slot_id.is_some() {
+                        "Your appointment has moved to this time."
+                    } else {
+                        "Booked. See you then."
+                    };
+                    let booked = claimed.appointment.slot_id;
+                    (
+                        StatusCode::CREATED,
+                        Html(page::render(message, Some(&(token, view)), Some(booked))),
+                    )
+                        .into_response()
+                }
+            })
+        }
+        Err(problem) => {
+            state.relay.wake();
+            let view = load_view(&state.db, &state.public_base_url, &token, &claims)
+                .await
+                .map_err(|e| fail(format, e))?;
+            let still_open: Vec<&OfferedSlotView> = view
+                .slots
+                .iter()
+                .filter(|s| s.status == "available")
+                .collect();
+            let problem = problem.with("other_slots", &still_open);
+            tracing::info!(notification_id = %claims.nid, slot_id = %body.slot_id, patient_id = %claims.sub, status = problem.status, "offer claim refused");
+            Err(Failure {
+                format,
+                error: problem.into(),
+                offer: Some((token, view)),
+            })
+        }
+    }
+}
+
+/// Books `slot_id` for the offer's patient: a move-up when they hold a later appointment with
+/// this practitioner and wait to move up, a new appointment otherwise. `Err` is the refusal to
+/// answer (409 taken, 410 link used); a lost race is recorded as `offer.lost`.
+async fn book_from_offer(
+    db: &DatabaseConnection,
+    claims: &OfferClaims,
+    slot_id: Uuid,
+) -> Result<Result<Claimed, Problem>, ApiError> {
+    let patient_id = claims.sub;
+    let txn = db.begin().await?;
+    let offer = lock_offer(&txn, claims).await?;
+    if offer.used_at.is_some() {
+        return Ok(Err(Problem::new(
+            StatusCode::GONE,
+            "this link has already booked an appointment",
+        )
+        .with("appointment_id", offer.appointment_id)));
+    }
+    let Some(target) = slot::Entity::find_by_id(slot_id).one(&txn).await? else {
+        return Ok(Err(Problem::not_found("no such slot")));
+    };
+    let moving = held_for_move_up(&txn, patient_id, target.practitioner_id).await?;
+    let booked = match moving {
+        Some((held, held_slot, entry)) => {
+            if target.starts_at >= held_slot.starts_at {
+                Err((
+                    LostReason::NotEarlier,
+                    Problem::conflict("your appointment is already at this time or earlier"),
+                ))
+            } else {
+                move_up(&txn, held, entry, slot_id)
+                    .await?
+                    .map(|a| (a, Some(held_slot.id)))
+                    .map_err(lost)
+            }
+        }
+        None => book_slot(&txn, patient_id, slot_id)
+            .await?
+            .map(|a| (a, None))
+            .map_err(lost),
+    };
+    match booked {
+        Ok((appointment, moved_from_slot_id)) => {
+            let mut used: offer::ActiveModel = offer.into();
+            used.used_at = Set(Some(Utc::now()));
+            used.slot_id = Set(Some(slot_id));
+            used.appointment_id = Set(Some(appointment.id));
+            used.update(&txn).await?;
+            emit(
+                &txn,
+                OfferClaimed {
+                    notification_id: claims.nid,
+                    patient_id,
+                    slot_id,
+                    appointment_id: appointment.id,
+                    moved_from_slot_id,
+                },
+            )
+            .await?;
+            txn.commit().await?;
+            Ok(Ok(Claimed {
+                appointment,
+                notification_id: claims.nid,
+                moved_from_slot_id,
+            }))
+        }
+        Err((reason, problem)) => {
+            // The attempt is history even though the booking rolled back.
+            emit(
+                &txn,
+                OfferLost {
+                    notification_id: claims.nid,
+                    patient_id,
+                    slot_id,
+                    reason,
+                },
+            )
+            .await?;
+            txn.commit().await?;
+            Ok(Err(problem))
+        }
+    }
+}
+
+fn lost(refusal: Refusal) -> (LostReason, Problem) {
+    (
+        refusal.lost().unwrap_or(LostReason::Withdrawn),
+        refusal.problem(),
+    )
+}
+
+/// The offer's row, created on first use and locked for the rest of the transaction, so two
+/// claims through one link run one after the other.
+async fn lock_offer<C: ConnectionTrait>(
+    conn: &C,
+    claims: &OfferClaims,
+) -> Result<offer::Model, ApiError> {
+    let at = |secs: i64| Utc.timestamp_opt(secs, 0).single().unwrap_or_else(Utc::now);
+    offer::Entity::insert(offer::ActiveModel {
+        notification_id: Set(claims.nid),
+        patient_id: Set(claims.sub),
+        issued_at: Set(at(claims.iat)),
+        expires_at: Set(at(claims.exp)),
+        first_claimed_at: Set(Utc::now()),
+        used_at: Set(None),
+        slot_id: Set(None),
+        appointment_id: Set(None),
+    })
+    .on_conflict_do_nothing_on([offer::Column::NotificationId])
+    .exec_without_returning(conn)
+    .await?;
+    for_update(offer::Entity::find_by_id(claims.nid), conn)
+        .one(conn)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("offer {} vanished", claims.nid).into())
+}
+
+/// The booked appointment a patient's active `move_up` entry with this practitioner holds,
+/// locked, with its slot and the entry.
+async fn held_for_move_up<C: ConnectionTrait>(
+    conn: &C,
+    patient_id: Uuid,
+    practitioner_id: Uuid,
+) -> Result<Option<(appointment::Model, slot::Model, waitlist_entry::Model)>, ApiError> {
+    let entry = waitlist_entry::Entity::find()
+        .filter(waitlist_entry::Column::PatientId.eq(patient_id))
+        .filter(waitlist_entry::Column::PractitionerId.eq(practitioner_id))
+        .filter(waitlist_entry::Column::Kind.eq(WaitKind::MoveUp.as_str()))
+        .filter(waitlist_entry::Column::Status.eq(ACTIVE))
+        .one(conn)
+        .await?;
+    let Some((entry, appointment_id)) = entry.and_then(|e| e.appointment_id.map(|a| (e, a))) else {
+        return Ok(None);
+    };
+    let Some(held) = for_update(appointment::Entity::find_by_id(appointment_id), conn)
+        .one(conn)
+        .await?
+        .filter(|a| a.status == APPOINTMENT_BOOKED && a.patient_id == patient_id)
+    else {
+        return Ok(None);
+    };
+    let held_slot = slot::Entity::find_by_id(held.slot_id)
+        .one(conn)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("appointment {} points at a missing slot", held.id))?;
+    Ok(Some((held, held_slot, entry)))
+}
+
+/// The offer as it stands: its slots' current state, from this patient's point of view.
+async fn load_view(
+    db: &DatabaseConnection,
+    base_url: &str,
+    token: &str,
+    claims: &OfferClaims,
+) -> Result<OfferView, ApiError> {
+    let slots = slot::Entity::find()
+        .filter(slot::Column::Id.is_in(claims.slots.clone()))
+        .all(db)
+        .await?;
+    let Some(practitioner_id) = slots.first().map(|s| s.practitioner_id) else {
+        return Err(Problem::not_found("the slots of this offer no longer exist").into());
+    };
+    let p = practitioner::Entity::find_by_id(practitioner_id)
+        .one(db)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("practitioner {practitioner_id} is missing"))?;
+    let mine: HashSet<Uuid> = appointment::Entity::find()
+        .filter(appointment::Column::PatientId.eq(claims.sub))
+        .filter(appointment::Column::SlotId.is_in(claims.slots.clone()))
+        .filter(appointment::Column::Status.eq(APPOINTMENT_BOOKED))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|a| a.slot_id)
+        .collect();
+    let used = offer::Entity::find_by_id(claims.nid)
+        .one(db)
+        .await?
+        .filter(|o| o.used_at.is_some());
+    let now = Utc::now();
+    let claim_url = format!("{base_url}/v1/offers/{token}/claim");
+    let mut by_id: HashMap<Uuid, slot::Model> = slots.into_iter().map(|s| (s.id, s)).collect();
+    let mut shown: Vec<OfferedSlotView> = claims
+        .slots
+        .iter()
+        .filter_map(|id| by_id.remove(id))
+        .map(|s| {
+            let status = if mine.contains(&s.id) {
+                "yours"
+            } else if s.starts_at <= now {
+                "started"
+            } else {
+                match s.status.as_str() {
+                    AVAILABLE => "available",
+                    HELD => "held",
+                    BOOKED => "taken",
+                    WITHDRAWN => "withdrawn",
+                    _ => "taken",
+                }
+            };
+            let open = status == "available" && used.is_none();
+            OfferedSlotView {
+                slot_id: s.id,
+                starts_at: s.starts_at,
+                ends_at: s.ends_at,
+                status,
+                claim_url: open.then(|| claim_url.clone()),
+            }
+        })
+        .collect();
+    shown.sort_by_key(|s| (s.starts_at, s.slot_id));
+    Ok(OfferView {
+        notification_id: claims.nid,
+        expires_at: Utc.timestamp_opt(claims.exp, 0).single().unwrap_or(now),
+        used: used.is_some(),
+        appointment_id: used.and_then(|o| o.appointment_id),
+        practitioner: PractitionerView {
+            id: p.id,
+            name: p.name,
+            specialty: p.specialty,
+            timezone: p.timezone,
+            consultation_fee_cents: p.consultation_fee_cents,
+            currency: p.currency,
+        },
+        slots: shown,
+    })
+}
+
+/// The HTML page: one template, escaped by handlebars, times in the practice's zone.
+mod page {
+    use std::sync::LazyLock;
+
+    use chrono_tz::Tz;
+    use handlebars::Handlebars;
+    use serde_json::json;
+    use uuid::Uuid;
+
+    use super::OfferView;
+
+    static TEMPLATES: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
+        let mut hb = Handlebars::new();
+        hb.set_strict_mode(true);
+        hb.register_template_string("offer", include_str!("../../templates/offer.html.hbs"))
+            .expect("the offer page template parses");
+        hb
+    });
+
+    /// The page with `message` on top and, when known, the offer below it. `booked` marks the
+    /// slot just booked.
+    pub fn render(
+        message: &str,
+        offer: Option<&(String, OfferView)>,
+        booked: Option<Uuid>,
+    ) -> String {
+        let data = match offer {
+            None => json!({ "message": message, "offer": false }),
+            Some((_, view)) => {
+                let tz: Tz = view.practitioner.timezone.parse().unwrap_or(Tz::UTC);
+                let fee = view
+                    .practitioner
+                    .consultation_fee_cents
+                    .map(|c| format!("{} {}.{:02}", view.practitioner.currency, c / 100, c % 100));
+                let slots: Vec<_> = view
+                    .slots
+                    .iter()
+                    .map(|s| {
+                        let start = s.starts_at.with_timezone(&tz);
+                        let end = s.ends_at.with_timezone(&tz);
+                        json!({
+                            "slot_id": s.slot_id,
+                            "when": format!("{}–{}", start.format("%A %-d %B %Y, %H:%M"), end.format("%H:%M")),
+                            "status": s.status,
+                            "label": label(s.status, Some(s.slot_id) == booked),
+                            "claim_url": s.claim_url,
+                        })
+                    })
+                    .collect();
+                json!({
+                    "message": message,
+                    "offer": true,
+                    "practitioner": view.practitioner.name,
+                    "specialty": view.practitioner.specialty,
+                    "timezone": view.practitioner.timezone,
+                    "fee": fee,
+                    "slots": slots,
+                })
+            }
+        };
+        TEMPLATES.render("offer", &data).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the offer page did not render");
+            "<!doctype html><title>slotcast</title><p>Something went wrong.</p>".to_owned()
+        })
+    }
+
+    fn label(status: &str, just_booked: bool) -> &'static str {
+        match status {
+            _ if just_booked => "Booked for you",
+            "available" => "Available",
+            "yours" => "Your appointment",
+            "held" => "Reserved for now",
+            "withdrawn" => "No longer offered",
+            "started" => "Already started",
+            _ => "Taken",
+        }
+    }
+}
