@@ -131,22 +131,19 @@ impl Format {
 /// An error shown the way the caller asked: problem+json, or a page with the same status.
 struct Failure {
     format: Format,
-    error: ApiError,
+    error: Box<ApiError>,
     /// For a page: the offer to show below the message (its open slots).
-    offer: Option<(String, OfferView)>,
+    offer: Option<Box<(String, OfferView)>>,
 }
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        match (self.format, self.error) {
+        match (self.format, *self.error) {
             (Format::Html, ApiError::Problem(p)) => {
                 let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST);
                 let message = p.detail.clone().unwrap_or_else(|| p.title.clone());
-                (
-                    status,
-                    Html(page::render(&message, self.offer.as_ref(), None)),
-                )
-                    .into_response()
+                let page = page::render(&message, self.offer.as_deref(), None);
+                (status, Html(page)).into_response()
             }
             (_, error) => error.into_response(),
         }
@@ -156,7 +153,7 @@ impl IntoResponse for Failure {
 fn fail(format: Format, error: impl Into<ApiError>) -> Failure {
     Failure {
         format,
-        error: error.into(),
+        error: Box::new(error.into()),
         offer: None,
     }
 }
@@ -275,8 +272,8 @@ async fn claim(
             tracing::info!(notification_id = %claims.nid, slot_id = %body.slot_id, patient_id = %claims.sub, status = problem.status, "offer claim refused");
             Err(Failure {
                 format,
-                error: problem.into(),
-                offer: Some((token, view)),
+                error: Box::new(problem.into()),
+                offer: Some(Box::new((token, view))),
             })
         }
     }
