@@ -120,3 +120,23 @@ pub mod told {
     }
     slotcast_kit::no_relations!();
 }
+
+/// What happened to a slot, one row per scheduling event about it.
+pub mod history {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "slot_history")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub event_id: Uuid,
+        pub slot_id: Uuid,
+        pub at: DateTimeUtc,
+        /// `published`, `released`, `claimed`, `lost`, `booked` or `withdrawn`.
+        pub kind: String,
+        pub patient_id: Option<Uuid>,
+        pub notification_id: Option<Uuid>,
+        pub reason: Option<String>,
+    }
+    slotcast_kit::no_relations!();
+}

@@ -10,11 +10,13 @@
 //! - [`fit`]: the pure rules of who fits which slot (unit-tested).
 //! - [`projection`]: applying events to the projection and deciding an opening, each event in
 //!   one transaction with the `told` rows and the outbox events it produces.
+//! - [`history`]: `GET /v1/slots/{id}/offers`, a slot's offer history for staff.
 //! - [`entities`] and [`migration`]: matching's own tables.
 //! - this file: configuration and the [`Application`] (consumer, outbox relay, ops endpoints).
 
 pub mod entities;
 pub mod fit;
+pub mod history;
 pub mod migration;
 pub mod projection;
 
@@ -28,6 +30,7 @@ use slotcast_bus::{
 };
 use slotcast_events::streams;
 use slotcast_kit::{
+    auth::Authenticator,
     config::{Common, ConfigError},
     offer::OfferSigner,
     ops::Readiness,
@@ -81,6 +84,7 @@ pub struct Application {
     nats: async_nats::Client,
     js: JetStream,
     matcher: Arc<projection::Matcher>,
+    auth: Arc<Authenticator>,
 }
 
 impl Application {
@@ -103,6 +107,7 @@ impl Application {
             nats,
             js,
             matcher,
+            auth: Authenticator::hs256(&config.jwt_secret),
         })
     }
 
@@ -121,7 +126,13 @@ impl Application {
             db: self.db.clone(),
             nats: self.nats.clone(),
         };
-        let router = slotcast_kit::http::with_common_layers(slotcast_kit::ops::router(readiness));
+        let history = history::router(history::HistoryState {
+            db: self.db.clone(),
+            auth: self.auth.clone(),
+        });
+        let router = slotcast_kit::http::with_common_layers(
+            history.merge(slotcast_kit::ops::router(readiness)),
+        );
         let relay = tokio::spawn(self.matcher.relay.clone().run(shutdown.clone()));
         let consumer = tokio::spawn(consumer::run(
             self.js.clone(),

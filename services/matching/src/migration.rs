@@ -9,6 +9,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(slotcast_bus::outbox::CreateOutbox),
             Box::new(CreateProjection),
+            Box::new(CreateSlotHistory),
         ]
     }
 }
@@ -217,5 +218,62 @@ impl MigrationTrait for CreateProjection {
             m.drop_table(Table::drop().table(t).to_owned()).await?;
         }
         Ok(())
+    }
+}
+
+#[derive(DeriveIden)]
+enum SlotHistory {
+    Table,
+    EventId,
+    SlotId,
+    At,
+    Kind,
+    PatientId,
+    NotificationId,
+    Reason,
+}
+
+/// `slot_history`: what happened to each slot, one row per scheduling event about it (keyed by
+/// the event id, so a redelivery adds nothing). Who was told is in `told`.
+pub struct CreateSlotHistory;
+
+impl MigrationName for CreateSlotHistory {
+    fn name(&self) -> &str {
+        "m0002_create_slot_history"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateSlotHistory {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(SlotHistory::Table)
+                .if_not_exists()
+                .col(pk_uuid(SlotHistory::EventId))
+                .col(uuid(SlotHistory::SlotId))
+                .col(timestamp_with_time_zone(SlotHistory::At))
+                .col(string(SlotHistory::Kind))
+                .col(uuid_null(SlotHistory::PatientId))
+                .col(uuid_null(SlotHistory::NotificationId))
+                .col(string_null(SlotHistory::Reason))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .if_not_exists()
+                .name("slot_history_slot_at")
+                .table(SlotHistory::Table)
+                .col(SlotHistory::SlotId)
+                .col(SlotHistory::At)
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(Table::drop().table(SlotHistory::Table).to_owned())
+            .await
     }
 }

@@ -20,16 +20,17 @@ use slotcast_bus::{
     outbox::{self, Relay},
 };
 use slotcast_events::{
-    CloudEvent, DecodeError, NotifyPatient, OfferedSlot, PatientContact, PatientRegistered,
-    PractitionerCard, PractitionerRegistered, SlotBooked, SlotCreated, SlotReleased, SlotWithdrawn,
-    WaitKind, WaitlistClosed, WaitlistJoined, decode, subjects,
+    CloudEvent, DecodeError, NotifyPatient, OfferClaimed, OfferLost, OfferedSlot, PatientContact,
+    PatientRegistered, PractitionerCard, PractitionerRegistered, ReleaseReason, SlotBooked,
+    SlotCreated, SlotReleased, SlotWithdrawn, WaitKind, WaitlistClosed, WaitlistJoined, decode,
+    subjects,
 };
 use slotcast_kit::offer::OfferSigner;
 use uuid::Uuid;
 
 use crate::{
     SOURCE,
-    entities::{entry, opening, opening_slot, patient, practitioner, slot, told},
+    entities::{entry, history, opening, opening_slot, patient, practitioner, slot, told},
     fit::{self, OpenSlot, Waiting},
 };
 
@@ -167,7 +168,9 @@ impl Matcher {
                 0
             }
             subjects::SLOT_CREATED => {
-                let e = decode::<SlotCreated>(&d.payload)?.data;
+                let ev = decode::<SlotCreated>(&d.payload)?;
+                record(&txn, &ev, ev.data.slot_id, "published", None, None, None).await?;
+                let e = ev.data;
                 // A redelivered `created` must not reopen a slot booked since: insert only.
                 slot::Entity::insert(slot::ActiveModel {
                     id: Set(e.slot_id),
@@ -184,7 +187,14 @@ impl Matcher {
                     .await?
             }
             subjects::SLOT_RELEASED => {
-                let e = decode::<SlotReleased>(&d.payload)?.data;
+                let ev = decode::<SlotReleased>(&d.payload)?;
+                let reason = match ev.data.reason {
+                    ReleaseReason::Cancelled => "cancelled",
+                    ReleaseReason::MovedUp => "moved_up",
+                };
+                let (slot_id, by) = (ev.data.slot_id, ev.data.released_by);
+                record(&txn, &ev, slot_id, "released", by, None, Some(reason)).await?;
+                let e = ev.data;
                 slot::Entity::insert(slot::ActiveModel {
                     id: Set(e.slot_id),
                     practitioner_id: Set(e.practitioner_id),
@@ -203,16 +213,46 @@ impl Matcher {
                     .await?
             }
             subjects::SLOT_BOOKED => {
-                let e = decode::<SlotBooked>(&d.payload)?.data;
+                let ev = decode::<SlotBooked>(&d.payload)?;
+                let (slot_id, by) = (ev.data.slot_id, Some(ev.data.patient_id));
+                record(&txn, &ev, slot_id, "booked", by, None, None).await?;
+                let e = ev.data;
                 set_slot_status(&txn, e.slot_id, BOOKED).await?;
                 0
             }
             subjects::SLOT_WITHDRAWN => {
-                let e = decode::<SlotWithdrawn>(&d.payload)?.data;
+                let ev = decode::<SlotWithdrawn>(&d.payload)?;
+                record(&txn, &ev, ev.data.slot_id, "withdrawn", None, None, None).await?;
+                let e = ev.data;
                 set_slot_status(&txn, e.slot_id, WITHDRAWN).await?;
                 0
             }
-            // Not an input of matching (appointment.cancelled: its slot.released follows).
+            subjects::OFFER_CLAIMED => {
+                let ev = decode::<OfferClaimed>(&d.payload)?;
+                let e = &ev.data;
+                let (slot_id, patient, nid) = (e.slot_id, e.patient_id, e.notification_id);
+                record(
+                    &txn,
+                    &ev,
+                    slot_id,
+                    "claimed",
+                    Some(patient),
+                    Some(nid),
+                    None,
+                )
+                .await?;
+                0
+            }
+            subjects::OFFER_LOST => {
+                let ev = decode::<OfferLost>(&d.payload)?;
+                let e = &ev.data;
+                let (slot_id, patient, nid) = (e.slot_id, e.patient_id, e.notification_id);
+                let reason = Some(e.reason.as_str());
+                record(&txn, &ev, slot_id, "lost", Some(patient), Some(nid), reason).await?;
+                0
+            }
+            // Not an input of matching (appointment.cancelled and .moved: a slot.released
+            // follows).
             _ => 0,
         };
         txn.commit().await?;
@@ -415,6 +455,31 @@ impl Matcher {
         tracing::info!(%batch_id, %practitioner_id, slots = slots.len(), patients = count, "opening decided");
         Ok(count)
     }
+}
+
+/// Adds `event` to the history of `slot_id`, once (keyed by the event id).
+async fn record<C: ConnectionTrait, T>(
+    conn: &C,
+    event: &CloudEvent<T>,
+    slot_id: Uuid,
+    kind: &str,
+    patient_id: Option<Uuid>,
+    notification_id: Option<Uuid>,
+    reason: Option<&str>,
+) -> Result<(), DbErr> {
+    history::Entity::insert(history::ActiveModel {
+        event_id: Set(event.id),
+        slot_id: Set(slot_id),
+        at: Set(event.time),
+        kind: Set(kind.to_owned()),
+        patient_id: Set(patient_id),
+        notification_id: Set(notification_id),
+        reason: Set(reason.map(str::to_owned)),
+    })
+    .on_conflict_do_nothing_on([history::Column::EventId])
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
 }
 
 async fn set_slot_status<C: ConnectionTrait>(

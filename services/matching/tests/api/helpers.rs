@@ -19,6 +19,8 @@ pub const BASE: &str = "https://clinic.example";
 
 pub struct TestMatching {
     pub js: jetstream::Context,
+    /// Where its HTTP server listens.
+    pub base: String,
     shutdown: CancellationToken,
     _nats: NatsServer,
     _db: TestDatabase,
@@ -51,11 +53,13 @@ pub async fn spawn_matching_on(db: TestDatabase) -> TestMatching {
     })
     .await
     .unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
     let shutdown = CancellationToken::new();
     tokio::spawn(app.run_until_stopped(shutdown.clone()));
     let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
     TestMatching {
         js,
+        base,
         shutdown,
         _nats: nats,
         _db: db,

@@ -3,4 +3,5 @@
 
 mod decisions;
 mod helpers;
+mod history;
 mod process;
