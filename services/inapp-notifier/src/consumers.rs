@@ -1,7 +1,8 @@
-//! The two durable consumers: `NotifyPatient` into the feed, `SlotBooked` onto the slots.
+//! The two durable consumers: `NotifyPatient` into the feed, and the slot events
+//! (`slotcast.scheduling.slot.>`) onto each slot's state.
 //!
 //! Malformed or wrong-type messages are rejected (dead-lettered); database failures are retried
-//! with a growing delay.
+//! with a growing delay. After a commit that logged changes, the patients' streams are woken.
 
 use std::time::Duration;
 
@@ -10,19 +11,29 @@ use slotcast_bus::{
     consumer::{ConsumerSpec, Delivery, Handler, Outcome},
     outbox::Relay,
 };
-use slotcast_events::{NotifyPatient, SlotBooked, streams, subjects};
+use slotcast_events::{NotifyPatient, streams, subjects};
 
-use crate::store::{self, NewNotification, Stored};
+use crate::{
+    feed_log::FeedSignal,
+    slots::SlotChange,
+    store::{self, NewNotification, SlotApplied, Stored},
+};
 
 /// Durable name of the `NotifyPatient` consumer; dead letters go to
 /// `slotcast.deadletter.inapp-notifier`.
 pub const NOTIFY_DURABLE: &str = "inapp-notifier";
-/// Durable name of the `slot.booked` consumer.
-pub const SLOT_BOOKED_DURABLE: &str = "inapp-notifier-slot-booked";
+/// Durable name of the slot events consumer; dead letters go to
+/// `slotcast.deadletter.inapp-notifier-slots`.
+pub const SLOTS_DURABLE: &str = "inapp-notifier-slots";
+/// The consumer of `slot.booked` alone that `SLOTS_DURABLE` replaced; removed at start.
+pub const RETIRED_SLOT_BOOKED_DURABLE: &str = "inapp-notifier-slot-booked";
+/// Every slot event: created, booked, released, withdrawn.
+pub const SLOT_EVENTS: &str = "slotcast.scheduling.slot.>";
 
 const MAX_DELIVER: i64 = 50;
 const ACK_WAIT: Duration = Duration::from_secs(30);
-/// Both handlers are order-independent, so deliveries may overlap freely.
+/// Both handlers are order-independent (slot events carry their stream sequence, and the last
+/// one in stream order wins), so deliveries may overlap freely.
 const MAX_ACK_PENDING: i64 = 64;
 
 /// Consumes `slotcast.notify.patient`.
@@ -38,13 +49,13 @@ pub fn notify_spec() -> ConsumerSpec {
     }
 }
 
-/// Consumes `slotcast.scheduling.slot.booked`. Order does not matter: marking a slot taken is
-/// the same whenever it happens.
-pub fn slot_booked_spec() -> ConsumerSpec {
+/// Consumes `slotcast.scheduling.slot.>`. Order does not matter: an event older (in the stream)
+/// than the one a slot's state comes from is ignored.
+pub fn slots_spec() -> ConsumerSpec {
     ConsumerSpec {
         stream: streams::SCHEDULING,
-        durable: SLOT_BOOKED_DURABLE.to_owned(),
-        filter_subject: subjects::SLOT_BOOKED.to_owned(),
+        durable: SLOTS_DURABLE.to_owned(),
+        filter_subject: SLOT_EVENTS.to_owned(),
         max_deliver: MAX_DELIVER,
         ack_wait: ACK_WAIT,
         concurrency: 4,
@@ -62,6 +73,7 @@ fn backoff(deliveries: i64) -> Duration {
 pub struct StoreNotification {
     pub db: DatabaseConnection,
     pub relay: Relay,
+    pub signal: FeedSignal,
 }
 
 impl Handler for StoreNotification {
@@ -78,6 +90,7 @@ impl Handler for StoreNotification {
         match store::store(&self.db, &new).await {
             Ok(Stored::New) => {
                 self.relay.wake();
+                self.signal.changed(&[new.patient_id]).await;
                 metrics::counter!("slotcast_inapp_notifier_notifications_stored_total")
                     .increment(1);
                 tracing::info!(notification_id = %new.id, patient_id = %new.patient_id, slots = new.slots.len(), "notification stored");
@@ -92,21 +105,38 @@ impl Handler for StoreNotification {
     }
 }
 
-/// Marks a booked slot taken in every notification that offered it.
-pub struct MarkSlotTaken {
+/// Applies each slot event to the slot's state; the notifications that offered the slot show it.
+pub struct ApplySlotEvents {
     pub db: DatabaseConnection,
+    pub signal: FeedSignal,
 }
 
-impl Handler for MarkSlotTaken {
+impl Handler for ApplySlotEvents {
     async fn handle(&self, delivery: &Delivery) -> Outcome {
-        let event = match slotcast_events::decode::<SlotBooked>(&delivery.payload) {
-            Ok(event) => event,
-            Err(e) => return Outcome::Reject(format!("not a SlotBooked event: {e}")),
+        let change = match SlotChange::from_message(&delivery.subject, &delivery.payload) {
+            Ok(Some(change)) => change,
+            // Nothing about availability (or a subject newer than this version).
+            Ok(None) => return Outcome::Done,
+            Err(e) => return Outcome::Reject(e.to_string()),
         };
-        match store::mark_slot_taken(&self.db, event.data.slot_id, event.time).await {
-            Ok(changed) => {
-                metrics::counter!("slotcast_inapp_notifier_slots_taken_total").increment(changed);
-                tracing::info!(slot_id = %event.data.slot_id, notifications = changed, "slot marked taken");
+        let status = change.state.status();
+        match store::apply_slot_change(&self.db, &change, delivery.stream_sequence).await {
+            Ok(SlotApplied::Changed {
+                notifications,
+                patients,
+            }) => {
+                self.signal.changed(&patients).await;
+                metrics::counter!("slotcast_inapp_notifier_slot_changes_total", "status" => status)
+                    .increment(1);
+                tracing::info!(slot_id = %change.slot_id, status, notifications, "slot state changed");
+                Outcome::Done
+            }
+            Ok(SlotApplied::Unchanged) => {
+                tracing::debug!(slot_id = %change.slot_id, status, "slot state unchanged");
+                Outcome::Done
+            }
+            Ok(SlotApplied::Stale) => {
+                tracing::debug!(slot_id = %change.slot_id, "slot event older than the state, ignored");
                 Outcome::Done
             }
             Err(e) => Outcome::retry(backoff(delivery.deliveries), &e),

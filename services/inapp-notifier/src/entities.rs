@@ -40,7 +40,7 @@ pub mod notification {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// A slot a notification offers, and whether it has been booked since.
+/// A slot a notification offers. Whether it is still available is in [`slot_state`].
 pub mod notification_slot {
     use sea_orm::entity::prelude::*;
 
@@ -55,7 +55,8 @@ pub mod notification_slot {
         pub ends_at: DateTimeUtc,
         #[sea_orm(column_type = "Text")]
         pub booking_url: String,
-        /// When the slot was booked (by anyone); `None` while it is open.
+        /// No longer written or read (availability comes from `slot_states`); kept so the first
+        /// migration stays as it shipped.
         pub taken_at: Option<DateTimeUtc>,
     }
 
@@ -76,4 +77,62 @@ pub mod notification_slot {
     }
 
     impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// A slot's last known state, from the scheduling events. A slot without a row is available.
+pub mod slot_state {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "slot_states")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub slot_id: Uuid,
+        /// `available`, `booked` or `withdrawn` (see `slots::SlotState`).
+        pub status: String,
+        /// The patient who booked it, while it is booked.
+        pub booked_by: Option<Uuid>,
+        /// The stream sequence of the event that set this state: only a later one replaces it.
+        pub stream_seq: i64,
+        /// The time of that event.
+        pub changed_at: DateTimeUtc,
+    }
+
+    slotcast_kit::no_relations!();
+}
+
+/// The last sequence number handed out in a patient's change log.
+pub mod feed_cursor {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "feed_cursors")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub patient_id: Uuid,
+        pub last_seq: i64,
+    }
+
+    slotcast_kit::no_relations!();
+}
+
+/// One change in a patient's feed: what the notification stream sends.
+pub mod feed_event {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "feed_events")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub patient_id: Uuid,
+        /// 1, 2, 3, ... per patient, without gaps, in commit order: the SSE event id.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub seq: i64,
+        /// `notification` or `notification.updated` (see `feed_log::ChangeKind`).
+        pub kind: String,
+        pub notification_id: Uuid,
+        pub created_at: DateTimeUtc,
+    }
+
+    slotcast_kit::no_relations!();
 }

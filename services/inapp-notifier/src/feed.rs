@@ -1,20 +1,26 @@
-//! The read side: a patient's feed as the HTTP API shows it, and marking a notification read.
+//! The read side: a patient's feed as the HTTP API (and the stream) shows it, and marking a
+//! notification read.
 //!
-//! Whether a slot is still available, and whether all of a notification's slots are taken, is
-//! derived from `notification_slots.taken_at` when the feed is read; it is stored once.
+//! Whether a slot is still available, and whether all of a notification's slots are gone, is
+//! derived when the feed is read, from each slot's state in `slot_states` (kept once per slot)
+//! and the time.
 
 use std::collections::HashMap;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::Expr,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait, sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::entities::{notification, notification_slot};
+use crate::{
+    entities::{notification, notification_slot, slot_state},
+    feed_log::{self, ChangeKind},
+    slots::{SlotState, SlotStatus},
+};
 
 /// How many notifications a feed page holds unless the client asks otherwise.
 pub const DEFAULT_LIMIT: u64 = 50;
@@ -66,7 +72,7 @@ pub struct Notification {
     pub practitioner: Practitioner,
     /// In the order they start.
     pub slots: Vec<Slot>,
-    /// Every slot it offered has been booked (by anyone).
+    /// None of the slots it offered is available any more (booked, withdrawn or started).
     pub all_taken: bool,
     pub created_at: DateTime<Utc>,
     pub read_at: Option<DateTime<Utc>>,
@@ -78,8 +84,9 @@ pub struct Slot {
     pub slot_id: Uuid,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
-    /// Not booked yet and not started yet.
+    /// `status` is `available`: not booked, not withdrawn, not started.
     pub available: bool,
+    pub status: SlotStatus,
     pub booking_url: String,
 }
 
@@ -136,6 +143,28 @@ pub async fn list<C: ConnectionTrait>(
     with_slots(db, rows).await
 }
 
+/// `patient_id`'s notifications among `ids`, by id (for the stream, which sends them one by one).
+pub async fn by_ids<C: ConnectionTrait>(
+    db: &C,
+    patient_id: Uuid,
+    ids: &[Uuid],
+) -> anyhow::Result<HashMap<Uuid, Notification>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = notification::Entity::find()
+        .filter(notification::Column::PatientId.eq(patient_id))
+        .filter(notification::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await
+        .context("cannot read the notifications")?;
+    Ok(with_slots(db, rows)
+        .await?
+        .into_iter()
+        .map(|n| (n.id, n))
+        .collect())
+}
+
 /// Why a notification cannot be marked read.
 #[derive(Debug, thiserror::Error)]
 pub enum MarkReadError {
@@ -146,30 +175,56 @@ pub enum MarkReadError {
     Unexpected(#[from] anyhow::Error),
 }
 
-/// Marks `notification_id` of `patient_id` read, once: a second call keeps the first time.
-pub async fn mark_read<C: ConnectionTrait>(
-    db: &C,
+/// A notification marked read.
+#[derive(Debug, Clone)]
+pub struct MarkedRead {
+    pub notification: Notification,
+    /// Read now, not before: `notification.updated` was logged for it.
+    pub first_time: bool,
+}
+
+/// Marks `notification_id` of `patient_id` read, once: a second call keeps the first time. The
+/// first time, `notification.updated` goes to the patient's feed log in the same transaction.
+pub async fn mark_read(
+    db: &DatabaseConnection,
     patient_id: Uuid,
     notification_id: Uuid,
-) -> Result<Notification, MarkReadError> {
-    let row = find(db, patient_id, notification_id)
-        .await?
-        .ok_or(MarkReadError::NotFound)?;
-    if row.read_at.is_none() {
-        // The `read_at IS NULL` guard keeps the first time if two calls race.
-        notification::Entity::update_many()
-            .col_expr(notification::Column::ReadAt, Expr::value(Utc::now()))
-            .filter(notification::Column::Id.eq(notification_id))
-            .filter(notification::Column::ReadAt.is_null())
-            .exec(db)
-            .await
-            .context("cannot mark the notification read")?;
+) -> Result<MarkedRead, MarkReadError> {
+    let now = Utc::now();
+    let txn = db.begin().await.context("cannot begin a transaction")?;
+    // The `read_at IS NULL` guard keeps the first time if two calls race.
+    let updated = notification::Entity::update_many()
+        .col_expr(notification::Column::ReadAt, Expr::value(now))
+        .filter(notification::Column::Id.eq(notification_id))
+        .filter(notification::Column::PatientId.eq(patient_id))
+        .filter(notification::Column::ReadAt.is_null())
+        .exec(&txn)
+        .await
+        .context("cannot mark the notification read")?;
+    let first_time = updated.rows_affected > 0;
+    if first_time {
+        feed_log::append(
+            &txn,
+            patient_id,
+            ChangeKind::NotificationUpdated,
+            notification_id,
+            now,
+        )
+        .await?;
+        txn.commit().await.context("cannot commit the read mark")?;
+    } else {
+        txn.rollback().await.context("cannot end the transaction")?;
     }
+    // Read after the transaction ended: SQLite has one connection.
     let row = find(db, patient_id, notification_id)
         .await?
         .ok_or(MarkReadError::NotFound)?;
     let mut shown = with_slots(db, vec![row]).await?;
-    shown.pop().ok_or(MarkReadError::NotFound)
+    let notification = shown.pop().ok_or(MarkReadError::NotFound)?;
+    Ok(MarkedRead {
+        notification,
+        first_time,
+    })
 }
 
 async fn find<C: ConnectionTrait>(
@@ -184,7 +239,8 @@ async fn find<C: ConnectionTrait>(
         .context("cannot read the notification")
 }
 
-/// Loads the slots of `rows` in one query and puts each notification together.
+/// Loads the slots of `rows` and their states (one query each) and puts each notification
+/// together.
 async fn with_slots<C: ConnectionTrait>(
     db: &C,
     rows: Vec<notification::Model>,
@@ -200,6 +256,23 @@ async fn with_slots<C: ConnectionTrait>(
         .all(db)
         .await
         .context("cannot read the notifications' slots")?;
+    let mut slot_ids: Vec<Uuid> = slots.iter().map(|s| s.slot_id).collect();
+    slot_ids.sort_unstable();
+    slot_ids.dedup();
+    let states: HashMap<Uuid, SlotState> = slot_state::Entity::find()
+        .filter(slot_state::Column::SlotId.is_in(slot_ids))
+        .all(db)
+        .await
+        .context("cannot read the slots' states")?
+        .into_iter()
+        .filter_map(|s| {
+            let state = SlotState::from_row(&s.status, s.booked_by);
+            if state.is_none() {
+                tracing::warn!(slot_id = %s.slot_id, status = %s.status, "unknown slot status, shown as available");
+            }
+            Some((s.slot_id, state?))
+        })
+        .collect();
     let mut by_notification: HashMap<Uuid, Vec<notification_slot::Model>> = HashMap::new();
     for slot in slots {
         by_notification
@@ -211,7 +284,7 @@ async fn with_slots<C: ConnectionTrait>(
     rows.into_iter()
         .map(|row| {
             let slots = by_notification.remove(&row.id).unwrap_or_default();
-            present(row, slots, now)
+            present(row, slots, &states, now)
         })
         .collect()
 }
@@ -219,6 +292,7 @@ async fn with_slots<C: ConnectionTrait>(
 fn present(
     row: notification::Model,
     slots: Vec<notification_slot::Model>,
+    states: &HashMap<Uuid, SlotState>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Notification> {
     let practitioner: Practitioner =
@@ -228,23 +302,33 @@ fn present(
                 row.id
             )
         })?;
-    let all_taken = !slots.is_empty() && slots.iter().all(|s| s.taken_at.is_some());
+    let slots: Vec<Slot> = slots
+        .into_iter()
+        .map(|s| {
+            let status = SlotStatus::shown(
+                states.get(&s.slot_id).copied(),
+                row.patient_id,
+                s.starts_at,
+                now,
+            );
+            Slot {
+                slot_id: s.slot_id,
+                starts_at: s.starts_at,
+                ends_at: s.ends_at,
+                available: status.is_available(),
+                status,
+                booking_url: s.booking_url,
+            }
+        })
+        .collect();
+    let all_taken = !slots.is_empty() && slots.iter().all(|s| !s.available);
     Ok(Notification {
         id: row.id,
         title: row.title,
         body: row.body,
         reason: row.reason,
         practitioner,
-        slots: slots
-            .into_iter()
-            .map(|s| Slot {
-                slot_id: s.slot_id,
-                starts_at: s.starts_at,
-                ends_at: s.ends_at,
-                available: s.taken_at.is_none() && s.starts_at > now,
-                booking_url: s.booking_url,
-            })
-            .collect(),
+        slots,
         all_taken,
         created_at: row.created_at,
         read_at: row.read_at,
@@ -263,7 +347,7 @@ mod tests {
         assert_eq!(FeedFilter::new(None, Some(0)), Err(LimitOutOfRange(0)));
     }
 
-    fn slot(start_in_hours: i64, taken: bool) -> notification_slot::Model {
+    fn slot(start_in_hours: i64) -> notification_slot::Model {
         let starts_at = Utc::now() + chrono::Duration::hours(start_in_hours);
         notification_slot::Model {
             notification_id: Uuid::nil(),
@@ -271,7 +355,7 @@ mod tests {
             starts_at,
             ends_at: starts_at + chrono::Duration::minutes(30),
             booking_url: "https://example.test/o/x".to_owned(),
-            taken_at: taken.then(Utc::now),
+            taken_at: None,
         }
     }
 
@@ -288,17 +372,70 @@ mod tests {
         }
     }
 
+    fn statuses(shown: &Notification) -> Vec<(bool, SlotStatus)> {
+        shown
+            .slots
+            .iter()
+            .map(|s| (s.available, s.status))
+            .collect()
+    }
+
     #[test]
-    fn all_taken_needs_every_slot_booked_and_a_past_slot_is_not_available() {
-        let shown = present(row(), vec![slot(2, true), slot(3, false)], Utc::now()).unwrap();
-        assert!(!shown.all_taken);
+    fn each_slot_shows_its_state_and_all_taken_needs_every_slot_gone() {
+        let row = row();
+        let me = row.patient_id;
+        let (booked, open, mine, withdrawn, past) = (slot(2), slot(3), slot(4), slot(5), slot(-1));
+        let states = HashMap::from([
+            (
+                booked.slot_id,
+                SlotState::Booked {
+                    by: Some(Uuid::now_v7()),
+                },
+            ),
+            (mine.slot_id, SlotState::Booked { by: Some(me) }),
+            (withdrawn.slot_id, SlotState::Withdrawn),
+        ]);
+        let shown = present(
+            row.clone(),
+            vec![
+                booked.clone(),
+                open.clone(),
+                mine.clone(),
+                withdrawn.clone(),
+                past.clone(),
+            ],
+            &states,
+            Utc::now(),
+        )
+        .unwrap();
         assert_eq!(
-            shown.slots.iter().map(|s| s.available).collect::<Vec<_>>(),
-            [false, true]
+            statuses(&shown),
+            [
+                (false, SlotStatus::Taken),
+                (true, SlotStatus::Available),
+                (false, SlotStatus::BookedByYou),
+                (false, SlotStatus::Withdrawn),
+                (false, SlotStatus::Started),
+            ]
         );
-        let shown = present(row(), vec![slot(2, true), slot(3, true)], Utc::now()).unwrap();
+        assert!(!shown.all_taken);
+        let shown = present(
+            row,
+            vec![booked, mine, withdrawn, past],
+            &states,
+            Utc::now(),
+        )
+        .unwrap();
         assert!(shown.all_taken);
-        let shown = present(row(), vec![slot(-1, false)], Utc::now()).unwrap();
-        assert!(!shown.slots[0].available && !shown.all_taken);
+    }
+
+    #[test]
+    fn a_slot_shows_its_status_next_to_available_in_the_json() {
+        let s = slot(2);
+        let shown = present(row(), vec![s], &HashMap::new(), Utc::now()).unwrap();
+        let json = serde_json::to_value(&shown).unwrap();
+        assert_eq!(json["slots"][0]["available"], true);
+        assert_eq!(json["slots"][0]["status"], "available");
+        assert_eq!(json["all_taken"], false);
     }
 }

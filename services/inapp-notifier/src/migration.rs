@@ -1,4 +1,5 @@
-//! The service's schema: the outbox (from the bus crate), then the feed tables.
+//! The service's schema: the outbox (from the bus crate), the feed tables, then the slots'
+//! states and the feed's change log.
 
 use sea_orm_migration::{prelude::*, schema::*};
 use slotcast_bus::outbox::CreateOutbox;
@@ -9,7 +10,11 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateOutbox), Box::new(CreateFeed)]
+        vec![
+            Box::new(CreateOutbox),
+            Box::new(CreateFeed),
+            Box::new(CreateSlotStatesAndFeedLog),
+        ]
     }
 }
 
@@ -122,6 +127,112 @@ impl MigrationTrait for CreateFeed {
             .await?;
         manager
             .drop_table(Table::drop().table(Notifications::Table).to_owned())
+            .await
+    }
+}
+
+/// `slot_states` (each slot's last known state, from the scheduling events), and the feed's
+/// change log: `feed_cursors` and `feed_events`.
+pub struct CreateSlotStatesAndFeedLog;
+
+impl MigrationName for CreateSlotStatesAndFeedLog {
+    fn name(&self) -> &str {
+        "m0002_slot_states_and_feed_log"
+    }
+}
+
+#[derive(DeriveIden)]
+enum SlotStates {
+    Table,
+    SlotId,
+    Status,
+    BookedBy,
+    StreamSeq,
+    ChangedAt,
+}
+
+#[derive(DeriveIden)]
+enum FeedCursors {
+    Table,
+    PatientId,
+    LastSeq,
+}
+
+#[derive(DeriveIden)]
+enum FeedEvents {
+    Table,
+    PatientId,
+    Seq,
+    Kind,
+    NotificationId,
+    CreatedAt,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateSlotStatesAndFeedLog {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(SlotStates::Table)
+                    .if_not_exists()
+                    .col(pk_uuid(SlotStates::SlotId))
+                    .col(string(SlotStates::Status))
+                    .col(uuid_null(SlotStates::BookedBy))
+                    .col(big_integer(SlotStates::StreamSeq))
+                    .col(timestamp_with_time_zone(SlotStates::ChangedAt))
+                    .to_owned(),
+            )
+            .await?;
+        // Slots marked taken before this version stay taken, at sequence 0 so that any slot
+        // event still in the stream (the new consumer replays them all) takes over.
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "INSERT INTO slot_states (slot_id, status, booked_by, stream_seq, changed_at) \
+                 SELECT slot_id, 'booked', NULL, 0, MIN(taken_at) FROM notification_slots \
+                 WHERE taken_at IS NOT NULL GROUP BY slot_id",
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(FeedCursors::Table)
+                    .if_not_exists()
+                    .col(pk_uuid(FeedCursors::PatientId))
+                    .col(big_integer(FeedCursors::LastSeq))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(FeedEvents::Table)
+                    .if_not_exists()
+                    .col(uuid(FeedEvents::PatientId))
+                    .col(big_integer(FeedEvents::Seq))
+                    .col(string(FeedEvents::Kind))
+                    .col(uuid(FeedEvents::NotificationId))
+                    .col(timestamp_with_time_zone(FeedEvents::CreatedAt))
+                    .primary_key(
+                        Index::create()
+                            .col(FeedEvents::PatientId)
+                            .col(FeedEvents::Seq),
+                    )
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(FeedEvents::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(FeedCursors::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(SlotStates::Table).to_owned())
             .await
     }
 }

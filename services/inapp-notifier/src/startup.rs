@@ -5,6 +5,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use sea_orm::DatabaseConnection;
 use slotcast_bus::{Foundation, JetStream, consumer, outbox::Relay};
+use slotcast_events::streams;
 use slotcast_kit::{auth::Authenticator, http, ops};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -12,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     Config,
     config::SERVICE,
-    consumers::{self, MarkSlotTaken, StoreNotification},
+    consumers::{self, ApplySlotEvents, StoreNotification},
+    feed_log::FeedSignal,
     migration::Migrator,
     routes::{self, AppState},
 };
@@ -38,9 +40,10 @@ impl Application {
             listener,
         } = Foundation::connect::<Migrator>(&config.common, SERVICE).await?;
         // Created now so that what is published before the first pull is kept for us.
-        for spec in [consumers::notify_spec(), consumers::slot_booked_spec()] {
+        for spec in [consumers::notify_spec(), consumers::slots_spec()] {
             consumer::ensure_consumer(&js, &spec).await?;
         }
+        retire_consumer(&js, consumers::RETIRED_SLOT_BOOKED_DURABLE).await;
         let port = listener.local_addr()?.port();
         let auth = Authenticator::hs256(&config.jwt_secret);
         Ok(Self {
@@ -63,8 +66,10 @@ impl Application {
         &self.db
     }
 
-    /// Serves HTTP, consumes both subjects and relays the outbox until `shutdown` is cancelled
-    /// (or the HTTP server fails); then finishes the work in hand and drains NATS.
+    /// Serves HTTP (open notification streams included), consumes notifications and slot events,
+    /// passes feed wake-ups between replicas, and relays the outbox until `shutdown` is cancelled
+    /// (or the HTTP server fails); then ends the streams, finishes the work in hand and drains
+    /// NATS.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Self {
             listener,
@@ -81,10 +86,13 @@ impl Application {
             db: db.clone(),
             nats: nats.clone(),
         };
+        let signal = FeedSignal::new(nats.clone());
         let app = http::with_common_layers(
             routes::router(AppState {
                 db: db.clone(),
                 auth,
+                signal: signal.clone(),
+                shutdown: stop.clone(),
             })
             .merge(ops::router(readiness)),
         );
@@ -99,22 +107,37 @@ impl Application {
         let store = Arc::new(StoreNotification {
             db: db.clone(),
             relay: relay.clone(),
+            signal: signal.clone(),
         });
-        let mark = Arc::new(MarkSlotTaken { db });
-        let (served, (), (), ()) = tokio::join!(
+        let slots = Arc::new(ApplySlotEvents {
+            db,
+            signal: signal.clone(),
+        });
+        let (served, (), (), (), ()) = tokio::join!(
             server,
             consumer::run(js.clone(), consumers::notify_spec(), store, stop.clone()),
-            consumer::run(
-                js.clone(),
-                consumers::slot_booked_spec(),
-                mark,
-                stop.clone()
-            ),
+            consumer::run(js.clone(), consumers::slots_spec(), slots, stop.clone()),
             relay.run(stop.clone()),
+            signal.listen(stop.clone()),
         );
         if let Err(e) = nats.drain().await {
             tracing::warn!(error = %e, "NATS connection not drained");
         }
         served.context("HTTP server failed")
+    }
+}
+
+/// Deletes a durable consumer this version no longer uses, so the server stops keeping messages
+/// for it. Best effort: an old replica still running during a rolling update may recreate it.
+async fn retire_consumer(js: &JetStream, durable: &str) {
+    let Ok(stream) = js.get_stream(streams::SCHEDULING).await else {
+        return;
+    };
+    if stream.consumer_info(durable).await.is_err() {
+        return;
+    }
+    match stream.delete_consumer(durable).await {
+        Ok(_) => tracing::info!(consumer = durable, "retired consumer deleted"),
+        Err(e) => tracing::warn!(consumer = durable, error = %e, "retired consumer not deleted"),
     }
 }

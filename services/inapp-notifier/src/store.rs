@@ -1,11 +1,18 @@
-//! The write side: storing a notification from a `NotifyPatient` event, and marking a booked
-//! slot taken. Both are idempotent, so a redelivered event changes nothing twice.
+//! The write side: storing a notification from a `NotifyPatient` event, and applying what a
+//! scheduling event says about a slot. Both are idempotent, so a redelivered event changes
+//! nothing twice, and each appends to the feed log what the patients should see change.
+//!
+//! Both lock the `slot_states` rows of the slots they touch (in slot id order), then the
+//! patients' feed cursors (in patient id order): a notification and a change to one of its
+//! slots are never written at the same time, so the change either finds the notification (and
+//! logs `notification.updated` for it) or is committed before it (and the notification, read
+//! when its `notification` event is sent, shows it).
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
-    TransactionTrait, TryInsertResult, sea_query::Expr,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait, TryInsertResult, sea_query::Expr,
 };
 use slotcast_events::{
     CloudEvent, ID_NAMESPACE, InappStored, NotifyPatient, OfferedSlot, WaitKind,
@@ -13,8 +20,10 @@ use slotcast_events::{
 use uuid::Uuid;
 
 use crate::{
-    entities::{notification, notification_slot},
+    entities::{notification, notification_slot, slot_state},
     feed::Practitioner,
+    feed_log::{self, ChangeKind},
+    slots::{SlotChange, SlotState},
     wording,
 };
 
@@ -86,7 +95,8 @@ pub fn stored_event_id(notification_id: Uuid) -> Uuid {
     )
 }
 
-/// Stores the notification and its slots, and enqueues `InappStored`, in one transaction.
+/// Stores the notification and its slots, appends `notification` to the patient's feed log and
+/// enqueues `InappStored`, in one transaction.
 pub async fn store(db: &DatabaseConnection, new: &NewNotification) -> anyhow::Result<Stored> {
     let practitioner =
         serde_json::to_string(&new.practitioner).context("cannot encode the practitioner")?;
@@ -112,6 +122,9 @@ pub async fn store(db: &DatabaseConnection, new: &NewNotification) -> anyhow::Re
         txn.rollback().await.context("cannot end the transaction")?;
         return Ok(Stored::AlreadyThere);
     }
+    let mut slot_ids: Vec<Uuid> = new.slots.iter().map(|s| s.slot_id).collect();
+    slot_ids.sort_unstable();
+    lock_slot_states(&txn, &slot_ids, new.created_at).await?;
     let slots = new.slots.iter().map(|s| notification_slot::ActiveModel {
         notification_id: Set(new.id),
         slot_id: Set(s.slot_id),
@@ -128,6 +141,14 @@ pub async fn store(db: &DatabaseConnection, new: &NewNotification) -> anyhow::Re
         .exec_without_returning(&txn)
         .await
         .context("cannot insert the notification's slots")?;
+    feed_log::append(
+        &txn,
+        new.patient_id,
+        ChangeKind::Notification,
+        new.id,
+        Utc::now(),
+    )
+    .await?;
     let event = CloudEvent::with_id(
         stored_event_id(new.id),
         EVENT_SOURCE,
@@ -145,21 +166,115 @@ pub async fn store(db: &DatabaseConnection, new: &NewNotification) -> anyhow::Re
     Ok(Stored::New)
 }
 
-/// Marks `slot_id` taken at `at` in every notification that offered it and does not show it
-/// taken yet. Returns how many notifications changed (0 on a redelivery).
-pub async fn mark_slot_taken<C: ConnectionTrait>(
-    db: &C,
-    slot_id: Uuid,
-    at: DateTime<Utc>,
-) -> anyhow::Result<u64> {
-    let result = notification_slot::Entity::update_many()
-        .col_expr(notification_slot::Column::TakenAt, Expr::value(at))
-        .filter(notification_slot::Column::SlotId.eq(slot_id))
-        .filter(notification_slot::Column::TakenAt.is_null())
-        .exec(db)
+/// What applying a slot event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlotApplied {
+    /// A later event of this slot was applied already (or this one was): nothing changed.
+    Stale,
+    /// Newer, but the slot was already in that state: nothing to tell anyone.
+    Unchanged,
+    /// The state changed; `notification.updated` was logged for each notification that offered
+    /// the slot, for these patients.
+    Changed {
+        notifications: usize,
+        patients: Vec<Uuid>,
+    },
+}
+
+/// Applies `change`, read from the event at `stream_seq` in the stream, unless the slot's state
+/// comes from a later event already: whatever order events are handled in, the last one in
+/// stream order wins.
+pub async fn apply_slot_change(
+    db: &DatabaseConnection,
+    change: &SlotChange,
+    stream_seq: u64,
+) -> anyhow::Result<SlotApplied> {
+    let seq = i64::try_from(stream_seq).context("the stream sequence is out of range")?;
+    // Everything below runs on the transaction (SQLite has one connection).
+    let txn = db.begin().await.context("cannot begin a transaction")?;
+    let current = lock_slot_states(&txn, &[change.slot_id], change.at)
+        .await?
+        .pop()
+        .context("the slot's state row is missing")?;
+    if current.stream_seq >= seq {
+        txn.rollback().await.context("cannot end the transaction")?;
+        return Ok(SlotApplied::Stale);
+    }
+    slot_state::Entity::update_many()
+        .col_expr(
+            slot_state::Column::Status,
+            Expr::value(change.state.status()),
+        )
+        .col_expr(
+            slot_state::Column::BookedBy,
+            Expr::value(change.state.booked_by()),
+        )
+        .col_expr(slot_state::Column::StreamSeq, Expr::value(seq))
+        .col_expr(slot_state::Column::ChangedAt, Expr::value(change.at))
+        .filter(slot_state::Column::SlotId.eq(change.slot_id))
+        .filter(slot_state::Column::StreamSeq.lt(seq))
+        .exec(&txn)
         .await
-        .context("cannot mark the slot taken")?;
-    Ok(result.rows_affected)
+        .context("cannot update the slot's state")?;
+    let before = SlotState::from_row(&current.status, current.booked_by);
+    if before == Some(change.state) {
+        txn.commit()
+            .await
+            .context("cannot commit the slot's state")?;
+        return Ok(SlotApplied::Unchanged);
+    }
+    let offered: Vec<(Uuid, Uuid)> = notification::Entity::find()
+        .inner_join(notification_slot::Entity)
+        .filter(notification_slot::Column::SlotId.eq(change.slot_id))
+        .select_only()
+        .column(notification::Column::PatientId)
+        .column(notification::Column::Id)
+        .into_tuple()
+        .all(&txn)
+        .await
+        .context("cannot find the notifications that offered the slot")?;
+    let notifications = offered.len();
+    let patients =
+        feed_log::append_all(&txn, offered, ChangeKind::NotificationUpdated, Utc::now()).await?;
+    txn.commit()
+        .await
+        .context("cannot commit the slot's state")?;
+    Ok(SlotApplied::Changed {
+        notifications,
+        patients,
+    })
+}
+
+/// Makes sure `slot_ids` (sorted) have a state row, and locks those rows until `txn` ends.
+/// A missing row is created `available` at sequence 0, which is what an unknown slot is.
+async fn lock_slot_states<C: ConnectionTrait>(
+    txn: &C,
+    slot_ids: &[Uuid],
+    at: DateTime<Utc>,
+) -> anyhow::Result<Vec<slot_state::Model>> {
+    if slot_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let unknown = slot_ids.iter().map(|&slot_id| slot_state::ActiveModel {
+        slot_id: Set(slot_id),
+        status: Set(SlotState::Available.status().to_owned()),
+        booked_by: Set(None),
+        stream_seq: Set(0),
+        changed_at: Set(at),
+    });
+    slot_state::Entity::insert_many(unknown)
+        .on_conflict_do_nothing_on([slot_state::Column::SlotId])
+        .exec_without_returning(txn)
+        .await
+        .context("cannot create the slots' state rows")?;
+    // FOR UPDATE on Postgres, rows locked in this order; SQLite has one writer anyway.
+    slot_state::Entity::find()
+        .filter(slot_state::Column::SlotId.is_in(slot_ids.iter().copied()))
+        .order_by_asc(slot_state::Column::SlotId)
+        .lock_exclusive()
+        .all(txn)
+        .await
+        .context("cannot lock the slots' state rows")
 }
 
 #[cfg(test)]

@@ -9,3 +9,5 @@ mod ops;
 mod process;
 mod slots;
 mod sqlite;
+mod stream;
+mod upgrade;

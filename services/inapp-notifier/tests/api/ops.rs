@@ -15,7 +15,7 @@ async fn health_readiness_and_metrics_are_served_and_count_stored_notifications(
     app.publish_notify(&event).await;
     app.wait_for_feed(patient, 1).await;
     app.publish_booked(event.data.slots[0].slot_id).await;
-    app.wait_until_bookings_consumed().await;
+    app.wait_until_slot_events_consumed().await;
 
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(
@@ -23,7 +23,7 @@ async fn health_readiness_and_metrics_are_served_and_count_stored_notifications(
         "{metrics}"
     );
     assert!(
-        metrics.contains("slotcast_inapp_notifier_slots_taken_total"),
+        metrics.contains("slotcast_inapp_notifier_slot_changes_total"),
         "{metrics}"
     );
 

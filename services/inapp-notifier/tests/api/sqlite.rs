@@ -6,9 +6,12 @@ use uuid::Uuid;
 use crate::helpers::{patient_token, spawn_app_on_sqlite};
 
 #[tokio::test]
-async fn on_sqlite_a_notification_is_stored_once_marked_taken_and_marked_read() {
+async fn on_sqlite_a_notification_is_stored_once_its_slots_follow_the_events_and_the_stream_sends_each_change()
+ {
     let app = spawn_app_on_sqlite().await;
     let patient = Uuid::now_v7();
+    // The stream reads on the one connection the writers share.
+    let mut stream = app.stream(patient, None).await;
     let event = notify_event_with_two_slots(patient);
     app.publish_notify(&event).await;
     let payload = serde_json::to_vec(&event).unwrap();
@@ -23,13 +26,33 @@ async fn on_sqlite_a_notification_is_stored_once_marked_taken_and_marked_read() 
     assert_eq!(feed.len(), 1);
     assert_eq!(app.outbox_rows().await, 1);
 
-    for slot in &event.data.slots {
-        app.publish_booked(slot.slot_id).await;
+    assert_eq!(stream.next().await.event, "notification");
+
+    app.publish_booked_by(event.data.slots[0].slot_id, patient)
+        .await;
+    app.publish_booked(event.data.slots[1].slot_id).await;
+    let feed = app
+        .wait_for_feed_where(patient, "all slots taken", |feed| {
+            feed[0]["all_taken"] == true
+        })
+        .await;
+    assert_eq!(feed[0]["slots"][0]["status"], "booked_by_you");
+    assert_eq!(feed[0]["slots"][1]["status"], "taken");
+    for id in ["2", "3"] {
+        let updated = stream.next().await;
+        assert_eq!(
+            (updated.id.as_str(), updated.event.as_str()),
+            (id, "notification.updated")
+        );
     }
-    app.wait_for_feed_where(patient, "all slots taken", |feed| {
-        feed[0]["all_taken"] == true
+
+    // Released: available again, whatever the order the consumer handled them in.
+    app.publish_released(event.data.slots[1].slot_id).await;
+    app.wait_for_feed_where(patient, "the second slot available again", |feed| {
+        feed[0]["slots"][1]["available"] == true
     })
     .await;
+    assert_eq!(stream.next().await.id, "4");
 
     let response = app
         .mark_read(
@@ -42,6 +65,9 @@ async fn on_sqlite_a_notification_is_stored_once_marked_taken_and_marked_read() 
     let marked: Value = response.json().await.unwrap();
     assert!(marked["read_at"].is_string());
     assert!(app.feed(patient, "?unread=true").await.is_empty());
+    let read = stream.next().await;
+    assert_eq!(read.id, "5");
+    assert!(read.data["read_at"].is_string());
 }
 
 fn notify_event_with_two_slots(

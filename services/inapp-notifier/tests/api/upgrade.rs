@@ -1,0 +1,107 @@
+//! What this version does to a database and a NATS server set up by the version before.
+
+use std::time::Duration;
+
+use chrono::{SubsecRound, Utc};
+use inapp_notifier::{
+    consumers,
+    entities::{notification, notification_slot, slot_state},
+    migration::Migrator,
+};
+use sea_orm::{ActiveValue::Set, EntityTrait};
+use sea_orm_migration::MigratorTrait;
+use slotcast_bus::consumer::{self, ConsumerSpec};
+use slotcast_events::{WaitKind, streams, subjects};
+use slotcast_test_support::{NatsServer, TestDatabase};
+use uuid::Uuid;
+
+use crate::helpers::{notify_event, spawn_app_with};
+
+#[tokio::test]
+async fn the_retired_slot_booked_consumer_is_deleted_at_start() {
+    let nats = NatsServer::start().await.unwrap();
+    let client = slotcast_bus::connect(&nats.url(), "upgrade-test", Duration::from_secs(5))
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(client);
+    slotcast_bus::ensure_streams(&js, 1).await.unwrap();
+    let retired = ConsumerSpec {
+        stream: streams::SCHEDULING,
+        durable: consumers::RETIRED_SLOT_BOOKED_DURABLE.to_owned(),
+        filter_subject: subjects::SLOT_BOOKED.to_owned(),
+        max_deliver: 50,
+        ack_wait: Duration::from_secs(30),
+        concurrency: 4,
+        max_ack_pending: 64,
+    };
+    consumer::ensure_consumer(&js, &retired).await.unwrap();
+
+    let app = spawn_app_with(TestDatabase::postgres().await.unwrap(), nats).await;
+    let stream = app.js.get_stream(streams::SCHEDULING).await.unwrap();
+    assert!(
+        stream
+            .consumer_info(consumers::RETIRED_SLOT_BOOKED_DURABLE)
+            .await
+            .is_err()
+    );
+    assert!(stream.consumer_info(consumers::SLOTS_DURABLE).await.is_ok());
+}
+
+async fn slots_taken_before_the_upgrade_stay_taken(database: TestDatabase) {
+    let db = database.connect().await.unwrap();
+    // The outbox and the feed, as the version before left them.
+    Migrator::up(&db, Some(2)).await.unwrap();
+    let patient = Uuid::now_v7();
+    let event = notify_event(patient, 2, WaitKind::New);
+    notification::Entity::insert(notification::ActiveModel {
+        id: Set(event.data.notification_id),
+        patient_id: Set(patient),
+        reason: Set("new".to_owned()),
+        title: Set("t".to_owned()),
+        body: Set("b".to_owned()),
+        practitioner: Set("{}".to_owned()),
+        created_at: Set(event.time),
+        read_at: Set(None),
+    })
+    .exec_without_returning(&db)
+    .await
+    .unwrap();
+    let taken_at = Utc::now().trunc_subsecs(6);
+    for (i, slot) in event.data.slots.iter().enumerate() {
+        notification_slot::Entity::insert(notification_slot::ActiveModel {
+            notification_id: Set(event.data.notification_id),
+            slot_id: Set(slot.slot_id),
+            starts_at: Set(slot.starts_at),
+            ends_at: Set(slot.ends_at),
+            booking_url: Set(slot.booking_url.clone()),
+            taken_at: Set((i == 0).then_some(taken_at)),
+        })
+        .exec_without_returning(&db)
+        .await
+        .unwrap();
+    }
+
+    Migrator::up(&db, None).await.unwrap();
+
+    let states = slot_state::Entity::find().all(&db).await.unwrap();
+    assert_eq!(states.len(), 1);
+    assert_eq!(states[0].slot_id, event.data.slots[0].slot_id);
+    assert_eq!(
+        (
+            states[0].status.as_str(),
+            states[0].booked_by,
+            states[0].stream_seq
+        ),
+        ("booked", None, 0)
+    );
+}
+
+#[tokio::test]
+async fn on_postgres_slots_taken_before_the_upgrade_stay_taken() {
+    slots_taken_before_the_upgrade_stay_taken(TestDatabase::postgres().await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn on_sqlite_slots_taken_before_the_upgrade_stay_taken() {
+    slots_taken_before_the_upgrade_stay_taken(TestDatabase::sqlite().unwrap()).await;
+}
