@@ -25,6 +25,8 @@ pub struct Stack {
     pub js: jetstream::Context,
     pub http: reqwest::Client,
     pub scheduling: String,
+    /// Matching's HTTP address (a slot's offer history).
+    pub matching: String,
     pub inapp: String,
     pub staff: String,
     shutdown: CancellationToken,
@@ -81,6 +83,7 @@ impl Stack {
         })
         .await
         .context("matching")?;
+        let matching_url = format!("http://127.0.0.1:{}", matching.port());
         tasks.push(tokio::spawn(matching.run_until_stopped(shutdown.clone())));
 
         let email = email_notifier::Application::build(email_notifier::Config {
@@ -115,6 +118,7 @@ impl Stack {
             js,
             http: reqwest::Client::new(),
             scheduling: scheduling_url,
+            matching: matching_url,
             inapp: inapp_url,
             staff: token(Uuid::now_v7(), Role::Staff),
             shutdown,
@@ -172,6 +176,55 @@ impl Stack {
             .as_array()
             .cloned()
             .unwrap_or_default())
+    }
+
+    /// GETs `url` with `token`; returns status and JSON body.
+    pub async fn get(&self, url: &str, token: &str) -> anyhow::Result<(u16, Value)> {
+        let res = self.http.get(url).bearer_auth(token).send().await?;
+        let status = res.status().as_u16();
+        Ok((status, res.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// The booking links in the mail captured for `address` so far, oldest mail first; each
+    /// as (the link's offer token, the slot it points at).
+    pub fn links_mailed_to(&self, address: &str) -> Vec<Vec<(String, Uuid)>> {
+        let marker = format!("{}/v1/offers/", self.scheduling);
+        self.smtp
+            .messages()
+            .iter()
+            .filter(|m| m.to.iter().any(|t| t == address))
+            .map(|m| {
+                let text = m.body_text();
+                let mut links = Vec::new();
+                for (start, _) in text.match_indices(&marker) {
+                    let rest = &text[start + marker.len()..];
+                    let end = rest
+                        .find(|c: char| c.is_whitespace() || c == '"' || c == '<' || c == '>')
+                        .unwrap_or(rest.len());
+                    let Some((token, query)) = rest[..end].split_once("?slot_id=") else {
+                        continue;
+                    };
+                    let Ok(slot) = query.parse() else { continue };
+                    let link = (token.to_owned(), slot);
+                    if !links.contains(&link) {
+                        links.push(link);
+                    }
+                }
+                links
+            })
+            .collect()
+    }
+
+    /// Claims `slot` with a link's `token`, as a patient's browser would without a session.
+    pub async fn claim(&self, token: &str, slot: Uuid) -> anyhow::Result<(u16, Value)> {
+        let res = self
+            .http
+            .post(format!("{}/v1/offers/{token}/claim", self.scheduling))
+            .json(&serde_json::json!({ "slot_id": slot }))
+            .send()
+            .await?;
+        let status = res.status().as_u16();
+        Ok((status, res.json().await.unwrap_or(Value::Null)))
     }
 
     /// Every event on `stream` (optionally only `subject`) published so far, each checked
