@@ -178,6 +178,35 @@ impl Stack {
             .unwrap_or_default())
     }
 
+    /// Opens the patient's live feed (Server-Sent Events) where their feed page left off.
+    pub async fn feed_stream(&self, patient: Uuid) -> anyhow::Result<FeedStream> {
+        let url = format!("{}/v1/patients/{patient}/notifications", self.inapp);
+        let page = self
+            .http
+            .get(&url)
+            .bearer_auth(token(patient, Role::Patient))
+            .send()
+            .await?;
+        let last = page
+            .headers()
+            .get("feed-last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("0")
+            .to_owned();
+        let response = self
+            .http
+            .get(format!("{url}/stream"))
+            .bearer_auth(token(patient, Role::Patient))
+            .header("Last-Event-ID", last)
+            .send()
+            .await?;
+        anyhow::ensure!(response.status() == 200, "stream: {}", response.status());
+        Ok(FeedStream {
+            response,
+            buffer: String::new(),
+        })
+    }
+
     /// GETs `url` with `token`; returns status and JSON body.
     pub async fn get(&self, url: &str, token: &str) -> anyhow::Result<(u16, Value)> {
         let res = self.http.get(url).bearer_auth(token).send().await?;
@@ -317,6 +346,55 @@ impl Stack {
 impl Drop for Stack {
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+/// A patient's open live feed.
+pub struct FeedStream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+/// One Server-Sent Event: `id`, `event` and the JSON `data`.
+#[derive(Debug, Clone)]
+pub struct FeedEvent {
+    pub id: String,
+    pub kind: String,
+    pub data: Value,
+}
+
+impl FeedStream {
+    /// The next event within `within`, keep-alive comments skipped.
+    pub async fn next(&mut self, within: Duration) -> anyhow::Result<FeedEvent> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let (mut id, mut kind, mut data) = (String::new(), String::new(), String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        id = v.trim_start().to_owned();
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        kind = v.trim_start().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if data.is_empty() {
+                    continue;
+                }
+                return Ok(FeedEvent {
+                    id,
+                    kind,
+                    data: serde_json::from_str(&data)?,
+                });
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
+                .await
+                .context("no feed event in time")??
+                .context("the feed stream ended")?;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
     }
 }
 

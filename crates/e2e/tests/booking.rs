@@ -130,6 +130,9 @@ async fn an_emailed_link_books_first_claim_wins_and_a_move_up_offers_the_old_slo
     let offer: Value = res.json().await?;
     assert_eq!(offer["slots"][0]["status"], "available");
 
+    // Carol keeps her feed open.
+    let mut carol_live = stack.feed_stream(carol).await?;
+
     // Bob moves up from his emailed link: one swap.
     let (status, moved) = stack.claim(&link_for(&bob_links, early), early).await?;
     assert_eq!(status, 201, "{moved}");
@@ -146,6 +149,20 @@ async fn an_emailed_link_books_first_claim_wins_and_a_move_up_offers_the_old_slo
         assert_eq!(status, 409, "{body}");
         assert_eq!(body["other_slots"], json!([]));
     }
+
+    // Carol's open feed hears at once that the slot is taken.
+    // (The first event may be the notification itself, if the feed stored it after the stream
+    // opened; it is sent as it stands then.)
+    let update = loop {
+        let event = carol_live.next(WITHIN).await?;
+        if event.data["slots"][0]["status"] == "taken" {
+            break event;
+        }
+    };
+    assert!(["notification.updated", "notification"].contains(&update.kind.as_str()));
+    assert_eq!(update.data["slots"][0]["slot_id"], early.to_string());
+    assert_eq!(update.data["slots"][0]["status"], "taken");
+    assert_eq!(update.data["all_taken"], true);
 
     // Their feeds show the slot taken.
     for p in [alice, carol] {
