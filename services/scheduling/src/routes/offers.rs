@@ -268,7 +268,12 @@ async fn claim(
                 .iter()
                 .filter(|s| s.status == "available")
                 .collect();
-            let problem = problem.with("other_slots", &still_open);
+            // Lost the race: what else the offer still has. (A used link has nothing to offer.)
+            let problem = if problem.status == StatusCode::CONFLICT.as_u16() {
+                problem.with("other_slots", &still_open)
+            } else {
+                problem
+            };
             tracing::info!(notification_id = %claims.nid, slot_id = %body.slot_id, patient_id = %claims.sub, status = problem.status, "offer claim refused");
             Err(Failure {
                 format,
