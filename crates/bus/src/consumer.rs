@@ -12,7 +12,7 @@ use async_nats::jetstream::{
     consumer::{self, PullConsumer, pull::MessagesErrorKind},
 };
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use slotcast_events::{DeadLetter, subjects};
 use tokio::{sync::Semaphore, task::JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -87,6 +87,10 @@ impl ConsumerSpec {
     }
 }
 
+/// How long one pull request waits on the server. Short, because the server delivers into a
+/// pull request until it expires even when its subscriber is gone (a stopped process).
+const PULL_EXPIRES: Duration = Duration::from_secs(10);
+
 /// Creates the durable consumer if it does not exist.
 pub async fn ensure_consumer(js: &JetStream, spec: &ConsumerSpec) -> anyhow::Result<PullConsumer> {
     let stream = js
@@ -99,8 +103,8 @@ pub async fn ensure_consumer(js: &JetStream, spec: &ConsumerSpec) -> anyhow::Res
         .map_err(|e| anyhow::anyhow!("consumer {} unavailable: {e}", spec.durable))
 }
 
-/// Consumes until `shutdown` is cancelled: then stops pulling, finishes the messages in hand,
-/// and returns. Errors never end it: the consumer is recreated after a pause.
+/// Consumes until `shutdown` is cancelled: then stops pulling, naks what was received but not
+/// started, finishes the messages in hand, and returns. Errors never end it: the consumer is recreated after a pause.
 pub async fn run<H: Handler>(
     js: JetStream,
     spec: ConsumerSpec,
@@ -115,7 +119,8 @@ pub async fn run<H: Handler>(
         let messages = match ensure_consumer(&js, &spec).await {
             Ok(c) => c
                 .stream()
-                .heartbeat(Duration::from_secs(5))
+                .expires(PULL_EXPIRES)
+                .heartbeat(Duration::from_secs(3))
                 .messages()
                 .await
                 .map_err(anyhow::Error::from),
@@ -165,9 +170,38 @@ pub async fn run<H: Handler>(
                 }
             }
         }
+        if shutdown.is_cancelled() {
+            hand_back(&spec, messages).await;
+        }
     }
     while tasks.join_next().await.is_some() {}
     tracing::info!(consumer = %spec.durable, "consumer stopped");
+}
+
+/// Naks what the client has already received but not started, so another replica (or the next
+/// start) gets it soon instead of after `ack_wait`. The redelivery is delayed until our own pull
+/// request has expired on the server: it would otherwise get the message back, with nobody left
+/// to read it.
+async fn hand_back(spec: &ConsumerSpec, mut messages: consumer::pull::Stream) {
+    let mut received = Vec::new();
+    while let Some(Some(Ok(message))) = messages.next().now_or_never() {
+        received.push(message);
+    }
+    drop(messages);
+    let mut handed_back = 0u64;
+    for message in received {
+        let after_our_pull = PULL_EXPIRES + Duration::from_secs(1);
+        if message
+            .ack_with(AckKind::Nak(Some(after_our_pull)))
+            .await
+            .is_ok()
+        {
+            handed_back += 1;
+        }
+    }
+    if handed_back > 0 {
+        tracing::info!(consumer = %spec.durable, handed_back, "handed back messages not started");
+    }
 }
 
 async fn sleep_or_cancel(d: Duration, shutdown: &CancellationToken) {
