@@ -20,6 +20,10 @@ pub struct OfferClaims {
     pub nid: Uuid,
     /// The patient it was sent to.
     pub sub: Uuid,
+    /// The waiting-list entry it answers: the claim books for that entry only while it is
+    /// active (a second link cannot book a second appointment). Absent in links that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eid: Option<Uuid>,
     pub slots: Vec<Uuid>,
     pub exp: i64,
     pub iat: i64,
@@ -52,6 +56,9 @@ pub fn keys_from_env() -> Result<Option<String>, crate::config::ConfigError> {
     }
 }
 
+/// The key id of `JWT_SECRET` used as the offer key.
+const DEFAULT_KID: &str = "default";
+
 /// Signs with the first key, checks with any.
 #[derive(Clone)]
 pub struct OfferSigner {
@@ -74,7 +81,7 @@ pub enum OfferKeysError {
 impl OfferSigner {
     /// One key, named `default`.
     pub fn new(secret: &str) -> Self {
-        Self::from_keys(vec![("default".to_owned(), secret.to_owned())])
+        Self::from_keys(vec![(DEFAULT_KID.to_owned(), secret.to_owned())])
             .expect("one key is a valid list")
     }
 
@@ -107,19 +114,30 @@ impl OfferSigner {
         })
     }
 
-    /// The key list when one is configured, else `jwt_secret` as the one key.
+    /// The key list when one is configured, else `jwt_secret` as the one key. With a list,
+    /// `jwt_secret` still verifies (as key `default`, and for links without a key id) what was
+    /// signed before the list was set, unless the list names a `default` key itself.
     pub fn from_config(keys: Option<&str>, jwt_secret: &str) -> Result<Self, OfferKeysError> {
-        match keys {
-            Some(list) => Self::parse(list),
-            None => Ok(Self::new(jwt_secret)),
+        let Some(list) = keys else {
+            return Ok(Self::new(jwt_secret));
+        };
+        let mut signer = Self::parse(list)?;
+        if !signer.decoding.iter().any(|(kid, _)| kid == DEFAULT_KID) {
+            signer.decoding.push((
+                DEFAULT_KID.to_owned(),
+                DecodingKey::from_secret(jwt_secret.as_bytes()),
+            ));
         }
+        Ok(signer)
     }
 
-    /// A token for `patient` about `slots` of notification `nid`, valid until `expires`.
+    /// A token for `patient`'s waiting-list `entry` about `slots` of notification `nid`, valid
+    /// until `expires`.
     pub fn sign(
         &self,
         nid: Uuid,
         patient: Uuid,
+        entry: Option<Uuid>,
         slots: &[Uuid],
         expires: chrono::DateTime<chrono::Utc>,
     ) -> Result<String, jsonwebtoken::errors::Error> {
@@ -127,6 +145,7 @@ impl OfferSigner {
             typ: OFFER_TYPE.to_owned(),
             nid,
             sub: patient,
+            eid: entry,
             slots: slots.to_vec(),
             exp: expires.timestamp(),
             iat: chrono::Utc::now().timestamp(),
@@ -143,12 +162,14 @@ impl OfferSigner {
         validation.leeway = 0;
         validation.validate_aud = false;
         let header = jsonwebtoken::decode_header(token).map_err(|_| OfferError::Invalid)?;
-        let key = match header.kid.as_deref() {
-            Some(kid) => self.decoding.iter().find(|(k, _)| k == kid),
-            None => self.decoding.first(),
-        }
-        .map(|(_, key)| key)
-        .ok_or(OfferError::Invalid)?;
+        // A link without a key id predates key ids: it was signed with the `default` key.
+        let kid = header.kid.as_deref().unwrap_or(DEFAULT_KID);
+        let key = self
+            .decoding
+            .iter()
+            .find(|(k, _)| k == kid)
+            .map(|(_, key)| key)
+            .ok_or(OfferError::Invalid)?;
         let claims = jsonwebtoken::decode::<OfferClaims>(token, key, &validation).map_err(|e| {
             match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => OfferError::Expired,
@@ -174,6 +195,7 @@ mod tests {
             .sign(
                 nid,
                 patient,
+                None,
                 &[slot],
                 chrono::Utc::now() + chrono::Duration::hours(1),
             )
@@ -194,6 +216,7 @@ mod tests {
             .sign(
                 nid,
                 patient,
+                None,
                 &[slot],
                 chrono::Utc::now() - chrono::Duration::hours(1),
             )
@@ -209,13 +232,30 @@ mod tests {
         let rotated = OfferSigner::parse(&format!("k2={b}\n k1={a}")).unwrap();
         let later = chrono::Utc::now() + chrono::Duration::hours(1);
         let (nid, p, s) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-        let by_old = old.sign(nid, p, &[s], later).unwrap();
-        let by_new = rotated.sign(nid, p, &[s], later).unwrap();
+        let by_old = old.sign(nid, p, None, &[s], later).unwrap();
+        let by_new = rotated.sign(nid, p, None, &[s], later).unwrap();
         assert_eq!(rotated.verify(&by_old).unwrap().nid, nid);
         assert_eq!(rotated.verify(&by_new).unwrap().nid, nid);
         assert_eq!(old.verify(&by_new), Err(OfferError::Invalid));
         let retired = OfferSigner::parse(&format!("k2={b}")).unwrap();
         assert_eq!(retired.verify(&by_old), Err(OfferError::Invalid));
+    }
+
+    #[test]
+    fn setting_a_key_list_keeps_the_links_signed_with_the_jwt_secret_working() {
+        let jwt = "the-jwt-secret";
+        let later = chrono::Utc::now() + chrono::Duration::hours(1);
+        let (nid, p, s) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let before = OfferSigner::from_config(None, jwt)
+            .unwrap()
+            .sign(nid, p, None, &[s], later)
+            .unwrap();
+        let list = format!("k1={}", "a".repeat(32));
+        let after = OfferSigner::from_config(Some(&list), jwt).unwrap();
+        assert_eq!(after.verify(&before).unwrap().nid, nid);
+        let retired = format!("k1={} default={}", "a".repeat(32), "b".repeat(32));
+        let retired = OfferSigner::from_config(Some(&retired), jwt).unwrap();
+        assert_eq!(retired.verify(&before), Err(OfferError::Invalid));
     }
 
     #[test]

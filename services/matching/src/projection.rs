@@ -408,7 +408,7 @@ impl Matcher {
             let expires = d.slots.iter().map(|s| s.starts_at).max().unwrap_or(now);
             let token = self
                 .signer
-                .sign(nid, d.patient_id, &ids, expires)
+                .sign(nid, d.patient_id, Some(d.entry_id), &ids, expires)
                 .map_err(anyhow::Error::from)?;
             let offered = d
                 .slots

@@ -305,7 +305,40 @@ async fn book_from_offer(
     let Some(target) = slot::Entity::find_by_id(slot_id).one(&txn).await? else {
         return Ok(Err(Problem::not_found("no such slot")));
     };
-    let moving = held_for_move_up(&txn, patient_id, target.practitioner_id).await?;
+    // The entry the offer answers, locked: a claim through another link for the same entry
+    // waits here, then finds it fulfilled.
+    let entry = match claims.eid {
+        Some(eid) => {
+            let entry = for_update(waitlist_entry::Entity::find_by_id(eid), &txn)
+                .one(&txn)
+                .await?
+                .filter(|e| e.patient_id == patient_id && e.status == ACTIVE);
+            match entry {
+                Some(entry) => Some(entry),
+                None => return Ok(Err(closed_entry())),
+            }
+        }
+        // A link signed before links named their entry: the patient's move-up entry, if any.
+        None => {
+            waitlist_entry::Entity::find()
+                .filter(waitlist_entry::Column::PatientId.eq(patient_id))
+                .filter(waitlist_entry::Column::PractitionerId.eq(target.practitioner_id))
+                .filter(waitlist_entry::Column::Kind.eq(WaitKind::MoveUp.as_str()))
+                .filter(waitlist_entry::Column::Status.eq(ACTIVE))
+                .one(&txn)
+                .await?
+        }
+    };
+    let moving = match entry {
+        Some(entry) if entry.kind == WaitKind::MoveUp.as_str() => {
+            match held_by(&txn, &entry).await? {
+                Some((held, held_slot)) => Some((held, held_slot, entry)),
+                // Never a second appointment for a patient who asked to move one.
+                None => return Ok(Err(closed_entry())),
+            }
+        }
+        _ => None,
+    };
     let booked = match moving {
         Some((held, held_slot, entry)) => {
             if target.starts_at >= held_slot.starts_at {
@@ -401,27 +434,25 @@ async fn lock_offer<C: ConnectionTrait>(
         .ok_or_else(|| anyhow::anyhow!("offer {} vanished", claims.nid).into())
 }
 
-/// The booked appointment a patient's active `move_up` entry with this practitioner holds,
-/// locked, with its slot and the entry.
-async fn held_for_move_up<C: ConnectionTrait>(
+fn closed_entry() -> Problem {
+    Problem::new(
+        StatusCode::GONE,
+        "this offer is closed: the waiting-list entry it answered is no longer open",
+    )
+}
+
+/// The booked appointment a `move_up` entry holds, locked, with its slot.
+async fn held_by<C: ConnectionTrait>(
     conn: &C,
-    patient_id: Uuid,
-    practitioner_id: Uuid,
-) -> Result<Option<(appointment::Model, slot::Model, waitlist_entry::Model)>, ApiError> {
-    let entry = waitlist_entry::Entity::find()
-        .filter(waitlist_entry::Column::PatientId.eq(patient_id))
-        .filter(waitlist_entry::Column::PractitionerId.eq(practitioner_id))
-        .filter(waitlist_entry::Column::Kind.eq(WaitKind::MoveUp.as_str()))
-        .filter(waitlist_entry::Column::Status.eq(ACTIVE))
-        .one(conn)
-        .await?;
-    let Some((entry, appointment_id)) = entry.and_then(|e| e.appointment_id.map(|a| (e, a))) else {
+    entry: &waitlist_entry::Model,
+) -> Result<Option<(appointment::Model, slot::Model)>, ApiError> {
+    let Some(appointment_id) = entry.appointment_id else {
         return Ok(None);
     };
     let Some(held) = for_update(appointment::Entity::find_by_id(appointment_id), conn)
         .one(conn)
         .await?
-        .filter(|a| a.status == APPOINTMENT_BOOKED && a.patient_id == patient_id)
+        .filter(|a| a.status == APPOINTMENT_BOOKED && a.patient_id == entry.patient_id)
     else {
         return Ok(None);
     };
@@ -429,7 +460,7 @@ async fn held_for_move_up<C: ConnectionTrait>(
         .one(conn)
         .await?
         .ok_or_else(|| anyhow::anyhow!("appointment {} points at a missing slot", held.id))?;
-    Ok(Some((held, held_slot, entry)))
+    Ok(Some((held, held_slot)))
 }
 
 /// The offer as it stands: its slots' current state, from this patient's point of view.

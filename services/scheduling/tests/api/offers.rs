@@ -7,11 +7,16 @@ use uuid::Uuid;
 
 use crate::helpers::{PUBLIC_BASE_URL, SECRET, TestApp, assert_problem, spawn_app, token};
 
-/// A link for `patient` offering `slots`, signed as matching signs them.
+/// A link for `patient` offering `slots`, as a link signed before links named their entry.
 fn link(patient: Uuid, slots: &[Uuid]) -> (Uuid, String) {
+    link_for_entry(patient, None, slots)
+}
+
+/// A link for `patient`'s waiting-list `entry` offering `slots`, signed as matching signs them.
+fn link_for_entry(patient: Uuid, entry: Option<Uuid>, slots: &[Uuid]) -> (Uuid, String) {
     let nid = Uuid::now_v7();
     let token = OfferSigner::new(SECRET)
-        .sign(nid, patient, slots, Utc::now() + Duration::days(3))
+        .sign(nid, patient, entry, slots, Utc::now() + Duration::days(3))
         .unwrap();
     (nid, token)
 }
@@ -60,8 +65,12 @@ async fn a_link_books_in_one_claim_fulfils_the_entry_and_books_only_once() {
         )
         .await;
     assert_eq!(entry.status(), 201);
+    let entry = crate::helpers::id_of(entry).await;
     let slots = app.create_slots(practitioner, &[(30, 31), (50, 51)]).await;
-    let (nid, token) = link(alice, &slots);
+    let (nid, token) = link_for_entry(alice, Some(entry), &slots);
+    // A later batch, another link for the same entry.
+    let later = app.create_slots(practitioner, &[(70, 71)]).await;
+    let (_, second) = link_for_entry(alice, Some(entry), &later);
 
     let offer = app.offer(&token).await;
     assert_eq!(offer["notification_id"], nid.to_string());
@@ -104,6 +113,8 @@ async fn a_link_books_in_one_claim_fulfils_the_entry_and_books_only_once() {
         let body = assert_problem(app.claim(&token, slot).await, 410).await;
         assert_eq!(body["appointment_id"], booked["id"]);
     }
+    // The entry is fulfilled: the other link books nothing more.
+    assert_problem(app.claim(&second, later[0]).await, 410).await;
     let entries: Value = app
         .get(
             &format!("/v1/waitlist?patient_id={alice}&status=fulfilled"),
@@ -183,6 +194,7 @@ async fn tampered_expired_and_foreign_links_are_refused() {
         .sign(
             Uuid::now_v7(),
             alice,
+            None,
             &slots,
             Utc::now() + Duration::days(1),
         )
@@ -196,6 +208,7 @@ async fn tampered_expired_and_foreign_links_are_refused() {
         .sign(
             Uuid::now_v7(),
             alice,
+            None,
             &slots,
             Utc::now() - Duration::minutes(1),
         )
@@ -250,14 +263,26 @@ async fn moving_up_is_one_swap_that_frees_the_old_slot() {
         .await;
     let (early, later) = (slots[0], slots[1]);
 
+    let entry_id: Uuid = entry["id"].as_str().unwrap().parse().unwrap();
     // A time later than the one held is not a move up.
-    let (_, token) = link(bob, &[later]);
+    let (_, token) = link_for_entry(bob, Some(entry_id), &[later]);
     let body = assert_problem(app.claim(&token, later).await, 409).await;
     assert!(body["detail"].as_str().unwrap().contains("earlier"));
 
-    let (nid, token) = link(bob, &[early]);
-    let res = app.claim(&token, early).await;
-    assert_eq!(res.status(), 201);
+    // Two notifications for the same entry, claimed at the same moment: one moves the
+    // appointment, the other finds the entry fulfilled. Never a second appointment.
+    let also_early = app.create_slots(practitioner, &[(40, 41)]).await[0];
+    let (nid_a, token_a) = link_for_entry(bob, Some(entry_id), &[early]);
+    let (nid_b, token_b) = link_for_entry(bob, Some(entry_id), &[also_early]);
+    let (a, b) = tokio::join!(app.claim(&token_a, early), app.claim(&token_b, also_early));
+    let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [201, 410]);
+    let (res, early, unused, nid) = if a.status() == 201 {
+        (a, early, also_early, nid_a)
+    } else {
+        (b, also_early, early, nid_b)
+    };
     let moved: Value = res.json().await.unwrap();
     assert_eq!(moved["id"], appointment["id"], "the same appointment moved");
     assert_eq!(moved["slot_id"], early.to_string());
@@ -281,6 +306,7 @@ async fn moving_up_is_one_swap_that_frees_the_old_slot() {
             .map(|s| s["status"].as_str().unwrap().to_owned())
     };
     assert_eq!(status_of(early).as_deref(), Some("booked"));
+    assert_eq!(status_of(unused).as_deref(), Some("available"));
     assert_eq!(status_of(late).as_deref(), Some("available"));
 
     let released = app.events("slotcast.scheduling.slot.released", 1).await;
