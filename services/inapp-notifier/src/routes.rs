@@ -115,11 +115,15 @@ async fn stream_notifications(
         .map_err(|e| Problem::bad_request(e.to_string()))?;
     // Subscribed before the starting point is read, so no wake-up falls between.
     let wake = state.signal.subscribe();
+    let last_seq = feed_log::last_seq(&state.db, patient_id)
+        .await
+        .map_err(|e| Problem::internal(&e))?;
     let after = match last_event_id {
-        Some(LastEventId(seq)) => seq,
-        None => feed_log::last_seq(&state.db, patient_id)
-            .await
-            .map_err(|e| Problem::internal(&e))?,
+        Some(LastEventId(seq)) if seq <= last_seq => seq,
+        // An id we never gave (a restored database, another deployment's id): the client has
+        // lost track, so it gets the whole log rather than silence until the log catches up.
+        Some(LastEventId(_)) => 0,
+        None => last_seq,
     };
     tracing::info!(%patient_id, after, "notification stream opened");
     let events = stream::events(

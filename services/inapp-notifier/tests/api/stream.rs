@@ -136,6 +136,13 @@ async fn reconnecting_with_last_event_id_sends_exactly_the_events_after_it_then_
         all.push(everything.next().await);
     }
     assert_eq!(ids(&all), ["1", "2", "3", "4", "5"]);
+    // An id this feed never gave (a restored database): the whole log, not silence.
+    let mut lost = app.stream(patient, Some("99")).await;
+    let mut all = Vec::new();
+    for _ in 0..5 {
+        all.push(lost.next().await);
+    }
+    assert_eq!(ids(&all), ["1", "2", "3", "4", "5"]);
 }
 
 #[tokio::test]
