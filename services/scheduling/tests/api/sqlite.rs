@@ -17,3 +17,54 @@ async fn the_api_runs_on_sqlite_with_the_same_migrations() {
         2
     );
 }
+
+#[tokio::test]
+async fn booking_links_work_on_sqlite_one_winner_and_one_use() {
+    use chrono::{Duration, Utc};
+    use slotcast_kit::offer::OfferSigner;
+    use uuid::Uuid;
+
+    let app = spawn_app_on(TestDatabase::sqlite().expect("sqlite")).await;
+    let practitioner = app.create_practitioner().await;
+    let slots = app.create_slots(practitioner, &[(10, 11), (12, 13)]).await;
+    let mut links = Vec::new();
+    for i in 0..6 {
+        let patient = app.create_patient(&format!("P{i}")).await;
+        let token = OfferSigner::new(crate::helpers::SECRET)
+            .sign(
+                Uuid::now_v7(),
+                patient,
+                None,
+                &slots,
+                Utc::now() + Duration::days(1),
+            )
+            .unwrap();
+        links.push(token);
+    }
+    let paths: Vec<String> = links
+        .iter()
+        .map(|t| format!("/v1/offers/{t}/claim"))
+        .collect();
+    let claims = paths
+        .iter()
+        .map(|p| app.post(p, None, serde_json::json!({ "slot_id": slots[0] })));
+    let statuses: Vec<u16> = futures::future::join_all(claims)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    let winner = statuses.iter().position(|s| *s == 201).expect("a winner");
+    let mut sorted = statuses.clone();
+    sorted.sort();
+    assert_eq!(sorted, [201, 409, 409, 409, 409, 409]);
+    let other = serde_json::json!({ "slot_id": slots[1] });
+    let used = app.post(&paths[winner], None, other.clone()).await;
+    assert_eq!(used.status(), 410, "a link books once");
+    let loser = (winner + 1) % paths.len();
+    let second = app.post(&paths[loser], None, other).await;
+    assert_eq!(
+        second.status(),
+        201,
+        "a loser's link still books the other slot"
+    );
+}
