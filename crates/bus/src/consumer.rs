@@ -217,9 +217,14 @@ async fn process<H: Handler>(
     handler: &H,
     message: jetstream::Message,
 ) {
+    // Without its metadata (never seen from a JetStream server) a message can be neither
+    // ordered nor answered: leave it to `ack_wait`, never hand a handler a made-up sequence.
     let (deliveries, stream_sequence) = match message.info() {
         Ok(info) => (info.delivered, info.stream_sequence),
-        Err(_) => (1, 0),
+        Err(e) => {
+            tracing::error!(consumer = %spec.durable, error = %e, "message without JetStream metadata; left unanswered");
+            return;
+        }
     };
     let delivery = Delivery {
         subject: message.subject.to_string(),
