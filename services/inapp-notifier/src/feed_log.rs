@@ -27,7 +27,7 @@ use uuid::Uuid;
 use crate::entities::{feed_cursor, feed_event};
 
 /// The core NATS subject (no stream keeps it) on which replicas tell each other that a
-/// patient's log grew. The payload is the patient id, nothing else.
+/// patient's log grew. The payload is patient ids separated by spaces, nothing else.
 pub const FEED_CHANGED_SUBJECT: &str = "slotcast.inapp.feed.changed";
 /// Header naming the replica that published a wake-up, so it does not wake itself twice.
 const REPLICA_HEADER: &str = "Slotcast-Replica";
@@ -36,6 +36,8 @@ const WAKE_CAPACITY: usize = 1024;
 /// While NATS is away its client buffers, then makes publishers wait: a wake-up is not worth
 /// holding a request or a consumer for (the other replicas poll).
 const PUBLISH_PATIENCE: Duration = Duration::from_millis(500);
+/// Patient ids per wake-up message (36 bytes each, well under NATS's 1 MiB payload limit).
+const WAKE_UP_IDS: usize = 1000;
 
 /// What changed in the feed: the SSE event name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,25 +183,29 @@ impl FeedSignal {
         for &patient_id in patients {
             // No receiver just means no stream is open here.
             let _ = self.local.send(patient_id);
-            if let Some(nats) = &self.nats {
+        }
+        let Some(nats) = &self.nats else {
+            return;
+        };
+        // One message per thousand patients (ids separated by spaces), all under one timeout:
+        // a slot offered to many patients must not wait on NATS once per patient.
+        let publish = async {
+            for chunk in patients.chunks(WAKE_UP_IDS) {
+                let ids: Vec<String> = chunk.iter().map(Uuid::to_string).collect();
                 let mut headers = async_nats::HeaderMap::new();
                 headers.insert(REPLICA_HEADER, &*self.replica);
-                let publish = nats.publish_with_headers(
-                    FEED_CHANGED_SUBJECT,
-                    headers,
-                    patient_id.to_string().into(),
-                );
-                match tokio::time::timeout(PUBLISH_PATIENCE, publish).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %e, "feed wake-up not published; other replicas will poll");
-                    }
-                    Err(_) => {
-                        tracing::warn!(
-                            "feed wake-up not published in time; other replicas will poll"
-                        );
-                    }
-                }
+                nats.publish_with_headers(FEED_CHANGED_SUBJECT, headers, ids.join(" ").into())
+                    .await?;
+            }
+            Ok::<(), async_nats::PublishError>(())
+        };
+        match tokio::time::timeout(PUBLISH_PATIENCE, publish).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "feed wake-up not published; other replicas will poll");
+            }
+            Err(_) => {
+                tracing::warn!("feed wake-up not published in time; other replicas will poll");
             }
         }
     }
@@ -240,14 +246,16 @@ impl FeedSignal {
                 if from_here {
                     continue;
                 }
-                match std::str::from_utf8(&message.payload)
-                    .ok()
-                    .and_then(|s| s.parse::<Uuid>().ok())
-                {
-                    Some(patient_id) => {
-                        let _ = self.local.send(patient_id);
+                let ids = std::str::from_utf8(&message.payload).unwrap_or_default();
+                for id in ids.split_whitespace() {
+                    match id.parse::<Uuid>() {
+                        Ok(patient_id) => {
+                            let _ = self.local.send(patient_id);
+                        }
+                        Err(_) => {
+                            tracing::warn!("ignoring a feed wake-up that is not a patient id")
+                        }
                     }
-                    None => tracing::warn!("ignoring a feed wake-up that is not a patient id"),
                 }
             }
             let _ = wake_ups.unsubscribe().await;

@@ -233,23 +233,35 @@ pub async fn move_up<C: ConnectionTrait>(
     .await?;
     // Closed before the release, so matching never weighs this entry for the freed slot.
     close_entries(conn, vec![entry], CloseReason::Fulfilled).await?;
-    if old.starts_at > Utc::now() {
-        emit(
-            conn,
-            SlotReleased {
-                slot_id: old.id,
-                practitioner_id: old.practitioner_id,
-                starts_at: old.starts_at,
-                ends_at: old.ends_at,
-                batch_id: Uuid::now_v7(),
-                batch_size: 1,
-                reason: ReleaseReason::MovedUp,
-                released_by: Some(patient_id),
-            },
-        )
-        .await?;
-    }
+    release(conn, &old, ReleaseReason::MovedUp, patient_id).await?;
     Ok(Ok(AppointmentView::new(a, &new)))
+}
+
+/// Says that `slot` is free again (an opening of its own, for matching to offer to the next in
+/// line, never back to `left_by`), unless it has already started.
+async fn release<C: ConnectionTrait>(
+    conn: &C,
+    slot: &slot::Model,
+    reason: ReleaseReason,
+    left_by: Uuid,
+) -> Result<(), DbErr> {
+    if slot.starts_at <= Utc::now() {
+        return Ok(());
+    }
+    emit(
+        conn,
+        SlotReleased {
+            slot_id: slot.id,
+            practitioner_id: slot.practitioner_id,
+            starts_at: slot.starts_at,
+            ends_at: slot.ends_at,
+            batch_id: Uuid::now_v7(),
+            batch_size: 1,
+            reason,
+            released_by: Some(left_by),
+        },
+    )
+    .await
 }
 
 async fn book(
@@ -339,22 +351,7 @@ async fn cancel(
         },
     )
     .await?;
-    if s.starts_at > now {
-        emit(
-            &txn,
-            SlotReleased {
-                slot_id: s.id,
-                practitioner_id: s.practitioner_id,
-                starts_at: s.starts_at,
-                ends_at: s.ends_at,
-                batch_id: Uuid::now_v7(),
-                batch_size: 1,
-                reason: ReleaseReason::Cancelled,
-                released_by: Some(a.patient_id),
-            },
-        )
-        .await?;
-    }
+    release(&txn, &s, ReleaseReason::Cancelled, a.patient_id).await?;
     let holding = waitlist_entry::Entity::find()
         .filter(waitlist_entry::Column::AppointmentId.eq(a.id))
         .filter(waitlist_entry::Column::Status.eq(ACTIVE))
