@@ -5,18 +5,43 @@ use std::time::Duration;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
 use sea_orm_migration::MigratorTrait;
 
+/// The Postgres advisory lock that lets one process at a time migrate a database.
+const MIGRATION_LOCK: i64 = 0x5107_ca57_d8a7;
+
 /// Connects to `url` and brings the schema up to date with `M`'s migrations.
 ///
 /// A SQLite file's folder is created if missing. SQLite gets a single connection (one writer at
 /// a time, so no `SQLITE_BUSY` between our own transactions) and WAL journaling.
+///
+/// On Postgres, replicas starting together on a fresh database take turns: each migrates while
+/// holding a session advisory lock on a connection of its own (released when it is done, or by
+/// Postgres when the process dies), so the second finds the schema up to date instead of
+/// failing on tables the first is creating.
 pub async fn connect_and_migrate<M: MigratorTrait>(
     url: &str,
     max_connections: u32,
 ) -> anyhow::Result<DatabaseConnection> {
     let db = connect(url, max_connections).await?;
-    M::up(&db, None)
+    let lock = if db.get_database_backend() == DbBackend::Postgres {
+        let lock = connect(url, 1).await?;
+        lock.execute_unprepared(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot take the migration lock: {e}"))?;
+        Some(lock)
+    } else {
+        None
+    };
+    let migrated = M::up(&db, None)
         .await
-        .map_err(|e| anyhow::anyhow!("migrations failed: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("migrations failed: {e}"));
+    if let Some(lock) = lock {
+        // Closing the connection ends the session, which releases the lock.
+        let _ = lock
+            .execute_unprepared(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+            .await;
+        let _ = lock.close().await;
+    }
+    migrated?;
     Ok(db)
 }
 

@@ -4,4 +4,5 @@
 mod decisions;
 mod helpers;
 mod history;
+mod migrations;
 mod process;
