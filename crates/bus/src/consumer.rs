@@ -4,6 +4,8 @@
 //! until the message has been delivered `max_deliver` times; then, like `Reject`, it is
 //! published to `slotcast.deadletter.<consumer>` with the reason and terminated, so the consumer
 //! moves on. A dead letter that cannot be published is nak'ed instead: nothing is dropped.
+//! While a handler works, the loop sends a progress ack every third of `ack_wait`, so only a
+//! stopped process, never a slow one, gets its message delivered again.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -241,7 +243,12 @@ async fn process<H: Handler>(
                 .filter_map(|(k, vs)| vs.first().map(|v| (k.as_ref(), v.as_str()))),
         );
     }
-    let outcome = handler.handle(&delivery).instrument(span.clone()).await;
+    let outcome = with_progress(
+        handler.handle(&delivery).instrument(span.clone()),
+        &message,
+        spec.ack_wait,
+    )
+    .await;
     let _enter = span.enter();
     let label = match &outcome {
         Outcome::Done => "done",
@@ -263,6 +270,31 @@ async fn process<H: Handler>(
     };
     if let Err(e) = ack {
         tracing::warn!(error = %e, "could not answer the message; it will be redelivered");
+    }
+}
+
+/// Runs `work`, telling the server every third of `ack_wait` that the message is still in hand,
+/// so a slow but honest handler (an SMTP server taking its time) never sees its message
+/// delivered a second time. Only a process that has stopped stops the progress acks.
+async fn with_progress<F: Future<Output = Outcome>>(
+    work: F,
+    message: &jetstream::Message,
+    ack_wait: Duration,
+) -> Outcome {
+    let every = (ack_wait / 3).max(Duration::from_millis(100));
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut work = std::pin::pin!(work);
+    loop {
+        tokio::select! {
+            outcome = &mut work => return outcome,
+            _ = ticks.tick() => {
+                metrics::counter!("slotcast_progress_acks_total").increment(1);
+                if let Err(e) = message.ack_with(AckKind::Progress).await {
+                    tracing::warn!(error = %e, "progress ack not sent");
+                }
+            }
+        }
     }
 }
 

@@ -24,17 +24,37 @@ pub use async_nats::jetstream::Context as JetStream;
 
 /// How long streams keep events: long enough for a new consumer to replay a day of them.
 pub const STREAM_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
-/// Dead letters are kept longer, for an operator to look at.
-pub const DEADLETTER_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Dead letters are kept as long as the events they copy, no longer: a dead `notify.patient`
+/// holds a patient's email address and booking links, which must not outlive the original.
+/// An operator is told at once (`slotcast_dead_letters_total`) and has a week to act.
+pub const DEADLETTER_MAX_AGE: Duration = STREAM_MAX_AGE;
 /// The window in which a re-publish with the same `Nats-Msg-Id` is dropped.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
-/// Connects to NATS, retrying for up to `patience` while the server comes up.
+/// The servers of a `NATS_URL`: one URL, or several separated by commas (the seed nodes of a
+/// cluster; the client also learns the others from the server it reaches).
+pub fn server_addrs(url: &str) -> anyhow::Result<Vec<async_nats::ServerAddr>> {
+    let servers = url
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<async_nats::ServerAddr>()
+                .map_err(|e| anyhow::anyhow!("NATS_URL: {s:?} is not a NATS URL: {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    anyhow::ensure!(!servers.is_empty(), "NATS_URL names no server");
+    Ok(servers)
+}
+
+/// Connects to NATS (`url` as [`server_addrs`] reads it), retrying for up to `patience` while
+/// the server comes up.
 pub async fn connect(
     url: &str,
     name: &str,
     patience: Duration,
 ) -> anyhow::Result<async_nats::Client> {
+    let servers = server_addrs(url)?;
     let deadline = tokio::time::Instant::now() + patience;
     let mut delay = Duration::from_millis(100);
     loop {
@@ -42,7 +62,7 @@ pub async fn connect(
             .name(name)
             .connection_timeout(Duration::from_secs(3))
             .max_reconnects(None);
-        match opts.connect(url).await {
+        match opts.connect(servers.clone()).await {
             Ok(client) => return Ok(client),
             Err(e) if tokio::time::Instant::now() + delay < deadline => {
                 tracing::warn!(error = %e, url, "NATS not reachable yet, retrying");
@@ -174,4 +194,20 @@ pub async fn publish(
     .await?
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nats_url_takes_one_server_or_a_comma_separated_list() {
+        assert_eq!(server_addrs("nats://127.0.0.1:4222").unwrap().len(), 1);
+        let cluster = server_addrs("nats://a:4222, nats://b:4222,nats://c:4222").unwrap();
+        assert_eq!(cluster.len(), 3);
+        assert_eq!(cluster[1].host(), "b");
+        assert!(server_addrs("").is_err());
+        assert!(server_addrs(" , ").is_err());
+        assert!(server_addrs("nats://a:4222,http://[::1").is_err());
+    }
 }

@@ -5,16 +5,21 @@
 //! each, then marks them sent. If NATS or the process goes down in between, the rows stay and are
 //! published again with the same `Nats-Msg-Id`, which the stream's duplicate window drops.
 //!
-//! On Postgres several replicas can run the relay: one at a time publishes, holding a
-//! transaction-scoped advisory lock, so the stream receives rows in commit order (rows claimed
-//! with `SKIP LOCKED` by two relays at once could overtake each other). SQLite is single-node.
+//! On Postgres several replicas can run the relay. Each batch is claimed in a transaction with
+//! `SELECT … FOR UPDATE SKIP LOCKED`, so no two relays ever hold the same row, and the
+//! transaction first takes a transaction-scoped advisory lock, so one relay at a time publishes:
+//! two relays publishing disjoint batches at once could let a later event of a slot overtake an
+//! earlier one in the stream, and consumers that keep a slot's state rely on the stream's order.
+//! A relay that finds the lock taken leaves the rows to the one holding it. SQLite is
+//! single-node.
 
 use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, Statement, TransactionTrait, sea_query::Expr,
+    QueryOrder, QuerySelect, Set, Statement, TransactionTrait,
+    sea_query::{Expr, LockBehavior, LockType},
 };
 use sea_orm_migration::{prelude::*, schema::*};
 use slotcast_events::{CloudEvent, Event};
@@ -232,12 +237,14 @@ impl Relay {
     }
 
     async fn publish_on<C: ConnectionTrait>(&self, conn: &C) -> anyhow::Result<usize> {
-        let rows = Entity::find()
+        let mut unsent = Entity::find()
             .filter(Column::PublishedAt.is_null())
             .order_by_asc(Column::Seq)
-            .limit(self.batch)
-            .all(conn)
-            .await?;
+            .limit(self.batch);
+        if conn.get_database_backend() == DbBackend::Postgres {
+            unsent = unsent.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        let rows = unsent.all(conn).await?;
         if rows.is_empty() {
             return Ok(0);
         }
