@@ -96,6 +96,7 @@ impl Stack {
             retry: email_notifier::handler::Backoff {
                 base: Duration::from_millis(200),
                 max: Duration::from_secs(2),
+                horizon: Duration::from_secs(3600),
             },
         })
         .await

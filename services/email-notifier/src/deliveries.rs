@@ -153,6 +153,8 @@ pub enum Claim {
         attempt: i32,
         /// The previous attempt ended without its outcome written: it may have been delivered.
         after_unknown: bool,
+        /// When the first attempt was claimed: retries end after the retry horizon.
+        first_tried: DateTime<Utc>,
     },
 }
 
@@ -188,6 +190,7 @@ pub async fn claim(db: &DatabaseConnection, key: Key<'_>, lease: Duration) -> Re
         return Ok(Claim::Attempt {
             attempt: 1,
             after_unknown: false,
+            first_tried: now,
         });
     }
     // Someone may change the row between our read and our update; the update only applies to
@@ -221,6 +224,7 @@ pub async fn claim(db: &DatabaseConnection, key: Key<'_>, lease: Duration) -> Re
             return Ok(Claim::Attempt {
                 attempt: current.attempts + 1,
                 after_unknown: current.in_flight,
+                first_tried: current.created_at,
             });
         }
     }

@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
+
 use lettre::{
     Message,
     message::{Mailbox, MultiPart},
@@ -21,14 +23,21 @@ use crate::{
     render::Templates,
 };
 
-/// Delays between transient failures: `base`, `2 × base`, `4 × base` … up to `max`.
+/// Delays between transient failures: `base`, `2 × base`, `4 × base` … up to `max`, for as
+/// long as `horizon` after the first attempt; then the notification is given up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
     pub base: Duration,
     pub max: Duration,
+    pub horizon: Duration,
 }
 
 impl Backoff {
+    /// Whether a notification first tried at `first_tried` may still be retried at `now`.
+    pub fn within_horizon(&self, first_tried: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        (now - first_tried).to_std().unwrap_or_default() < self.horizon
+    }
+
     /// The delay after the `deliveries`-th delivery failed (1 for the first).
     pub fn delay(&self, deliveries: i64) -> Duration {
         let doublings = deliveries.saturating_sub(1).clamp(0, 30) as u32;
@@ -86,7 +95,7 @@ impl NotifyHandler {
             message_id: &message_id,
         };
 
-        match deliveries::claim(&self.db, key, self.lease).await {
+        let first_tried = match deliveries::claim(&self.db, key, self.lease).await {
             Ok(Claim::Finished(status)) => {
                 tracing::debug!(?status, "already delivered or given up; nothing to send");
                 return Outcome::Done;
@@ -100,6 +109,7 @@ impl NotifyHandler {
             Ok(Claim::Attempt {
                 attempt,
                 after_unknown,
+                first_tried,
             }) => {
                 if after_unknown {
                     // The previous attempt never wrote its outcome: the patient may get this twice.
@@ -109,6 +119,7 @@ impl NotifyHandler {
                         "sending again after an attempt whose outcome is unknown"
                     );
                 }
+                first_tried
             }
             Err(e) => {
                 return Outcome::retry(
@@ -116,7 +127,7 @@ impl NotifyHandler {
                     &anyhow::Error::new(e).context("cannot claim the delivery"),
                 );
             }
-        }
+        };
 
         let message = match notify.patient.email.parse::<Mailbox>() {
             Ok(address) => {
@@ -153,10 +164,13 @@ impl NotifyHandler {
         match sent {
             Ok(()) => self.record_sent(key).await,
             Err(SendError::Permanent(reason)) => self.give_up(key, &reason, true).await,
-            Err(SendError::Transient(reason)) if deliveries >= self.max_deliver => {
+            Err(SendError::Transient(reason))
+                if deliveries >= self.max_deliver
+                    || !self.backoff.within_horizon(first_tried, Utc::now()) =>
+            {
                 self.give_up(
                     key,
-                    &format!("gave up after {deliveries} attempts: {reason}"),
+                    &format!("gave up after {deliveries} deliveries: {reason}"),
                     false,
                 )
                 .await
@@ -236,11 +250,26 @@ mod tests {
         let b = Backoff {
             base: Duration::from_secs(5),
             max: Duration::from_secs(900),
+            horizon: Duration::from_secs(3600),
         };
         let delays: Vec<_> = (1..=10).map(|n| b.delay(n).as_secs()).collect();
         assert_eq!(delays, vec![5, 10, 20, 40, 80, 160, 320, 640, 900, 900]);
         assert_eq!(b.delay(0), Duration::from_secs(5));
         assert_eq!(b.delay(i64::MAX), Duration::from_secs(900));
+    }
+
+    #[test]
+    fn retries_end_at_the_horizon() {
+        let b = Backoff {
+            base: Duration::from_secs(5),
+            max: Duration::from_secs(900),
+            horizon: Duration::from_secs(3600),
+        };
+        let first = Utc::now();
+        assert!(b.within_horizon(first, first + chrono::Duration::minutes(59)));
+        assert!(!b.within_horizon(first, first + chrono::Duration::minutes(60)));
+        // A clock that went back counts as no time elapsed.
+        assert!(b.within_horizon(first, first - chrono::Duration::minutes(5)));
     }
 
     #[test]

@@ -51,6 +51,7 @@
 //! | `EMAIL_CONCURRENCY` | 8 | notifications handled, so emails sent, at once |
 //! | `EMAIL_RETRY_BASE_MS` | 5000 | first delay after a transient failure; it doubles |
 //! | `EMAIL_RETRY_MAX_MS` | 900000 | the longest delay between attempts |
+//! | `EMAIL_RETRY_HORIZON_SECS` | 43200 | how long after the first attempt retries go on (12 h) |
 //!
 //! # Delivery guarantees
 //! A notification is sent once and its outcome published once:
@@ -63,9 +64,13 @@
 //!   required): that is the relay refusing this service, not this message, and is retried
 //!   like a 4xx so a wrong password does not fail every notification for good;
 //! - a 4xx reply, a dropped connection or a timeout is retried with exponential backoff
-//!   (`EMAIL_RETRY_BASE_MS`, default 5 s, doubling up to `EMAIL_RETRY_MAX_MS`, default 15 min);
-//!   on the consumer's last delivery (`max_deliver` 50) the row becomes `failed` and
-//!   `EmailFailed { permanent: false }` is published instead.
+//!   (`EMAIL_RETRY_BASE_MS`, default 5 s, doubling up to `EMAIL_RETRY_MAX_MS`, default 15 min)
+//!   for `EMAIL_RETRY_HORIZON_SECS` (default 12 h) after the first attempt; the first failure
+//!   after the horizon (or on the consumer's last delivery, `max_deliver` 500) makes the row
+//!   `failed` and publishes `EmailFailed { permanent: false }` instead. A pooled connection
+//!   that died is dropped by the pool and replaced on the next send;
+//! - while a send is slow, the consume loop keeps the message with progress acks, so a slow
+//!   SMTP server never causes a second send.
 //!
 //! One window remains: if the process dies (or the database goes away) after the SMTP server
 //! accepted the message and before `sent` is written, the row stays `sending` with its attempt
@@ -115,8 +120,9 @@ use crate::{
 pub const SERVICE: &str = "email-notifier";
 /// `LISTEN_ADDR` when unset: `127.0.0.1:8082`.
 pub const DEFAULT_PORT: u16 = 8082;
-/// How often JetStream delivers a message before it goes to the dead letters.
-pub const MAX_DELIVER: i64 = 50;
+/// How often JetStream delivers a message at most. The retry horizon normally ends retries
+/// first: this bound is for a message that fails without ever reaching SMTP.
+pub const MAX_DELIVER: i64 = 500;
 /// How long a message may be in hand before JetStream delivers it again.
 pub const ACK_WAIT: Duration = Duration::from_secs(60);
 
@@ -174,6 +180,7 @@ impl Config {
             retry: Backoff {
                 base: Duration::from_millis(parse_or("EMAIL_RETRY_BASE_MS", 5_000)?),
                 max: Duration::from_millis(parse_or("EMAIL_RETRY_MAX_MS", 15 * 60 * 1000)?),
+                horizon: Duration::from_secs(parse_or("EMAIL_RETRY_HORIZON_SECS", 12 * 3600)?),
             },
         })
     }

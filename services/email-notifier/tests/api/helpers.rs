@@ -120,6 +120,7 @@ pub async fn spawn_app_with(db: Db, mail: Mail) -> TestApp {
         retry: Backoff {
             base: Duration::from_millis(200),
             max: Duration::from_secs(1),
+            horizon: Duration::from_secs(3600),
         },
     };
     let app = Application::build(config).await.expect("the app builds");
