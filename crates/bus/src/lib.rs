@@ -118,16 +118,30 @@ pub async fn ensure_streams(js: &JetStream, replicas: usize) -> anyhow::Result<(
     Ok(())
 }
 
-/// Connects, and makes sure the streams exist. What each service does at start.
+/// Connects, and makes sure the streams exist, retrying both for up to a minute while NATS
+/// comes up. What each service does at start.
 pub async fn start(
     url: &str,
     name: &str,
     replicas: usize,
 ) -> anyhow::Result<(async_nats::Client, JetStream)> {
-    let client = connect(url, name, Duration::from_secs(30)).await?;
+    let patience = Duration::from_secs(60);
+    let deadline = tokio::time::Instant::now() + patience;
+    let client = connect(url, name, patience).await?;
     let js = jetstream::new(client.clone());
-    ensure_streams(&js, replicas).await?;
-    Ok((client, js))
+    // A cluster that has just formed (or lost a node) may not place replicated streams at once.
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match ensure_streams(&js, replicas).await {
+            Ok(()) => return Ok((client, js)),
+            Err(e) if tokio::time::Instant::now() + delay < deadline => {
+                tracing::warn!(error = %format!("{e:#}"), "streams not ready yet, retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// What every service connects to at start: its database (migrated), NATS (with the streams
