@@ -13,9 +13,15 @@ run: ## Run all four services locally (SQLite under var/, a nats-server of its o
 	@scripts/run-local.sh
 
 .PHONY: test
-test: prerequisites ## Run every test (starts or installs nats-server and Postgres where it can)
+test: prerequisites ## Run every test, the fault-injection cases included (starts or installs nats-server and Postgres where it can)
+	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
+
+.PHONY: chaos
+chaos: prerequisites ## Only the fault-injection cases (real processes killed, NATS crashed, SMTP failing...), with their figures
+	$(CARGO) build --workspace --bins
+	$(CARGO) test -p slotcast-chaos --test chaos -- --nocapture
 
 .PHONY: prerequisites
 prerequisites: ## Check (and where possible install or start) nats-server and Postgres

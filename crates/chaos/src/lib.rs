@@ -1,0 +1,973 @@
+//! The fault-injection harness: the four services as real processes (their release or debug
+//! binaries from the cargo target directory), a nats-server of their own (single, or a
+//! three-node cluster), a fresh Postgres database per service, and an SMTP server that captures
+//! mail and can be told to fail.
+//!
+//! A case seeds a practitioner and a few hundred waiting patients, posts slots, injects its
+//! fault while the fan-out runs ([`System::kill_when`]), waits until the system has settled
+//! ([`System::settle`]: every durable consumer has nothing pending or unacknowledged and every
+//! outbox is published), then counts ([`System::verify`]) what each patient got: emails at the
+//! SMTP server, notifications in their in-app feed, `notify.patient` messages in the stream.
+//!
+//! The binaries must be built first (`cargo build --workspace --bins`; `make test` and
+//! `make chaos` do). `CHAOS_BIN_DIR` points elsewhere; `CHAOS_PATIENTS` changes the size of the
+//! fan-out (default 300). Each process writes its log to a file; a failed case prints the tail
+//! of every log.
+
+use std::{
+    collections::BTreeMap,
+    fs::OpenOptions,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail, ensure};
+use async_nats::jetstream;
+use futures::{StreamExt as _, TryStreamExt as _};
+use sea_orm::{ConnectionTrait as _, DatabaseConnection, DbBackend, Statement};
+use serde_json::{Value, json};
+use slotcast_events::streams;
+use slotcast_kit::auth::Role;
+use slotcast_test_support::{NatsCluster, NatsServer, SmtpServer, TestDatabase};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+/// The JWT secret of the chaos systems (never used outside these tests).
+pub const SECRET: &str = "chaos-test-only-jwt-secret";
+
+/// One of the four services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Service {
+    Scheduling,
+    Matching,
+    EmailNotifier,
+    InappNotifier,
+}
+
+impl Service {
+    pub const ALL: [Service; 4] = [
+        Service::Scheduling,
+        Service::Matching,
+        Service::EmailNotifier,
+        Service::InappNotifier,
+    ];
+
+    /// The binary's (and the package's) name.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Service::Scheduling => "scheduling",
+            Service::Matching => "matching",
+            Service::EmailNotifier => "email-notifier",
+            Service::InappNotifier => "inapp-notifier",
+        }
+    }
+}
+
+/// The folder holding the service binaries: `CHAOS_BIN_DIR`, else the profile folder this test
+/// binary was built into (`target/debug/deps/..`).
+pub fn bin_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("CHAOS_BIN_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    let exe = std::env::current_exe()?;
+    let deps = exe.parent().context("test binary without a folder")?;
+    Ok(deps.parent().unwrap_or(deps).to_owned())
+}
+
+fn binary(service: Service) -> anyhow::Result<PathBuf> {
+    let path = bin_dir()?.join(service.binary());
+    ensure!(
+        path.is_file(),
+        "{} is missing: build the services first (`cargo build --workspace --bins`, which `make \
+         test` and `make chaos` do), or set CHAOS_BIN_DIR",
+        path.display()
+    );
+    Ok(path)
+}
+
+/// How many waiting patients a fan-out reaches: `CHAOS_PATIENTS`, default 300.
+pub fn patients() -> usize {
+    std::env::var("CHAOS_PATIENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(300)
+}
+
+/// The shape of a system under test.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Processes per service, all on the service's one database and durable consumers.
+    pub replicas: usize,
+    /// A three-node JetStream cluster (streams R3) instead of one server.
+    pub cluster: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            replicas: 1,
+            cluster: false,
+        }
+    }
+}
+
+/// The NATS the system runs on.
+pub enum Nats {
+    Single(NatsServer),
+    Cluster(NatsCluster),
+}
+
+impl Nats {
+    pub fn url(&self) -> String {
+        match self {
+            Nats::Single(s) => s.url(),
+            Nats::Cluster(c) => c.url(),
+        }
+    }
+}
+
+/// One running (or killed) service process.
+pub struct Proc {
+    pub service: Service,
+    pub replica: usize,
+    pub port: u16,
+    env: Vec<(String, String)>,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let child = Command::new(binary(self.service)?)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", self.service.binary()))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL, like a crash or the OOM killer: nothing is finished or handed back.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn exited(&mut self) -> Option<String> {
+        match self.child.as_mut().map(Child::try_wait) {
+            None => Some("killed".to_owned()),
+            Some(Ok(None)) => None,
+            Some(Ok(Some(status))) => Some(status.to_string()),
+            Some(Err(e)) => Some(e.to_string()),
+        }
+    }
+
+    fn name(&self) -> String {
+        format!("{}#{}", self.service.binary(), self.replica)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// What a fan-out has reached so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// `notify.patient` messages in the stream (matching's decisions, published).
+    pub notified: u64,
+    /// Emails the SMTP server accepted.
+    pub emailed: usize,
+    /// Notifications stored in the in-app feeds.
+    pub stored: u64,
+}
+
+impl std::fmt::Display for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} notify.patient published, {} emails accepted, {} in-app stored",
+            self.notified, self.emailed, self.stored
+        )
+    }
+}
+
+/// The practitioner and the waiting patients of a case.
+#[derive(Debug, Clone)]
+pub struct Seeded {
+    pub practitioner: Uuid,
+    /// Each patient's id and email address.
+    pub patients: Vec<(Uuid, String)>,
+}
+
+/// What every patient got, counted after the system settled.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub patients: usize,
+    /// Messages each patient should have had (one per posting of slots).
+    pub expected_each: usize,
+    pub emails: usize,
+    /// Emails beyond the expected, summed over patients.
+    pub email_duplicates: usize,
+    /// Emails short of the expected, summed over patients (patients `excused` not counted).
+    pub email_missing: usize,
+    pub inapp: usize,
+    pub inapp_duplicates: usize,
+    pub inapp_missing: usize,
+    /// `notify.patient` messages in the stream beyond or short of the expected.
+    pub notify_published: u64,
+    /// Re-sends after an attempt whose outcome was unknown (the documented crash window), as
+    /// counted by the running email-notifier processes.
+    pub resent_after_unknown: u64,
+    /// Dead letters in the dead-letter stream.
+    pub dead_letters: u64,
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} patients × {}: email {} (duplicates {}, missing {}, re-sent after unknown outcome {}), \
+             in-app {} (duplicates {}, missing {}), notify.patient {}, dead letters {}",
+            self.patients,
+            self.expected_each,
+            self.emails,
+            self.email_duplicates,
+            self.email_missing,
+            self.resent_after_unknown,
+            self.inapp,
+            self.inapp_duplicates,
+            self.inapp_missing,
+            self.notify_published,
+            self.dead_letters,
+        )
+    }
+}
+
+impl Report {
+    /// Everyone got exactly what they should, but for email duplicates inside the documented
+    /// crash window (each one counted by the email-notifier as a re-send after an unknown
+    /// outcome).
+    pub fn assert_exactly_once(&self) -> anyhow::Result<()> {
+        ensure!(self.email_missing == 0, "emails lost: {self}");
+        ensure!(self.inapp_missing == 0, "in-app notifications lost: {self}");
+        ensure!(self.inapp_duplicates == 0, "in-app duplicates: {self}");
+        ensure!(
+            self.notify_published == (self.patients * self.expected_each) as u64,
+            "matching told patients a wrong number of times: {self}"
+        );
+        ensure!(
+            self.email_duplicates as u64 <= self.resent_after_unknown,
+            "email duplicates outside the crash window: {self}"
+        );
+        Ok(())
+    }
+}
+
+/// The whole system as processes.
+pub struct System {
+    pub nats: Nats,
+    pub smtp: SmtpServer,
+    pub js: jetstream::Context,
+    pub http: reqwest::Client,
+    pub staff: String,
+    pub procs: Vec<Proc>,
+    dbs: BTreeMap<Service, (TestDatabase, DatabaseConnection)>,
+    logs: tempfile::TempDir,
+    /// Malformed messages published on `slotcast.notify.patient` (not counted as notifications).
+    poisoned_notify: u64,
+}
+
+impl System {
+    /// Starts NATS, SMTP, the databases and `replicas` processes of every service, and waits
+    /// until every process answers `/readyz`.
+    pub async fn start(options: Options) -> anyhow::Result<Self> {
+        slotcast_test_support::init_tracing();
+        let nats = if options.cluster {
+            Nats::Cluster(NatsCluster::start(3).await?)
+        } else {
+            Nats::Single(NatsServer::start().await?)
+        };
+        let smtp = SmtpServer::start().await?;
+        let mut dbs = BTreeMap::new();
+        for service in Service::ALL {
+            let db = TestDatabase::postgres().await?;
+            let conn = db.connect().await?;
+            dbs.insert(service, (db, conn));
+        }
+        let logs = tempfile::tempdir()?;
+        let stream_replicas = if options.cluster { "3" } else { "1" };
+
+        let mut procs = Vec::new();
+        let mut public_base_url = None;
+        for service in Service::ALL {
+            for replica in 0..options.replicas.max(1) {
+                let port = slotcast_test_support::free_port();
+                let url = format!("http://127.0.0.1:{port}");
+                if service == Service::Scheduling && public_base_url.is_none() {
+                    public_base_url = Some(url.clone());
+                }
+                let mut env = vec![
+                    ("NATS_URL", nats.url()),
+                    ("DATABASE_URL", dbs[&service].0.url()),
+                    ("LISTEN_ADDR", format!("127.0.0.1:{port}")),
+                    ("JWT_SECRET", SECRET.to_owned()),
+                    ("NATS_STREAM_REPLICAS", stream_replicas.to_owned()),
+                    ("DATABASE_MAX_CONNECTIONS", "4".to_owned()),
+                    ("RUST_LOG", "info".to_owned()),
+                    ("PUBLIC_BASE_URL", public_base_url.clone().unwrap_or(url)),
+                ];
+                if service == Service::EmailNotifier {
+                    env.extend([
+                        ("SMTP_URL", smtp.url()),
+                        ("SMTP_FROM", "Clinic <no-reply@clinic.example>".to_owned()),
+                        ("EMAIL_RETRY_BASE_MS", "200".to_owned()),
+                        ("EMAIL_RETRY_MAX_MS", "2000".to_owned()),
+                    ]);
+                }
+                let mut proc = Proc {
+                    service,
+                    replica,
+                    port,
+                    env: env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+                    child: None,
+                    log: logs
+                        .path()
+                        .join(format!("{}-{replica}.log", service.binary())),
+                };
+                proc.spawn()?;
+                procs.push(proc);
+            }
+        }
+        let js = jetstream::new(
+            slotcast_bus_connect(&nats.url())
+                .await
+                .context("the test's own NATS client")?,
+        );
+        let system = Self {
+            nats,
+            smtp,
+            js,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()?,
+            staff: token(Uuid::now_v7(), Role::Staff),
+            procs,
+            dbs,
+            logs,
+            poisoned_notify: 0,
+        };
+        system.wait_ready(Duration::from_secs(60)).await?;
+        Ok(system)
+    }
+
+    /// The first scheduling process's address.
+    pub fn scheduling(&self) -> String {
+        self.proc(Service::Scheduling, 0).url()
+    }
+
+    /// The first inapp-notifier process's address.
+    pub fn inapp(&self) -> String {
+        self.proc(Service::InappNotifier, 0).url()
+    }
+
+    fn proc(&self, service: Service, replica: usize) -> &Proc {
+        self.procs
+            .iter()
+            .find(|p| p.service == service && p.replica == replica)
+            .expect("no such process")
+    }
+
+    fn proc_mut(&mut self, service: Service, replica: usize) -> &mut Proc {
+        self.procs
+            .iter_mut()
+            .find(|p| p.service == service && p.replica == replica)
+            .expect("no such process")
+    }
+
+    /// The database of `service` (a pooled connection of the test's own).
+    pub fn db(&self, service: Service) -> &DatabaseConnection {
+        &self.dbs[&service].1
+    }
+
+    /// The Postgres name of each service's database.
+    pub fn database_names(&self) -> Vec<String> {
+        self.dbs
+            .values()
+            .filter_map(|(db, _)| db.postgres_name().map(str::to_owned))
+            .collect()
+    }
+
+    /// Waits until every process that runs (was not killed) answers `/readyz` with 200.
+    pub async fn wait_ready(&self, within: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        for proc in self.procs.iter().filter(|p| p.child.is_some()) {
+            loop {
+                if self.answers(proc, "/readyz").await {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!(
+                        "{} not ready within {within:?}\n{}",
+                        proc.name(),
+                        self.logs()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn answers(&self, proc: &Proc, path: &str) -> bool {
+        match self.http.get(format!("{}{path}", proc.url())).send().await {
+            Ok(res) => res.status().is_success(),
+            Err(_) => false,
+        }
+    }
+
+    /// Fails unless every process is alive and answers `/readyz` and `/healthz` right now.
+    pub async fn assert_serving(&mut self) -> anyhow::Result<()> {
+        let mut problems = Vec::new();
+        for i in 0..self.procs.len() {
+            if let Some(how) = self.procs[i].exited() {
+                problems.push(format!("{} exited: {how}", self.procs[i].name()));
+                continue;
+            }
+            for path in ["/healthz", "/readyz"] {
+                if !self.answers(&self.procs[i], path).await {
+                    problems.push(format!("{} does not answer {path}", self.procs[i].name()));
+                }
+            }
+        }
+        ensure!(
+            problems.is_empty(),
+            "{}\n{}",
+            problems.join("\n"),
+            self.logs()
+        );
+        Ok(())
+    }
+
+    /// kill -9 of one process.
+    pub fn kill9(&mut self, service: Service, replica: usize) {
+        self.proc_mut(service, replica).kill9();
+    }
+
+    /// Starts a killed process again (same port, database and environment) and waits until it
+    /// is ready.
+    pub async fn restart(&mut self, service: Service, replica: usize) -> anyhow::Result<()> {
+        let proc = self.proc_mut(service, replica);
+        proc.kill9();
+        proc.spawn()?;
+        self.wait_ready(Duration::from_secs(60)).await
+    }
+
+    /// The last lines of every process's log, for a failure message.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for proc in &self.procs {
+            let text = std::fs::read_to_string(&proc.log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(15)..];
+            out.push_str(&format!(
+                "--- {} (last {} lines)\n{}\n",
+                proc.name(),
+                tail.len(),
+                tail.join("\n")
+            ));
+        }
+        out
+    }
+
+    /// Where the process logs are.
+    pub fn log_dir(&self) -> &Path {
+        self.logs.path()
+    }
+
+    /// POSTs JSON to scheduling as staff; returns status and body.
+    pub async fn post(&self, path: &str, body: Value) -> anyhow::Result<(u16, Value)> {
+        let res = self
+            .http
+            .post(format!("{}{path}", self.scheduling()))
+            .bearer_auth(&self.staff)
+            .json(&body)
+            .send()
+            .await?;
+        let status = res.status().as_u16();
+        Ok((status, res.json().await.unwrap_or(Value::Null)))
+    }
+
+    async fn create(&self, path: &str, body: Value) -> anyhow::Result<Uuid> {
+        let (status, body) = self.post(path, body).await?;
+        ensure!(status == 201, "POST {path}: {status} {body}");
+        Ok(body["id"].as_str().context("no id")?.parse()?)
+    }
+
+    /// A practitioner and `n` patients waiting for a first appointment with them, at any time.
+    pub async fn seed(&self, n: usize) -> anyhow::Result<Seeded> {
+        let practitioner = self
+            .create(
+                "/v1/practitioners",
+                json!({"name": "Dr Chaos", "specialty": "General practice", "timezone": "UTC"}),
+            )
+            .await?;
+        let run = &Uuid::new_v4().simple().to_string()[..8];
+        let patients: Vec<(Uuid, String)> = futures::stream::iter(0..n)
+            .map(|i| async move {
+                let email = format!("patient-{i}-{run}@patients.example");
+                let id = self
+                    .create(
+                        "/v1/patients",
+                        json!({"name": format!("Patient {i}"), "email": email}),
+                    )
+                    .await?;
+                self.create(
+                    "/v1/waitlist",
+                    json!({"patient_id": id, "practitioner_id": practitioner, "kind": "new"}),
+                )
+                .await?;
+                anyhow::Ok((id, email))
+            })
+            .buffer_unordered(16)
+            .try_collect()
+            .await?;
+        Ok(Seeded {
+            practitioner,
+            patients,
+        })
+    }
+
+    /// Posts one slot starting `hours` from the next full hour; returns its id.
+    pub async fn post_slot(&self, practitioner: Uuid, hours: i64) -> anyhow::Result<Uuid> {
+        let now = chrono::Utc::now().timestamp();
+        let start = chrono::DateTime::from_timestamp(now - now % 3600 + (hours + 1) * 3600, 0)
+            .context("time out of range")?;
+        let (status, body) = self
+            .post(
+                &format!("/v1/practitioners/{practitioner}/slots"),
+                json!({"slots": [{"starts_at": start, "ends_at": start + chrono::Duration::minutes(20)}]}),
+            )
+            .await?;
+        ensure!(status == 201, "posting a slot: {status} {body}");
+        Ok(body["slots"][0]["id"]
+            .as_str()
+            .context("no slot id")?
+            .parse()?)
+    }
+
+    /// How far the fan-out has got.
+    pub async fn progress(&self) -> anyhow::Result<Progress> {
+        let notified = self.stream_messages(streams::NOTIFY).await.unwrap_or(0);
+        let stored = count(
+            self.db(Service::InappNotifier),
+            "SELECT count(*) AS n FROM notifications",
+        )
+        .await
+        .unwrap_or(0);
+        Ok(Progress {
+            notified,
+            emailed: self.smtp.messages().len(),
+            stored,
+        })
+    }
+
+    async fn stream_messages(&self, stream: &str) -> anyhow::Result<u64> {
+        let info = self
+            .js
+            .get_stream(stream)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .get_info()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(info.state.messages)
+    }
+
+    /// Polls the fan-out until `when` holds (or `within` passes), and returns what it had
+    /// reached at that moment. The caller injects its fault right after.
+    pub async fn wait_for<F>(&self, within: Duration, mut when: F) -> anyhow::Result<Progress>
+    where
+        F: FnMut(&Progress) -> bool,
+    {
+        let deadline = Instant::now() + within;
+        loop {
+            let progress = self.progress().await?;
+            if when(&progress) {
+                return Ok(progress);
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "the fan-out never reached the point of the fault ({progress})\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Waits until the system has settled: every durable consumer on every stream has nothing
+    /// pending and nothing unacknowledged, and every service's outbox is published, twice in a
+    /// row a second apart. Returns how long that took.
+    pub async fn settle(&self, within: Duration) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let mut calm = 0;
+        loop {
+            let busy = self.busy().await;
+            match &busy {
+                Ok(None) => calm += 1,
+                _ => calm = 0,
+            }
+            if calm >= 2 {
+                return Ok(started.elapsed() - Duration::from_secs(1));
+            }
+            ensure!(
+                started.elapsed() < within,
+                "the system did not settle within {within:?}: {}\n{}",
+                match busy {
+                    Ok(Some(what)) => what,
+                    Ok(None) => "calm only once".to_owned(),
+                    Err(e) => format!("{e:#}"),
+                },
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// What is still in flight, if anything.
+    async fn busy(&self) -> anyhow::Result<Option<String>> {
+        for name in [streams::SCHEDULING, streams::NOTIFY, streams::DELIVERY] {
+            let stream = self
+                .js
+                .get_stream(name)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut consumers = stream.consumers();
+            while let Some(info) = consumers.next().await {
+                let info = info.map_err(|e| anyhow::anyhow!("{e}"))?;
+                if info.config.durable_name.is_none() {
+                    continue;
+                }
+                if info.num_pending > 0 || info.num_ack_pending > 0 {
+                    return Ok(Some(format!(
+                        "consumer {} has {} pending, {} unacknowledged",
+                        info.name, info.num_pending, info.num_ack_pending
+                    )));
+                }
+            }
+        }
+        for service in Service::ALL {
+            let unpublished = count(
+                self.db(service),
+                "SELECT count(*) AS n FROM outbox WHERE published_at IS NULL",
+            )
+            .await?;
+            if unpublished > 0 {
+                return Ok(Some(format!(
+                    "{} has {unpublished} outbox rows unpublished",
+                    service.binary()
+                )));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Counts what each patient got for `postings` separate postings of slots.
+    pub async fn verify(&self, seeded: &Seeded, postings: usize) -> anyhow::Result<Report> {
+        self.verify_except(seeded, postings, &[]).await
+    }
+
+    /// Like [`System::verify`], where the addresses `refused` (by the SMTP server, for good)
+    /// should have had no email at all.
+    pub async fn verify_except(
+        &self,
+        seeded: &Seeded,
+        postings: usize,
+        refused: &[String],
+    ) -> anyhow::Result<Report> {
+        let mut report = Report {
+            patients: seeded.patients.len(),
+            expected_each: postings,
+            ..Report::default()
+        };
+        let mut mailed: BTreeMap<String, usize> = BTreeMap::new();
+        for mail in self.smtp.messages() {
+            for to in &mail.to {
+                *mailed.entry(to.to_lowercase()).or_default() += 1;
+            }
+        }
+        let feeds: Vec<usize> = futures::stream::iter(&seeded.patients)
+            .map(|(id, _)| self.feed_len(*id))
+            .buffered(16)
+            .try_collect()
+            .await?;
+        for ((_, email), inapp) in seeded.patients.iter().zip(feeds) {
+            let emails = mailed.get(&email.to_lowercase()).copied().unwrap_or(0);
+            let expected = if refused.contains(email) { 0 } else { postings };
+            report.emails += emails;
+            report.email_duplicates += emails.saturating_sub(expected);
+            report.email_missing += expected.saturating_sub(emails);
+            report.inapp += inapp;
+            report.inapp_duplicates += inapp.saturating_sub(postings);
+            report.inapp_missing += postings.saturating_sub(inapp);
+        }
+        report.notify_published = self
+            .stream_messages(streams::NOTIFY)
+            .await?
+            .saturating_sub(self.poisoned_notify);
+        report.dead_letters = self.stream_messages(streams::DEADLETTER).await?;
+        report.resent_after_unknown = self
+            .metric(
+                Service::EmailNotifier,
+                "slotcast_email_resend_after_unknown_total",
+            )
+            .await? as u64;
+        Ok(report)
+    }
+
+    async fn feed_len(&self, patient: Uuid) -> anyhow::Result<usize> {
+        let res = self
+            .http
+            .get(format!(
+                "{}/v1/patients/{patient}/notifications",
+                self.inapp()
+            ))
+            .bearer_auth(token(patient, Role::Patient))
+            .send()
+            .await?;
+        ensure!(res.status() == 200, "feed of {patient}: {}", res.status());
+        let body: Value = res.json().await?;
+        Ok(body["notifications"].as_array().map_or(0, Vec::len))
+    }
+
+    /// The sum of a counter over the running processes of `service` (every label set).
+    pub async fn metric(&self, service: Service, name: &str) -> anyhow::Result<f64> {
+        let mut total = 0.0;
+        for proc in self.procs.iter().filter(|p| p.service == service) {
+            if proc.child.is_none() {
+                continue;
+            }
+            let text = self
+                .http
+                .get(format!("{}/metrics", proc.url()))
+                .send()
+                .await?
+                .text()
+                .await?;
+            total += sum_metric(&text, name);
+        }
+        Ok(total)
+    }
+}
+
+impl System {
+    /// The address of one process.
+    pub fn proc_url(&self, service: Service, replica: usize) -> String {
+        self.proc(service, replica).url()
+    }
+
+    /// The index of the cluster node leading `stream` (nodes are named `n<i>`).
+    pub async fn stream_leader(&self, stream: &str) -> anyhow::Result<usize> {
+        let info = self
+            .js
+            .get_stream(stream)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .get_info()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let leader = info
+            .cluster
+            .and_then(|c| c.leader)
+            .context("the stream has no leader")?;
+        leader
+            .strip_prefix('n')
+            .and_then(|i| i.parse().ok())
+            .with_context(|| format!("unexpected node name {leader}"))
+    }
+
+    /// Waits until at least `k` email deliveries are recorded `failed`; returns how many are.
+    pub async fn wait_for_failed_deliveries(
+        &self,
+        k: u64,
+        within: Duration,
+    ) -> anyhow::Result<u64> {
+        let deadline = Instant::now() + within;
+        loop {
+            let failed = count(
+                self.db(Service::EmailNotifier),
+                "SELECT count(*) AS n FROM email_deliveries WHERE status = 'failed'",
+            )
+            .await?;
+            if failed >= k {
+                return Ok(failed);
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "only {failed} failed deliveries within {within:?}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// How the consumed messages were shared out among the replicas of each notifier, so far.
+    pub async fn work_split(&self) -> anyhow::Result<String> {
+        let mut parts = Vec::new();
+        for service in [
+            Service::Matching,
+            Service::EmailNotifier,
+            Service::InappNotifier,
+        ] {
+            let mut counts = Vec::new();
+            for proc in self.procs.iter().filter(|p| p.service == service) {
+                let text = self
+                    .http
+                    .get(format!("{}/metrics", proc.url()))
+                    .send()
+                    .await?
+                    .text()
+                    .await?;
+                counts.push(format!(
+                    "{}",
+                    sum_metric(&text, "slotcast_messages_total") as u64
+                ));
+            }
+            parts.push(format!("{} {}", service.binary(), counts.join("/")));
+        }
+        Ok(format!(
+            "messages handled per replica: {}",
+            parts.join(", ")
+        ))
+    }
+
+    /// Publishes two malformed messages on every subject of the catalogue (one not JSON, one a
+    /// CloudEvent whose data is wrong) and one on an unknown subject of each stream; returns
+    /// how many.
+    pub async fn publish_poison(&mut self) -> anyhow::Result<usize> {
+        let mut subjects: Vec<String> = slotcast_events::CATALOGUE
+            .iter()
+            .map(|(subject, _)| (*subject).to_owned())
+            .collect();
+        subjects.extend([
+            "slotcast.scheduling.nothing.known".to_owned(),
+            "slotcast.notify.nobody".to_owned(),
+            "slotcast.delivery.pigeon.sent".to_owned(),
+        ]);
+        let mut published = 0;
+        for subject in &subjects {
+            let envelope = json!({
+                "specversion": "1.0",
+                "id": Uuid::now_v7(),
+                "source": "/chaos",
+                "type": format!("{subject}.v1"),
+                "time": chrono::Utc::now(),
+                "subject": "poison",
+                "datacontenttype": "application/json",
+                "data": {"unexpected": true},
+            });
+            for body in [b"{not json".to_vec(), serde_json::to_vec(&envelope)?] {
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert(
+                    async_nats::header::NATS_MESSAGE_ID,
+                    Uuid::now_v7().to_string().as_str(),
+                );
+                self.js
+                    .publish_with_headers(subject.clone(), headers, body.into())
+                    .await?
+                    .await?;
+                published += 1;
+                if subject.starts_with("slotcast.notify.") {
+                    self.poisoned_notify += 1;
+                }
+            }
+        }
+        Ok(published)
+    }
+
+    /// Dead letters as counted by every running process (`slotcast_dead_letters_total`).
+    pub async fn dead_letters_counted(&self) -> anyhow::Result<f64> {
+        let mut total = 0.0;
+        for service in Service::ALL {
+            total += self.metric(service, "slotcast_dead_letters_total").await?;
+        }
+        Ok(total)
+    }
+
+    /// Messages in the dead-letter stream.
+    pub async fn dead_letters_in_stream(&self) -> anyhow::Result<u64> {
+        self.stream_messages(streams::DEADLETTER).await
+    }
+}
+
+/// The sum of every sample of `name` in a Prometheus text exposition.
+pub fn sum_metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+async fn count(db: &DatabaseConnection, sql: &str) -> anyhow::Result<u64> {
+    let row = db
+        .query_one_raw(Statement::from_string(DbBackend::Postgres, sql.to_owned()))
+        .await?
+        .context("no row")?;
+    Ok(row.try_get::<i64>("", "n")? as u64)
+}
+
+async fn slotcast_bus_connect(url: &str) -> anyhow::Result<async_nats::Client> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match async_nats::ConnectOptions::new()
+            .max_reconnects(None)
+            .connect(slotcast_bus::server_addrs(url)?)
+            .await
+        {
+            Ok(client) => return Ok(client),
+            Err(e) if Instant::now() < deadline => {
+                tracing::debug!(error = %e, "NATS not up yet");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// A session token for the chaos systems.
+pub fn token(sub: Uuid, role: Role) -> String {
+    slotcast_kit::auth::mint(SECRET, sub, role, chrono::Duration::hours(2)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_counter_is_summed_over_its_label_sets() {
+        let text = "# TYPE x counter\nx_total{a=\"1\"} 2\nx_total{a=\"2\"} 3\nx_total_other 9\nx_total 1\n";
+        assert_eq!(sum_metric(text, "x_total"), 6.0);
+        assert_eq!(sum_metric(text, "nope"), 0.0);
+    }
+}
