@@ -9,7 +9,7 @@ use futures::StreamExt as _;
 use lettre::{
     AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor,
     message::{Mailbox, MultiPart},
-    transport::smtp::PoolConfig,
+    transport::smtp::{PoolConfig, client::AsyncSmtpConnection, extension::ClientId},
 };
 use sea_orm::{ConnectionTrait as _, DatabaseConnection, TransactionTrait as _};
 use tokio::time::Instant;
@@ -195,19 +195,55 @@ pub async fn postgres(db: &DatabaseConnection, n: usize) -> anyhow::Result<Vec<L
     Ok(limits)
 }
 
-/// Sends `n` multipart messages the size of ours over `connections` pooled connections, with as
-/// many sends at once.
-pub async fn smtp(url: &str, connections: usize, n: usize) -> anyhow::Result<Limit> {
-    let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)?
-        .pool_config(PoolConfig::new().max_size(connections as u32))
-        .build();
+fn email() -> anyhow::Result<Message> {
     let text = "New appointment times are available. ".repeat(20);
     let html = format!("<p>{}</p>", "New <b>appointment</b> times. ".repeat(60));
-    let message = Message::builder()
+    Ok(Message::builder()
         .from("slotcast <no-reply@slotcast.localhost>".parse::<Mailbox>()?)
         .to("Patient <patient@bench.example>".parse::<Mailbox>()?)
         .subject("New appointment times with Dr Bench")
-        .multipart(MultiPart::alternative_plain_html(text, html))?;
+        .multipart(MultiPart::alternative_plain_html(text, html))?)
+}
+
+/// Sends `n` multipart messages the size of ours over `connections` connections of lettre's SMTP
+/// client opened with `TCP_NODELAY` (what email-notifier does), one send at a time on each.
+pub async fn smtp(port: u16, connections: usize, n: usize) -> anyhow::Result<Limit> {
+    let message = email()?;
+    let (envelope, bytes) = (message.envelope().clone(), message.formatted());
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..connections {
+        let (envelope, bytes) = (envelope.clone(), bytes.clone());
+        tasks.spawn(async move {
+            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+            tcp.set_nodelay(true)?;
+            let mut conn =
+                AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &ClientId::default())
+                    .await?;
+            for _ in (w..n).step_by(connections) {
+                conn.send(&envelope, &bytes).await?;
+            }
+            let _ = conn.quit().await;
+            anyhow::Ok(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    Ok(Limit {
+        what: format!("SMTP send to smtp-sink, {connections} connections (TCP_NODELAY)"),
+        count: n,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// The same with lettre's own pooled transport, whose sockets keep Nagle's algorithm on: each
+/// message's last five bytes wait for the server's delayed ACK.
+pub async fn smtp_stock_lettre(url: &str, connections: usize, n: usize) -> anyhow::Result<Limit> {
+    let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)?
+        .pool_config(PoolConfig::new().max_size(connections as u32))
+        .build();
+    let message = email()?;
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for w in 0..connections {
@@ -223,7 +259,9 @@ pub async fn smtp(url: &str, connections: usize, n: usize) -> anyhow::Result<Lim
         r??;
     }
     Ok(Limit {
-        what: format!("SMTP send to smtp-sink, {connections} connections"),
+        what: format!(
+            "SMTP send to smtp-sink, {connections} connections, lettre's pool (Nagle on)"
+        ),
         count: n,
         elapsed: started.elapsed(),
     })
