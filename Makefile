@@ -40,6 +40,15 @@ fmt: ## Format the code
 build: ## Build every binary
 	$(CARGO) build --workspace --bins
 
+.PHONY: bench
+bench: bench-prerequisites ## Run the whole system in release mode and measure it (BENCH_SCALE=small for a quick run; see BENCHMARKS.md)
+	$(CARGO) build --release -p scheduling -p matching -p email-notifier -p inapp-notifier -p slotcast-bench
+	"$${CARGO_TARGET_DIR:-target}/release/bench"
+
+.PHONY: bench-prerequisites
+bench-prerequisites: prerequisites ## Check (and where possible install) Postfix's smtp-sink for the benchmark
+	@scripts/bench-prerequisites.sh
+
 .PHONY: token
 token: ## Print a dev staff token for the secret `make run` uses (ROLE=patient SUB=<uuid> for others)
 	@JWT_SECRET="$${JWT_SECRET:-$$(cat var/dev-jwt-secret 2>/dev/null)}" $(CARGO) run -q -p scheduling -- mint-token --role $${ROLE:-staff} $${SUB:+--sub $$SUB}

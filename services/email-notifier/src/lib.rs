@@ -13,15 +13,16 @@
 //!   relay and the HTTP server until shutdown.
 //! - [`render`]: the handlebars templates in `templates/` (compiled in) and the formatting of
 //!   times (the practitioner's zone) and fees.
-//! - [`mailer`]: SMTP through lettre's pooled transport, or `.eml` files in a folder; sorts
-//!   errors into permanent and transient.
+//! - [`mailer`]: SMTP, or `.eml` files in a folder; sorts errors into permanent and transient.
+//! - [`smtp_pool`]: the pooled SMTP connections.
 //! - [`deliveries`]: the `email_deliveries` table, its migration, and its state changes, each
 //!   written together with its outbox event.
 //! - [`handler`]: the consumer's handler, which ties the three together.
 //!
 //! # Where mail goes
-//! With `SMTP_URL` set, mail goes to that server through
-//! `AsyncSmtpTransport::<Tokio1Executor>::from_url`, which reads the TLS mode from the URL:
+//! With `SMTP_URL` set, mail goes to that server over pooled connections of our own
+//! ([`smtp_pool`]: lettre's SMTP client on sockets with Nagle's algorithm off), and the URL gives
+//! the TLS mode, as lettre's `from_url` reads it:
 //! - `smtps://user:pass@host:465`: TLS from the first byte (implicit TLS), the recommended way;
 //! - `smtp://user:pass@host:587?tls=required`: plain connection upgraded with STARTTLS, and the
 //!   send fails if the server does not offer it;
@@ -94,6 +95,7 @@ pub mod deliveries;
 pub mod handler;
 pub mod mailer;
 pub mod render;
+pub mod smtp_pool;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -315,8 +317,8 @@ impl Application {
         let relay = self.relay.run(relay_stop);
 
         let (served, (), ()) = tokio::join!(http, consumer, relay);
-        if let Mailer::Smtp(transport) = &self.handler.mailer {
-            lettre::AsyncTransport::shutdown(transport).await;
+        if let Mailer::Smtp(pool) = &self.handler.mailer {
+            pool.shutdown().await;
         }
         if let Err(e) = self.nats.drain().await {
             tracing::warn!(error = %e, "NATS drain failed");

@@ -4,21 +4,18 @@
 //! help) and [`SendError::Transient`] (a 4xx or 53x reply, a dropped connection, a timeout, a
 //! full disk: it may work later). Their text never holds an email address.
 
-use std::{path::PathBuf, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use lettre::{
-    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
-    transport::smtp::{
-        PoolConfig,
-        response::{Category, Code, Severity},
-    },
+    Message,
+    transport::smtp::response::{Category, Code, Severity},
 };
 use uuid::Uuid;
 
-/// How long one SMTP command may take.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long a whole send may take; well under the consumer's ack wait, so a message is never
+use crate::smtp_pool::{ConnectError, SmtpPool};
+
+/// How long a whole send (a new connection included) may take; well under the consumer's ack wait, so a message is never
 /// redelivered to another worker while this one is still talking to the server.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(40);
 
@@ -26,7 +23,7 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(40);
 #[derive(Clone)]
 pub enum Mailer {
     /// An SMTP relay, with a pool of connections.
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Smtp(Arc<SmtpPool>),
     /// A folder that receives one `<notification_id>.eml` per message (the embedded default).
     Folder(PathBuf),
 }
@@ -65,17 +62,9 @@ impl Mailer {
     /// An SMTP mailer for `url` (see the crate docs for the TLS modes) with at most `pool_size`
     /// idle connections kept open.
     pub fn smtp(url: &str, pool_size: u32) -> anyhow::Result<Self> {
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "SMTP_URL is not usable: {}",
-                    redact_addresses(&e.to_string())
-                )
-            })?
-            .pool_config(PoolConfig::new().max_size(pool_size.max(1)))
-            .timeout(Some(COMMAND_TIMEOUT))
-            .build();
-        Ok(Mailer::Smtp(transport))
+        let pool = SmtpPool::new(url, pool_size as usize)
+            .map_err(|e| anyhow::anyhow!("SMTP_URL is not usable: {}", redact_addresses(&e)))?;
+        Ok(Mailer::Smtp(Arc::new(pool)))
     }
 
     /// A mailer that writes into `dir`, which is created if missing.
@@ -89,10 +78,19 @@ impl Mailer {
     /// Hands `message` over. `id` names the file in folder mode.
     pub async fn send(&self, id: Uuid, message: &Message) -> Result<(), SendError> {
         match self {
-            Mailer::Smtp(transport) => {
-                match tokio::time::timeout(SEND_TIMEOUT, transport.send(message.clone())).await {
-                    Ok(Ok(_response)) => Ok(()),
-                    Ok(Err(e)) => Err(classify(&e)),
+            Mailer::Smtp(pool) => {
+                let email = message.formatted();
+                match tokio::time::timeout(SEND_TIMEOUT, pool.send(message.envelope(), &email))
+                    .await
+                {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(Ok(e))) | Ok(Err(Err(ConnectError::Smtp(e)))) => Err(classify(&e)),
+                    Ok(Err(Err(ConnectError::Io(e)))) => Err(SendError::Transient(
+                        redact_addresses(&format!("cannot connect to the SMTP server: {e}")),
+                    )),
+                    Ok(Err(Err(ConnectError::Closed))) => Err(SendError::Transient(
+                        "the SMTP connections are shut down".to_owned(),
+                    )),
                     Err(_) => Err(SendError::Transient(format!(
                         "no answer from the SMTP server within {SEND_TIMEOUT:?}"
                     ))),

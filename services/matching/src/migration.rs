@@ -10,6 +10,7 @@ impl MigratorTrait for Migrator {
             Box::new(slotcast_bus::outbox::CreateOutbox),
             Box::new(CreateProjection),
             Box::new(CreateSlotHistory),
+            Box::new(IndexEntriesByWindow),
         ]
     }
 }
@@ -275,5 +276,63 @@ impl MigrationTrait for CreateSlotHistory {
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.drop_table(Table::drop().table(SlotHistory::Table).to_owned())
             .await
+    }
+}
+
+/// The matching query asks for a practitioner's active entries whose window can hold the
+/// opening (`earliest` null or before its last slot): an index on `(practitioner_id, active,
+/// earliest)` answers that without reading the entries waiting for other times. It replaces
+/// `entries_practitioner_active`, its prefix.
+pub struct IndexEntriesByWindow;
+
+impl MigrationName for IndexEntriesByWindow {
+    fn name(&self) -> &str {
+        "m0003_index_entries_by_window"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for IndexEntriesByWindow {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_index(
+            Index::create()
+                .if_not_exists()
+                .name("entries_practitioner_active_earliest")
+                .table(WaitlistEntries::Table)
+                .col(WaitlistEntries::PractitionerId)
+                .col(WaitlistEntries::Active)
+                .col(WaitlistEntries::Earliest)
+                .to_owned(),
+        )
+        .await?;
+        m.drop_index(
+            Index::drop()
+                .if_exists()
+                .name("entries_practitioner_active")
+                .table(WaitlistEntries::Table)
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_index(
+            Index::create()
+                .if_not_exists()
+                .name("entries_practitioner_active")
+                .table(WaitlistEntries::Table)
+                .col(WaitlistEntries::PractitionerId)
+                .col(WaitlistEntries::Active)
+                .to_owned(),
+        )
+        .await?;
+        m.drop_index(
+            Index::drop()
+                .if_exists()
+                .name("entries_practitioner_active_earliest")
+                .table(WaitlistEntries::Table)
+                .to_owned(),
+        )
+        .await
     }
 }

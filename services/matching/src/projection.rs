@@ -11,8 +11,8 @@ use std::{
 
 use chrono::Utc;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QuerySelect, Set, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    QueryFilter, QuerySelect, Set, TransactionTrait,
     sea_query::{Expr, OnConflict},
 };
 use slotcast_bus::{
@@ -35,6 +35,8 @@ use crate::{
 };
 
 const OPEN: &str = "open";
+/// `told` rows written by one `INSERT`.
+const TOLD_ROWS_PER_INSERT: usize = 2_000;
 const BOOKED: &str = "booked";
 const WITHDRAWN: &str = "withdrawn";
 
@@ -342,9 +344,30 @@ impl Matcher {
         if slots.is_empty() {
             return Ok(0);
         }
+        // Only the entries that can fit one of the slots come back (the index
+        // `entries_practitioner_active_earliest` serves the window); `fit::decide` then checks
+        // each pair exactly. A long list of patients waiting for other times costs nothing here.
+        let first_start = slots.iter().map(|s| s.starts_at).min().unwrap_or(now);
+        let last_start = slots.iter().map(|s| s.starts_at).max().unwrap_or(now);
+        let first_end = slots.iter().map(|s| s.ends_at).min().unwrap_or(now);
         let waiting: Vec<Waiting> = entry::Entity::find()
             .filter(entry::Column::PractitionerId.eq(practitioner_id))
             .filter(entry::Column::Active.eq(true))
+            .filter(
+                Condition::any()
+                    .add(entry::Column::Earliest.is_null())
+                    .add(entry::Column::Earliest.lte(last_start)),
+            )
+            .filter(
+                Condition::any()
+                    .add(entry::Column::Latest.is_null())
+                    .add(entry::Column::Latest.gte(first_end)),
+            )
+            .filter(
+                Condition::any()
+                    .add(entry::Column::Kind.eq(WaitKind::New.as_str()))
+                    .add(entry::Column::HeldStartsAt.gt(first_start)),
+            )
             .all(conn)
             .await?
             .into_iter()
@@ -398,6 +421,7 @@ impl Matcher {
             .map(|p| (p.id, p))
             .collect();
         let mut count = 0;
+        let mut told_rows: Vec<told::ActiveModel> = Vec::with_capacity(decisions.len());
         for d in decisions {
             let Some(p) = patients.get(&d.patient_id) else {
                 tracing::warn!(patient_id = %d.patient_id, "waiting patient unknown to the projection; skipped");
@@ -423,16 +447,13 @@ impl Matcher {
                     ),
                 })
                 .collect();
-            told::Entity::insert_many(d.slots.iter().map(|s| told::ActiveModel {
+            told_rows.extend(d.slots.iter().map(|s| told::ActiveModel {
                 slot_id: Set(s.id),
                 patient_id: Set(d.patient_id),
                 notification_id: Set(nid),
                 entry_id: Set(d.entry_id),
                 told_at: Set(now),
-            }))
-            .on_conflict_do_nothing_on([told::Column::SlotId, told::Column::PatientId])
-            .exec_without_returning(conn)
-            .await?;
+            }));
             let event = NotifyPatient {
                 notification_id: nid,
                 patient: PatientContact {
@@ -450,6 +471,14 @@ impl Matcher {
             };
             outbox::enqueue(conn, &CloudEvent::with_id(nid, SOURCE, event)).await?;
             count += 1;
+        }
+        // In the same transaction as the outbox rows: one statement per chunk, not per patient
+        // (5 parameters a row, well under the 65,535 a statement may bind).
+        for chunk in told_rows.chunks(TOLD_ROWS_PER_INSERT) {
+            told::Entity::insert_many(chunk.to_vec())
+                .on_conflict_do_nothing_on([told::Column::SlotId, told::Column::PatientId])
+                .exec_without_returning(conn)
+                .await?;
         }
         metrics::counter!("slotcast_matching_notifications_total").increment(count as u64);
         tracing::info!(%batch_id, %practitioner_id, slots = slots.len(), patients = count, "opening decided");

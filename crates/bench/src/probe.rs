@@ -1,0 +1,182 @@
+//! Looking at the running system from outside: `/metrics`, the `notify.patient` events on NATS,
+//! the consumers' backlog and the outboxes.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use futures::StreamExt as _;
+use sea_orm::{ConnectionTrait as _, DatabaseConnection, Statement};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+/// One sample of a Prometheus text page: the value of every line, keyed by its full name and
+/// labels as written (`name{label="x"}`).
+pub struct Metrics(HashMap<String, f64>);
+
+impl Metrics {
+    pub async fn scrape(client: &reqwest::Client, base: &str) -> anyhow::Result<Self> {
+        let text = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await?
+            .text()
+            .await?;
+        Ok(Self::parse(&text))
+    }
+
+    fn parse(text: &str) -> Self {
+        let map = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .filter_map(|l| {
+                let (key, value) = l.rsplit_once(' ')?;
+                Some((key.to_owned(), value.parse().ok()?))
+            })
+            .collect();
+        Self(map)
+    }
+
+    /// The value of `key`, or the sum over every label set of a metric named `key`.
+    pub fn get(&self, key: &str) -> f64 {
+        if let Some(v) = self.0.get(key) {
+            return *v;
+        }
+        let prefix = format!("{key}{{");
+        self.0
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .map(|(_, v)| v)
+            .sum()
+    }
+}
+
+/// Follows `slotcast.notify.patient` (a core subscription sees what the stream stores): when the
+/// first and the last notification of each batch were published, and how many there were.
+#[derive(Clone, Default)]
+pub struct NotifyWatch {
+    inner: Arc<Mutex<HashMap<Uuid, BatchSeen>>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct BatchSeen {
+    pub first: Instant,
+    pub last: Instant,
+    pub count: u64,
+}
+
+impl NotifyWatch {
+    pub async fn start(client: &async_nats::Client) -> anyhow::Result<Self> {
+        let mut sub = client
+            .subscribe("slotcast.notify.patient")
+            .await
+            .context("cannot subscribe to notify.patient")?;
+        let watch = Self::default();
+        let inner = watch.inner.clone();
+        tokio::spawn(async move {
+            while let Some(msg) = sub.next().await {
+                let now = Instant::now();
+                let Some(batch) = serde_json::from_slice::<serde_json::Value>(&msg.payload)
+                    .ok()
+                    .and_then(|v| v["data"]["batch_id"].as_str()?.parse::<Uuid>().ok())
+                else {
+                    continue;
+                };
+                let mut map = inner.lock().unwrap_or_else(|e| e.into_inner());
+                let seen = map.entry(batch).or_insert(BatchSeen {
+                    first: now,
+                    last: now,
+                    count: 0,
+                });
+                seen.last = now;
+                seen.count += 1;
+            }
+        });
+        Ok(watch)
+    }
+
+    pub fn batch(&self, batch: Uuid) -> Option<BatchSeen> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&batch)
+            .copied()
+    }
+}
+
+/// The durable consumers of the system, by stream.
+const CONSUMERS: &[(&str, &str)] = &[
+    ("SLOTCAST_SCHEDULING", "matching"),
+    ("SLOTCAST_SCHEDULING", "inapp-notifier-slots"),
+    ("SLOTCAST_NOTIFY", "email-notifier"),
+    ("SLOTCAST_NOTIFY", "inapp-notifier"),
+];
+
+/// Messages not yet handled by any consumer, and rows not yet published from any outbox.
+pub async fn backlog(
+    js: &async_nats::jetstream::Context,
+    outboxes: &[DatabaseConnection],
+) -> anyhow::Result<u64> {
+    let mut total = 0u64;
+    for (stream, durable) in CONSUMERS {
+        let mut stream = js.get_stream(*stream).await?;
+        let _ = stream.info().await?;
+        let info = stream.consumer_info(*durable).await?;
+        total += info.num_pending + info.num_ack_pending as u64;
+    }
+    for db in outboxes {
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT count(*)::bigint AS n FROM outbox WHERE published_at IS NULL",
+            ))
+            .await?
+            .context("no count")?;
+        total += row.try_get::<i64>("", "n")? as u64;
+    }
+    Ok(total)
+}
+
+/// Waits until nothing is pending anywhere (twice in a row), up to `patience`; returns how long
+/// that took.
+pub async fn wait_quiet(
+    js: &async_nats::jetstream::Context,
+    outboxes: &[DatabaseConnection],
+    patience: Duration,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let mut quiet = 0;
+    loop {
+        if backlog(js, outboxes).await? == 0 {
+            quiet += 1;
+            if quiet >= 2 {
+                return Ok(started.elapsed());
+            }
+        } else {
+            quiet = 0;
+        }
+        if started.elapsed() > patience {
+            anyhow::bail!("the system is still busy after {patience:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_read_by_name_and_summed_over_labels() {
+        let m = Metrics::parse(
+            "# TYPE x counter\nx_total 3\ny{a=\"1\"} 2\ny{a=\"2\"} 5\nz{quantile=\"0.99\"} 0.5\n",
+        );
+        assert_eq!(m.get("x_total"), 3.0);
+        assert_eq!(m.get("y"), 7.0);
+        assert_eq!(m.get("z{quantile=\"0.99\"}"), 0.5);
+        assert_eq!(m.get("missing"), 0.0);
+    }
+}

@@ -1,0 +1,508 @@
+//! The system under test, as real processes: a nats-server of its own, a fresh Postgres database
+//! per service, Postfix's `smtp-sink`, and the four release binaries. Everything is stopped and
+//! dropped again by [`System::stop`] (or, on a panic, by the processes' `Drop`).
+
+use std::{
+    io::Read as _,
+    net::{Ipv4Addr, TcpListener},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail};
+use sea_orm::{ConnectionTrait as _, Database, DatabaseConnection};
+
+/// The four services, in start order.
+pub const SERVICES: [&str; 4] = ["scheduling", "matching", "email-notifier", "inapp-notifier"];
+
+/// A child process that is stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct Process {
+    pub name: String,
+    child: Child,
+}
+
+impl Process {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn spawn(name: &str, mut command: Command) -> anyhow::Result<Self> {
+        let child = command
+            .spawn()
+            .with_context(|| format!("cannot start {name} ({command:?})"))?;
+        Ok(Self {
+            name: name.to_owned(),
+            child,
+        })
+    }
+
+    /// SIGTERM, and SIGKILL if it has not exited within `patience`.
+    pub fn stop(&mut self, patience: Duration) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + patience;
+        while std::time::Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(5));
+    }
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
+
+/// A binary on `PATH` or in the sbin folders, where Debian puts nats-server and smtp-sink.
+pub fn find_binary(name: &str, env: &str) -> anyhow::Result<PathBuf> {
+    if let Ok(p) = std::env::var(env) {
+        return Ok(PathBuf::from(p));
+    }
+    let path = std::env::var("PATH").unwrap_or_default();
+    path.split(':')
+        .chain(["/usr/sbin", "/usr/local/sbin", "/usr/local/bin"])
+        .map(|dir| Path::new(dir).join(name))
+        .find(|p| p.is_file())
+        .with_context(|| format!("{name} not found (set {env}, or see `make bench-prerequisites`)"))
+}
+
+/// Postfix's `smtp-sink`: accepts every message and throws it away; `-c` makes it print
+/// `sess=N quit=N mesg=N` on every change, which [`SmtpSink::accepted`] follows.
+pub struct SmtpSink {
+    pub process: Process,
+    pub port: u16,
+    accepted: Arc<AtomicU64>,
+}
+
+impl SmtpSink {
+    pub fn start() -> anyhow::Result<Self> {
+        let bin = find_binary("smtp-sink", "SMTP_SINK_BIN")?;
+        let port = free_port()?;
+        let mut command = Command::new(bin);
+        // As root it must drop privileges; as anyone else `-u` is refused.
+        if is_root() {
+            command.args(["-u", "nobody"]);
+        }
+        command
+            .args(["-c", &format!("127.0.0.1:{port}"), "1024"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut process = Process::spawn("smtp-sink", command)?;
+        let mut stdout = process.child.stdout.take().context("smtp-sink stdout")?;
+        let accepted = Arc::new(AtomicU64::new(0));
+        let counter = accepted.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            let mut line = Vec::new();
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                for &b in &buf[..n] {
+                    if b == b'\r' || b == b'\n' {
+                        if let Some(m) = parse_mesg(&line) {
+                            counter.store(m, Ordering::Release);
+                        }
+                        line.clear();
+                    } else {
+                        line.push(b);
+                    }
+                }
+            }
+        });
+        Ok(Self {
+            process,
+            port,
+            accepted,
+        })
+    }
+
+    /// Messages the sink has accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Acquire)
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+}
+
+fn parse_mesg(line: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(line).ok()?;
+    text.split_whitespace()
+        .find_map(|w| w.strip_prefix("mesg="))
+        .and_then(|n| n.parse().ok())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
+}
+
+/// The fresh Postgres databases of one run.
+pub struct Databases {
+    admin_url: String,
+    pub names: Vec<String>,
+}
+
+impl Databases {
+    pub async fn create(admin_url: &str, run_id: &str, which: &[&str]) -> anyhow::Result<Self> {
+        let admin = Database::connect(admin_url)
+            .await
+            .with_context(|| format!("cannot connect to Postgres at {admin_url}"))?;
+        let mut names = Vec::new();
+        for w in which {
+            let name = format!("slotcast_bench_{}_{run_id}", w.replace('-', "_"));
+            admin
+                .execute_unprepared(&format!(r#"CREATE DATABASE "{name}""#))
+                .await
+                .with_context(|| format!("cannot create database {name}"))?;
+            names.push(name);
+        }
+        let _ = admin.close().await;
+        Ok(Self {
+            admin_url: admin_url.to_owned(),
+            names,
+        })
+    }
+
+    pub fn url(&self, name: &str) -> String {
+        let base = self
+            .admin_url
+            .rsplit_once('/')
+            .map_or(self.admin_url.as_str(), |(b, _)| b);
+        format!("{base}/{name}")
+    }
+
+    pub async fn connect(&self, name: &str) -> anyhow::Result<DatabaseConnection> {
+        let mut opts = sea_orm::ConnectOptions::new(self.url(name));
+        opts.max_connections(8).sqlx_logging(false);
+        Database::connect(opts)
+            .await
+            .with_context(|| format!("cannot connect to {name}"))
+    }
+
+    pub async fn drop_all(&self) -> anyhow::Result<()> {
+        let admin = Database::connect(&self.admin_url).await?;
+        for name in &self.names {
+            admin
+                .execute_unprepared(&format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#))
+                .await?;
+        }
+        let _ = admin.close().await;
+        Ok(())
+    }
+}
+
+/// One running service.
+pub struct Service {
+    pub process: Process,
+    pub port: u16,
+    pub db: String,
+}
+
+impl Service {
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Everything the benchmark runs.
+pub struct System {
+    pub dir: PathBuf,
+    pub nats: Process,
+    pub nats_url: String,
+    pub sink: SmtpSink,
+    pub databases: Databases,
+    pub services: Vec<Service>,
+    pub jwt_secret: String,
+    pub bin_dir: PathBuf,
+}
+
+/// How the services are configured.
+pub struct Settings {
+    pub email_concurrency: usize,
+    pub smtp_pool_size: usize,
+    pub rust_log: String,
+}
+
+impl System {
+    pub async fn start(dir: &Path, settings: &Settings) -> anyhow::Result<Self> {
+        let bin_dir = std::env::current_exe()?
+            .parent()
+            .context("no folder for the bench binary")?
+            .to_path_buf();
+        for s in SERVICES {
+            if !bin_dir.join(s).is_file() {
+                bail!(
+                    "{} is missing: build it with `cargo build --release -p {s}` (or run `make bench`)",
+                    bin_dir.join(s).display()
+                );
+            }
+        }
+        std::fs::create_dir_all(dir.join("logs"))?;
+        let run_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+
+        // nats-server with a store of its own, on a port of its own.
+        let nats_bin = find_binary("nats-server", "NATS_SERVER_BIN")?;
+        let nats_port = free_port()?;
+        let store = dir.join("nats-store");
+        let _ = std::fs::remove_dir_all(&store);
+        let mut command = Command::new(nats_bin);
+        command
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &nats_port.to_string(),
+                "-sd",
+            ])
+            .arg(&store)
+            .arg("-l")
+            .arg(dir.join("logs/nats-server.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let nats = Process::spawn("nats-server", command)?;
+        let nats_url = format!("nats://127.0.0.1:{nats_port}");
+        wait_for_port(nats_port, Duration::from_secs(10)).await?;
+
+        let sink = SmtpSink::start()?;
+        wait_for_port(sink.port, Duration::from_secs(10)).await?;
+
+        let admin_url = std::env::var("BENCH_POSTGRES_URL")
+            .or_else(|_| std::env::var("TEST_POSTGRES_URL"))
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let mut which: Vec<&str> = SERVICES.to_vec();
+        which.push("raw");
+        let databases = Databases::create(&admin_url, &run_id, &which).await?;
+
+        // Generated for this run only, never written anywhere.
+        let jwt_secret = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let mut system = Self {
+            dir: dir.to_path_buf(),
+            nats,
+            nats_url,
+            sink,
+            databases,
+            services: Vec::new(),
+            jwt_secret,
+            bin_dir,
+        };
+        let scheduling_port = free_port()?;
+        let public_base_url = format!("http://127.0.0.1:{scheduling_port}");
+        for (i, name) in SERVICES.iter().enumerate() {
+            let port = if i == 0 {
+                scheduling_port
+            } else {
+                free_port()?
+            };
+            let db = system.databases.names[i].clone();
+            let log = std::fs::File::create(dir.join(format!("logs/{name}.log")))?;
+            let mut command = Command::new(system.bin_dir.join(name));
+            command
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("NATS_URL", &system.nats_url)
+                .env("DATABASE_URL", system.databases.url(&db))
+                .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+                .env("JWT_SECRET", &system.jwt_secret)
+                .env("PUBLIC_BASE_URL", &public_base_url)
+                .env("SMTP_URL", system.sink.url())
+                .env("SMTP_POOL_SIZE", settings.smtp_pool_size.to_string())
+                .env("EMAIL_CONCURRENCY", settings.email_concurrency.to_string())
+                .env("RUST_LOG", &settings.rust_log)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log);
+            let process = Process::spawn(name, command)?;
+            system.services.push(Service { process, port, db });
+        }
+        for s in &mut system.services {
+            wait_ready(s, Duration::from_secs(60)).await?;
+        }
+        Ok(system)
+    }
+
+    pub fn service(&self, name: &str) -> &Service {
+        let i = SERVICES.iter().position(|s| *s == name).unwrap_or(0);
+        &self.services[i]
+    }
+
+    /// A staff token, minted with the documented `scheduling mint-token`.
+    pub fn staff_token(&self) -> anyhow::Result<String> {
+        let out = Command::new(self.bin_dir.join("scheduling"))
+            .args(["mint-token", "--role", "staff", "--hours", "24"])
+            .env("JWT_SECRET", &self.jwt_secret)
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "mint-token failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+    }
+
+    /// Stops the services (SIGTERM: they drain), then NATS and the sink, and drops the databases.
+    pub async fn stop(mut self) {
+        for s in self.services.iter_mut().rev() {
+            s.process.stop(Duration::from_secs(10));
+        }
+        self.sink.process.stop(Duration::from_secs(2));
+        self.nats.stop(Duration::from_secs(5));
+        if let Err(e) = self.databases.drop_all().await {
+            eprintln!("warning: bench databases not dropped: {e:#}");
+        }
+        let _ = std::fs::remove_dir_all(self.dir.join("nats-store"));
+    }
+}
+
+async fn wait_for_port(port: u16, patience: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        if tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("nothing listens on port {port} after {patience:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn wait_ready(s: &mut Service, patience: Duration) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        if s.process.exited() {
+            bail!(
+                "{} exited at start; see its log under var/bench/logs/",
+                s.process.name
+            );
+        }
+        if let Ok(r) = client.get(format!("{}/readyz", s.base())).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("{} is not ready after {patience:?}", s.process.name);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Resident memory and CPU time of one process, from `/proc/<pid>/status` and `/proc/<pid>/stat`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcStat {
+    pub rss_kib: u64,
+    pub hwm_kib: u64,
+    /// user + system, in seconds.
+    pub cpu_s: f64,
+}
+
+pub fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+pub fn proc_stat(pid: u32, ticks: f64) -> ProcStat {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    ProcStat {
+        rss_kib: kib("VmRSS:"),
+        hwm_kib: kib("VmHWM:"),
+        cpu_s: cpu_seconds(pid, ticks),
+    }
+}
+
+fn cpu_seconds(pid: u32, ticks: f64) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces, so split after its closing paren):
+    // utime and stime are the 14th and 15th fields of the line.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    match (field(11), field(12)) {
+        (Some(u), Some(s)) => (u + s) / ticks,
+        _ => 0.0,
+    }
+}
+
+/// CPU seconds of every process named `comm` (all of Postgres's backends, say).
+pub fn cpu_of_all(comm: &str, ticks: f64) -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end() == comm)
+        })
+        .map(|pid| cpu_seconds(pid, ticks))
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sink_counter_is_read_from_its_status_line() {
+        assert_eq!(parse_mesg(b"sess=1 quit=0 mesg=42"), Some(42));
+        assert_eq!(parse_mesg(b"garbage"), None);
+    }
+}
