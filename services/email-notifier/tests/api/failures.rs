@@ -4,7 +4,9 @@ use email_notifier::deliveries::Status;
 use slotcast_events::{EmailFailed, EmailSent, WaitKind, subjects};
 use slotcast_test_support::ReplyMode;
 
-use crate::helpers::{PATIENCE, eventually, notification, spawn_app};
+use crate::helpers::{
+    Db, Mail, PATIENCE, eventually, notification, spawn_app, spawn_app_retrying_for,
+};
 
 #[tokio::test]
 async fn a_recipient_refused_with_550_fails_for_good_without_a_retry() {
@@ -83,6 +85,38 @@ async fn a_server_answering_451_for_a_while_gets_the_email_exactly_once_in_the_e
     assert!(row.attempts >= 3, "attempts: {}", row.attempts);
     assert_eq!(app.smtp().messages().len(), 1);
     assert!(app.events::<EmailFailed>().is_empty());
+}
+
+#[tokio::test]
+async fn a_server_answering_451_past_the_retry_horizon_fails_the_email_once_and_for_good() {
+    let app = spawn_app_retrying_for(Db::Postgres, Mail::Smtp, Duration::from_secs(2)).await;
+    let event = notification(WaitKind::New);
+    let n = &event.data;
+    app.smtp().set_reply(ReplyMode::TempFail);
+
+    app.publish(&event).await;
+
+    let failed = app.wait_for_events::<EmailFailed>(1).await;
+    let failed = &failed[0].data;
+    assert!(
+        !failed.permanent,
+        "a temporary failure that lasted too long"
+    );
+    assert!(failed.reason.contains("451"), "{}", failed.reason);
+    app.wait_until_all_notifications_are_handled().await;
+    let row = app.delivery(n.notification_id).await.unwrap();
+    assert_eq!(row.status, Status::Failed);
+    assert!(
+        row.attempts >= 2,
+        "retried first: {} attempts",
+        row.attempts
+    );
+
+    // A server that recovers later changes nothing: the notification is not tried again.
+    app.smtp().set_reply(ReplyMode::Accept);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(app.smtp().messages().is_empty());
+    assert_eq!(app.events::<EmailFailed>().len(), 1);
 }
 
 #[tokio::test]

@@ -68,6 +68,11 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(db: Db, mail: Mail) -> TestApp {
+    spawn_app_retrying_for(db, mail, Duration::from_secs(3600)).await
+}
+
+/// An app that retries temporary SMTP failures for `horizon` after the first attempt.
+pub async fn spawn_app_retrying_for(db: Db, mail: Mail, horizon: Duration) -> TestApp {
     slotcast_test_support::init_tracing();
     let nats = NatsServer::start().await.expect("nats-server starts");
     let database = match db {
@@ -120,7 +125,7 @@ pub async fn spawn_app_with(db: Db, mail: Mail) -> TestApp {
         retry: Backoff {
             base: Duration::from_millis(200),
             max: Duration::from_secs(1),
-            horizon: Duration::from_secs(3600),
+            horizon,
         },
     };
     let app = Application::build(config).await.expect("the app builds");
