@@ -44,7 +44,9 @@ pub fn notify_spec() -> ConsumerSpec {
         filter_subject: subjects::NOTIFY_PATIENT.to_owned(),
         max_deliver: MAX_DELIVER,
         ack_wait: ACK_WAIT,
-        concurrency: 4,
+        // Notifications about one slot are stored side by side (the slot's state row is
+        // shared), so more at once keeps the database busy while each waits on a commit.
+        concurrency: 8,
         max_ack_pending: MAX_ACK_PENDING,
     }
 }

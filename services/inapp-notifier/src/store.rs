@@ -6,7 +6,10 @@
 //! patients' feed cursors (in patient id order): a notification and a change to one of its
 //! slots are never written at the same time, so the change either finds the notification (and
 //! logs `notification.updated` for it) or is committed before it (and the notification, read
-//! when its `notification` event is sent, shows it).
+//! when its `notification` event is sent, shows it). A notification takes the rows in share
+//! mode (`FOR SHARE`) and a change exclusively (`FOR UPDATE`): the thousands of notifications
+//! about one opening are stored side by side, and a change to the slot waits for them (and
+//! they for it).
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
@@ -124,7 +127,7 @@ pub async fn store(db: &DatabaseConnection, new: &NewNotification) -> anyhow::Re
     }
     let mut slot_ids: Vec<Uuid> = new.slots.iter().map(|s| s.slot_id).collect();
     slot_ids.sort_unstable();
-    lock_slot_states(&txn, &slot_ids, new.created_at).await?;
+    lock_slot_states(&txn, &slot_ids, new.created_at, Lock::Shared).await?;
     let slots = new.slots.iter().map(|s| notification_slot::ActiveModel {
         notification_id: Set(new.id),
         slot_id: Set(s.slot_id),
@@ -192,7 +195,7 @@ pub async fn apply_slot_change(
     let seq = i64::try_from(stream_seq).context("the stream sequence is out of range")?;
     // Everything below runs on the transaction (SQLite has one connection).
     let txn = db.begin().await.context("cannot begin a transaction")?;
-    let current = lock_slot_states(&txn, &[change.slot_id], change.at)
+    let current = lock_slot_states(&txn, &[change.slot_id], change.at, Lock::Exclusive)
         .await?
         .pop()
         .context("the slot's state row is missing")?;
@@ -245,12 +248,22 @@ pub async fn apply_slot_change(
     })
 }
 
+/// How a transaction holds the `slot_states` rows it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lock {
+    /// `FOR SHARE`: alongside other sharers, never alongside a change.
+    Shared,
+    /// `FOR UPDATE`: alone.
+    Exclusive,
+}
+
 /// Makes sure `slot_ids` (sorted) have a state row, and locks those rows until `txn` ends.
 /// A missing row is created `available` at sequence 0, which is what an unknown slot is.
 async fn lock_slot_states<C: ConnectionTrait>(
     txn: &C,
     slot_ids: &[Uuid],
     at: DateTime<Utc>,
+    lock: Lock,
 ) -> anyhow::Result<Vec<slot_state::Model>> {
     if slot_ids.is_empty() {
         return Ok(Vec::new());
@@ -267,12 +280,16 @@ async fn lock_slot_states<C: ConnectionTrait>(
         .exec_without_returning(txn)
         .await
         .context("cannot create the slots' state rows")?;
-    // FOR UPDATE on Postgres, rows locked in this order; SQLite has one writer anyway.
-    slot_state::Entity::find()
+    // FOR SHARE / FOR UPDATE on Postgres, rows locked in this order; SQLite has one writer
+    // anyway.
+    let rows = slot_state::Entity::find()
         .filter(slot_state::Column::SlotId.is_in(slot_ids.iter().copied()))
-        .order_by_asc(slot_state::Column::SlotId)
-        .lock_exclusive()
-        .all(txn)
+        .order_by_asc(slot_state::Column::SlotId);
+    let rows = match lock {
+        Lock::Shared => rows.lock_shared(),
+        Lock::Exclusive => rows.lock_exclusive(),
+    };
+    rows.all(txn)
         .await
         .context("cannot lock the slots' state rows")
 }
