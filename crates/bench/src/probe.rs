@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::Context as _;
 use futures::StreamExt as _;
-use sea_orm::{ConnectionTrait as _, DatabaseConnection, Statement};
+use sea_orm::DatabaseConnection;
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -107,39 +107,6 @@ impl NotifyWatch {
     }
 }
 
-/// The durable consumers of the system, by stream.
-const CONSUMERS: &[(&str, &str)] = &[
-    ("SLOTCAST_SCHEDULING", "matching"),
-    ("SLOTCAST_SCHEDULING", "inapp-notifier-slots"),
-    ("SLOTCAST_NOTIFY", "email-notifier"),
-    ("SLOTCAST_NOTIFY", "inapp-notifier"),
-];
-
-/// Messages not yet handled by any consumer, and rows not yet published from any outbox.
-pub async fn backlog(
-    js: &async_nats::jetstream::Context,
-    outboxes: &[DatabaseConnection],
-) -> anyhow::Result<u64> {
-    let mut total = 0u64;
-    for (stream, durable) in CONSUMERS {
-        let mut stream = js.get_stream(*stream).await?;
-        let _ = stream.info().await?;
-        let info = stream.consumer_info(*durable).await?;
-        total += info.num_pending + info.num_ack_pending as u64;
-    }
-    for db in outboxes {
-        let row = db
-            .query_one_raw(Statement::from_string(
-                db.get_database_backend(),
-                "SELECT count(*)::bigint AS n FROM outbox WHERE published_at IS NULL",
-            ))
-            .await?
-            .context("no count")?;
-        total += row.try_get::<i64>("", "n")? as u64;
-    }
-    Ok(total)
-}
-
 /// Waits until nothing is pending anywhere (twice in a row), up to `patience`; returns how long
 /// that took.
 pub async fn wait_quiet(
@@ -150,7 +117,10 @@ pub async fn wait_quiet(
     let started = Instant::now();
     let mut quiet = 0;
     loop {
-        if backlog(js, outboxes).await? == 0 {
+        if slotcast_bus::in_flight(js, outboxes.iter().map(|db| ("a service", db)))
+            .await?
+            .is_none()
+        {
             quiet += 1;
             if quiet >= 2 {
                 return Ok(started.elapsed());

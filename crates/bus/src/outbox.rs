@@ -17,8 +17,8 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, Statement, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement, TransactionTrait,
     sea_query::{Expr, LockBehavior, LockType},
 };
 use sea_orm_migration::{prelude::*, schema::*};
@@ -139,6 +139,14 @@ pub async fn enqueue<C: ConnectionTrait, T: Event>(
         .exec_without_returning(conn)
         .await?;
     Ok(())
+}
+
+/// How many rows of the outbox on `conn` are not published yet.
+pub async fn unpublished<C: ConnectionTrait>(conn: &C) -> Result<u64, DbErr> {
+    Entity::find()
+        .filter(Column::PublishedAt.is_null())
+        .count(conn)
+        .await
 }
 
 /// Publishes the outbox. Cheap to clone; [`Relay::wake`] after a commit publishes at once,

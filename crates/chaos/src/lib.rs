@@ -357,7 +357,7 @@ impl System {
             }
         }
         let js = jetstream::new(
-            slotcast_bus_connect(&nats.url())
+            slotcast_bus::connect(&nats.url(), "chaos", Duration::from_secs(20))
                 .await
                 .context("the test's own NATS client")?,
         );
@@ -589,16 +589,18 @@ impl System {
         })
     }
 
-    async fn stream_messages(&self, stream: &str) -> anyhow::Result<u64> {
-        let info = self
-            .js
+    async fn stream_info(&self, stream: &str) -> anyhow::Result<jetstream::stream::Info> {
+        self.js
             .get_stream(stream)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .get_info()
             .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(info.state.messages)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    async fn stream_messages(&self, stream: &str) -> anyhow::Result<u64> {
+        Ok(self.stream_info(stream).await?.state.messages)
     }
 
     /// Polls the fan-out until `when` holds (or `within` passes), and returns what it had
@@ -653,40 +655,13 @@ impl System {
 
     /// What is still in flight, if anything.
     async fn busy(&self) -> anyhow::Result<Option<String>> {
-        for name in [streams::SCHEDULING, streams::NOTIFY, streams::DELIVERY] {
-            let stream = self
-                .js
-                .get_stream(name)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let mut consumers = stream.consumers();
-            while let Some(info) = consumers.next().await {
-                let info = info.map_err(|e| anyhow::anyhow!("{e}"))?;
-                if info.config.durable_name.is_none() {
-                    continue;
-                }
-                if info.num_pending > 0 || info.num_ack_pending > 0 {
-                    return Ok(Some(format!(
-                        "consumer {} has {} pending, {} unacknowledged",
-                        info.name, info.num_pending, info.num_ack_pending
-                    )));
-                }
-            }
-        }
-        for service in Service::ALL {
-            let unpublished = count(
-                self.db(service),
-                "SELECT count(*) AS n FROM outbox WHERE published_at IS NULL",
-            )
-            .await?;
-            if unpublished > 0 {
-                return Ok(Some(format!(
-                    "{} has {unpublished} outbox rows unpublished",
-                    service.binary()
-                )));
-            }
-        }
-        Ok(None)
+        slotcast_bus::in_flight(
+            &self.js,
+            self.dbs
+                .iter()
+                .map(|(service, (_, db))| (service.binary(), db)),
+        )
+        .await
     }
 
     /// Counts what each patient got for `postings` separate postings of slots.
@@ -757,6 +732,28 @@ impl System {
         Ok(body["notifications"].as_array().map_or(0, Vec::len))
     }
 
+    async fn metrics_of(&self, proc: &Proc) -> anyhow::Result<String> {
+        Ok(self
+            .http
+            .get(format!("{}/metrics", proc.url()))
+            .send()
+            .await?
+            .text()
+            .await?)
+    }
+
+    /// Kills one process with SIGKILL, waits `down`, and starts it again.
+    pub async fn kill9_and_restart(
+        &mut self,
+        service: Service,
+        replica: usize,
+        down: Duration,
+    ) -> anyhow::Result<()> {
+        self.kill9(service, replica);
+        tokio::time::sleep(down).await;
+        self.restart(service, replica).await
+    }
+
     /// The sum of a counter over the running processes of `service` (every label set).
     pub async fn metric(&self, service: Service, name: &str) -> anyhow::Result<f64> {
         let mut total = 0.0;
@@ -764,14 +761,7 @@ impl System {
             if proc.child.is_none() {
                 continue;
             }
-            let text = self
-                .http
-                .get(format!("{}/metrics", proc.url()))
-                .send()
-                .await?
-                .text()
-                .await?;
-            total += sum_metric(&text, name);
+            total += sum_metric(&self.metrics_of(proc).await?, name);
         }
         Ok(total)
     }
@@ -785,15 +775,9 @@ impl System {
 
     /// The index of the cluster node leading `stream` (nodes are named `n<i>`).
     pub async fn stream_leader(&self, stream: &str) -> anyhow::Result<usize> {
-        let info = self
-            .js
-            .get_stream(stream)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .get_info()
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let leader = info
+        let leader = self
+            .stream_info(stream)
+            .await?
             .cluster
             .and_then(|c| c.leader)
             .context("the stream has no leader")?;
@@ -838,13 +822,7 @@ impl System {
         ] {
             let mut counts = Vec::new();
             for proc in self.procs.iter().filter(|p| p.service == service) {
-                let text = self
-                    .http
-                    .get(format!("{}/metrics", proc.url()))
-                    .send()
-                    .await?
-                    .text()
-                    .await?;
+                let text = self.metrics_of(proc).await?;
                 counts.push(format!(
                     "{}",
                     sum_metric(&text, "slotcast_messages_total") as u64
@@ -935,24 +913,6 @@ async fn count(db: &DatabaseConnection, sql: &str) -> anyhow::Result<u64> {
         .await?
         .context("no row")?;
     Ok(row.try_get::<i64>("", "n")? as u64)
-}
-
-async fn slotcast_bus_connect(url: &str) -> anyhow::Result<async_nats::Client> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match async_nats::ConnectOptions::new()
-            .max_reconnects(None)
-            .connect(slotcast_bus::server_addrs(url)?)
-            .await
-        {
-            Ok(client) => return Ok(client),
-            Err(e) if Instant::now() < deadline => {
-                tracing::debug!(error = %e, "NATS not up yet");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
 }
 
 /// A session token for the chaos systems.

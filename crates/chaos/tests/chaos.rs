@@ -33,6 +33,16 @@ struct Outcome {
     refused: Vec<String>,
 }
 
+impl Outcome {
+    fn new(postings: usize, faults: String) -> Self {
+        Self {
+            postings,
+            faults,
+            refused: Vec::new(),
+        }
+    }
+}
+
 async fn run(name: &str, options: Options, case: Case) -> anyhow::Result<()> {
     let _serial = ONE_AT_A_TIME.lock().await;
     let started = Instant::now();
@@ -93,20 +103,20 @@ async fn kill_9_of_scheduling_with_events_in_its_outbox() -> anyhow::Result<()> 
                 let first = system
                     .wait_for(Duration::from_secs(60), |p| p.emailed >= part(n, 4))
                     .await?;
-                system.kill9(Service::Scheduling, 0);
-                system.restart(Service::Scheduling, 0).await?;
+                system
+                    .kill9_and_restart(Service::Scheduling, 0, Duration::ZERO)
+                    .await?;
                 system.post_slot(seeded.practitioner, 48).await?;
                 system.kill9(Service::Scheduling, 0);
                 let second = system.progress().await?;
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 system.restart(Service::Scheduling, 0).await?;
-                Ok(Outcome {
-                    postings: 2,
-                    faults: format!(
+                Ok(Outcome::new(
+                    2,
+                    format!(
                         "killed at [{first}] and right after the second slot's 201 at [{second}]"
                     ),
-                    refused: Vec::new(),
-                })
+                ))
             })
         },
     )
@@ -120,8 +130,9 @@ async fn kill_9_of_matching_while_it_decides_and_while_it_publishes() -> anyhow:
             let n = seeded.patients.len() as u64;
             system.post_slot(seeded.practitioner, 24).await?;
             let first = system.progress().await?;
-            system.kill9(Service::Matching, 0);
-            system.restart(Service::Matching, 0).await?;
+            system
+                .kill9_and_restart(Service::Matching, 0, Duration::ZERO)
+                .await?;
             system
                 .wait_for(Duration::from_secs(120), |p| p.notified >= n)
                 .await?;
@@ -129,15 +140,12 @@ async fn kill_9_of_matching_while_it_decides_and_while_it_publishes() -> anyhow:
             let second = system
                 .wait_for(Duration::from_secs(60), |p| p.notified > n)
                 .await?;
-            system.kill9(Service::Matching, 0);
-            system.restart(Service::Matching, 0).await?;
-            Ok(Outcome {
-                postings: 2,
-                faults: format!(
+            system
+                .kill9_and_restart(Service::Matching, 0, Duration::ZERO)
+                .await?;
+            Ok(Outcome::new(2, format!(
                     "killed as the first slot was accepted at [{first}], and as the second's notifications went out at [{second}]"
-                ),
-                refused: Vec::new(),
-            })
+                )))
         })
     })
     .await
@@ -155,14 +163,10 @@ async fn kill_9_of_the_email_notifier_while_it_sends() -> anyhow::Result<()> {
                 let at = system
                     .wait_for(Duration::from_secs(60), |p| p.emailed >= part(n, 3))
                     .await?;
-                system.kill9(Service::EmailNotifier, 0);
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                system.restart(Service::EmailNotifier, 0).await?;
-                Ok(Outcome {
-                    postings: 1,
-                    faults: format!("killed at [{at}]"),
-                    refused: Vec::new(),
-                })
+                system
+                    .kill9_and_restart(Service::EmailNotifier, 0, Duration::from_secs(1))
+                    .await?;
+                Ok(Outcome::new(1, format!("killed at [{at}]")))
             })
         },
     )
@@ -181,14 +185,10 @@ async fn kill_9_of_the_inapp_notifier_while_it_stores() -> anyhow::Result<()> {
                 let at = system
                     .wait_for(Duration::from_secs(60), |p| p.stored >= (n / 3).max(1))
                     .await?;
-                system.kill9(Service::InappNotifier, 0);
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                system.restart(Service::InappNotifier, 0).await?;
-                Ok(Outcome {
-                    postings: 1,
-                    faults: format!("killed at [{at}]"),
-                    refused: Vec::new(),
-                })
+                system
+                    .kill9_and_restart(Service::InappNotifier, 0, Duration::from_secs(1))
+                    .await?;
+                Ok(Outcome::new(1, format!("killed at [{at}]")))
             })
         },
     )
@@ -226,13 +226,9 @@ async fn kill_9_of_nats_server_and_a_restart_on_the_same_store() -> anyhow::Resu
             ensure!(unready == 4, "only {unready} of 4 services said NATS was down");
             system.post_slot(seeded.practitioner, 48).await?;
             nats.restart().await?;
-            Ok(Outcome {
-                postings: 2,
-                faults: format!(
+            Ok(Outcome::new(2, format!(
                     "killed at [{at}] for 3 s, a slot posted while it was down, {unready} of 4 services answered /readyz 503 meanwhile"
-                ),
-                refused: Vec::new(),
-            })
+                )))
         })
     })
     .await
@@ -265,13 +261,9 @@ async fn a_node_of_a_three_node_cluster_killed_mid_run() -> anyhow::Result<()> {
                 anyhow::bail!("a cluster was asked for");
             };
             cluster.restart_node(leader).await?;
-            Ok(Outcome {
-                postings: 2,
-                faults: format!(
+            Ok(Outcome::new(2, format!(
                     "killed node n{leader} (leader of SLOTCAST_NOTIFY) at [{at}], second slot fanned out on two nodes, node restarted"
-                ),
-                refused: Vec::new(),
-            })
+                )))
         })
     })
     .await
@@ -344,13 +336,9 @@ async fn postgres_connections_terminated_during_the_fan_out() -> anyhow::Result<
             }
             // A slot posted right after the last cut.
             system.post_slot(seeded.practitioner, 48).await?;
-            Ok(Outcome {
-                postings: 2,
-                faults: format!(
+            Ok(Outcome::new(2, format!(
                     "{terminated} connections of the four services terminated in {rounds} rounds over 6 s"
-                ),
-                refused: Vec::new(),
-            })
+                )))
         })
     })
     .await
@@ -387,11 +375,10 @@ async fn two_replicas_of_every_service_one_of_each_killed() -> anyhow::Result<()
                 for service in Service::ALL {
                     system.restart(service, 1).await?;
                 }
-                Ok(Outcome {
-                    postings: 2,
-                    faults: format!("replica 1 of each service killed at [{at}]; {shared}"),
-                    refused: Vec::new(),
-                })
+                Ok(Outcome::new(
+                    2,
+                    format!("replica 1 of each service killed at [{at}]; {shared}"),
+                ))
             })
         },
     )
@@ -412,14 +399,10 @@ async fn a_malformed_message_on_every_subject() -> anyhow::Result<()> {
                 counted == letters as f64,
                 "{counted} dead letters counted in /metrics, {letters} in the stream"
             );
-            Ok(Outcome {
-                postings: 1,
-                faults: format!(
+            Ok(Outcome::new(1, format!(
                     "{published} malformed messages on {} subjects (the catalogue and one unknown subject per stream); {letters} copies dead-lettered, each by a consumer that parses that subject, and all counted in /metrics; subjects a consumer does not use are skipped unparsed",
                     slotcast_events::CATALOGUE.len() + 3
-                ),
-                refused: Vec::new(),
-            })
+                )))
         })
     })
     .await
