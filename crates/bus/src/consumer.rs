@@ -6,8 +6,17 @@
 //! moves on. A dead letter that cannot be published is nak'ed instead: nothing is dropped.
 //! While a handler works, the loop sends a progress ack every third of `ack_wait`, so only a
 //! stopped process, never a slow one, gets its message delivered again.
+//!
+//! Two kinds of handler: a [`Handler`] answers one message at a time ([`run`]); a
+//! [`BatchHandler`] gets what one pull has brought, up to a maximum ([`run_batches`]), and
+//! answers each message of the batch on its own, so that a service can write a whole batch in
+//! one transaction (group commit) and still ack, retry or dead-letter message by message. A
+//! batch is never waited for: the loop takes the first message as soon as it comes and adds what
+//! the client has already received, so a quiet consumer handles batches of one, a busy one
+//! large batches. Progress acks, dead letters, hand-back on shutdown and redelivery are the same
+//! for both kinds.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
 
 use async_nats::jetstream::{
     self, AckKind,
@@ -15,10 +24,12 @@ use async_nats::jetstream::{
 };
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
+use opentelemetry::trace::TraceContextExt as _;
 use slotcast_events::{DeadLetter, subjects};
 use tokio::{sync::Semaphore, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::JetStream;
 
@@ -51,11 +62,37 @@ pub struct Delivery {
     /// How many times it has been delivered, this time included.
     pub deliveries: i64,
     pub stream_sequence: u64,
+    /// The message's W3C trace context (`traceparent`, `tracestate`), so that what a batch
+    /// handler writes for this message continues its trace.
+    pub trace: HashMap<String, String>,
 }
 
-/// Handles messages of one consumer.
+/// Handles messages of one consumer, one at a time.
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, delivery: &Delivery) -> impl Future<Output = Outcome> + Send;
+}
+
+/// Handles messages of one consumer a batch at a time.
+///
+/// The answer holds one [`Outcome`] per delivery, in the same order: each message is acked,
+/// retried or dead-lettered on its own, whatever happened to the others. A handler must stay
+/// idempotent message by message: any message of a batch may come again (a retry, a crash
+/// before the acks, a redelivery in another batch, even twice in one batch).
+pub trait BatchHandler: Send + Sync + 'static {
+    fn handle_batch(&self, deliveries: &[Delivery]) -> impl Future<Output = Vec<Outcome>> + Send;
+}
+
+/// A [`Handler`] seen as a [`BatchHandler`] (the loop gives it batches of one).
+struct OneByOne<H>(Arc<H>);
+
+impl<H: Handler> BatchHandler for OneByOne<H> {
+    async fn handle_batch(&self, deliveries: &[Delivery]) -> Vec<Outcome> {
+        let mut outcomes = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            outcomes.push(self.0.handle(delivery).await);
+        }
+        outcomes
+    }
 }
 
 /// A durable consumer's settings.
@@ -67,7 +104,7 @@ pub struct ConsumerSpec {
     pub max_deliver: i64,
     /// Longer than the slowest honest handler.
     pub ack_wait: Duration,
-    /// How many messages are handled at once.
+    /// How many messages are handled at once ([`run`]), or how many batches ([`run_batches`]).
     pub concurrency: usize,
     /// Messages delivered but not yet acknowledged. 1 keeps the stream's order strictly, even
     /// across redeliveries (a projection needs that); more lets work overlap.
@@ -89,27 +126,98 @@ impl ConsumerSpec {
     }
 }
 
+/// The client's default pull size; a batch consumer asks for at least its batch.
+const PULL_BATCH: usize = 200;
+/// Traces a batch's span links to (OpenTelemetry keeps 128 links a span by default).
+const MAX_LINKS: usize = 128;
+
 /// How long one pull request waits on the server. Short, because the server delivers into a
 /// pull request until it expires even when its subscriber is gone (a stopped process).
 const PULL_EXPIRES: Duration = Duration::from_secs(10);
 
-/// Creates the durable consumer if it does not exist.
+/// Creates the durable consumer if it does not exist, and brings the settings a new version may
+/// change (`max_ack_pending`, `ack_wait`, `max_deliver`) to the spec's if it does.
 pub async fn ensure_consumer(js: &JetStream, spec: &ConsumerSpec) -> anyhow::Result<PullConsumer> {
     let stream = js
         .get_stream(spec.stream)
         .await
         .map_err(|e| anyhow::anyhow!("stream {} unavailable: {e}", spec.stream))?;
-    stream
-        .get_or_create_consumer(&spec.durable, spec.config())
+    let want = spec.config();
+    let consumer: PullConsumer = stream
+        .get_or_create_consumer(&spec.durable, want.clone())
         .await
-        .map_err(|e| anyhow::anyhow!("consumer {} unavailable: {e}", spec.durable))
+        .map_err(|e| anyhow::anyhow!("consumer {} unavailable: {e}", spec.durable))?;
+    let have = &consumer.cached_info().config;
+    if have.max_ack_pending == want.max_ack_pending
+        && have.ack_wait == want.ack_wait
+        && have.max_deliver == want.max_deliver
+    {
+        return Ok(consumer);
+    }
+    // These three may be edited in place; a server that refuses keeps the old settings, which
+    // work, only with smaller batches.
+    match stream.create_consumer(want).await {
+        Ok(updated) => {
+            tracing::info!(consumer = %spec.durable, "consumer settings updated");
+            Ok(updated)
+        }
+        Err(e) => {
+            tracing::warn!(consumer = %spec.durable, error = %e, "consumer settings not updated; going on with the old ones");
+            Ok(consumer)
+        }
+    }
 }
 
-/// Consumes until `shutdown` is cancelled: then stops pulling, naks what was received but not
-/// started, finishes the messages in hand, and returns. Errors never end it: the consumer is recreated after a pause.
+/// Consumes until `shutdown` is cancelled, one message at a time per task (`spec.concurrency`
+/// at once): then stops pulling, naks what was received but not started, finishes the messages
+/// in hand, and returns. Errors never end it: the consumer is recreated after a pause.
 pub async fn run<H: Handler>(
     js: JetStream,
     spec: ConsumerSpec,
+    handler: Arc<H>,
+    shutdown: CancellationToken,
+) {
+    consume(js, spec, 1, Arc::new(OneByOne(handler)), shutdown).await
+}
+
+/// Like [`run`], but hands the handler batches of up to `max_batch` messages (`spec.concurrency`
+/// batches at once): the first message as soon as it comes, with what the client has already
+/// received behind it. `spec.max_ack_pending` should leave room for the batches in hand.
+pub async fn run_batches<H: BatchHandler>(
+    js: JetStream,
+    spec: ConsumerSpec,
+    max_batch: usize,
+    handler: Arc<H>,
+    shutdown: CancellationToken,
+) {
+    consume(js, spec, max_batch.max(1), handler, shutdown).await
+}
+
+/// What the pull stream gave.
+enum Next {
+    Message(Box<jetstream::Message>),
+    MissedHeartbeat,
+    Failed(String),
+    Ended,
+}
+
+impl Next {
+    fn from(next: Option<Result<jetstream::Message, consumer::pull::MessagesError>>) -> Self {
+        match next {
+            Some(Ok(message)) => Next::Message(Box::new(message)),
+            Some(Err(e)) if matches!(e.kind(), MessagesErrorKind::MissingHeartbeat) => {
+                Next::MissedHeartbeat
+            }
+            Some(Err(e)) => Next::Failed(e.to_string()),
+            None => Next::Ended,
+        }
+    }
+}
+
+async fn consume<H: BatchHandler>(
+    js: JetStream,
+    spec: ConsumerSpec,
+    max_batch: usize,
     handler: Arc<H>,
     shutdown: CancellationToken,
 ) {
@@ -117,10 +225,13 @@ pub async fn run<H: Handler>(
     let limit = Arc::new(Semaphore::new(spec.concurrency.max(1)));
     let mut tasks = JoinSet::new();
     let mut pause = Duration::from_millis(200);
+    // Ask the server for a batch's worth at a time, at least the client's default.
+    let pull_batch = max_batch.max(PULL_BATCH);
     while !shutdown.is_cancelled() {
         let messages = match ensure_consumer(&js, &spec).await {
             Ok(c) => c
                 .stream()
+                .max_messages_per_batch(pull_batch)
                 .expires(PULL_EXPIRES)
                 .heartbeat(Duration::from_secs(3))
                 .messages()
@@ -143,29 +254,47 @@ pub async fn run<H: Handler>(
                 _ = shutdown.cancelled() => break,
             };
             let next = tokio::select! {
-                n = messages.next() => n,
+                n = messages.next() => Next::from(n),
                 _ = shutdown.cancelled() => break,
             };
-            match next {
-                Some(Ok(message)) => {
-                    pause = Duration::from_millis(200);
-                    let (js, spec, handler) = (js.clone(), spec.clone(), handler.clone());
-                    tasks.spawn(async move {
-                        process(&js, &spec, &*handler, message).await;
-                        drop(permit);
-                    });
-                    while tasks.try_join_next().is_some() {}
+            let mut after = None;
+            if let Next::Message(first) = next {
+                pause = Duration::from_millis(200);
+                // What the client already holds joins the batch; nothing is waited for.
+                let mut batch = vec![*first];
+                while batch.len() < max_batch {
+                    match messages.next().now_or_never() {
+                        None => break,
+                        Some(n) => match Next::from(n) {
+                            Next::Message(m) => batch.push(*m),
+                            other => {
+                                after = Some(other);
+                                break;
+                            }
+                        },
+                    }
                 }
-                Some(Err(e)) if matches!(e.kind(), MessagesErrorKind::MissingHeartbeat) => {
+                let (js, spec, handler) = (js.clone(), spec.clone(), handler.clone());
+                tasks.spawn(async move {
+                    process(&js, &spec, &*handler, batch).await;
+                    drop(permit);
+                });
+                while tasks.try_join_next().is_some() {}
+            } else {
+                after = Some(next);
+            }
+            match after {
+                None | Some(Next::Message(_)) => {}
+                Some(Next::MissedHeartbeat) => {
                     tracing::warn!(consumer = %spec.durable, "missed heartbeats, pulling again");
                 }
-                Some(Err(e)) => {
+                Some(Next::Failed(e)) => {
                     tracing::warn!(consumer = %spec.durable, error = %e, "consumer stream failed, recreating");
                     sleep_or_cancel(pause, &shutdown).await;
                     pause = (pause * 2).min(Duration::from_secs(5));
                     break;
                 }
-                None => {
+                Some(Next::Ended) => {
                     // The server ended the pull stream: pull again after a pause, never in a tight loop.
                     sleep_or_cancel(pause, &shutdown).await;
                     break;
@@ -213,74 +342,182 @@ async fn sleep_or_cancel(d: Duration, shutdown: &CancellationToken) {
     }
 }
 
-async fn process<H: Handler>(
+/// Hands `messages` to the handler as one batch and answers each with its own outcome.
+async fn process<H: BatchHandler>(
     js: &JetStream,
     spec: &ConsumerSpec,
     handler: &H,
-    message: jetstream::Message,
+    messages: Vec<jetstream::Message>,
 ) {
-    // Without its metadata (never seen from a JetStream server) a message can be neither
-    // ordered nor answered: leave it to `ack_wait`, never hand a handler a made-up sequence.
-    let (deliveries, stream_sequence) = match message.info() {
-        Ok(info) => (info.delivered, info.stream_sequence),
-        Err(e) => {
-            tracing::error!(consumer = %spec.durable, error = %e, "message without JetStream metadata; left unanswered");
-            return;
+    let mut held = Vec::with_capacity(messages.len());
+    let mut deliveries = Vec::with_capacity(messages.len());
+    for message in messages {
+        // Without its metadata (never seen from a JetStream server) a message can be neither
+        // ordered nor answered: leave it to `ack_wait`, never hand a handler a made-up sequence.
+        match message.info() {
+            Ok(info) => {
+                deliveries.push(Delivery {
+                    subject: message.subject.to_string(),
+                    payload: message.payload.clone(),
+                    deliveries: info.delivered,
+                    stream_sequence: info.stream_sequence,
+                    trace: trace_context(&message),
+                });
+                held.push(message);
+            }
+            Err(e) => {
+                tracing::error!(consumer = %spec.durable, error = %e, "message without JetStream metadata; left unanswered");
+            }
         }
-    };
-    let delivery = Delivery {
-        subject: message.subject.to_string(),
-        payload: message.payload.clone(),
-        deliveries,
-        stream_sequence,
-    };
-    let span = tracing::info_span!("consume", consumer = %spec.durable, subject = %delivery.subject, seq = stream_sequence, deliveries);
-    if let Some(headers) = &message.headers {
-        slotcast_kit::telemetry::set_parent_from(
-            &span,
-            headers
-                .iter()
-                .filter_map(|(k, vs)| vs.first().map(|v| (k.as_ref(), v.as_str()))),
-        );
     }
-    let outcome = with_progress(
-        handler.handle(&delivery).instrument(span.clone()),
-        &message,
+    if deliveries.is_empty() {
+        return;
+    }
+    let span = batch_span(spec, &held, &deliveries);
+    let started = tokio::time::Instant::now();
+    let mut outcomes = with_progress(
+        handler.handle_batch(&deliveries).instrument(span.clone()),
+        &held,
         spec.ack_wait,
     )
     .await;
     let _enter = span.enter();
-    let label = match &outcome {
-        Outcome::Done => "done",
-        Outcome::Retry { .. } => "retry",
-        Outcome::Reject(_) => "rejected",
-    };
-    metrics::counter!("slotcast_messages_total", "consumer" => spec.durable.clone(), "outcome" => label).increment(1);
-    let ack = match outcome {
-        Outcome::Done => message.ack().await,
-        Outcome::Retry { delay, reason } if deliveries < spec.max_deliver => {
-            tracing::warn!(%reason, "handler failed, will retry");
-            message.ack_with(AckKind::Nak(Some(delay))).await
+    let took = started.elapsed();
+    metrics::histogram!("slotcast_consumer_batch_messages", "consumer" => spec.durable.clone())
+        .record(deliveries.len() as f64);
+    tracing::debug!(
+        messages = deliveries.len(),
+        took_ms = took.as_secs_f64() * 1000.0,
+        "batch handled"
+    );
+    if outcomes.len() != deliveries.len() {
+        // A handler bug; never ack what it did not answer.
+        tracing::error!(
+            outcomes = outcomes.len(),
+            deliveries = deliveries.len(),
+            "the handler answered a batch with the wrong number of outcomes"
+        );
+        outcomes.resize(
+            deliveries.len(),
+            Outcome::Retry {
+                delay: Duration::from_secs(5),
+                reason: "left unanswered by the handler".to_owned(),
+            },
+        );
+    }
+    let mut counts = [0u64; 3];
+    let answering = tokio::time::Instant::now();
+    for ((message, delivery), outcome) in held.iter().zip(&deliveries).zip(outcomes) {
+        let i = match &outcome {
+            Outcome::Done => 0,
+            Outcome::Retry { .. } => 1,
+            Outcome::Reject(_) => 2,
+        };
+        counts[i] += 1;
+        answer(js, spec, message, delivery, outcome).await;
+    }
+    tracing::debug!(
+        messages = deliveries.len(),
+        took_ms = answering.elapsed().as_secs_f64() * 1000.0,
+        "batch answered"
+    );
+    for (label, n) in ["done", "retry", "rejected"].into_iter().zip(counts) {
+        if n > 0 {
+            metrics::counter!("slotcast_messages_total", "consumer" => spec.durable.clone(), "outcome" => label).increment(n);
         }
-        Outcome::Retry { reason, .. } => {
-            let reason = format!("gave up after {deliveries} deliveries: {reason}");
-            dead_letter(js, spec, &delivery, reason, &message).await
-        }
-        Outcome::Reject(reason) => dead_letter(js, spec, &delivery, reason, &message).await,
-    };
-    if let Err(e) = ack {
-        tracing::warn!(error = %e, "could not answer the message; it will be redelivered");
     }
 }
 
-/// Runs `work`, telling the server every third of `ack_wait` that the message is still in hand,
-/// so a slow but honest handler (an SMTP server taking its time) never sees its message
-/// delivered a second time. Only a process that has stopped stops the progress acks.
-async fn with_progress<F: Future<Output = Outcome>>(
-    work: F,
+/// The W3C trace context headers of `message`, keys in lower case.
+fn trace_context(message: &jetstream::Message) -> HashMap<String, String> {
+    let Some(headers) = &message.headers else {
+        return HashMap::new();
+    };
+    headers
+        .iter()
+        .filter_map(|(k, vs)| {
+            let key = k.to_string().to_ascii_lowercase();
+            let wanted = key == "traceparent" || key == "tracestate";
+            wanted.then(|| vs.first().map(|v| (key, v.to_string())))?
+        })
+        .collect()
+}
+
+/// The span a batch is handled in: a child of the message's trace for a batch of one; for
+/// more, a span of its own linked to each message's trace.
+fn batch_span(
+    spec: &ConsumerSpec,
+    held: &[jetstream::Message],
+    deliveries: &[Delivery],
+) -> tracing::Span {
+    let trace_of = |message: &jetstream::Message| {
+        message.headers.as_ref().map(|headers| {
+            headers
+                .iter()
+                .filter_map(|(k, vs)| vs.first().map(|v| (k.to_string(), v.to_string())))
+                .collect::<Vec<_>>()
+        })
+    };
+    if let [delivery] = deliveries {
+        let span = tracing::info_span!("consume", consumer = %spec.durable, subject = %delivery.subject, seq = delivery.stream_sequence, deliveries = delivery.deliveries);
+        if let Some(headers) = trace_of(&held[0]) {
+            slotcast_kit::telemetry::set_parent_from(
+                &span,
+                headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            );
+        }
+        return span;
+    }
+    let span = tracing::info_span!("consume_batch", consumer = %spec.durable, messages = deliveries.len(), first_seq = deliveries[0].stream_sequence);
+    for message in held.iter().take(MAX_LINKS) {
+        if let Some(headers) = trace_of(message) {
+            let carrier: HashMap<String, String> = headers
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect();
+            let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(&carrier));
+            let linked = cx.span().span_context().clone();
+            if linked.is_valid() {
+                span.add_link(linked);
+            }
+        }
+    }
+    span
+}
+
+/// Acks, naks or dead-letters one message according to its outcome.
+async fn answer(
+    js: &JetStream,
+    spec: &ConsumerSpec,
     message: &jetstream::Message,
+    delivery: &Delivery,
+    outcome: Outcome,
+) {
+    let ack = match outcome {
+        Outcome::Done => message.ack().await,
+        Outcome::Retry { delay, reason } if delivery.deliveries < spec.max_deliver => {
+            tracing::warn!(seq = delivery.stream_sequence, deliveries = delivery.deliveries, %reason, "handler failed, will retry");
+            message.ack_with(AckKind::Nak(Some(delay))).await
+        }
+        Outcome::Retry { reason, .. } => {
+            let reason = format!("gave up after {} deliveries: {reason}", delivery.deliveries);
+            dead_letter(js, spec, delivery, reason, message).await
+        }
+        Outcome::Reject(reason) => dead_letter(js, spec, delivery, reason, message).await,
+    };
+    if let Err(e) = ack {
+        tracing::warn!(seq = delivery.stream_sequence, error = %e, "could not answer the message; it will be redelivered");
+    }
+}
+
+/// Runs `work`, telling the server every third of `ack_wait` that the messages are still in
+/// hand, so a slow but honest handler (an SMTP server taking its time) never sees its messages
+/// delivered a second time. Only a process that has stopped stops the progress acks.
+async fn with_progress<F: Future>(
+    work: F,
+    messages: &[jetstream::Message],
     ack_wait: Duration,
-) -> Outcome {
+) -> F::Output {
     let every = (ack_wait / 3).max(Duration::from_millis(100));
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -289,9 +526,11 @@ async fn with_progress<F: Future<Output = Outcome>>(
         tokio::select! {
             outcome = &mut work => return outcome,
             _ = ticks.tick() => {
-                metrics::counter!("slotcast_progress_acks_total").increment(1);
-                if let Err(e) = message.ack_with(AckKind::Progress).await {
-                    tracing::warn!(error = %e, "progress ack not sent");
+                metrics::counter!("slotcast_progress_acks_total").increment(messages.len() as u64);
+                for message in messages {
+                    if let Err(e) = message.ack_with(AckKind::Progress).await {
+                        tracing::warn!(error = %e, "progress ack not sent");
+                    }
                 }
             }
         }

@@ -8,9 +8,11 @@
 //! - [`outbox`]: the transactional outbox: write an event in the same database transaction as
 //!   the state change, and a relay that publishes rows in order and marks them sent only after
 //!   JetStream's ack.
+//! - [`rows`]: multi-row statements cut to a size that reaches the database in one piece.
 
 pub mod consumer;
 pub mod outbox;
+pub mod rows;
 
 use std::time::Duration;
 

@@ -1,9 +1,17 @@
 //! The transactional outbox.
 //!
 //! A service writes each event into its own `outbox` table in the same transaction as the state
-//! change ([`enqueue`]). The [`Relay`] publishes unsent rows in order, awaits JetStream's ack for
-//! each, then marks them sent. If NATS or the process goes down in between, the rows stay and are
-//! published again with the same `Nats-Msg-Id`, which the stream's duplicate window drops.
+//! change ([`enqueue`], or [`enqueue_many`] for many events in one statement). The [`Relay`]
+//! publishes unsent rows in order, awaits JetStream's ack for each, then marks them sent. If NATS
+//! or the process goes down in between, the rows stay and are published again with the same
+//! `Nats-Msg-Id`, which the stream's duplicate window drops.
+//!
+//! The relay overlaps batches: it publishes a batch (pipelined, in `seq` order, on one
+//! connection), then reads and publishes the next while the first one's acks are on their way,
+//! and only then awaits those acks (in order) and marks the rows sent. Every publish still leaves
+//! in `seq` order from the one relay holding the lock, so the stream keeps the outbox's order; a
+//! publish that is not acknowledged stops the turn, and it and every row after it (some perhaps
+//! stored already) are published again on the next turn, the stored ones dropped as duplicates.
 //!
 //! On Postgres several replicas can run the relay. Each batch is claimed in a transaction with
 //! `SELECT … FOR UPDATE SKIP LOCKED`, so no two relays ever hold the same row, and the
@@ -13,7 +21,7 @@
 //! A relay that finds the lock taken leaves the rows to the one holding it. SQLite is
 //! single-node.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use chrono::Utc;
 use sea_orm::{
@@ -141,6 +149,68 @@ pub async fn enqueue<C: ConnectionTrait, T: Event>(
     Ok(())
 }
 
+/// Writes `events` to the outbox on `conn` (a transaction, normally), in their order, with
+/// multi-row `INSERT … ON CONFLICT (event_id) DO NOTHING` statements (cut by [`crate::rows`]):
+/// what [`enqueue`] does for each, in a few statements instead of one per event. Ids already
+/// there are ignored. Every event carries the current span's trace context.
+pub async fn enqueue_many<C: ConnectionTrait, T: Event>(
+    conn: &C,
+    events: &[CloudEvent<T>],
+) -> Result<(), DbErr> {
+    let current = slotcast_kit::telemetry::current_context_headers();
+    let traced: Vec<(&CloudEvent<T>, &HashMap<String, String>)> =
+        events.iter().map(|e| (e, &current)).collect();
+    enqueue_traced(conn, &traced).await
+}
+
+/// Like [`enqueue_many`], each event with the trace context it continues (W3C headers, as
+/// [`crate::consumer::Delivery::trace`] gives them); an empty one means the current span's.
+/// What a batch handler uses, so that the event of each message continues that message's trace.
+pub async fn enqueue_traced<C: ConnectionTrait, T: Event>(
+    conn: &C,
+    events: &[(&CloudEvent<T>, &HashMap<String, String>)],
+) -> Result<(), DbErr> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let current = json(&slotcast_kit::telemetry::current_context_headers())?;
+    let now = Utc::now();
+    let mut rows: Vec<ActiveModel> = Vec::with_capacity(events.len());
+    for (event, trace) in events {
+        let trace = if trace.is_empty() {
+            current.clone()
+        } else {
+            json(*trace)?
+        };
+        rows.push(ActiveModel {
+            event_id: Set(event.id),
+            subject: Set(T::SUBJECT.to_owned()),
+            payload: Set(json(*event)?),
+            trace: Set(trace),
+            created_at: Set(now),
+            published_at: Set(None),
+            ..Default::default()
+        });
+    }
+    let size = |row: &ActiveModel| match (&row.payload, &row.trace) {
+        (sea_orm::ActiveValue::Set(p), sea_orm::ActiveValue::Set(t)) => {
+            p.len() + t.len() + T::SUBJECT.len()
+        }
+        _ => 0,
+    };
+    for chunk in crate::rows::chunks(&rows, size) {
+        Entity::insert_many(chunk.to_vec())
+            .on_conflict_do_nothing_on([Column::EventId])
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+fn json<S: serde::Serialize + ?Sized>(value: &S) -> Result<String, DbErr> {
+    serde_json::to_string(value).map_err(|e| DbErr::Custom(e.to_string()))
+}
+
 /// How many rows of the outbox on `conn` are not published yet.
 pub async fn unpublished<C: ConnectionTrait>(conn: &C) -> Result<u64, DbErr> {
     Entity::find()
@@ -157,6 +227,14 @@ pub struct Relay {
     js: JetStream,
     wake: Arc<Notify>,
     batch: u64,
+    /// Batches published in one turn (one transaction holding the publisher lock) at most.
+    batches_per_turn: usize,
+}
+
+/// A batch published and not yet settled: the rows' `seq` and their acks, in order.
+struct Published {
+    seqs: Vec<i64>,
+    acks: Vec<async_nats::jetstream::context::PublishAckFuture>,
 }
 
 /// The advisory lock key of the outbox publisher (one per database; each service has its own).
@@ -171,7 +249,8 @@ impl Relay {
             db,
             js,
             wake: Arc::new(Notify::new()),
-            batch: 256,
+            batch: 1000,
+            batches_per_turn: 10,
         }
     }
 
@@ -188,7 +267,8 @@ impl Relay {
             match self.publish_pending().await {
                 Ok(n) => {
                     failures = 0;
-                    if n as u64 == self.batch {
+                    if n as u64 >= self.batch * self.batches_per_turn as u64 {
+                        // A full turn: there is probably more.
                         continue;
                     }
                 }
@@ -220,7 +300,8 @@ impl Relay {
         }
     }
 
-    /// Publishes one batch of unsent rows in order; returns how many were sent.
+    /// Publishes unsent rows in order, a few batches overlapped (at most `batches_per_turn`);
+    /// returns how many were sent.
     pub async fn publish_pending(&self) -> anyhow::Result<usize> {
         if self.db.get_database_backend() == DbBackend::Postgres {
             let txn = self.db.begin().await?;
@@ -236,58 +317,146 @@ impl Relay {
                 // Another replica is publishing; it will take these rows too.
                 return Ok(0);
             }
-            let n = self.publish_on(&txn).await?;
+            let (n, failed) = self.publish_on(&txn).await;
+            // What was acknowledged before a failure is kept marked.
             txn.commit().await?;
-            Ok(n)
+            match failed {
+                Some(e) => Err(e),
+                None => Ok(n),
+            }
         } else {
-            self.publish_on(&self.db).await
+            let (n, failed) = self.publish_on(&self.db).await;
+            match failed {
+                Some(e) => Err(e),
+                None => Ok(n),
+            }
         }
     }
 
-    async fn publish_on<C: ConnectionTrait>(&self, conn: &C) -> anyhow::Result<usize> {
+    /// One turn: reads a batch, publishes it, and while its acks are on their way reads and
+    /// publishes the next; then awaits the first batch's acks in order and marks those rows
+    /// sent. Returns how many rows were marked, and the error that ended the turn early.
+    async fn publish_on<C: ConnectionTrait>(&self, conn: &C) -> (usize, Option<anyhow::Error>) {
+        let mut in_flight: std::collections::VecDeque<Published> = Default::default();
+        let mut marked = 0;
+        let mut after = i64::MIN;
+        let mut failed = None;
+        for _ in 0..self.batches_per_turn {
+            let published = match self.publish_batch(conn, after).await {
+                Ok(p) => p,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            };
+            let Some(&last) = published.seqs.last() else {
+                break;
+            };
+            after = last;
+            let full = published.seqs.len() as u64 == self.batch;
+            in_flight.push_back(published);
+            // Keep one batch's acks on their way while the next is read and published.
+            if in_flight.len() > 1 {
+                let oldest = in_flight.pop_front().expect("two batches in flight");
+                match self.settle(conn, oldest).await {
+                    Ok(n) => marked += n,
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        // After a failure the batches still in flight are left unmarked: published again on the
+        // next turn, in order, and dropped by the stream as duplicates where they were stored.
+        if failed.is_none() {
+            while let Some(published) = in_flight.pop_front() {
+                match self.settle(conn, published).await {
+                    Ok(n) => marked += n,
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        metrics::counter!("slotcast_outbox_published_total").increment(marked as u64);
+        (marked, failed)
+    }
+
+    /// Reads up to a batch of unsent rows after `seq` `after` (claimed `FOR UPDATE SKIP LOCKED`
+    /// on Postgres) and publishes them pipelined, in order, without waiting for the acks.
+    async fn publish_batch<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        after: i64,
+    ) -> anyhow::Result<Published> {
         let mut unsent = Entity::find()
             .filter(Column::PublishedAt.is_null())
+            .filter(Column::Seq.gt(after))
             .order_by_asc(Column::Seq)
             .limit(self.batch);
         if conn.get_database_backend() == DbBackend::Postgres {
             unsent = unsent.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         }
         let rows = unsent.all(conn).await?;
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        // Pipelined: send all, then await the acks in order.
-        let mut acks = Vec::with_capacity(rows.len());
-        for row in &rows {
+        let mut published = Published {
+            seqs: Vec::with_capacity(rows.len()),
+            acks: Vec::with_capacity(rows.len()),
+        };
+        for row in rows {
             let trace: std::collections::HashMap<String, String> =
                 serde_json::from_str(&row.trace).unwrap_or_default();
             let headers = crate::headers(&row.event_id.to_string(), &trace);
             let ack = self
                 .js
-                .publish_with_headers(
-                    row.subject.clone(),
-                    headers,
-                    row.payload.clone().into_bytes().into(),
-                )
-                .await?;
-            acks.push(ack);
+                .publish_with_headers(row.subject, headers, row.payload.into_bytes().into())
+                .await;
+            match ack {
+                Ok(ack) => {
+                    published.seqs.push(row.seq);
+                    published.acks.push(ack);
+                }
+                // Not sent: this row and the ones after it wait for the next turn. Those
+                // before it are in flight and are settled as usual.
+                Err(e) if !published.seqs.is_empty() => {
+                    tracing::warn!(seq = row.seq, error = %e, "outbox row not published; the rest of the batch waits");
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
-        let mut sent = Vec::with_capacity(rows.len());
-        for (row, ack) in rows.iter().zip(acks) {
+        Ok(published)
+    }
+
+    /// Awaits a batch's acks in order and marks the acknowledged prefix sent; an ack that does
+    /// not come is an error (the rows from it on stay unsent).
+    async fn settle<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        published: Published,
+    ) -> anyhow::Result<usize> {
+        let mut sent = Vec::with_capacity(published.seqs.len());
+        let mut failed = None;
+        for (seq, ack) in published.seqs.into_iter().zip(published.acks) {
             match ack.await {
-                Ok(_) => sent.push(row.seq),
+                Ok(_) => sent.push(seq),
                 Err(e) => {
-                    self.mark_sent(conn, &sent).await?;
-                    return Err(anyhow::anyhow!(
-                        "publish of outbox row {} not acknowledged: {e}",
-                        row.seq
+                    failed = Some(anyhow::anyhow!(
+                        "publish of outbox row {seq} not acknowledged: {e}"
                     ));
+                    break;
                 }
             }
         }
         self.mark_sent(conn, &sent).await?;
-        metrics::counter!("slotcast_outbox_published_total").increment(sent.len() as u64);
-        Ok(sent.len())
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(sent.len()),
+        }
     }
 
     async fn mark_sent<C: ConnectionTrait>(&self, conn: &C, seqs: &[i64]) -> Result<(), DbErr> {

@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use slotcast_bus::consumer::{self, ConsumerSpec, Delivery, Handler, Outcome};
+use slotcast_bus::consumer::{self, BatchHandler, ConsumerSpec, Delivery, Handler, Outcome};
 use slotcast_events::{streams, subjects};
 use slotcast_test_support::NatsServer;
 use tokio_util::sync::CancellationToken;
@@ -323,4 +323,144 @@ async fn a_message_that_exhausts_max_deliver_is_dead_lettered_with_the_reason_an
     assert_eq!(deliveries.load(Ordering::SeqCst), 3);
     shutdown.cancel();
     running.await.unwrap();
+}
+
+/// Answers each message by its payload: `retry` fails on the first delivery, `reject` always,
+/// anything else succeeds. Remembers every batch it was given.
+struct Mixed {
+    batches: Batches,
+}
+
+/// Each batch handed over: payload and delivery count of each message.
+type Batches = Arc<std::sync::Mutex<Vec<Vec<(String, i64)>>>>;
+
+impl BatchHandler for Mixed {
+    async fn handle_batch(&self, deliveries: &[Delivery]) -> Vec<Outcome> {
+        let seen = deliveries
+            .iter()
+            .map(|d| {
+                (
+                    String::from_utf8_lossy(&d.payload).into_owned(),
+                    d.deliveries,
+                )
+            })
+            .collect::<Vec<_>>();
+        let outcomes = seen
+            .iter()
+            .map(
+                |(payload, deliveries)| match (payload.as_str(), deliveries) {
+                    ("retry", 1) => Outcome::Retry {
+                        delay: Duration::from_millis(50),
+                        reason: "not yet".to_owned(),
+                    },
+                    ("reject", _) => Outcome::Reject("never".to_owned()),
+                    _ => Outcome::Done,
+                },
+            )
+            .collect();
+        self.batches.lock().unwrap().push(seen);
+        outcomes
+    }
+}
+
+#[tokio::test]
+async fn a_batch_handler_gets_several_messages_and_each_is_answered_on_its_own() {
+    slotcast_test_support::init_tracing();
+    let nats = NatsServer::start().await.unwrap();
+    let client = slotcast_bus::connect(&nats.url(), "test", Duration::from_secs(5))
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(client);
+    slotcast_bus::ensure_streams(&js, 1).await.unwrap();
+    let payloads = ["a", "retry", "b", "reject", "c", "d"];
+    for (i, payload) in payloads.iter().enumerate() {
+        slotcast_bus::publish(
+            &js,
+            subjects::SLOT_CREATED,
+            &format!("m{i}"),
+            payload.as_bytes().to_vec(),
+        )
+        .await
+        .unwrap();
+    }
+    let batches = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let spec = ConsumerSpec {
+        durable: "mixed".to_owned(),
+        ack_wait: Duration::from_secs(5),
+        ..spec()
+    };
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(consumer::run_batches(
+        js.clone(),
+        spec.clone(),
+        4,
+        Arc::new(Mixed {
+            batches: batches.clone(),
+        }),
+        shutdown.clone(),
+    ));
+    let handled = |payload: &str| {
+        batches
+            .lock()
+            .unwrap()
+            .iter()
+            .flatten()
+            .filter(|(p, _)| p == payload)
+            .count()
+    };
+    until(Duration::from_secs(20), "the retry delivered again", || {
+        handled("retry") == 2
+    })
+    .await;
+    // The rejected one went to the dead letters, alone: the others of its batch were acked.
+    let letters = js
+        .get_stream(streams::DEADLETTER)
+        .await
+        .unwrap()
+        .create_consumer(async_nats::jetstream::consumer::pull::Config::default())
+        .await
+        .unwrap();
+    let mut batch = letters
+        .fetch()
+        .max_messages(1)
+        .expires(Duration::from_secs(10))
+        .messages()
+        .await
+        .unwrap();
+    use futures::StreamExt as _;
+    let letter = batch.next().await.expect("a dead letter").unwrap();
+    let letter: slotcast_events::DeadLetter = serde_json::from_slice(&letter.payload).unwrap();
+    assert_eq!(letter.payload, "reject");
+    assert_eq!(letter.reason, "never");
+    let mut c = js
+        .get_stream(streams::SCHEDULING)
+        .await
+        .unwrap()
+        .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&spec.durable)
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let info = c.info().await.unwrap();
+        if info.num_ack_pending == 0 && info.num_pending == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not every message answered: {info:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.cancel();
+    running.await.unwrap();
+    assert!(
+        batches
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|b| !b.is_empty() && b.len() <= 4)
+    );
+    for payload in ["a", "b", "c", "d", "reject"] {
+        assert_eq!(handled(payload), 1, "{payload} handled once");
+    }
 }
