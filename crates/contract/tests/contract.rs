@@ -10,11 +10,12 @@ use slotcast_contract::{
     ContractError, DEADLETTER_SCHEMA, SCHEMAS, schema_file_for, schema_for, validate_event,
 };
 use slotcast_events::{
-    AppointmentCancelled, AppointmentMoved, CATALOGUE, CloseReason, CloudEvent, DeadLetter,
-    EmailFailed, EmailSent, Event, InappStored, LostReason, NotifyPatient, OfferClaimed, OfferLost,
-    OfferedSlot, PatientContact, PatientRegistered, PractitionerCard, PractitionerRegistered,
-    ReleaseReason, SlotBooked, SlotCreated, SlotReleased, SlotWithdrawn, WaitKind, WaitlistClosed,
-    WaitlistJoined, streams, subjects,
+    AppointmentCancelled, AppointmentMoved, CATALOGUE, Channels, CloseReason, CloudEvent,
+    DeadLetter, EmailFailed, EmailSent, Event, InappStored, LostReason, NotifyPatient,
+    OfferClaimed, OfferLost, OfferPolicy, OfferedSlot, PatientContact, PatientPreferencesChanged,
+    PatientRegistered, PractitionerCard, PractitionerPolicyChanged, PractitionerRegistered,
+    Priority, ReleaseReason, SlotBooked, SlotCreated, SlotReleased, SlotWithdrawn, WaitKind,
+    WaitlistClosed, WaitlistJoined, WaitlistUpdated, streams, subjects,
 };
 use uuid::Uuid;
 
@@ -49,6 +50,7 @@ fn slot_created() -> SlotCreated {
         ends_at: at(4, 9) + Duration::minutes(30),
         batch_id: id(),
         batch_size: 3,
+        offer_policy: Default::default(),
     }
 }
 
@@ -62,6 +64,7 @@ fn notify_patient() -> NotifyPatient {
                 starts_at: at(5, 9 + i),
                 ends_at: at(5, 9 + i) + Duration::minutes(30),
                 booking_url: format!("https://clinic.example/v1/offers/eyJhbGciOi.{i}.sig"),
+                held_until: None,
             }
         })
         .collect();
@@ -87,6 +90,10 @@ fn notify_patient() -> NotifyPatient {
         reason: WaitKind::MoveUp,
         entry_id: id(),
         batch_id: id(),
+        channels: Default::default(),
+        wave: None,
+        preferences_url: None,
+        unsubscribe_url: None,
     }
 }
 
@@ -112,6 +119,7 @@ fn samples() -> Vec<(&'static str, Value)> {
             timezone: "Europe/Paris".into(),
             consultation_fee_cents: Some(2500),
             currency: "EUR".into(),
+            offer_policy: None,
         }),
         envelope(PractitionerRegistered {
             practitioner_id: id(),
@@ -120,6 +128,7 @@ fn samples() -> Vec<(&'static str, Value)> {
             timezone: "America/New_York".into(),
             consultation_fee_cents: None,
             currency: "USD".into(),
+            offer_policy: Some(OfferPolicy::Waves),
         }),
         envelope(PatientRegistered {
             patient_id: id(),
@@ -180,6 +189,12 @@ fn samples() -> Vec<(&'static str, Value)> {
             slot_id: id(),
             reason: LostReason::Taken,
         }),
+        envelope(OfferLost {
+            notification_id: id(),
+            patient_id: id(),
+            slot_id: id(),
+            reason: LostReason::Held,
+        }),
         envelope(WaitlistJoined {
             entry_id: id(),
             patient_id: id(),
@@ -190,6 +205,8 @@ fn samples() -> Vec<(&'static str, Value)> {
             earliest: None,
             latest: None,
             joined_at: at(1, 8),
+            priority: Default::default(),
+            expires_at: None,
         }),
         envelope(WaitlistJoined {
             entry_id: id(),
@@ -201,6 +218,8 @@ fn samples() -> Vec<(&'static str, Value)> {
             earliest: Some(at(2, 8)),
             latest: Some(at(19, 18)),
             joined_at: at(1, 8),
+            priority: Priority::Urgent,
+            expires_at: Some(at(28, 0)),
         }),
         envelope(notify_patient()),
         envelope(NotifyPatient {
@@ -213,7 +232,50 @@ fn samples() -> Vec<(&'static str, Value)> {
                 consultation_fee_cents: None,
                 ..notify_patient().practitioner
             },
+            slots: notify_patient()
+                .slots
+                .into_iter()
+                .map(|s| OfferedSlot {
+                    held_until: Some(at(4, 12)),
+                    ..s
+                })
+                .collect(),
+            channels: Channels {
+                email: false,
+                inapp: true,
+            },
+            wave: Some(2),
+            preferences_url: Some("https://clinic.example/v1/preferences/eyJhbGciOi.x.sig".into()),
+            unsubscribe_url: Some("https://clinic.example/v1/unsubscribe/eyJhbGciOi.x.sig".into()),
             ..notify_patient()
+        }),
+        envelope(WaitlistUpdated {
+            entry_id: id(),
+            patient_id: id(),
+            practitioner_id: id(),
+            priority: Priority::Urgent,
+            expires_at: Some(at(30, 0)),
+        }),
+        envelope(WaitlistUpdated {
+            entry_id: id(),
+            patient_id: id(),
+            practitioner_id: id(),
+            priority: Priority::Routine,
+            expires_at: None,
+        }),
+        envelope(PractitionerPolicyChanged {
+            practitioner_id: id(),
+            offer_policy: Some(OfferPolicy::Waves),
+        }),
+        envelope(PractitionerPolicyChanged {
+            practitioner_id: id(),
+            offer_policy: None,
+        }),
+        envelope(PatientPreferencesChanged {
+            patient_id: id(),
+            email: false,
+            inapp: true,
+            via: "one_click".into(),
         }),
         envelope(EmailSent {
             notification_id: id(),
@@ -251,6 +313,11 @@ fn samples() -> Vec<(&'static str, Value)> {
             batch_size: 1,
             reason,
             released_by,
+            offer_policy: if released_by.is_some() {
+                OfferPolicy::Waves
+            } else {
+                OfferPolicy::Broadcast
+            },
         }));
     }
     for reason in [

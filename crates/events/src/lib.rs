@@ -42,6 +42,9 @@ pub mod subjects {
     pub const OFFER_LOST: &str = "slotcast.scheduling.offer.lost";
     pub const WAITLIST_JOINED: &str = "slotcast.scheduling.waitlist.joined";
     pub const WAITLIST_CLOSED: &str = "slotcast.scheduling.waitlist.closed";
+    pub const WAITLIST_UPDATED: &str = "slotcast.scheduling.waitlist.updated";
+    pub const PRACTITIONER_POLICY_CHANGED: &str = "slotcast.scheduling.practitioner.policy_changed";
+    pub const PATIENT_PREFERENCES_CHANGED: &str = "slotcast.scheduling.patient.preferences_changed";
     pub const NOTIFY_PATIENT: &str = "slotcast.notify.patient";
     pub const EMAIL_SENT: &str = "slotcast.delivery.email.sent";
     pub const EMAIL_FAILED: &str = "slotcast.delivery.email.failed";
@@ -178,6 +181,9 @@ pub struct PractitionerRegistered {
     /// In minor units (cents) of `currency`.
     pub consultation_fee_cents: Option<i64>,
     pub currency: String,
+    /// The practitioner's own offering policy; `None` follows the configured default.
+    #[serde(default)]
+    pub offer_policy: Option<OfferPolicy>,
 }
 event!(
     PractitionerRegistered,
@@ -195,6 +201,66 @@ pub struct PatientRegistered {
 }
 event!(PatientRegistered, subjects::PATIENT_REGISTERED, patient_id);
 
+/// How a practitioner's openings are offered to the waiting list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OfferPolicy {
+    /// Everyone who fits is told at once; the first claim wins.
+    #[default]
+    Broadcast,
+    /// The first patients in order are told with an exclusive hold on the slots; when the hold
+    /// ends unclaimed, the next ones are told.
+    Waves,
+}
+
+impl OfferPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OfferPolicy::Broadcast => "broadcast",
+            OfferPolicy::Waves => "waves",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "broadcast" => Some(OfferPolicy::Broadcast),
+            "waves" => Some(OfferPolicy::Waves),
+            _ => None,
+        }
+    }
+}
+
+/// A practitioner's own offering policy changed (staff). It applies to openings from then on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PractitionerPolicyChanged {
+    pub practitioner_id: Uuid,
+    /// `None`: back to the configured default.
+    pub offer_policy: Option<OfferPolicy>,
+}
+event!(
+    PractitionerPolicyChanged,
+    subjects::PRACTITIONER_POLICY_CHANGED,
+    practitioner_id
+);
+
+/// A patient's notification preferences changed, through the API or a link in an email.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PatientPreferencesChanged {
+    pub patient_id: Uuid,
+    /// Availability email on or off.
+    pub email: bool,
+    /// In-app notifications on or off.
+    pub inapp: bool,
+    /// `api` (patient or staff), `link` (the preferences page of an email) or `one_click`
+    /// (the RFC 8058 unsubscribe of an email).
+    pub via: String,
+}
+event!(
+    PatientPreferencesChanged,
+    subjects::PATIENT_PREFERENCES_CHANGED,
+    patient_id
+);
+
 /// A slot was published. Slots posted in one request share `batch_id`; `batch_size` tells a
 /// consumer how many to expect, so it can treat the batch as one opening.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -205,6 +271,9 @@ pub struct SlotCreated {
     pub ends_at: DateTime<Utc>,
     pub batch_id: Uuid,
     pub batch_size: u32,
+    /// How the slot is offered: the practitioner's policy, or the configured default.
+    #[serde(default)]
+    pub offer_policy: OfferPolicy,
 }
 event!(SlotCreated, subjects::SLOT_CREATED, slot_id);
 
@@ -220,6 +289,9 @@ pub struct SlotReleased {
     pub reason: ReleaseReason,
     /// The patient who held it, so matching never offers it back to them.
     pub released_by: Option<Uuid>,
+    /// How the slot is offered: the practitioner's policy, or the configured default.
+    #[serde(default)]
+    pub offer_policy: OfferPolicy,
 }
 event!(SlotReleased, subjects::SLOT_RELEASED, slot_id);
 
@@ -311,6 +383,8 @@ pub enum LostReason {
     Started,
     /// The patient's held appointment is already earlier: moving would not be up.
     NotEarlier,
+    /// The slot is held for a wave of other patients (`waves` policy) until the hold ends.
+    Held,
 }
 
 impl LostReason {
@@ -320,6 +394,7 @@ impl LostReason {
             LostReason::Withdrawn => "withdrawn",
             LostReason::Started => "started",
             LostReason::NotEarlier => "not_earlier",
+            LostReason::Held => "held",
         }
     }
 }
@@ -363,8 +438,53 @@ pub struct WaitlistJoined {
     pub earliest: Option<DateTime<Utc>>,
     pub latest: Option<DateTime<Utc>>,
     pub joined_at: DateTime<Utc>,
+    #[serde(default)]
+    pub priority: Priority,
+    /// After this the entry is never offered anything. `None`: it does not expire.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
 }
 event!(WaitlistJoined, subjects::WAITLIST_JOINED, entry_id);
+
+/// Where an entry stands in the waiting order: `urgent` before `routine`, then longest waiting
+/// first. Set by staff.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Urgent,
+    #[default]
+    Routine,
+}
+
+impl Priority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Urgent => "urgent",
+            Priority::Routine => "routine",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "urgent" => Some(Priority::Urgent),
+            "routine" => Some(Priority::Routine),
+            _ => None,
+        }
+    }
+}
+
+/// A waiting-list entry's priority or expiry changed. Carries both, as they are now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WaitlistUpdated {
+    pub entry_id: Uuid,
+    pub patient_id: Uuid,
+    pub practitioner_id: Uuid,
+    pub priority: Priority,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+event!(WaitlistUpdated, subjects::WAITLIST_UPDATED, entry_id);
 
 /// A waiting-list entry stopped waiting.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -398,9 +518,39 @@ pub struct NotifyPatient {
     pub slots: Vec<OfferedSlot>,
     pub reason: WaitKind,
     pub entry_id: Uuid,
+    /// The opening it is about (the first, when openings within the coalescing window were
+    /// merged into one message).
     pub batch_id: Uuid,
+    /// Which notifiers deliver it: the patient's preferences. Absent means both.
+    #[serde(default)]
+    pub channels: Channels,
+    /// For the `waves` policy: the wave this message belongs to (1 is the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wave: Option<u32>,
+    /// The patient's preferences page (no login needed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferences_url: Option<String>,
+    /// The RFC 8058 one-click unsubscribe address: a `POST` turns availability email off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsubscribe_url: Option<String>,
 }
 event!(NotifyPatient, subjects::NOTIFY_PATIENT, notification_id);
+
+/// The channels a notification goes out on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Channels {
+    pub email: bool,
+    pub inapp: bool,
+}
+
+impl Default for Channels {
+    fn default() -> Self {
+        Self {
+            email: true,
+            inapp: true,
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PatientContact {
@@ -427,6 +577,9 @@ pub struct OfferedSlot {
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
     pub booking_url: String,
+    /// For the `waves` policy: the slot is held for this message's wave until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_until: Option<DateTime<Utc>>,
 }
 
 impl NotifyPatient {
@@ -500,6 +653,15 @@ pub const CATALOGUE: &[(&str, &str)] = &[
     (subjects::OFFER_LOST, "offer.lost.v1.json"),
     (subjects::WAITLIST_JOINED, "waitlist.joined.v1.json"),
     (subjects::WAITLIST_CLOSED, "waitlist.closed.v1.json"),
+    (subjects::WAITLIST_UPDATED, "waitlist.updated.v1.json"),
+    (
+        subjects::PRACTITIONER_POLICY_CHANGED,
+        "practitioner.policy_changed.v1.json",
+    ),
+    (
+        subjects::PATIENT_PREFERENCES_CHANGED,
+        "patient.preferences_changed.v1.json",
+    ),
     (subjects::NOTIFY_PATIENT, "notify.patient.v1.json"),
     (subjects::EMAIL_SENT, "delivery.email.sent.v1.json"),
     (subjects::EMAIL_FAILED, "delivery.email.failed.v1.json"),
@@ -518,6 +680,7 @@ mod tests {
             ends_at: Utc::now(),
             batch_id: Uuid::now_v7(),
             batch_size: 1,
+            offer_policy: OfferPolicy::Broadcast,
         }
     }
 
