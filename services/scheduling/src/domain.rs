@@ -1,8 +1,8 @@
 //! Input parsed at the edge into domain values. Inside the service nothing re-validates.
 
 use chrono::{DateTime, Duration, Utc};
-use serde::Deserialize;
-use slotcast_events::WaitKind;
+use serde::{Deserialize, Deserializer};
+use slotcast_events::{OfferPolicy, Priority, WaitKind};
 use uuid::Uuid;
 
 /// Why an input was refused: the 422 detail.
@@ -59,6 +59,16 @@ pub fn timezone(value: &str) -> Result<String, Invalid> {
         })
 }
 
+/// For `Option<Option<T>>` fields with `#[serde(default)]`: absent is `None`, `null` is
+/// `Some(None)`, so a PATCH tells "leave it" from "clear it".
+pub fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewPractitioner {
@@ -68,6 +78,9 @@ pub struct NewPractitioner {
     /// In major units of `currency`, for example 80 or 62.5.
     pub consultation_fee: Option<f64>,
     pub currency: Option<String>,
+    /// `null` or absent: follow the configured default.
+    #[serde(default)]
+    pub offer_policy: Option<OfferPolicy>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +90,7 @@ pub struct Practitioner {
     pub timezone: String,
     pub consultation_fee_cents: Option<i64>,
     pub currency: String,
+    pub offer_policy: Option<OfferPolicy>,
 }
 
 impl NewPractitioner {
@@ -101,6 +115,7 @@ impl NewPractitioner {
             timezone: timezone(&self.timezone)?,
             consultation_fee_cents: fee,
             currency,
+            offer_policy: self.offer_policy,
         })
     }
 }
@@ -236,6 +251,60 @@ impl NewSlots {
     }
 }
 
+/// The most slots one hold covers.
+pub const MAX_HOLD_SLOTS: usize = MAX_BATCH;
+/// The most patients one hold is for.
+pub const MAX_HOLD_PATIENTS: usize = 10_000;
+
+/// `PUT /v1/holds/{id}`: the slots to hold, for whom, until when.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewHold {
+    pub slot_ids: Vec<Uuid>,
+    pub patient_ids: Vec<Uuid>,
+    pub until: DateTime<Utc>,
+}
+
+/// A hold, checked: 1 to 200 distinct slots (as many as one request may post) (in the order given), up to 10,000 distinct
+/// patients, ending in the future.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HoldRequest {
+    pub slot_ids: Vec<Uuid>,
+    pub patient_ids: Vec<Uuid>,
+    pub until: DateTime<Utc>,
+}
+
+impl NewHold {
+    pub fn parse(self, now: DateTime<Utc>) -> Result<HoldRequest, Invalid> {
+        if self.slot_ids.is_empty() || self.slot_ids.len() > MAX_HOLD_SLOTS {
+            return invalid(format!("slot_ids holds 1 to {MAX_HOLD_SLOTS} slots"));
+        }
+        if self.patient_ids.len() > MAX_HOLD_PATIENTS {
+            return invalid(format!(
+                "patient_ids holds at most {MAX_HOLD_PATIENTS} patients"
+            ));
+        }
+        let until = time("until", self.until)?;
+        if until <= now {
+            return invalid("until must be in the future");
+        }
+        let mut slot_ids = Vec::with_capacity(self.slot_ids.len());
+        for id in self.slot_ids {
+            if !slot_ids.contains(&id) {
+                slot_ids.push(id);
+            }
+        }
+        let mut patient_ids = self.patient_ids;
+        patient_ids.sort_unstable();
+        patient_ids.dedup();
+        Ok(HoldRequest {
+            slot_ids,
+            patient_ids,
+            until,
+        })
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewWaitlistEntry {
@@ -245,6 +314,10 @@ pub struct NewWaitlistEntry {
     pub appointment_id: Option<Uuid>,
     pub earliest: Option<DateTime<Utc>>,
     pub latest: Option<DateTime<Utc>>,
+    /// `routine` when absent; only staff may ask for `urgent`.
+    pub priority: Option<Priority>,
+    /// Must be in the future; now plus the configured time to live when absent.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// What a waiting-list entry asks for, checked for consistency.
@@ -256,10 +329,31 @@ pub struct WaitRequest {
     pub appointment_id: Option<Uuid>,
     pub earliest: Option<DateTime<Utc>>,
     pub latest: Option<DateTime<Utc>>,
+    pub priority: Priority,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// An expiry time: in the future, and storable (whole microseconds, as the database keeps it, so
+/// the event and the stored row agree).
+pub fn expiry(t: DateTime<Utc>, now: DateTime<Utc>) -> Result<DateTime<Utc>, Invalid> {
+    let t = chrono::SubsecRound::trunc_subsecs(time("expires_at", t)?, 6);
+    if t <= now {
+        return invalid("expires_at must be in the future");
+    }
+    Ok(t)
+}
+
+/// `PATCH /v1/waitlist/{id}`: what to change.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitlistPatch {
+    pub priority: Option<Priority>,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl NewWaitlistEntry {
-    pub fn parse(self) -> Result<WaitRequest, Invalid> {
+    /// `ttl` is how long the entry lasts when no `expires_at` is given.
+    pub fn parse(self, now: DateTime<Utc>, ttl: Duration) -> Result<WaitRequest, Invalid> {
         match (self.kind, self.appointment_id) {
             (WaitKind::MoveUp, None) => return invalid("a move_up entry needs appointment_id"),
             (WaitKind::New, Some(_)) => return invalid("a new entry holds no appointment_id"),
@@ -279,6 +373,11 @@ impl NewWaitlistEntry {
             appointment_id: self.appointment_id,
             earliest,
             latest,
+            priority: self.priority.unwrap_or_default(),
+            expires_at: match self.expires_at {
+                Some(t) => expiry(t, now)?,
+                None => chrono::SubsecRound::trunc_subsecs(now + ttl, 6),
+            },
         })
     }
 }
@@ -341,6 +440,7 @@ mod tests {
             timezone: "UTC".into(),
             consultation_fee: fee,
             currency: None,
+            offer_policy: None,
         };
         assert_eq!(
             p(Some(62.5)).parse().unwrap().consultation_fee_cents,
@@ -367,22 +467,20 @@ mod tests {
             appointment_id,
             earliest,
             latest,
+            priority: None,
+            expires_at: None,
         };
-        assert!(e(WaitKind::MoveUp, None, None, None).parse().is_err());
-        assert!(
-            e(WaitKind::New, Some(Uuid::nil()), None, None)
-                .parse()
-                .is_err()
-        );
-        assert!(
-            e(WaitKind::New, None, Some(at(2)), Some(at(1)))
-                .parse()
-                .is_err()
-        );
-        assert!(
-            e(WaitKind::New, None, Some(at(1)), Some(at(2)))
-                .parse()
-                .is_ok()
-        );
+        let parse = |e: NewWaitlistEntry| e.parse(Utc::now(), Duration::days(90));
+        assert!(parse(e(WaitKind::MoveUp, None, None, None)).is_err());
+        assert!(parse(e(WaitKind::New, Some(Uuid::nil()), None, None)).is_err());
+        assert!(parse(e(WaitKind::New, None, Some(at(2)), Some(at(1)))).is_err());
+        let ok = parse(e(WaitKind::New, None, Some(at(1)), Some(at(2)))).unwrap();
+        assert_eq!(ok.priority, Priority::Routine);
+        assert!(ok.expires_at > at(24 * 89));
+        let past = NewWaitlistEntry {
+            expires_at: Some(at(-1)),
+            ..e(WaitKind::New, None, None, None)
+        };
+        assert!(parse(past).is_err());
     }
 }

@@ -14,6 +14,8 @@ pub mod practitioner {
         pub consultation_fee_cents: Option<i64>,
         pub currency: String,
         pub created_at: DateTimeUtc,
+        /// `broadcast`, `waves`, or `None` to follow the configured default.
+        pub offer_policy: Option<String>,
     }
     slotcast_kit::no_relations!();
 }
@@ -31,6 +33,11 @@ pub mod patient {
         pub locale: String,
         pub timezone: Option<String>,
         pub created_at: DateTimeUtc,
+        /// Availability emails on or off.
+        pub notify_email: bool,
+        /// In-app availability notifications on or off.
+        pub notify_inapp: bool,
+        pub preferences_updated_at: Option<DateTimeUtc>,
     }
     slotcast_kit::no_relations!();
 }
@@ -50,6 +57,10 @@ pub mod slot {
         pub status: String,
         pub batch_id: Uuid,
         pub created_at: DateTimeUtc,
+        /// While `held`: the hold (`None` for the pre-hold of a `waves` opening).
+        pub hold_id: Option<Uuid>,
+        /// While `held`: when the hold lapses; from then on the slot counts as available.
+        pub held_until: Option<DateTimeUtc>,
     }
     slotcast_kit::no_relations!();
 }
@@ -92,6 +103,10 @@ pub mod waitlist_entry {
         pub status: String,
         pub created_at: DateTimeUtc,
         pub closed_at: Option<DateTimeUtc>,
+        /// `urgent` or `routine`.
+        pub priority: String,
+        /// After this the entry is never offered anything (`None`: it does not expire).
+        pub expires_at: Option<DateTimeUtc>,
     }
     slotcast_kit::no_relations!();
 }
@@ -112,6 +127,37 @@ pub mod offer {
         pub used_at: Option<DateTimeUtc>,
         pub slot_id: Option<Uuid>,
         pub appointment_id: Option<Uuid>,
+    }
+    slotcast_kit::no_relations!();
+}
+
+/// An exclusive hold on slots for a set of patients (the `waves` policy), placed by matching.
+pub mod hold {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "holds")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub until: DateTimeUtc,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+    slotcast_kit::no_relations!();
+}
+
+/// The patients a hold is for: only they may book its slots while it lasts.
+pub mod hold_patient {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "hold_patients")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub hold_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub patient_id: Uuid,
     }
     slotcast_kit::no_relations!();
 }

@@ -10,6 +10,7 @@ impl MigratorTrait for Migrator {
             Box::new(slotcast_bus::outbox::CreateOutbox),
             Box::new(CreateScheduling),
             Box::new(CreateOffers),
+            Box::new(NotificationPolicy),
         ]
     }
 }
@@ -283,5 +284,129 @@ impl MigrationTrait for CreateOffers {
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.drop_table(Table::drop().table(Offers::Table).to_owned())
             .await
+    }
+}
+
+#[derive(DeriveIden)]
+enum Holds {
+    Table,
+    Id,
+    Until,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum HoldPatients {
+    Table,
+    HoldId,
+    PatientId,
+}
+
+#[derive(DeriveIden)]
+enum PolicyColumns {
+    OfferPolicy,
+    HoldId,
+    HeldUntil,
+    Priority,
+    ExpiresAt,
+    NotifyEmail,
+    NotifyInapp,
+    PreferencesUpdatedAt,
+}
+
+/// Issue 6, notification policy: a practitioner's `offer_policy`, a slot's hold (`hold_id`,
+/// `held_until`), a waiting-list entry's `priority` and `expires_at`, a patient's notification
+/// preferences, and the `holds` with their patient sets. One column per `ALTER TABLE`, as SQLite
+/// wants it.
+pub struct NotificationPolicy;
+
+impl MigrationName for NotificationPolicy {
+    fn name(&self) -> &str {
+        "m0003_notification_policy"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for NotificationPolicy {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let add =
+            |table: DynIden, col: ColumnDef| Table::alter().table(table).add_column(col).to_owned();
+        for statement in [
+            add(
+                Practitioners::Table.into_iden(),
+                string_null(PolicyColumns::OfferPolicy),
+            ),
+            add(Slots::Table.into_iden(), uuid_null(PolicyColumns::HoldId)),
+            add(
+                Slots::Table.into_iden(),
+                timestamp_with_time_zone_null(PolicyColumns::HeldUntil),
+            ),
+            add(
+                WaitlistEntries::Table.into_iden(),
+                string(PolicyColumns::Priority)
+                    .default("routine")
+                    .to_owned(),
+            ),
+            add(
+                WaitlistEntries::Table.into_iden(),
+                timestamp_with_time_zone_null(PolicyColumns::ExpiresAt),
+            ),
+            add(
+                Patients::Table.into_iden(),
+                boolean(PolicyColumns::NotifyEmail).default(true).to_owned(),
+            ),
+            add(
+                Patients::Table.into_iden(),
+                boolean(PolicyColumns::NotifyInapp).default(true).to_owned(),
+            ),
+            add(
+                Patients::Table.into_iden(),
+                timestamp_with_time_zone_null(PolicyColumns::PreferencesUpdatedAt),
+            ),
+        ] {
+            m.alter_table(statement).await?;
+        }
+        m.create_index(
+            Index::create()
+                .if_not_exists()
+                .name("slots_hold")
+                .table(Slots::Table)
+                .col(PolicyColumns::HoldId)
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(Holds::Table)
+                .if_not_exists()
+                .col(pk_uuid(Holds::Id))
+                .col(timestamp_with_time_zone(Holds::Until))
+                .col(timestamp_with_time_zone(Holds::CreatedAt))
+                .col(timestamp_with_time_zone(Holds::UpdatedAt))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(HoldPatients::Table)
+                .if_not_exists()
+                .col(uuid(HoldPatients::HoldId))
+                .col(uuid(HoldPatients::PatientId))
+                .primary_key(
+                    Index::create()
+                        .col(HoldPatients::HoldId)
+                        .col(HoldPatients::PatientId),
+                )
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for t in [HoldPatients::Table.into_iden(), Holds::Table.into_iden()] {
+            m.drop_table(Table::drop().table(t).to_owned()).await?;
+        }
+        Ok(())
     }
 }

@@ -1,4 +1,9 @@
 //! Appointments: book a slot, read, cancel.
+//!
+//! While a slot is held (`held_until` in the future) only a patient of its hold's patient set
+//! may book it, whoever the caller is (staff included); anyone else gets 409 "held for other
+//! patients" with `held_until`. A pre-hold has no patients: nobody books until it lapses or a
+//! wave's hold replaces it. A holder who books gets the slot and the hold on it ends.
 
 use axum::{
     Json, Router,
@@ -21,12 +26,12 @@ use uuid::Uuid;
 
 use super::{
     emit, for_update,
-    slots::{AVAILABLE, BOOKED, WITHDRAWN},
+    slots::{AVAILABLE, BOOKED, HELD, WITHDRAWN, held_until, opening, policy_of, status_is},
     waitlist::{ACTIVE, close_entries},
 };
 use crate::{
-    AppState,
-    entities::{appointment, patient, slot, waitlist_entry},
+    AppState, Policy,
+    entities::{appointment, hold_patient, patient, slot, waitlist_entry},
     error::ApiResult,
 };
 
@@ -83,6 +88,8 @@ pub enum Refusal {
     Started,
     Taken,
     Withdrawn,
+    /// Held for other patients until then.
+    Held(DateTime<Utc>),
 }
 
 impl Refusal {
@@ -92,6 +99,9 @@ impl Refusal {
             Refusal::Started => Problem::conflict("the slot has already started"),
             Refusal::Taken => Problem::conflict("the slot is no longer available"),
             Refusal::Withdrawn => Problem::conflict("the slot has been withdrawn"),
+            Refusal::Held(until) => {
+                Problem::conflict("held for other patients").with("held_until", until)
+            }
         }
     }
 
@@ -102,38 +112,72 @@ impl Refusal {
             Refusal::Started => Some(LostReason::Started),
             Refusal::Taken => Some(LostReason::Taken),
             Refusal::Withdrawn => Some(LostReason::Withdrawn),
+            Refusal::Held(_) => Some(LostReason::Held),
         }
     }
 }
 
-/// Marks `slot_id` booked if it is available and has not started, inside `conn`'s transaction.
-/// The update is conditional on the status, so under any concurrency exactly one caller gets
-/// the slot: on Postgres the others wait for the winner's commit and then find it booked.
+/// Marks `slot_id` booked for `patient_id` if it is available (or held for them) and has not
+/// started, inside `conn`'s transaction. The slot row is locked (Postgres) and the update is
+/// conditional on its status, so under any concurrency exactly one caller gets the slot: the
+/// others wait for the winner's commit and then find it booked.
 pub async fn take_slot<C: ConnectionTrait>(
     conn: &C,
     slot_id: Uuid,
+    patient_id: Uuid,
 ) -> Result<Result<slot::Model, Refusal>, DbErr> {
-    let Some(s) = slot::Entity::find_by_id(slot_id).one(conn).await? else {
+    let Some(s) = for_update(slot::Entity::find_by_id(slot_id), conn)
+        .one(conn)
+        .await?
+    else {
         return Ok(Err(Refusal::NoSuchSlot));
     };
-    if s.starts_at <= Utc::now() {
+    let now = Utc::now();
+    if s.starts_at <= now {
         return Ok(Err(Refusal::Started));
     }
-    let claimed = slot::Entity::update_many()
+    let mut claim = slot::Entity::update_many()
         .col_expr(slot::Column::Status, Expr::value(BOOKED))
-        .filter(slot::Column::Id.eq(slot_id))
-        .filter(slot::Column::Status.eq(AVAILABLE))
-        .exec(conn)
-        .await?;
-    if claimed.rows_affected == 0 {
-        let now = slot::Entity::find_by_id(slot_id).one(conn).await?;
-        return Ok(Err(match now.map(|s| s.status) {
-            Some(status) if status == WITHDRAWN => Refusal::Withdrawn,
-            _ => Refusal::Taken,
+        .col_expr(slot::Column::HoldId, Expr::value(Option::<Uuid>::None))
+        .col_expr(
+            slot::Column::HeldUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(slot::Column::Id.eq(slot_id));
+    match held_until(&s, now) {
+        Some(until) => {
+            let holder = match s.hold_id {
+                Some(hold_id) => hold_patient::Entity::find_by_id((hold_id, patient_id))
+                    .one(conn)
+                    .await?
+                    .is_some(),
+                None => false,
+            };
+            if !holder {
+                return Ok(Err(Refusal::Held(until)));
+            }
+            claim = claim
+                .filter(slot::Column::Status.eq(HELD))
+                .filter(slot::Column::HoldId.eq(s.hold_id));
+        }
+        None => claim = claim.filter(status_is(AVAILABLE, now)),
+    }
+    if claim.exec(conn).await?.rows_affected == 0 {
+        let current = slot::Entity::find_by_id(slot_id).one(conn).await?;
+        let now = Utc::now();
+        return Ok(Err(match current {
+            Some(c) if c.status == WITHDRAWN => Refusal::Withdrawn,
+            Some(c) => match held_until(&c, now) {
+                Some(until) => Refusal::Held(until),
+                None => Refusal::Taken,
+            },
+            None => Refusal::NoSuchSlot,
         }));
     }
     Ok(Ok(slot::Model {
         status: BOOKED.to_owned(),
+        hold_id: None,
+        held_until: None,
         ..s
     }))
 }
@@ -145,7 +189,7 @@ pub async fn book_slot<C: ConnectionTrait>(
     patient_id: Uuid,
     slot_id: Uuid,
 ) -> Result<Result<AppointmentView, Refusal>, DbErr> {
-    let s = match take_slot(conn, slot_id).await? {
+    let s = match take_slot(conn, slot_id, patient_id).await? {
         Ok(s) => s,
         Err(refusal) => return Ok(Err(refusal)),
     };
@@ -190,12 +234,13 @@ pub async fn move_up<C: ConnectionTrait>(
     held: appointment::Model,
     entry: waitlist_entry::Model,
     slot_id: Uuid,
+    settings: &Policy,
 ) -> Result<Result<AppointmentView, Refusal>, DbErr> {
     let old = slot::Entity::find_by_id(held.slot_id)
         .one(conn)
         .await?
         .ok_or_else(|| DbErr::RecordNotFound(format!("slot {} of an appointment", held.slot_id)))?;
-    let new = match take_slot(conn, slot_id).await? {
+    let new = match take_slot(conn, slot_id, held.patient_id).await? {
         Ok(s) => s,
         Err(refusal) => return Ok(Err(refusal)),
     };
@@ -203,12 +248,6 @@ pub async fn move_up<C: ConnectionTrait>(
     let mut moved: appointment::ActiveModel = held.into();
     moved.slot_id = Set(new.id);
     let a = moved.update(conn).await?;
-    slot::Entity::update_many()
-        .col_expr(slot::Column::Status, Expr::value(AVAILABLE))
-        .filter(slot::Column::Id.eq(from_slot_id))
-        .filter(slot::Column::Status.eq(BOOKED))
-        .exec(conn)
-        .await?;
     emit(
         conn,
         AppointmentMoved {
@@ -233,35 +272,60 @@ pub async fn move_up<C: ConnectionTrait>(
     .await?;
     // Closed before the release, so matching never weighs this entry for the freed slot.
     close_entries(conn, vec![entry], CloseReason::Fulfilled).await?;
-    release(conn, &old, ReleaseReason::MovedUp, patient_id).await?;
+    reopen(conn, &old, ReleaseReason::MovedUp, patient_id, settings).await?;
     Ok(Ok(AppointmentView::new(a, &new)))
 }
 
-/// Says that `slot` is free again (an opening of its own, for matching to offer to the next in
-/// line, never back to `left_by`), unless it has already started.
-async fn release<C: ConnectionTrait>(
+/// Frees the booked `slot`: `available`, or under the `waves` policy held by a pre-hold until
+/// matching places the first wave's hold. Unless it has already started, says so with
+/// `slot.released` (an opening of its own, for matching to offer to the next in line, never
+/// back to `left_by`), carrying the effective policy. Returns the slot as it is now.
+async fn reopen<C: ConnectionTrait>(
     conn: &C,
     slot: &slot::Model,
     reason: ReleaseReason,
     left_by: Uuid,
-) -> Result<(), DbErr> {
-    if slot.starts_at <= Utc::now() {
-        return Ok(());
+    settings: &Policy,
+) -> Result<slot::Model, DbErr> {
+    let now = Utc::now();
+    let offer_policy = policy_of(conn, slot.practitioner_id, settings).await?;
+    let started = slot.starts_at <= now;
+    let (status, held_until) = if started {
+        (AVAILABLE, None)
+    } else {
+        opening(offer_policy, settings, now)
+    };
+    slot::Entity::update_many()
+        .col_expr(slot::Column::Status, Expr::value(status))
+        .col_expr(slot::Column::HoldId, Expr::value(Option::<Uuid>::None))
+        .col_expr(slot::Column::HeldUntil, Expr::value(held_until))
+        .filter(slot::Column::Id.eq(slot.id))
+        .filter(slot::Column::Status.eq(BOOKED))
+        .exec(conn)
+        .await?;
+    if !started {
+        emit(
+            conn,
+            SlotReleased {
+                slot_id: slot.id,
+                practitioner_id: slot.practitioner_id,
+                starts_at: slot.starts_at,
+                ends_at: slot.ends_at,
+                batch_id: Uuid::now_v7(),
+                batch_size: 1,
+                reason,
+                released_by: Some(left_by),
+                offer_policy,
+            },
+        )
+        .await?;
     }
-    emit(
-        conn,
-        SlotReleased {
-            slot_id: slot.id,
-            practitioner_id: slot.practitioner_id,
-            starts_at: slot.starts_at,
-            ends_at: slot.ends_at,
-            batch_id: Uuid::now_v7(),
-            batch_size: 1,
-            reason,
-            released_by: Some(left_by),
-        },
-    )
-    .await
+    Ok(slot::Model {
+        status: status.to_owned(),
+        hold_id: None,
+        held_until,
+        ..slot.clone()
+    })
 }
 
 async fn book(
@@ -336,11 +400,6 @@ async fn cancel(
     cancelled.status = Set(APPOINTMENT_CANCELLED.to_owned());
     cancelled.cancelled_at = Set(Some(now));
     let a = cancelled.update(&txn).await?;
-    slot::Entity::update_many()
-        .col_expr(slot::Column::Status, Expr::value(AVAILABLE))
-        .filter(slot::Column::Id.eq(s.id))
-        .exec(&txn)
-        .await?;
     emit(
         &txn,
         AppointmentCancelled {
@@ -351,7 +410,14 @@ async fn cancel(
         },
     )
     .await?;
-    release(&txn, &s, ReleaseReason::Cancelled, a.patient_id).await?;
+    let s = reopen(
+        &txn,
+        &s,
+        ReleaseReason::Cancelled,
+        a.patient_id,
+        &state.policy,
+    )
+    .await?;
     let holding = waitlist_entry::Entity::find()
         .filter(waitlist_entry::Column::AppointmentId.eq(a.id))
         .filter(waitlist_entry::Column::Status.eq(ACTIVE))
@@ -361,9 +427,5 @@ async fn cancel(
     txn.commit().await?;
     state.relay.wake();
     tracing::info!(appointment_id = %a.id, slot_id = %s.id, "appointment cancelled");
-    let s = slot::Model {
-        status: AVAILABLE.to_owned(),
-        ..s
-    };
     Ok(Json(AppointmentView::new(a, &s)))
 }

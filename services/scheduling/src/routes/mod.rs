@@ -1,9 +1,17 @@
 //! The `/v1` API, one module per resource.
+//!
+//! - `practitioners`, `patients`, `slots`, `appointments`, `waitlist`: the resources.
+//! - `offers`: booking links (no login; the signed token is the credential).
+//! - `holds`: the exclusive holds matching places on slots under the `waves` policy.
+//! - `preferences`: a patient's notification preferences, through the API and through the
+//!   signed preferences and one-click unsubscribe links of an email.
 
 mod appointments;
+mod holds;
 mod offers;
 mod patients;
 mod practitioners;
+mod preferences;
 mod slots;
 mod waitlist;
 
@@ -22,7 +30,14 @@ pub fn router(state: AppState) -> Router {
         .merge(appointments::router())
         .merge(waitlist::router())
         .merge(offers::router())
+        .merge(preferences::router())
         .with_state(state)
+}
+
+/// The hold routes, layered on their own (a larger body limit); merge them after the common
+/// layers are applied to [`router`].
+pub fn holds_router(state: AppState) -> Router {
+    holds::router(state)
 }
 
 /// Writes `data` as an event into the outbox, inside the caller's transaction.

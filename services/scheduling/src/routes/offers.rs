@@ -6,6 +6,10 @@
 //! booking. Reading a link never books anything, so a mail scanner that follows links is
 //! harmless. A browser gets HTML (with a form per open slot, no script needed), anything else
 //! JSON.
+//!
+//! A slot held for a wave (`waves` policy) shows as `available` to a patient of that hold and
+//! as `held` to everyone else; a claim on it by anyone else is refused (409, `held_until`) and
+//! recorded as `offer.lost` with reason `held`.
 
 use std::collections::{HashMap, HashSet};
 
@@ -33,12 +37,12 @@ use uuid::Uuid;
 use super::{
     appointments::{APPOINTMENT_BOOKED, AppointmentView, Refusal, book_slot, move_up},
     emit, for_update,
-    slots::{AVAILABLE, BOOKED, HELD, WITHDRAWN},
+    slots::{AVAILABLE, BOOKED, HELD, WITHDRAWN, held_until, status_at},
     waitlist::ACTIVE,
 };
 use crate::{
-    AppState,
-    entities::{appointment, offer, practitioner, slot, waitlist_entry},
+    AppState, Policy,
+    entities::{appointment, hold_patient, offer, practitioner, slot, waitlist_entry},
     error::ApiError,
 };
 
@@ -109,13 +113,13 @@ struct Claimed {
 
 /// A browser asked (HTML), or a program (JSON).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
+pub(super) enum Format {
     Html,
     Json,
 }
 
 impl Format {
-    fn of(headers: &HeaderMap) -> Self {
+    pub(super) fn of(headers: &HeaderMap) -> Self {
         let accept = headers
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
@@ -126,6 +130,14 @@ impl Format {
             Format::Json
         }
     }
+}
+
+/// Whether the body is a form a page posted (`application/x-www-form-urlencoded`), not JSON.
+pub(super) fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
 }
 
 /// An error shown the way the caller asked: problem+json, or a page with the same status.
@@ -207,11 +219,7 @@ async fn claim(
     request: Request,
 ) -> Result<Response, Failure> {
     let format = Format::of(request.headers());
-    let is_form = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let is_form = is_form(request.headers());
     let claims = verify(&state, &token, format)?;
     let body = if is_form {
         axum::Form::<ClaimBody>::from_request(request, &())
@@ -230,7 +238,7 @@ async fn claim(
             Problem::unprocessable("this link does not offer that slot"),
         ));
     }
-    match book_from_offer(&state.db, &claims, body.slot_id)
+    match book_from_offer(&state.db, &state.policy, &claims, body.slot_id)
         .await
         .map_err(|e| fail(format, e))?
     {
@@ -289,6 +297,7 @@ async fn claim(
 /// answer (409 taken, 410 link used); a lost race is recorded as `offer.lost`.
 async fn book_from_offer(
     db: &DatabaseConnection,
+    settings: &Policy,
     claims: &OfferClaims,
     slot_id: Uuid,
 ) -> Result<Result<Claimed, Problem>, ApiError> {
@@ -347,7 +356,7 @@ async fn book_from_offer(
                     Problem::conflict("your appointment is already at this time or earlier"),
                 ))
             } else {
-                move_up(&txn, held, entry, slot_id)
+                move_up(&txn, held, entry, slot_id, settings)
                     .await?
                     .map(|a| (a, Some(held_slot.id)))
                     .map_err(lost)
@@ -495,6 +504,24 @@ async fn load_view(
         .await?
         .filter(|o| o.used_at.is_some());
     let now = Utc::now();
+    // The holds this patient belongs to, among those on the offered slots.
+    let hold_ids: Vec<Uuid> = slots
+        .iter()
+        .filter(|s| held_until(s, now).is_some())
+        .filter_map(|s| s.hold_id)
+        .collect();
+    let holding: HashSet<Uuid> = if hold_ids.is_empty() {
+        HashSet::new()
+    } else {
+        hold_patient::Entity::find()
+            .filter(hold_patient::Column::PatientId.eq(claims.sub))
+            .filter(hold_patient::Column::HoldId.is_in(hold_ids))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|h| h.hold_id)
+            .collect()
+    };
     let claim_url = format!("{base_url}/v1/offers/{token}/claim");
     let mut by_id: HashMap<Uuid, slot::Model> = slots.into_iter().map(|s| (s.id, s)).collect();
     let mut shown: Vec<OfferedSlotView> = claims
@@ -507,8 +534,9 @@ async fn load_view(
             } else if s.starts_at <= now {
                 "started"
             } else {
-                match s.status.as_str() {
+                match status_at(&s, now) {
                     AVAILABLE => "available",
+                    HELD if s.hold_id.is_some_and(|h| holding.contains(&h)) => "available",
                     HELD => "held",
                     BOOKED => "taken",
                     WITHDRAWN => "withdrawn",

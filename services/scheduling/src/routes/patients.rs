@@ -61,6 +61,9 @@ async fn create(
         locale: Set(p.locale.clone()),
         timezone: Set(p.timezone.clone()),
         created_at: Set(Utc::now()),
+        notify_email: Set(true),
+        notify_inapp: Set(true),
+        preferences_updated_at: Set(None),
     }
     .insert(&txn)
     .await?;

@@ -1,4 +1,5 @@
-//! `POST /v1/practitioners` and `GET /v1/practitioners/{id}`.
+//! `POST /v1/practitioners`, `GET /v1/practitioners/{id}` and `PATCH /v1/practitioners/{id}`
+//! (the offering policy, staff only).
 
 use axum::{
     Json, Router,
@@ -8,18 +9,23 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, EntityTrait, Set, TransactionTrait};
-use serde::Serialize;
-use slotcast_events::PractitionerRegistered;
+use serde::{Deserialize, Serialize};
+use slotcast_events::{OfferPolicy, PractitionerPolicyChanged, PractitionerRegistered};
 use slotcast_kit::{ApiJson, Problem, auth::Caller, problem::ApiPath};
 use uuid::Uuid;
 
-use super::emit;
-use crate::{AppState, domain::NewPractitioner, entities::practitioner, error::ApiResult};
+use super::{emit, for_update};
+use crate::{
+    AppState, Policy,
+    domain::{NewPractitioner, present},
+    entities::practitioner,
+    error::ApiResult,
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/practitioners", post(create))
-        .route("/v1/practitioners/{id}", get(read))
+        .route("/v1/practitioners/{id}", get(read).patch(update))
 }
 
 #[derive(Serialize)]
@@ -30,11 +36,21 @@ pub struct PractitionerView {
     pub timezone: String,
     pub consultation_fee: Option<f64>,
     pub currency: String,
+    /// The practitioner's own policy; `null` follows the configured default.
+    pub offer_policy: Option<OfferPolicy>,
+    /// The policy their openings are offered with now.
+    pub effective_offer_policy: OfferPolicy,
     pub created_at: DateTime<Utc>,
 }
 
-impl From<practitioner::Model> for PractitionerView {
-    fn from(m: practitioner::Model) -> Self {
+/// A practitioner's own offering policy as stored (an unknown value reads as none).
+pub fn own_policy(m: &practitioner::Model) -> Option<OfferPolicy> {
+    m.offer_policy.as_deref().and_then(OfferPolicy::parse)
+}
+
+impl PractitionerView {
+    fn new(m: practitioner::Model, policy: &Policy) -> Self {
+        let own = own_policy(&m);
         Self {
             id: m.id,
             name: m.name,
@@ -42,6 +58,8 @@ impl From<practitioner::Model> for PractitionerView {
             timezone: m.timezone,
             consultation_fee: m.consultation_fee_cents.map(|c| c as f64 / 100.0),
             currency: m.currency,
+            offer_policy: own,
+            effective_offer_policy: policy.effective(own),
             created_at: m.created_at,
         }
     }
@@ -64,6 +82,7 @@ async fn create(
         consultation_fee_cents: Set(p.consultation_fee_cents),
         currency: Set(p.currency.clone()),
         created_at: Set(Utc::now()),
+        offer_policy: Set(p.offer_policy.map(|o| o.as_str().to_owned())),
     }
     .insert(&txn)
     .await?;
@@ -76,13 +95,17 @@ async fn create(
             timezone: p.timezone,
             consultation_fee_cents: p.consultation_fee_cents,
             currency: p.currency,
+            offer_policy: p.offer_policy,
         },
     )
     .await?;
     txn.commit().await?;
     state.relay.wake();
     tracing::info!(practitioner_id = %id, "practitioner registered");
-    Ok((StatusCode::CREATED, Json(model.into())))
+    Ok((
+        StatusCode::CREATED,
+        Json(PractitionerView::new(model, &state.policy)),
+    ))
 }
 
 async fn read(
@@ -94,5 +117,50 @@ async fn read(
         .one(&state.db)
         .await?
         .ok_or_else(|| Problem::not_found("no such practitioner"))?;
-    Ok(Json(p.into()))
+    Ok(Json(PractitionerView::new(p, &state.policy)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PractitionerPatch {
+    /// Absent: unchanged; `null`: follow the configured default.
+    #[serde(default, deserialize_with = "present")]
+    offer_policy: Option<Option<OfferPolicy>>,
+}
+
+/// Changes the practitioner's offering policy (staff). It applies to openings from then on;
+/// `practitioner.policy_changed` is published only when it changed.
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<PractitionerPatch>,
+) -> ApiResult<Json<PractitionerView>> {
+    caller.require_staff()?;
+    let txn = state.db.begin().await?;
+    let p = for_update(practitioner::Entity::find_by_id(id), &txn)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| Problem::not_found("no such practitioner"))?;
+    let Some(wanted) = body.offer_policy else {
+        return Ok(Json(PractitionerView::new(p, &state.policy)));
+    };
+    if own_policy(&p) == wanted && p.offer_policy.is_some() == wanted.is_some() {
+        return Ok(Json(PractitionerView::new(p, &state.policy)));
+    }
+    let mut changed: practitioner::ActiveModel = p.into();
+    changed.offer_policy = Set(wanted.map(|o| o.as_str().to_owned()));
+    let p = changed.update(&txn).await?;
+    emit(
+        &txn,
+        PractitionerPolicyChanged {
+            practitioner_id: id,
+            offer_policy: wanted,
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    state.relay.wake();
+    tracing::info!(practitioner_id = %id, offer_policy = ?wanted, "practitioner offer policy changed");
+    Ok(Json(PractitionerView::new(p, &state.policy)))
 }

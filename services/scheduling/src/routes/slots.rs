@@ -1,4 +1,9 @@
 //! Slots: publish a batch, list, withdraw.
+//!
+//! A slot's stored status is `available`, `held`, `booked` or `withdrawn`. A `held` slot has a
+//! `held_until`; once that has passed the slot *is* available (in listings, in the `status=`
+//! filter, for booking and for claims) without anything rewriting the row. Under the `waves`
+//! policy a new slot starts held by a pre-hold (no hold id) for `WAVES_FIRST_HOLD_SECS`.
 
 use axum::{
     Json, Router,
@@ -12,7 +17,7 @@ use sea_orm::{
     TransactionTrait, sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
-use slotcast_events::{SlotCreated, SlotWithdrawn};
+use slotcast_events::{OfferPolicy, SlotCreated, SlotWithdrawn};
 use slotcast_kit::{
     ApiJson, Problem,
     auth::Caller,
@@ -20,9 +25,9 @@ use slotcast_kit::{
 };
 use uuid::Uuid;
 
-use super::{emit, for_update};
+use super::{emit, for_update, practitioners::own_policy};
 use crate::{
-    AppState,
+    AppState, Policy,
     domain::{Invalid, NewSlots},
     entities::{practitioner, slot},
     error::ApiResult,
@@ -39,26 +44,103 @@ pub fn router() -> Router<AppState> {
         .route("/v1/slots/{id}", delete(withdraw).get(read))
 }
 
+/// The status a slot has at `now`: a lapsed hold is available.
+pub fn status_at(s: &slot::Model, now: DateTime<Utc>) -> &str {
+    match s.status.as_str() {
+        HELD if s.held_until.is_none_or(|until| until <= now) => AVAILABLE,
+        other => other,
+    }
+}
+
+/// Whether the slot is held at `now` (by a hold or a pre-hold), and until when.
+pub fn held_until(s: &slot::Model, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    (s.status == HELD)
+        .then_some(s.held_until)
+        .flatten()
+        .filter(|until| *until > now)
+}
+
+/// Slots whose status is `status` at `now`, as a query condition.
+pub fn status_is(status: &str, now: DateTime<Utc>) -> Condition {
+    let lapsed = Condition::all().add(slot::Column::Status.eq(HELD)).add(
+        Condition::any()
+            .add(slot::Column::HeldUntil.is_null())
+            .add(slot::Column::HeldUntil.lte(now)),
+    );
+    match status {
+        AVAILABLE => Condition::any()
+            .add(slot::Column::Status.eq(AVAILABLE))
+            .add(lapsed),
+        HELD => Condition::all()
+            .add(slot::Column::Status.eq(HELD))
+            .add(slot::Column::HeldUntil.gt(now)),
+        other => Condition::all().add(slot::Column::Status.eq(other)),
+    }
+}
+
+/// How a slot that opens now (published, or freed) starts: `available`, or under `waves` held
+/// by a pre-hold until matching places the first wave's hold.
+pub fn opening(
+    policy: OfferPolicy,
+    settings: &Policy,
+    now: DateTime<Utc>,
+) -> (&'static str, Option<DateTime<Utc>>) {
+    match policy {
+        OfferPolicy::Broadcast => (AVAILABLE, None),
+        OfferPolicy::Waves => (HELD, Some(now + settings.first_hold)),
+    }
+}
+
+/// The effective offering policy of a practitioner's openings now.
+pub async fn policy_of<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    practitioner_id: Uuid,
+    settings: &Policy,
+) -> Result<OfferPolicy, sea_orm::DbErr> {
+    let own = practitioner::Entity::find_by_id(practitioner_id)
+        .one(conn)
+        .await?
+        .as_ref()
+        .and_then(own_policy);
+    Ok(settings.effective(own))
+}
+
 #[derive(Serialize)]
 pub struct SlotView {
     pub id: Uuid,
     pub practitioner_id: Uuid,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
+    /// As it is now: a slot whose hold has lapsed is `available`.
     pub status: String,
     pub batch_id: Uuid,
+    /// While held: until when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_until: Option<DateTime<Utc>>,
+    /// While held by a wave's hold (absent for a pre-hold).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold_id: Option<Uuid>,
 }
 
-impl From<slot::Model> for SlotView {
-    fn from(m: slot::Model) -> Self {
+impl SlotView {
+    pub fn at(m: slot::Model, now: DateTime<Utc>) -> Self {
+        let held_until = held_until(&m, now);
         Self {
             id: m.id,
             practitioner_id: m.practitioner_id,
             starts_at: m.starts_at,
             ends_at: m.ends_at,
-            status: m.status,
+            status: status_at(&m, now).to_owned(),
             batch_id: m.batch_id,
+            held_until,
+            hold_id: held_until.and(m.hold_id),
         }
+    }
+}
+
+impl From<slot::Model> for SlotView {
+    fn from(m: slot::Model) -> Self {
+        Self::at(m, Utc::now())
     }
 }
 
@@ -81,10 +163,12 @@ async fn create(
     let windows = body.parse(now)?;
     let txn = state.db.begin().await?;
     // Locking the practitioner serialises concurrent batches, so the overlap check holds.
-    for_update(practitioner::Entity::find_by_id(practitioner_id), &txn)
+    let p = for_update(practitioner::Entity::find_by_id(practitioner_id), &txn)
         .one(&txn)
         .await?
         .ok_or_else(|| Problem::not_found("no such practitioner"))?;
+    let offer_policy = state.policy.effective(own_policy(&p));
+    let (status, held_until) = opening(offer_policy, &state.policy, now);
     let mut overlap = Condition::any();
     for w in &windows {
         overlap = overlap.add(
@@ -115,9 +199,11 @@ async fn create(
             practitioner_id: Set(practitioner_id),
             starts_at: Set(w.starts_at),
             ends_at: Set(w.ends_at),
-            status: Set(AVAILABLE.to_owned()),
+            status: Set(status.to_owned()),
             batch_id: Set(batch_id),
             created_at: Set(now),
+            hold_id: Set(None),
+            held_until: Set(held_until),
         }
         .insert(&txn)
         .await?;
@@ -130,15 +216,16 @@ async fn create(
                 ends_at: model.ends_at,
                 batch_id,
                 batch_size,
+                offer_policy,
             },
         )
         .await?;
-        created.push(SlotView::from(model));
+        created.push(SlotView::at(model, now));
     }
     txn.commit().await?;
     state.relay.wake();
     metrics::counter!("slotcast_scheduling_slots_created_total").increment(created.len() as u64);
-    tracing::info!(%practitioner_id, %batch_id, count = created.len(), "slots published");
+    tracing::info!(%practitioner_id, %batch_id, count = created.len(), offer_policy = offer_policy.as_str(), "slots published");
     Ok((StatusCode::CREATED, Json(SlotsView { slots: created })))
 }
 
@@ -162,6 +249,7 @@ async fn list(
             Problem::bad_request("from and to must be between the years 2000 and 9999").into(),
         );
     }
+    let now = Utc::now();
     let mut query = slot::Entity::find().filter(slot::Column::PractitionerId.eq(practitioner_id));
     if let Some(from) = q.from {
         query = query.filter(slot::Column::EndsAt.gt(from));
@@ -176,14 +264,14 @@ async fn list(
             )
             .into());
         }
-        query = query.filter(slot::Column::Status.eq(status));
+        query = query.filter(status_is(&status, now));
     }
     let slots = query
         .order_by_asc(slot::Column::StartsAt)
         .all(&state.db)
         .await?;
     Ok(Json(SlotsView {
-        slots: slots.into_iter().map(SlotView::from).collect(),
+        slots: slots.into_iter().map(|s| SlotView::at(s, now)).collect(),
     }))
 }
 
@@ -199,7 +287,7 @@ async fn read(
     Ok(Json(s.into()))
 }
 
-/// Withdraws an unbooked slot. Withdrawing it again changes nothing.
+/// Withdraws an unbooked slot (available or held). Withdrawing it again changes nothing.
 async fn withdraw(
     State(state): State<AppState>,
     caller: Caller,
@@ -218,14 +306,17 @@ async fn withdraw(
     }
     let updated = slot::Entity::update_many()
         .col_expr(slot::Column::Status, Expr::value(WITHDRAWN))
+        .col_expr(slot::Column::HoldId, Expr::value(Option::<Uuid>::None))
+        .col_expr(
+            slot::Column::HeldUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
         .filter(slot::Column::Id.eq(id))
-        .filter(slot::Column::Status.eq(AVAILABLE))
+        .filter(slot::Column::Status.is_in([AVAILABLE, HELD]))
         .exec(&txn)
         .await?;
     if updated.rows_affected == 0 {
-        return Err(
-            Problem::conflict("the slot is booked or held; cancel the appointment first").into(),
-        );
+        return Err(Problem::conflict("the slot is booked; cancel the appointment first").into());
     }
     emit(
         &txn,

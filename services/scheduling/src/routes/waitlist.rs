@@ -1,4 +1,12 @@
-//! The waiting list: join, list, leave.
+//! The waiting list: join, list, change, leave.
+//!
+//! The fair order of a practitioner's list is `urgent` before `routine`, then longest waiting
+//! (joined first), then id. An entry's `position` is its 1-based rank among that practitioner's
+//! active entries that have not expired; an expired entry stays active (it can be extended by
+//! `PATCH`) but is never offered anything and has no position. Only staff set the priority; the
+//! entry's patient may change its expiry.
+
+use std::collections::HashMap;
 
 use axum::{
     Json, Router,
@@ -12,7 +20,7 @@ use sea_orm::{
     Set, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
-use slotcast_events::{CloseReason, WaitlistClosed, WaitlistJoined};
+use slotcast_events::{CloseReason, Priority, WaitlistClosed, WaitlistJoined, WaitlistUpdated};
 use slotcast_kit::{
     ApiJson, Problem,
     auth::{Caller, Role},
@@ -23,7 +31,7 @@ use uuid::Uuid;
 use super::{appointments::APPOINTMENT_BOOKED, emit, for_update};
 use crate::{
     AppState,
-    domain::NewWaitlistEntry,
+    domain::{NewWaitlistEntry, WaitlistPatch, expiry},
     entities::{appointment, patient, practitioner, slot, waitlist_entry},
     error::ApiResult,
 };
@@ -35,7 +43,7 @@ pub const LEFT: &str = "left";
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/waitlist", post(join).get(list))
-        .route("/v1/waitlist/{id}", delete(leave))
+        .route("/v1/waitlist/{id}", delete(leave).patch(update))
 }
 
 #[derive(Serialize)]
@@ -50,11 +58,60 @@ pub struct EntryView {
     pub status: String,
     pub created_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
+    pub priority: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The expiry has passed: the entry is offered nothing more.
+    pub expired: bool,
+    /// 1-based rank among the practitioner's active, unexpired entries; `null` otherwise.
+    pub position: Option<u32>,
 }
 
-impl From<waitlist_entry::Model> for EntryView {
-    fn from(m: waitlist_entry::Model) -> Self {
+/// Whether `e` has expired at `now`.
+pub fn expired(e: &waitlist_entry::Model, now: DateTime<Utc>) -> bool {
+    e.expires_at.is_some_and(|t| t <= now)
+}
+
+/// The fair order: urgent first, then longest waiting, then id.
+fn fair_key(e: &waitlist_entry::Model) -> (bool, DateTime<Utc>, Uuid) {
+    (e.priority != Priority::Urgent.as_str(), e.created_at, e.id)
+}
+
+/// The position of every active, unexpired entry of `practitioners`.
+async fn positions<C: ConnectionTrait>(
+    conn: &C,
+    practitioners: Vec<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<HashMap<Uuid, u32>, DbErr> {
+    if practitioners.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut waiting: Vec<waitlist_entry::Model> = waitlist_entry::Entity::find()
+        .filter(waitlist_entry::Column::PractitionerId.is_in(practitioners))
+        .filter(waitlist_entry::Column::Status.eq(ACTIVE))
+        .all(conn)
+        .await?
+        .into_iter()
+        .filter(|e| !expired(e, now))
+        .collect();
+    waiting.sort_by_key(fair_key);
+    let mut next: HashMap<Uuid, u32> = HashMap::new();
+    Ok(waiting
+        .into_iter()
+        .map(|e| {
+            let rank = next.entry(e.practitioner_id).or_insert(0);
+            *rank += 1;
+            (e.id, *rank)
+        })
+        .collect())
+}
+
+impl EntryView {
+    fn new(m: waitlist_entry::Model, now: DateTime<Utc>, positions: &HashMap<Uuid, u32>) -> Self {
         Self {
+            expired: expired(&m, now),
+            position: positions.get(&m.id).copied(),
+            priority: m.priority,
+            expires_at: m.expires_at,
             id: m.id,
             patient_id: m.patient_id,
             practitioner_id: m.practitioner_id,
@@ -67,6 +124,16 @@ impl From<waitlist_entry::Model> for EntryView {
             closed_at: m.closed_at,
         }
     }
+}
+
+/// The view of one entry, with its position.
+async fn view_of<C: ConnectionTrait>(
+    conn: &C,
+    entry: waitlist_entry::Model,
+) -> Result<EntryView, DbErr> {
+    let now = Utc::now();
+    let ranks = positions(conn, vec![entry.practitioner_id], now).await?;
+    Ok(EntryView::new(entry, now, &ranks))
 }
 
 /// Closes `entries` with `reason` and says so on the bus, inside the caller's transaction.
@@ -105,11 +172,15 @@ async fn join(
     caller: Caller,
     ApiJson(body): ApiJson<NewWaitlistEntry>,
 ) -> ApiResult<(StatusCode, Json<EntryView>)> {
-    let w = body.parse()?;
+    let now = Utc::now();
+    let w = body.parse(now, state.policy.waitlist_ttl)?;
     if !caller.may_act_for_patient(w.patient_id) {
         return Err(
             Problem::forbidden("a patient manages only their own waiting-list entries").into(),
         );
+    }
+    if w.priority == Priority::Urgent && !caller.is_staff() {
+        return Err(Problem::forbidden("only staff set the priority").into());
     }
     let txn = state.db.begin().await?;
     for_update(patient::Entity::find_by_id(w.patient_id), &txn)
@@ -148,16 +219,19 @@ async fn join(
         .filter(waitlist_entry::Column::PractitionerId.eq(w.practitioner_id))
         .filter(waitlist_entry::Column::Kind.eq(w.kind.as_str()))
         .filter(waitlist_entry::Column::Status.eq(ACTIVE))
-        .one(&txn)
+        .all(&txn)
         .await?;
-    if let Some(existing) = duplicate {
+    // An expired entry does not stand in the way: joining again replaces it.
+    let (lapsed, duplicate): (Vec<_>, Vec<_>) =
+        duplicate.into_iter().partition(|e| expired(e, now));
+    close_entries(&txn, lapsed, CloseReason::Left).await?;
+    if let Some(existing) = duplicate.into_iter().next() {
         return Err(
             Problem::conflict("the patient already waits for this practitioner")
                 .with("entry_id", existing.id)
                 .into(),
         );
     }
-    let now = Utc::now();
     let entry = waitlist_entry::ActiveModel {
         id: Set(Uuid::now_v7()),
         patient_id: Set(w.patient_id),
@@ -169,6 +243,8 @@ async fn join(
         status: Set(ACTIVE.to_owned()),
         created_at: Set(now),
         closed_at: Set(None),
+        priority: Set(w.priority.as_str().to_owned()),
+        expires_at: Set(Some(w.expires_at)),
     }
     .insert(&txn)
     .await?;
@@ -184,13 +260,16 @@ async fn join(
             earliest: w.earliest,
             latest: w.latest,
             joined_at: now,
+            priority: w.priority,
+            expires_at: Some(w.expires_at),
         },
     )
     .await?;
+    let view = view_of(&txn, entry).await?;
     txn.commit().await?;
     state.relay.wake();
-    tracing::info!(entry_id = %entry.id, patient_id = %entry.patient_id, practitioner_id = %entry.practitioner_id, "joined waiting list");
-    Ok((StatusCode::CREATED, Json(entry.into())))
+    tracing::info!(entry_id = %view.id, patient_id = %view.patient_id, practitioner_id = %view.practitioner_id, priority = %view.priority, "joined waiting list");
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 #[derive(Deserialize)]
@@ -206,7 +285,8 @@ struct EntriesView {
     entries: Vec<EntryView>,
 }
 
-/// Staff see every entry; a patient sees their own. Longest waiting first.
+/// Staff see every entry; a patient sees their own. In the fair order: urgent first, then
+/// longest waiting, then id.
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -229,13 +309,26 @@ async fn list(
     if let Some(p) = patient_id {
         query = query.filter(waitlist_entry::Column::PatientId.eq(p));
     }
-    let entries = query
+    let mut entries = query
         .order_by_asc(waitlist_entry::Column::CreatedAt)
         .order_by_asc(waitlist_entry::Column::Id)
         .all(&state.db)
         .await?;
+    entries.sort_by_key(fair_key);
+    let now = Utc::now();
+    let mut practitioners: Vec<Uuid> = entries
+        .iter()
+        .filter(|e| e.status == ACTIVE)
+        .map(|e| e.practitioner_id)
+        .collect();
+    practitioners.sort();
+    practitioners.dedup();
+    let ranks = positions(&state.db, practitioners, now).await?;
     Ok(Json(EntriesView {
-        entries: entries.into_iter().map(EntryView::from).collect(),
+        entries: entries
+            .into_iter()
+            .map(|e| EntryView::new(e, now, &ranks))
+            .collect(),
     }))
 }
 
@@ -257,4 +350,57 @@ async fn leave(
         state.relay.wake();
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Changes an entry's priority (staff) or expiry (staff, or the entry's patient), and publishes
+/// `waitlist.updated` with both as they are now when something changed.
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<WaitlistPatch>,
+) -> ApiResult<Json<EntryView>> {
+    let now = Utc::now();
+    let expires_at = body.expires_at.map(|t| expiry(t, now)).transpose()?;
+    let txn = state.db.begin().await?;
+    let entry = for_update(waitlist_entry::Entity::find_by_id(id), &txn)
+        .one(&txn)
+        .await?
+        .filter(|e| caller.may_act_for_patient(e.patient_id))
+        .ok_or_else(|| Problem::not_found("no such waiting-list entry"))?;
+    if body.priority.is_some() && !caller.is_staff() {
+        return Err(Problem::forbidden("only staff set the priority").into());
+    }
+    if entry.status != ACTIVE {
+        return Err(Problem::conflict("the entry no longer waits").into());
+    }
+    let priority = body
+        .priority
+        .or_else(|| Priority::parse(&entry.priority))
+        .unwrap_or_default();
+    let expires_at = expires_at.or(entry.expires_at);
+    if priority.as_str() == entry.priority && expires_at == entry.expires_at {
+        return Ok(Json(view_of(&txn, entry).await?));
+    }
+    let (patient_id, practitioner_id) = (entry.patient_id, entry.practitioner_id);
+    let mut changed: waitlist_entry::ActiveModel = entry.into();
+    changed.priority = Set(priority.as_str().to_owned());
+    changed.expires_at = Set(expires_at);
+    let entry = changed.update(&txn).await?;
+    emit(
+        &txn,
+        WaitlistUpdated {
+            entry_id: id,
+            patient_id,
+            practitioner_id,
+            priority,
+            expires_at,
+        },
+    )
+    .await?;
+    let view = view_of(&txn, entry).await?;
+    txn.commit().await?;
+    state.relay.wake();
+    tracing::info!(entry_id = %id, %patient_id, priority = priority.as_str(), "waiting-list entry updated");
+    Ok(Json(view))
 }

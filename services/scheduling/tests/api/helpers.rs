@@ -3,7 +3,7 @@ use std::{net::SocketAddr, time::Duration};
 use async_nats::jetstream::{self, consumer::pull};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use scheduling::{Application, Config};
+use scheduling::{Application, Config, Policy};
 use serde_json::{Value, json};
 use slotcast_kit::{auth::Role, config::Common};
 use slotcast_test_support::{NatsServer, TestDatabase};
@@ -35,6 +35,11 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_on(db: TestDatabase) -> TestApp {
+    spawn_app_with(db, Policy::default()).await
+}
+
+/// An app with these notification-policy settings.
+pub async fn spawn_app_with(db: TestDatabase, policy: Policy) -> TestApp {
     slotcast_test_support::init_tracing();
     let nats = NatsServer::start().await.expect("nats-server");
     let config = Config {
@@ -51,7 +56,8 @@ pub async fn spawn_app_on(db: TestDatabase) -> TestApp {
     };
     let app = Application::build(config)
         .await
-        .expect("application builds");
+        .expect("application builds")
+        .with_policy(policy);
     let base = format!("http://127.0.0.1:{}", app.port());
     let shutdown = CancellationToken::new();
     tokio::spawn(app.run_until_stopped(shutdown.clone()));
@@ -106,6 +112,37 @@ impl TestApp {
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
         self.send(reqwest::Method::GET, path, token, None).await
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> reqwest::Response {
+        self.send(reqwest::Method::PATCH, path, token, Some(body))
+            .await
+    }
+
+    pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> reqwest::Response {
+        self.send(reqwest::Method::PUT, path, token, Some(body))
+            .await
+    }
+
+    /// A slot as `GET /v1/slots/{id}` shows it.
+    pub async fn slot(&self, id: Uuid) -> Value {
+        let res = self
+            .get(&format!("/v1/slots/{id}"), Some(&self.staff))
+            .await;
+        assert_eq!(res.status(), 200);
+        res.json().await.unwrap()
+    }
+
+    /// Polls (every 200 ms, up to 30 s) until the slot shows `status`.
+    pub async fn wait_for_slot_status(&self, id: Uuid, status: &str) -> Value {
+        for _ in 0..150 {
+            let s = self.slot(id).await;
+            if s["status"] == status {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("slot {id} never became {status}");
     }
 
     pub async fn delete(&self, path: &str, token: Option<&str>) -> reqwest::Response {

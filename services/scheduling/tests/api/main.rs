@@ -4,8 +4,11 @@
 mod appointments;
 mod auth;
 mod helpers;
+mod holds;
 mod input;
 mod offers;
+mod policy;
+mod preferences;
 mod process;
 mod slots;
 mod sqlite;

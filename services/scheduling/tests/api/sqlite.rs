@@ -68,3 +68,75 @@ async fn booking_links_work_on_sqlite_one_winner_and_one_use() {
         "a loser's link still books the other slot"
     );
 }
+
+#[tokio::test]
+async fn holds_waitlist_priority_and_preferences_work_on_sqlite() {
+    use chrono::{Duration, Utc};
+    use serde_json::{Value, json};
+    use slotcast_kit::offer::OfferSigner;
+    use uuid::Uuid;
+
+    let app = spawn_app_on(TestDatabase::sqlite().expect("sqlite")).await;
+    let practitioner = app.create_practitioner().await;
+    let (alice, bob) = (
+        app.create_patient("Alice").await,
+        app.create_patient("Bob").await,
+    );
+    let slots = app.create_slots(practitioner, &[(10, 11), (12, 13)]).await;
+    let until = (Utc::now() + Duration::hours(1)).to_rfc3339();
+    let res = app
+        .put(
+            &format!("/v1/holds/{}", Uuid::now_v7()),
+            Some(&app.staff),
+            json!({"slot_ids": slots, "patient_ids": [alice], "until": until}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let held: Value = app
+        .get(
+            &format!("/v1/practitioners/{practitioner}/slots?status=held"),
+            Some(&app.staff),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(held["slots"].as_array().unwrap().len(), 2);
+    assert_eq!(app.book(bob, slots[0]).await.status(), 409);
+    assert_eq!(app.book(alice, slots[0]).await.status(), 201);
+
+    for (patient, priority) in [(bob, "routine"), (alice, "urgent")] {
+        let body = json!({"patient_id": patient, "practitioner_id": practitioner,
+                          "kind": "new", "priority": priority});
+        assert_eq!(
+            app.post("/v1/waitlist", Some(&app.staff), body)
+                .await
+                .status(),
+            201
+        );
+    }
+    let list: Value = app
+        .get(
+            &format!("/v1/waitlist?practitioner_id={practitioner}"),
+            Some(&app.staff),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["entries"][0]["patient_id"], alice.to_string());
+    assert_eq!(list["entries"][1]["position"], 2);
+
+    let link = OfferSigner::new(crate::helpers::SECRET)
+        .sign_preferences(bob)
+        .unwrap();
+    let res = app
+        .client
+        .post(format!("{}/v1/unsubscribe/{link}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let prefs: Value = res.json().await.unwrap();
+    assert_eq!(prefs["email"], false);
+}

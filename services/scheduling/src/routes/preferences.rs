@@ -1,0 +1,359 @@
+//! A patient's notification preferences: availability emails and in-app notifications, each on
+//! or off (both on by default).
+//!
+//! - `GET`/`PUT /v1/patients/{id}/preferences`: that patient or staff (`via: "api"`).
+//! - `GET`/`POST /v1/preferences/{token}`: the preferences link of an email, no login; the
+//!   signed preferences token names the patient (`via: "link"`). A browser gets a page with a
+//!   small form (no script), anything else JSON; the POST takes the form or JSON.
+//! - `POST /v1/unsubscribe/{token}`: RFC 8058 one-click unsubscribe. Mail clients post
+//!   `List-Unsubscribe=One-Click`; whatever the body (or none), it turns availability email off
+//!   (`via: "one_click"`), and again changes nothing. `GET` shows a page whose button posts:
+//!   a GET never changes anything, since mail scanners follow links.
+//!
+//! `patient.preferences_changed` is published only when something changed. An expired token is
+//! 410, any other bad token 401. Nothing here logs more than ids.
+
+use axum::{
+    Json, Router,
+    extract::{FromRequest, Request, State},
+    http::{HeaderMap, StatusCode},
+    response::{Html, IntoResponse, Response},
+    routing::get,
+};
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveModelTrait, EntityTrait, Set, TransactionTrait};
+use serde::{Deserialize, Serialize};
+use slotcast_events::PatientPreferencesChanged;
+use slotcast_kit::{ApiJson, Problem, auth::Caller, offer::OfferError, problem::ApiPath};
+use uuid::Uuid;
+
+use super::{emit, for_update, offers::Format};
+use crate::{
+    AppState,
+    entities::patient,
+    error::{ApiError, ApiResult},
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/patients/{id}/preferences",
+            get(read_own).put(update_own),
+        )
+        .route("/v1/preferences/{token}", get(show).post(change))
+        .route(
+            "/v1/unsubscribe/{token}",
+            get(confirm_unsubscribe).post(unsubscribe),
+        )
+}
+
+#[derive(Debug, Serialize)]
+pub struct PreferencesView {
+    pub patient_id: Uuid,
+    pub email: bool,
+    pub inapp: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&patient::Model> for PreferencesView {
+    fn from(p: &patient::Model) -> Self {
+        Self {
+            patient_id: p.id,
+            email: p.notify_email,
+            inapp: p.notify_inapp,
+            updated_at: p.preferences_updated_at.unwrap_or(p.created_at),
+        }
+    }
+}
+
+/// What to change; an absent field stays as it is.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreferencesChange {
+    email: Option<bool>,
+    inapp: Option<bool>,
+}
+
+/// The same from an HTML form, where values are text (`true`/`false`, `on`/`off`).
+#[derive(Debug, Deserialize)]
+struct PreferencesForm {
+    email: Option<String>,
+    inapp: Option<String>,
+}
+
+fn form_flag(field: &str, value: Option<String>) -> Result<Option<bool>, Problem> {
+    match value.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some("true" | "on" | "1") => Ok(Some(true)),
+        Some("false" | "off" | "0") => Ok(Some(false)),
+        Some(_) => Err(Problem::unprocessable(format!("{field} is true or false"))),
+    }
+}
+
+/// Applies `change` to the patient's preferences in one transaction; publishes
+/// `patient.preferences_changed` with `via` when something changed.
+async fn apply(
+    state: &AppState,
+    patient_id: Uuid,
+    change: PreferencesChange,
+    via: &str,
+) -> ApiResult<PreferencesView> {
+    let txn = state.db.begin().await?;
+    let p = for_update(patient::Entity::find_by_id(patient_id), &txn)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| Problem::not_found("no such patient"))?;
+    let email = change.email.unwrap_or(p.notify_email);
+    let inapp = change.inapp.unwrap_or(p.notify_inapp);
+    if email == p.notify_email && inapp == p.notify_inapp {
+        return Ok(PreferencesView::from(&p));
+    }
+    let mut changed: patient::ActiveModel = p.into();
+    changed.notify_email = Set(email);
+    changed.notify_inapp = Set(inapp);
+    changed.preferences_updated_at = Set(Some(Utc::now()));
+    let p = changed.update(&txn).await?;
+    emit(
+        &txn,
+        PatientPreferencesChanged {
+            patient_id,
+            email,
+            inapp,
+            via: via.to_owned(),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    state.relay.wake();
+    tracing::info!(%patient_id, email, inapp, via, "notification preferences changed");
+    Ok(PreferencesView::from(&p))
+}
+
+async fn load(state: &AppState, patient_id: Uuid) -> ApiResult<patient::Model> {
+    Ok(patient::Entity::find_by_id(patient_id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| Problem::not_found("no such patient"))?)
+}
+
+fn may_act(caller: &Caller, patient_id: Uuid) -> Result<(), Problem> {
+    if caller.may_act_for_patient(patient_id) {
+        Ok(())
+    } else {
+        Err(Problem::forbidden("not your preferences"))
+    }
+}
+
+/// `GET /v1/patients/{id}/preferences`.
+async fn read_own(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<PreferencesView>> {
+    may_act(&caller, id)?;
+    Ok(Json(PreferencesView::from(&load(&state, id).await?)))
+}
+
+/// `PUT /v1/patients/{id}/preferences` with `{email?, inapp?}`.
+async fn update_own(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<PreferencesChange>,
+) -> ApiResult<Json<PreferencesView>> {
+    may_act(&caller, id)?;
+    Ok(Json(apply(&state, id, body, "api").await?))
+}
+
+/// An error shown the way the caller asked: problem+json, or a page with the same status.
+struct Failure {
+    format: Format,
+    error: ApiError,
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        match (self.format, self.error) {
+            (Format::Html, ApiError::Problem(p)) => {
+                let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST);
+                let message = p.detail.clone().unwrap_or_else(|| p.title.clone());
+                (status, Html(page::render(&message, None, None, None))).into_response()
+            }
+            (_, error) => error.into_response(),
+        }
+    }
+}
+
+fn fail(format: Format) -> impl Fn(ApiError) -> Failure {
+    move |error| Failure { format, error }
+}
+
+/// The patient a preferences link names: 410 expired, 401 anything else.
+fn verify(state: &AppState, token: &str, format: Format) -> Result<Uuid, Failure> {
+    state.offers.verify_preferences(token).map_err(|e| {
+        let problem = match e {
+            OfferError::Expired => Problem::new(StatusCode::GONE, "this link has expired"),
+            OfferError::Invalid => Problem::unauthorized("this link is not valid"),
+        };
+        fail(format)(problem.into())
+    })
+}
+
+/// The answer to a link: the preferences as JSON, or the page with `message` and its form.
+fn answer(
+    state: &AppState,
+    format: Format,
+    token: &str,
+    message: &str,
+    view: PreferencesView,
+) -> Response {
+    match format {
+        Format::Json => ApiJson(view).into_response(),
+        Format::Html => {
+            let url = format!("{}/v1/preferences/{token}", state.public_base_url);
+            Html(page::render(message, Some(&view), Some(&url), None)).into_response()
+        }
+    }
+}
+
+/// `GET /v1/preferences/{token}`: the preferences, with a form for a browser.
+async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(token): ApiPath<String>,
+) -> Result<Response, Failure> {
+    let format = Format::of(&headers);
+    let patient_id = verify(&state, &token, format)?;
+    let p = load(&state, patient_id).await.map_err(fail(format))?;
+    let message = "Choose which messages about available appointments you receive.";
+    Ok(answer(
+        &state,
+        format,
+        &token,
+        message,
+        PreferencesView::from(&p),
+    ))
+}
+
+/// `POST /v1/preferences/{token}` with the page's form or JSON `{email?, inapp?}`.
+async fn change(
+    State(state): State<AppState>,
+    ApiPath(token): ApiPath<String>,
+    request: Request,
+) -> Result<Response, Failure> {
+    let format = Format::of(request.headers());
+    let patient_id = verify(&state, &token, format)?;
+    let is_form = super::offers::is_form(request.headers());
+    let change = if is_form {
+        let form = axum::Form::<PreferencesForm>::from_request(request, &())
+            .await
+            .map(|f| f.0)
+            .map_err(|e| fail(format)(Problem::unprocessable(e.body_text()).into()))?;
+        PreferencesChange {
+            email: form_flag("email", form.email).map_err(|p| fail(format)(p.into()))?,
+            inapp: form_flag("inapp", form.inapp).map_err(|p| fail(format)(p.into()))?,
+        }
+    } else {
+        ApiJson::<PreferencesChange>::from_request(request, &())
+            .await
+            .map(|j| j.0)
+            .map_err(|p| fail(format)(p.into()))?
+    };
+    let view = apply(&state, patient_id, change, "link")
+        .await
+        .map_err(fail(format))?;
+    Ok(answer(&state, format, &token, "Saved.", view))
+}
+
+/// `GET /v1/unsubscribe/{token}`: asks to confirm with a button; changes nothing.
+async fn confirm_unsubscribe(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(token): ApiPath<String>,
+) -> Result<Response, Failure> {
+    let format = Format::of(&headers);
+    let patient_id = verify(&state, &token, format)?;
+    let p = load(&state, patient_id).await.map_err(fail(format))?;
+    let view = PreferencesView::from(&p);
+    Ok(match format {
+        Format::Json => ApiJson(view).into_response(),
+        Format::Html => {
+            let url = format!("{}/v1/unsubscribe/{token}", state.public_base_url);
+            let message = if view.email {
+                "Stop emails about available appointments?"
+            } else {
+                "You receive no emails about available appointments."
+            };
+            let button = view.email.then_some(url.as_str());
+            Html(page::render(message, Some(&view), None, button)).into_response()
+        }
+    })
+}
+
+/// `POST /v1/unsubscribe/{token}`: RFC 8058 one-click. The body is not read: a
+/// `List-Unsubscribe=One-Click` form, an empty body or anything else all unsubscribe.
+async fn unsubscribe(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(token): ApiPath<String>,
+) -> Result<Response, Failure> {
+    let format = Format::of(&headers);
+    let patient_id = verify(&state, &token, format)?;
+    let off = PreferencesChange {
+        email: Some(false),
+        inapp: None,
+    };
+    let view = apply(&state, patient_id, off, "one_click")
+        .await
+        .map_err(fail(format))?;
+    Ok(match format {
+        Format::Json => ApiJson(view).into_response(),
+        Format::Html => {
+            let message =
+                "Unsubscribed: you will receive no more emails about available appointments.";
+            Html(page::render(message, Some(&view), None, None)).into_response()
+        }
+    })
+}
+
+/// The HTML page: one template, escaped by handlebars.
+mod page {
+    use std::sync::LazyLock;
+
+    use handlebars::Handlebars;
+    use serde_json::json;
+
+    use super::PreferencesView;
+
+    static TEMPLATES: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
+        let mut hb = Handlebars::new();
+        hb.set_strict_mode(true);
+        hb.register_template_string(
+            "preferences",
+            include_str!("../../templates/preferences.html.hbs"),
+        )
+        .expect("the preferences page template parses");
+        hb
+    });
+
+    /// The page with `message`; with `preferences_url`, the form posting there; with
+    /// `unsubscribe_url`, the one button that unsubscribes.
+    pub fn render(
+        message: &str,
+        view: Option<&PreferencesView>,
+        preferences_url: Option<&str>,
+        unsubscribe_url: Option<&str>,
+    ) -> String {
+        let data = json!({
+            "message": message,
+            "email": view.is_some_and(|v| v.email),
+            "inapp": view.is_some_and(|v| v.inapp),
+            "preferences_url": preferences_url,
+            "unsubscribe_url": unsubscribe_url,
+        });
+        TEMPLATES.render("preferences", &data).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the preferences page did not render");
+            "<!doctype html><title>slotcast</title><p>Something went wrong.</p>".to_owned()
+        })
+    }
+}
