@@ -29,6 +29,10 @@ pub mod patient {
         pub email: String,
         pub locale: String,
         pub timezone: Option<String>,
+        /// Availability email wanted (preferences; on by default).
+        pub email_enabled: bool,
+        /// In-app notifications wanted (preferences; on by default).
+        pub inapp_enabled: bool,
     }
     slotcast_kit::no_relations!();
 }
@@ -64,6 +68,8 @@ pub mod opening {
         /// How many slots the batch has; it is decided once all arrived.
         pub expected: i32,
         pub decided_at: Option<DateTimeUtc>,
+        /// `broadcast` or `waves`, as scheduling said when the slots opened.
+        pub policy: String,
     }
     slotcast_kit::no_relations!();
 }
@@ -98,6 +104,10 @@ pub mod entry {
         pub latest: Option<DateTimeUtc>,
         pub active: bool,
         pub joined_at: DateTimeUtc,
+        /// `urgent` or `routine`.
+        pub priority: String,
+        /// Never offered anything after this.
+        pub expires_at: Option<DateTimeUtc>,
     }
     slotcast_kit::no_relations!();
 }
@@ -137,6 +147,114 @@ pub mod history {
         pub patient_id: Option<Uuid>,
         pub notification_id: Option<Uuid>,
         pub reason: Option<String>,
+    }
+    slotcast_kit::no_relations!();
+}
+
+/// An offer decided and waiting to go out: the coalescing window (everything due for a patient
+/// and practitioner goes out as one message when the first is due), or a wave's offer (due at
+/// once). The key keeps one row per patient and slot.
+pub mod pending {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "pending")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub patient_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub slot_id: Uuid,
+        pub practitioner_id: Uuid,
+        pub entry_id: Uuid,
+        pub batch_id: Uuid,
+        /// `new` or `move_up`.
+        pub reason: String,
+        /// The patient's place in the order when the opening was decided (1 is first).
+        pub rank: i32,
+        pub wave: Option<i32>,
+        pub held_until: Option<DateTimeUtc>,
+        pub due_at: DateTimeUtc,
+        /// The W3C trace context of the decision (JSON headers), so the message continues it.
+        pub trace: String,
+    }
+    slotcast_kit::no_relations!();
+}
+
+/// An opening offered in waves: its timer. `due_at` is when the next wave goes (the end of the
+/// current hold); `status` is `running` or `done`.
+pub mod wave {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "waves")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub batch_id: Uuid,
+        pub practitioner_id: Uuid,
+        pub next_wave: i32,
+        pub due_at: DateTimeUtc,
+        /// The hold placed for the last wave sent.
+        pub hold_id: Option<Uuid>,
+        pub status: String,
+        /// Failed attempts at the next wave in a row (scheduling unreachable): the backoff.
+        pub attempts: i32,
+        /// The W3C trace context of the opening (JSON headers): every wave continues it.
+        pub trace: String,
+    }
+    slotcast_kit::no_relations!();
+}
+
+/// Who each wave of an opening told.
+pub mod wave_member {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "wave_members")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub batch_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub patient_id: Uuid,
+        pub wave: i32,
+    }
+    slotcast_kit::no_relations!();
+}
+
+/// Every decision about a slot and a patient whose entry fits it: their place in the order and
+/// what came of it (`waiting`, `pending`, `told` or `skipped` with a reason).
+pub mod considered {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "considered")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub slot_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub patient_id: Uuid,
+        pub entry_id: Uuid,
+        pub rank: i32,
+        pub priority: String,
+        pub outcome: String,
+        pub reason: Option<String>,
+        pub wave: Option<i32>,
+        pub notification_id: Option<Uuid>,
+        pub at: DateTimeUtc,
+    }
+    slotcast_kit::no_relations!();
+}
+
+/// One availability message sent to a patient: the daily cap counts these.
+pub mod message {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "messages")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub notification_id: Uuid,
+        pub patient_id: Uuid,
+        pub sent_at: DateTimeUtc,
     }
     slotcast_kit::no_relations!();
 }

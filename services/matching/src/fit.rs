@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use slotcast_events::WaitKind;
+use slotcast_events::{Priority, WaitKind};
 use uuid::Uuid;
 
 /// A slot of an opening, as matching sees it.
@@ -26,27 +26,55 @@ pub struct Waiting {
     pub earliest: Option<DateTime<Utc>>,
     pub latest: Option<DateTime<Utc>>,
     pub joined_at: DateTime<Utc>,
+    pub priority: Priority,
 }
 
 impl Waiting {
     /// Whether `slot` is what this entry asked for.
     pub fn fits(&self, slot: &OpenSlot) -> bool {
+        self.why_not(slot).is_none()
+    }
+
+    /// Why `slot` is not what this entry asked for: `gave_it_up` (they just released it),
+    /// `outside_window` (before `earliest` or ending after `latest`) or `not_earlier` (a move-up
+    /// to a time not before the appointment they hold). `None` when it fits.
+    pub fn why_not(&self, slot: &OpenSlot) -> Option<&'static str> {
         if slot.released_by == Some(self.patient_id) {
-            return false;
+            return Some("gave_it_up");
         }
         if self.earliest.is_some_and(|e| slot.starts_at < e)
             || self.latest.is_some_and(|l| slot.ends_at > l)
         {
-            return false;
+            return Some("outside_window");
         }
         match self.kind {
-            WaitKind::New => true,
+            WaitKind::New => None,
             // Only a slot that starts before the appointment they hold is a move up.
-            WaitKind::MoveUp => self
-                .held_starts_at
-                .is_some_and(|held| slot.starts_at < held),
+            WaitKind::MoveUp => match self.held_starts_at {
+                Some(held) if slot.starts_at < held => None,
+                _ => Some("not_earlier"),
+            },
         }
     }
+
+    /// The fair order: urgent before routine, then longest waiting first (the entry id breaks
+    /// ties, so the order is total and the same on every replica).
+    pub fn order_key(&self) -> (Priority, DateTime<Utc>, Uuid) {
+        (self.priority, self.joined_at, self.entry_id)
+    }
+}
+
+/// How long a wave holds slots starting at `first_start`: a twelfth of the time left before
+/// the slot (minutes for a slot later today, hours for one weeks away), within `[min, max]`,
+/// and never more than half the time left, so the last waves still have time to book.
+pub fn hold_for(
+    now: DateTime<Utc>,
+    first_start: DateTime<Utc>,
+    min: chrono::Duration,
+    max: chrono::Duration,
+) -> chrono::Duration {
+    let left = first_start - now;
+    (left / 12).clamp(min, max.max(min)).min(left / 2)
 }
 
 /// One patient's share of an opening: the entry that asked, and the slots to tell them about.
@@ -60,14 +88,15 @@ pub struct Decision {
 
 /// Decides who is told about which slots of one opening: every patient with a fitting entry,
 /// once, listing every fitting slot they were not told about before (`told` holds
-/// `(slot, patient)` pairs already told). Patients are in waiting order (longest first).
+/// `(slot, patient)` pairs already told or about to be). Decisions are in the fair order
+/// ([`Waiting::order_key`]), a patient at the place of their first entry.
 pub fn decide(
     slots: &[OpenSlot],
     waiting: &[Waiting],
     told: &HashSet<(Uuid, Uuid)>,
 ) -> Vec<Decision> {
     let mut ordered: Vec<&Waiting> = waiting.iter().collect();
-    ordered.sort_by_key(|w| (w.joined_at, w.entry_id));
+    ordered.sort_by_key(|w| w.order_key());
     let mut by_patient: BTreeMap<Uuid, usize> = BTreeMap::new();
     let mut decisions: Vec<Decision> = Vec::new();
     for w in ordered {
@@ -130,7 +159,66 @@ mod tests {
             earliest: None,
             latest: None,
             joined_at: Utc::now(),
+            priority: Priority::Routine,
         }
+    }
+
+    #[test]
+    fn urgent_entries_come_first_then_longest_waiting() {
+        let s = slot(5);
+        let old = Waiting {
+            joined_at: Utc::now() - Duration::days(30),
+            ..waiting(WaitKind::New)
+        };
+        let recent = waiting(WaitKind::New);
+        let urgent = Waiting {
+            priority: Priority::Urgent,
+            ..waiting(WaitKind::New)
+        };
+        let order: Vec<Uuid> = decide(
+            std::slice::from_ref(&s),
+            &[recent.clone(), old.clone(), urgent.clone()],
+            &HashSet::new(),
+        )
+        .into_iter()
+        .map(|d| d.patient_id)
+        .collect();
+        assert_eq!(
+            order,
+            [urgent.patient_id, old.patient_id, recent.patient_id]
+        );
+    }
+
+    #[test]
+    fn a_hold_is_minutes_for_today_and_hours_for_weeks_away_within_bounds() {
+        let now = Utc::now();
+        let (min, max) = (Duration::minutes(5), Duration::hours(4));
+        assert_eq!(
+            hold_for(now, now + Duration::hours(3), min, max),
+            Duration::minutes(15)
+        );
+        assert_eq!(hold_for(now, now + Duration::weeks(3), min, max), max);
+        assert_eq!(hold_for(now, now + Duration::minutes(30), min, max), min);
+        // Never more than half the time left.
+        assert_eq!(
+            hold_for(now, now + Duration::minutes(6), min, max),
+            Duration::minutes(3)
+        );
+    }
+
+    #[test]
+    fn why_a_slot_does_not_fit_is_named() {
+        let w = Waiting {
+            earliest: Some(Utc::now() + Duration::hours(5)),
+            ..waiting(WaitKind::New)
+        };
+        assert_eq!(w.why_not(&slot(1)), Some("outside_window"));
+        assert_eq!(w.why_not(&slot(6)), None);
+        let m = Waiting {
+            held_starts_at: Some(Utc::now() + Duration::hours(3)),
+            ..waiting(WaitKind::MoveUp)
+        };
+        assert_eq!(m.why_not(&slot(4)), Some("not_earlier"));
     }
 
     #[test]

@@ -9,7 +9,10 @@ use std::sync::Arc;
 
 use axum::{Router, extract::State, routing::get};
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    AccessMode, ColumnTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    EntityTrait, IsolationLevel, QueryFilter, QueryOrder, TransactionTrait,
+};
 use serde::Serialize;
 use slotcast_kit::{
     ApiJson, Problem,
@@ -83,8 +86,11 @@ async fn slot_offers(
 ) -> Result<ApiJson<SlotOffers>, Problem> {
     caller.require_staff()?;
     let internal = |e: sea_orm::DbErr| Problem::internal(&e.into());
+    // One snapshot: a `slot.booked` committed between the reads would otherwise show in the
+    // history while the status still says `open`.
+    let txn = snapshot(&state.db).await.map_err(internal)?;
     let status = slot::Entity::find_by_id(slot_id)
-        .one(&state.db)
+        .one(&txn)
         .await
         .map_err(internal)?
         .map(|s| s.status);
@@ -92,20 +98,32 @@ async fn slot_offers(
         .filter(told::Column::SlotId.eq(slot_id))
         .order_by_asc(told::Column::ToldAt)
         .order_by_asc(told::Column::PatientId)
-        .all(&state.db)
+        .all(&txn)
         .await
         .map_err(internal)?;
     let events = history::Entity::find()
         .filter(history::Column::SlotId.eq(slot_id))
         .order_by_asc(history::Column::At)
         .order_by_asc(history::Column::EventId)
-        .all(&state.db)
+        .all(&txn)
         .await
         .map_err(internal)?;
+    txn.commit().await.map_err(internal)?;
     if status.is_none() && told.is_empty() && events.is_empty() {
         return Err(Problem::not_found("matching has heard of no such slot"));
     }
     Ok(ApiJson(assemble(slot_id, status, told, events)))
+}
+
+/// A read-only transaction whose reads all see one snapshot, for a view assembled from several
+/// tables. (SQLite's read transaction is a snapshot already and takes no isolation level.)
+pub(crate) async fn snapshot(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    let postgres = db.get_database_backend() == DbBackend::Postgres;
+    db.begin_with_config(
+        postgres.then_some(IsolationLevel::RepeatableRead),
+        postgres.then_some(AccessMode::ReadOnly),
+    )
+    .await
 }
 
 /// Puts the offers and the events together (pure, unit-tested).

@@ -14,11 +14,16 @@
 //! - [`entities`] and [`migration`]: matching's own tables.
 //! - this file: configuration and the [`Application`] (consumer, outbox relay, ops endpoints).
 
+pub mod dispatch;
 pub mod entities;
+pub mod explain;
 pub mod fit;
 pub mod history;
+pub mod holds;
 pub mod migration;
+pub mod policy;
 pub mod projection;
+pub mod waves;
 
 use std::{sync::Arc, time::Duration};
 
@@ -51,15 +56,19 @@ pub struct Config {
     /// `OFFER_KEYS`: `kid=secret` entries, the first signing; `None` signs with `jwt_secret`.
     pub offer_keys: Option<String>,
     pub public_base_url: String,
+    /// Coalescing window, daily cap, waves, and where scheduling takes holds.
+    pub policy: policy::PolicyConfig,
 }
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
+        let public_base_url = slotcast_kit::config::public_base_url();
         Ok(Self {
             common: Common::from_env("matching", 8081)?,
             jwt_secret: slotcast_kit::config::jwt_secret()?,
             offer_keys: slotcast_kit::offer::keys_from_env()?,
-            public_base_url: slotcast_kit::config::public_base_url(),
+            policy: policy::PolicyConfig::from_env(&public_base_url)?,
+            public_base_url,
         })
     }
 }
@@ -100,6 +109,9 @@ impl Application {
             relay: Relay::new(db.clone(), js.clone()),
             signer: OfferSigner::from_config(config.offer_keys.as_deref(), &config.jwt_secret)?,
             public_base_url: config.public_base_url,
+            holds: holds::Holds::new(&config.policy.scheduling_url, &config.jwt_secret)?,
+            policy: config.policy,
+            wakers: policy::Wakers::default(),
         });
         Ok(Self {
             listener,
@@ -126,14 +138,18 @@ impl Application {
             db: self.db.clone(),
             nats: self.nats.clone(),
         };
-        let history = history::router(history::HistoryState {
+        let staff = history::HistoryState {
             db: self.db.clone(),
             auth: self.auth.clone(),
-        });
+        };
         let router = slotcast_kit::http::with_common_layers(
-            history.merge(slotcast_kit::ops::router(readiness)),
+            history::router(staff.clone())
+                .merge(explain::router(staff))
+                .merge(slotcast_kit::ops::router(readiness)),
         );
         let relay = tokio::spawn(self.matcher.relay.clone().run(shutdown.clone()));
+        let dispatcher = tokio::spawn(self.matcher.clone().run_dispatcher(shutdown.clone()));
+        let waves = tokio::spawn(self.matcher.clone().run_waves(shutdown.clone()));
         let consumer = tokio::spawn(consumer::run(
             self.js.clone(),
             consumer_spec(),
@@ -144,6 +160,8 @@ impl Application {
         let served = slotcast_kit::http::serve(self.listener, router, shutdown.clone()).await;
         shutdown.cancel();
         let _ = consumer.await;
+        let _ = waves.await;
+        let _ = dispatcher.await;
         let _ = relay.await;
         let _ = self.nats.drain().await;
         served?;

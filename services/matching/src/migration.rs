@@ -11,6 +11,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateProjection),
             Box::new(CreateSlotHistory),
             Box::new(IndexEntriesByWindow),
+            Box::new(CreatePolicy),
         ]
     }
 }
@@ -34,6 +35,8 @@ enum Patients {
     Email,
     Locale,
     Timezone,
+    EmailEnabled,
+    InappEnabled,
 }
 
 #[derive(DeriveIden)]
@@ -54,6 +57,7 @@ enum Openings {
     PractitionerId,
     Expected,
     DecidedAt,
+    Policy,
 }
 
 #[derive(DeriveIden)]
@@ -75,6 +79,8 @@ enum WaitlistEntries {
     Latest,
     Active,
     JoinedAt,
+    Priority,
+    ExpiresAt,
 }
 
 // The table is `told`, and its column `told_at` says when.
@@ -334,5 +340,293 @@ impl MigrationTrait for IndexEntriesByWindow {
                 .to_owned(),
         )
         .await
+    }
+}
+
+#[derive(DeriveIden)]
+enum Pending {
+    Table,
+    PatientId,
+    SlotId,
+    PractitionerId,
+    EntryId,
+    BatchId,
+    Reason,
+    Rank,
+    Wave,
+    HeldUntil,
+    DueAt,
+    Trace,
+}
+
+#[derive(DeriveIden)]
+enum Waves {
+    Table,
+    BatchId,
+    PractitionerId,
+    NextWave,
+    DueAt,
+    HoldId,
+    Status,
+    Attempts,
+    Trace,
+}
+
+#[derive(DeriveIden)]
+enum WaveMembers {
+    Table,
+    BatchId,
+    PatientId,
+    Wave,
+}
+
+#[derive(DeriveIden)]
+enum Considered {
+    Table,
+    SlotId,
+    PatientId,
+    EntryId,
+    Rank,
+    Priority,
+    Outcome,
+    Reason,
+    Wave,
+    NotificationId,
+    At,
+}
+
+#[derive(DeriveIden)]
+enum Messages {
+    Table,
+    NotificationId,
+    PatientId,
+    SentAt,
+}
+
+/// The notification policy (issue 6): entry priority and expiry, patient preferences, each
+/// opening's policy; `pending` (offers waiting out the coalescing window), `waves` and
+/// `wave_members` (the timers of the `waves` policy and who each wave told), `considered` (every
+/// decision about a slot and a patient, for staff) and `messages` (what each patient was sent,
+/// for the daily cap).
+pub struct CreatePolicy;
+
+impl MigrationName for CreatePolicy {
+    fn name(&self) -> &str {
+        "m0004_create_policy"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreatePolicy {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // SQLite adds one column per ALTER TABLE.
+        for col in [
+            ColumnDef::new(WaitlistEntries::Priority)
+                .string()
+                .not_null()
+                .default("routine")
+                .to_owned(),
+            ColumnDef::new(WaitlistEntries::ExpiresAt)
+                .timestamp_with_time_zone()
+                .null()
+                .to_owned(),
+        ] {
+            m.alter_table(
+                Table::alter()
+                    .table(WaitlistEntries::Table)
+                    .add_column(col)
+                    .to_owned(),
+            )
+            .await?;
+        }
+        for col in [
+            ColumnDef::new(Patients::EmailEnabled)
+                .boolean()
+                .not_null()
+                .default(true)
+                .to_owned(),
+            ColumnDef::new(Patients::InappEnabled)
+                .boolean()
+                .not_null()
+                .default(true)
+                .to_owned(),
+        ] {
+            m.alter_table(
+                Table::alter()
+                    .table(Patients::Table)
+                    .add_column(col)
+                    .to_owned(),
+            )
+            .await?;
+        }
+        m.alter_table(
+            Table::alter()
+                .table(Openings::Table)
+                .add_column(
+                    ColumnDef::new(Openings::Policy)
+                        .string()
+                        .not_null()
+                        .default("broadcast"),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(Pending::Table)
+                .if_not_exists()
+                .col(uuid(Pending::PatientId))
+                .col(uuid(Pending::SlotId))
+                .col(uuid(Pending::PractitionerId))
+                .col(uuid(Pending::EntryId))
+                .col(uuid(Pending::BatchId))
+                .col(string(Pending::Reason))
+                .col(integer(Pending::Rank))
+                .col(integer_null(Pending::Wave))
+                .col(timestamp_with_time_zone_null(Pending::HeldUntil))
+                .col(timestamp_with_time_zone(Pending::DueAt))
+                .col(text(Pending::Trace).default("{}"))
+                .primary_key(Index::create().col(Pending::PatientId).col(Pending::SlotId))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .if_not_exists()
+                .name("pending_due_at")
+                .table(Pending::Table)
+                .col(Pending::DueAt)
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .if_not_exists()
+                .name("pending_slot_id")
+                .table(Pending::Table)
+                .col(Pending::SlotId)
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(Waves::Table)
+                .if_not_exists()
+                .col(pk_uuid(Waves::BatchId))
+                .col(uuid(Waves::PractitionerId))
+                .col(integer(Waves::NextWave))
+                .col(timestamp_with_time_zone(Waves::DueAt))
+                .col(uuid_null(Waves::HoldId))
+                .col(string(Waves::Status))
+                .col(integer(Waves::Attempts).default(0))
+                .col(text(Waves::Trace).default("{}"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .if_not_exists()
+                .name("waves_status_due_at")
+                .table(Waves::Table)
+                .col(Waves::Status)
+                .col(Waves::DueAt)
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(WaveMembers::Table)
+                .if_not_exists()
+                .col(uuid(WaveMembers::BatchId))
+                .col(uuid(WaveMembers::PatientId))
+                .col(integer(WaveMembers::Wave))
+                .primary_key(
+                    Index::create()
+                        .col(WaveMembers::BatchId)
+                        .col(WaveMembers::PatientId),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(Considered::Table)
+                .if_not_exists()
+                .col(uuid(Considered::SlotId))
+                .col(uuid(Considered::PatientId))
+                .col(uuid(Considered::EntryId))
+                .col(integer(Considered::Rank))
+                .col(string(Considered::Priority))
+                .col(string(Considered::Outcome))
+                .col(string_null(Considered::Reason))
+                .col(integer_null(Considered::Wave))
+                .col(uuid_null(Considered::NotificationId))
+                .col(timestamp_with_time_zone(Considered::At))
+                .primary_key(
+                    Index::create()
+                        .col(Considered::SlotId)
+                        .col(Considered::PatientId),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(Messages::Table)
+                .if_not_exists()
+                .col(pk_uuid(Messages::NotificationId))
+                .col(uuid(Messages::PatientId))
+                .col(timestamp_with_time_zone(Messages::SentAt))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .if_not_exists()
+                .name("messages_patient_sent_at")
+                .table(Messages::Table)
+                .col(Messages::PatientId)
+                .col(Messages::SentAt)
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for table in [
+            Messages::Table.into_iden(),
+            Considered::Table.into_iden(),
+            WaveMembers::Table.into_iden(),
+            Waves::Table.into_iden(),
+            Pending::Table.into_iden(),
+        ] {
+            m.drop_table(Table::drop().table(table).to_owned()).await?;
+        }
+        m.alter_table(
+            Table::alter()
+                .table(Openings::Table)
+                .drop_column(Openings::Policy)
+                .to_owned(),
+        )
+        .await?;
+        for col in [Patients::EmailEnabled, Patients::InappEnabled] {
+            m.alter_table(
+                Table::alter()
+                    .table(Patients::Table)
+                    .drop_column(col)
+                    .to_owned(),
+            )
+            .await?;
+        }
+        for col in [WaitlistEntries::Priority, WaitlistEntries::ExpiresAt] {
+            m.alter_table(
+                Table::alter()
+                    .table(WaitlistEntries::Table)
+                    .drop_column(col)
+                    .to_owned(),
+            )
+            .await?;
+        }
+        Ok(())
     }
 }

@@ -17,26 +17,31 @@ use sea_orm::{
 };
 use slotcast_bus::{
     consumer::{Delivery, Handler, Outcome},
-    outbox::{self, Relay},
+    outbox::Relay,
 };
 use slotcast_events::{
-    CloudEvent, DecodeError, NotifyPatient, OfferClaimed, OfferLost, OfferedSlot, PatientContact,
-    PatientRegistered, PractitionerCard, PractitionerRegistered, ReleaseReason, SlotBooked,
-    SlotCreated, SlotReleased, SlotWithdrawn, WaitKind, WaitlistClosed, WaitlistJoined, decode,
+    CloudEvent, DecodeError, OfferClaimed, OfferLost, OfferPolicy, PatientPreferencesChanged,
+    PatientRegistered, PractitionerRegistered, Priority, ReleaseReason, SlotBooked, SlotCreated,
+    SlotReleased, SlotWithdrawn, WaitKind, WaitlistClosed, WaitlistJoined, WaitlistUpdated, decode,
     subjects,
 };
 use slotcast_kit::offer::OfferSigner;
 use uuid::Uuid;
 
 use crate::{
-    SOURCE,
-    entities::{entry, history, opening, opening_slot, patient, practitioner, slot, told},
+    entities::{
+        considered, entry, history, opening, opening_slot, patient, pending, practitioner, slot,
+        told, wave,
+    },
     fit::{self, OpenSlot, Waiting},
+    policy::{PolicyConfig, Wakers},
 };
 
-const OPEN: &str = "open";
-/// `told` rows written by one `INSERT`.
-const TOLD_ROWS_PER_INSERT: usize = 2_000;
+pub(crate) const OPEN: &str = "open";
+/// Rows written by one `INSERT`: matching's rows (ids, times, a short trace) are 150 to 250
+/// bytes, so 48 of them stay under `slotcast_bus::rows::STATEMENT_BYTES` and travel in one
+/// piece (a larger statement waits 40 ms for a delayed ACK; see `slotcast_bus::rows`).
+pub(crate) const ROWS_PER_INSERT: usize = 48;
 const BOOKED: &str = "booked";
 const WITHDRAWN: &str = "withdrawn";
 
@@ -47,6 +52,10 @@ pub struct Matcher {
     pub signer: OfferSigner,
     /// `PUBLIC_BASE_URL`, where booking links point.
     pub public_base_url: String,
+    pub policy: PolicyConfig,
+    pub wakers: Wakers,
+    /// Scheduling's hold API, for the `waves` policy.
+    pub holds: crate::holds::Holds,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,9 +71,10 @@ enum Failure {
 impl Handler for Matcher {
     async fn handle(&self, delivery: &Delivery) -> Outcome {
         match self.apply(delivery).await {
-            Ok(told) => {
-                if told > 0 {
-                    self.relay.wake();
+            Ok(decided) => {
+                if decided > 0 {
+                    self.wakers.dispatch.notify_one();
+                    self.wakers.waves.notify_one();
                 }
                 Outcome::Done
             }
@@ -92,7 +102,7 @@ fn upsert<C: sea_orm::sea_query::IntoIden>(
 }
 
 impl Matcher {
-    /// Applies one event; returns how many patients it decided to tell.
+    /// Applies one event; returns how many offers (or wave timers) it decided.
     async fn apply(&self, d: &Delivery) -> Result<usize, Failure> {
         let txn = self.db.begin().await?;
         let told = match d.subject.as_str() {
@@ -128,6 +138,8 @@ impl Matcher {
                     email: Set(e.email),
                     locale: Set(e.locale),
                     timezone: Set(e.timezone),
+                    email_enabled: Set(true),
+                    inapp_enabled: Set(true),
                 })
                 .on_conflict(upsert(
                     [patient::Column::Id],
@@ -142,6 +154,26 @@ impl Matcher {
                 .await?;
                 0
             }
+            subjects::PATIENT_PREFERENCES_CHANGED => {
+                let e = decode::<PatientPreferencesChanged>(&d.payload)?.data;
+                patient::Entity::update_many()
+                    .col_expr(patient::Column::EmailEnabled, Expr::value(e.email))
+                    .col_expr(patient::Column::InappEnabled, Expr::value(e.inapp))
+                    .filter(patient::Column::Id.eq(e.patient_id))
+                    .exec(&txn)
+                    .await?;
+                0
+            }
+            subjects::WAITLIST_UPDATED => {
+                let e = decode::<WaitlistUpdated>(&d.payload)?.data;
+                entry::Entity::update_many()
+                    .col_expr(entry::Column::Priority, Expr::value(e.priority.as_str()))
+                    .col_expr(entry::Column::ExpiresAt, Expr::value(e.expires_at))
+                    .filter(entry::Column::Id.eq(e.entry_id))
+                    .exec(&txn)
+                    .await?;
+                0
+            }
             subjects::WAITLIST_JOINED => {
                 let e = decode::<WaitlistJoined>(&d.payload)?.data;
                 entry::Entity::insert(entry::ActiveModel {
@@ -154,6 +186,8 @@ impl Matcher {
                     latest: Set(e.latest),
                     active: Set(true),
                     joined_at: Set(e.joined_at),
+                    priority: Set(e.priority.as_str().to_owned()),
+                    expires_at: Set(e.expires_at),
                 })
                 .on_conflict_do_nothing_on([entry::Column::Id])
                 .exec_without_returning(&txn)
@@ -185,8 +219,13 @@ impl Matcher {
                 .on_conflict_do_nothing_on([slot::Column::Id])
                 .exec_without_returning(&txn)
                 .await?;
-                self.add_to_opening(&txn, e.batch_id, e.practitioner_id, e.batch_size, e.slot_id)
-                    .await?
+                let opening = Opening {
+                    batch_id: e.batch_id,
+                    practitioner_id: e.practitioner_id,
+                    size: e.batch_size,
+                    policy: e.offer_policy,
+                };
+                self.add_to_opening(&txn, &opening, e.slot_id).await?
             }
             subjects::SLOT_RELEASED => {
                 let ev = decode::<SlotReleased>(&d.payload)?;
@@ -211,8 +250,13 @@ impl Matcher {
                 ))
                 .exec_without_returning(&txn)
                 .await?;
-                self.add_to_opening(&txn, e.batch_id, e.practitioner_id, e.batch_size, e.slot_id)
-                    .await?
+                let opening = Opening {
+                    batch_id: e.batch_id,
+                    practitioner_id: e.practitioner_id,
+                    size: e.batch_size,
+                    policy: e.offer_policy,
+                };
+                self.add_to_opening(&txn, &opening, e.slot_id).await?
             }
             subjects::SLOT_BOOKED => {
                 let ev = decode::<SlotBooked>(&d.payload)?;
@@ -267,16 +311,16 @@ impl Matcher {
     async fn add_to_opening<C: ConnectionTrait>(
         &self,
         conn: &C,
-        batch_id: Uuid,
-        practitioner_id: Uuid,
-        batch_size: u32,
+        o: &Opening,
         slot_id: Uuid,
     ) -> Result<usize, Failure> {
+        let (batch_id, practitioner_id) = (o.batch_id, o.practitioner_id);
         opening::Entity::insert(opening::ActiveModel {
             batch_id: Set(batch_id),
             practitioner_id: Set(practitioner_id),
-            expected: Set(i32::try_from(batch_size).unwrap_or(i32::MAX)),
+            expected: Set(i32::try_from(o.size).unwrap_or(i32::MAX)),
             decided_at: Set(None),
+            policy: Set(o.policy.as_str().to_owned()),
         })
         .on_conflict_do_nothing_on([opening::Column::BatchId])
         .exec_without_returning(conn)
@@ -313,177 +357,303 @@ impl Matcher {
             .filter(opening::Column::BatchId.eq(batch_id))
             .exec(conn)
             .await?;
-        self.decide(conn, practitioner_id, batch_id, &slot_ids)
+        let policy = OfferPolicy::parse(&open.policy).unwrap_or_default();
+        self.decide(conn, practitioner_id, batch_id, &slot_ids, policy)
             .await
     }
 
-    /// Tells every fitting patient about the opening's slots still open, once.
+    /// Decides an opening. `broadcast`: every fitting patient gets an offer of the opening's
+    /// slots still open, due when the coalescing window ends (the dispatcher sends it). `waves`:
+    /// a timer, due now, for the first wave ([`crate::waves`]).
     async fn decide<C: ConnectionTrait>(
         &self,
         conn: &C,
         practitioner_id: Uuid,
         batch_id: Uuid,
         slot_ids: &[Uuid],
+        policy: OfferPolicy,
     ) -> Result<usize, Failure> {
         let started = std::time::Instant::now();
         let now = Utc::now();
-        let slots: Vec<OpenSlot> = slot::Entity::find()
-            .filter(slot::Column::Id.is_in(slot_ids.to_vec()))
-            .filter(slot::Column::Status.eq(OPEN))
-            .filter(slot::Column::StartsAt.gt(now))
-            .all(conn)
-            .await?
-            .into_iter()
-            .map(|s| OpenSlot {
-                id: s.id,
-                starts_at: s.starts_at,
-                ends_at: s.ends_at,
-                released_by: s.released_by,
-            })
-            .collect();
+        let slots = open_slots(conn, slot_ids, now).await?;
         if slots.is_empty() {
             return Ok(0);
         }
-        // Only the entries that can fit one of the slots come back (the index
-        // `entries_practitioner_active_earliest` serves the window); `fit::decide` then checks
-        // each pair exactly. A long list of patients waiting for other times costs nothing here.
-        let first_start = slots.iter().map(|s| s.starts_at).min().unwrap_or(now);
-        let last_start = slots.iter().map(|s| s.starts_at).max().unwrap_or(now);
-        let first_end = slots.iter().map(|s| s.ends_at).min().unwrap_or(now);
-        let waiting: Vec<Waiting> = entry::Entity::find()
-            .filter(entry::Column::PractitionerId.eq(practitioner_id))
-            .filter(entry::Column::Active.eq(true))
-            .filter(
-                Condition::any()
-                    .add(entry::Column::Earliest.is_null())
-                    .add(entry::Column::Earliest.lte(last_start)),
-            )
-            .filter(
-                Condition::any()
-                    .add(entry::Column::Latest.is_null())
-                    .add(entry::Column::Latest.gte(first_end)),
-            )
-            .filter(
-                Condition::any()
-                    .add(entry::Column::Kind.eq(WaitKind::New.as_str()))
-                    .add(entry::Column::HeldStartsAt.gt(first_start)),
-            )
-            .all(conn)
-            .await?
-            .into_iter()
-            .filter_map(|e| {
-                Some(Waiting {
-                    entry_id: e.id,
-                    patient_id: e.patient_id,
-                    kind: WaitKind::parse(&e.kind)?,
-                    held_starts_at: e.held_starts_at,
-                    earliest: e.earliest,
-                    latest: e.latest,
-                    joined_at: e.joined_at,
-                })
+        if policy == OfferPolicy::Waves {
+            wave::Entity::insert(wave::ActiveModel {
+                batch_id: Set(batch_id),
+                practitioner_id: Set(practitioner_id),
+                next_wave: Set(1),
+                due_at: Set(now),
+                hold_id: Set(None),
+                status: Set(crate::waves::RUNNING.to_owned()),
+                attempts: Set(0),
+                trace: Set(current_trace()),
             })
-            .collect();
-        let already: HashSet<(Uuid, Uuid)> = told::Entity::find()
-            .filter(told::Column::SlotId.is_in(slot_ids.to_vec()))
-            .all(conn)
-            .await?
-            .into_iter()
-            .map(|t| (t.slot_id, t.patient_id))
-            .collect();
-        let decisions = fit::decide(&slots, &waiting, &already);
+            .on_conflict_do_nothing_on([wave::Column::BatchId])
+            .exec_without_returning(conn)
+            .await?;
+            tracing::info!(%batch_id, %practitioner_id, slots = slots.len(), "opening to be offered in waves");
+            return Ok(1);
+        }
+        let ranked = candidates(conn, practitioner_id, &slots).await?;
         metrics::histogram!("slotcast_matching_decide_seconds")
             .record(started.elapsed().as_secs_f64());
-        if decisions.is_empty() {
-            return Ok(0);
-        }
-        let card = practitioner::Entity::find_by_id(practitioner_id)
-            .one(conn)
-            .await?
-            .map(|p| PractitionerCard {
-                id: p.id,
-                name: p.name,
-                specialty: p.specialty,
-                timezone: p.timezone,
-                consultation_fee_cents: p.consultation_fee_cents,
-                currency: p.currency,
-            })
-            .ok_or_else(|| {
-                anyhow::anyhow!("practitioner {practitioner_id} not in the projection yet")
-            })?;
-        let patients: HashMap<Uuid, patient::Model> = patient::Entity::find()
-            .filter(
-                patient::Column::Id
-                    .is_in(decisions.iter().map(|d| d.patient_id).collect::<Vec<_>>()),
-            )
-            .all(conn)
-            .await?
-            .into_iter()
-            .map(|p| (p.id, p))
-            .collect();
+        let due = now
+            + chrono::Duration::from_std(self.policy.coalesce_window)
+                .unwrap_or(chrono::Duration::zero());
+        let mut offers: Vec<pending::ActiveModel> = Vec::new();
+        let mut decisions: Vec<considered::ActiveModel> = Vec::new();
         let mut count = 0;
-        let mut told_rows: Vec<told::ActiveModel> = Vec::with_capacity(decisions.len());
-        for d in decisions {
-            let Some(p) = patients.get(&d.patient_id) else {
-                tracing::warn!(patient_id = %d.patient_id, "waiting patient unknown to the projection; skipped");
-                continue;
-            };
-            let ids: Vec<Uuid> = d.slots.iter().map(|s| s.id).collect();
-            let nid = NotifyPatient::derive_id(d.patient_id, &ids);
-            let expires = d.slots.iter().map(|s| s.starts_at).max().unwrap_or(now);
-            let token = self
-                .signer
-                .sign(nid, d.patient_id, Some(d.entry_id), &ids, expires)
-                .map_err(anyhow::Error::from)?;
-            let offered = d
-                .slots
-                .iter()
-                .map(|s| OfferedSlot {
-                    slot_id: s.id,
-                    starts_at: s.starts_at,
-                    ends_at: s.ends_at,
-                    booking_url: format!(
-                        "{}/v1/offers/{token}?slot_id={}",
-                        self.public_base_url, s.id
-                    ),
-                })
-                .collect();
-            told_rows.extend(d.slots.iter().map(|s| told::ActiveModel {
-                slot_id: Set(s.id),
-                patient_id: Set(d.patient_id),
-                notification_id: Set(nid),
-                entry_id: Set(d.entry_id),
-                told_at: Set(now),
-            }));
-            let event = NotifyPatient {
-                notification_id: nid,
-                patient: PatientContact {
-                    id: p.id,
-                    name: p.name.clone(),
-                    email: p.email.clone(),
-                    locale: p.locale.clone(),
-                    timezone: p.timezone.clone(),
-                },
-                practitioner: card.clone(),
-                slots: offered,
-                reason: d.reason,
-                entry_id: d.entry_id,
-                batch_id,
-            };
-            outbox::enqueue(conn, &CloudEvent::with_id(nid, SOURCE, event)).await?;
-            count += 1;
+        for c in &ranked {
+            let skipped = c.is_expired(now).then_some(crate::policy::EXPIRED);
+            for s in &c.decision.slots {
+                decisions.push(c.considered(s.id, skipped, now));
+                if skipped.is_none() {
+                    offers.push(c.pending(s.id, practitioner_id, batch_id, None, None, due));
+                }
+            }
+            count += usize::from(skipped.is_none());
         }
-        // In the same transaction as the outbox rows: one statement per chunk, not per patient
-        // (5 parameters a row, well under the 65,535 a statement may bind).
-        for chunk in told_rows.chunks(TOLD_ROWS_PER_INSERT) {
-            told::Entity::insert_many(chunk.to_vec())
-                .on_conflict_do_nothing_on([told::Column::SlotId, told::Column::PatientId])
+        crate::policy::record_considered(conn, decisions).await?;
+        for chunk in offers.chunks(ROWS_PER_INSERT) {
+            pending::Entity::insert_many(chunk.to_vec())
+                .on_conflict_do_nothing_on([pending::Column::PatientId, pending::Column::SlotId])
                 .exec_without_returning(conn)
                 .await?;
         }
-        metrics::counter!("slotcast_matching_notifications_total").increment(count as u64);
         tracing::info!(%batch_id, %practitioner_id, slots = slots.len(), patients = count, "opening decided");
         Ok(count)
     }
+}
+
+/// The current span's trace context, as JSON headers.
+pub(crate) fn current_trace() -> String {
+    serde_json::to_string(&slotcast_kit::telemetry::current_context_headers())
+        .unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// A span that continues the trace in `trace` (JSON headers from [`current_trace`]).
+pub(crate) fn continuing(trace: &str, name: &'static str) -> tracing::Span {
+    let headers: HashMap<String, String> = serde_json::from_str(trace).unwrap_or_default();
+    let span = tracing::info_span!("continue", otel.name = name);
+    slotcast_kit::telemetry::set_parent_from(
+        &span,
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    span
+}
+
+/// An opening as a slot event describes it.
+struct Opening {
+    batch_id: Uuid,
+    practitioner_id: Uuid,
+    size: u32,
+    policy: OfferPolicy,
+}
+
+/// The slots among `slot_ids` still open and not started.
+pub(crate) async fn open_slots<C: ConnectionTrait>(
+    conn: &C,
+    slot_ids: &[Uuid],
+    now: chrono::DateTime<Utc>,
+) -> Result<Vec<OpenSlot>, DbErr> {
+    Ok(slot::Entity::find()
+        .filter(slot::Column::Id.is_in(slot_ids.to_vec()))
+        .filter(slot::Column::Status.eq(OPEN))
+        .filter(slot::Column::StartsAt.gt(now))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|s| OpenSlot {
+            id: s.id,
+            starts_at: s.starts_at,
+            ends_at: s.ends_at,
+            released_by: s.released_by,
+        })
+        .collect())
+}
+
+/// A patient whose entry fits some of the slots, with their place in the fair order.
+#[derive(Debug, Clone)]
+pub(crate) struct Candidate {
+    /// 1 is first.
+    pub rank: i32,
+    pub decision: fit::Decision,
+    pub priority: Priority,
+    pub expires_at: Option<chrono::DateTime<Utc>>,
+}
+
+impl Candidate {
+    pub fn is_expired(&self, now: chrono::DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|e| e <= now)
+    }
+
+    pub fn considered(
+        &self,
+        slot_id: Uuid,
+        skipped: Option<&str>,
+        now: chrono::DateTime<Utc>,
+    ) -> considered::ActiveModel {
+        considered::ActiveModel {
+            slot_id: Set(slot_id),
+            patient_id: Set(self.decision.patient_id),
+            entry_id: Set(self.decision.entry_id),
+            rank: Set(self.rank),
+            priority: Set(self.priority.as_str().to_owned()),
+            outcome: Set(if skipped.is_some() {
+                "skipped"
+            } else {
+                "pending"
+            }
+            .to_owned()),
+            reason: Set(skipped.map(str::to_owned)),
+            wave: Set(None),
+            notification_id: Set(None),
+            at: Set(now),
+        }
+    }
+
+    pub fn pending(
+        &self,
+        slot_id: Uuid,
+        practitioner_id: Uuid,
+        batch_id: Uuid,
+        wave: Option<i32>,
+        held_until: Option<chrono::DateTime<Utc>>,
+        due_at: chrono::DateTime<Utc>,
+    ) -> pending::ActiveModel {
+        pending::ActiveModel {
+            patient_id: Set(self.decision.patient_id),
+            slot_id: Set(slot_id),
+            practitioner_id: Set(practitioner_id),
+            entry_id: Set(self.decision.entry_id),
+            batch_id: Set(batch_id),
+            reason: Set(self.decision.reason.as_str().to_owned()),
+            rank: Set(self.rank),
+            wave: Set(wave),
+            held_until: Set(held_until),
+            due_at: Set(due_at),
+            trace: Set(current_trace()),
+        }
+    }
+}
+
+/// Every patient whose active entry fits some of `slots` and who was not told (nor is about to
+/// be) about them, in the fair order, each with the slots that fit. A patient whose only
+/// fitting entries expired is in it (so the explanation can say why they were skipped); the
+/// caller skips them.
+pub(crate) async fn candidates<C: ConnectionTrait>(
+    conn: &C,
+    practitioner_id: Uuid,
+    slots: &[OpenSlot],
+) -> Result<Vec<Candidate>, DbErr> {
+    let Some(first_start) = slots.iter().map(|s| s.starts_at).min() else {
+        return Ok(Vec::new());
+    };
+    // Only the entries that can fit one of the slots come back (the index
+    // `entries_practitioner_active_earliest` serves the window); `fit::decide` then checks
+    // each pair exactly. A long list of patients waiting for other times costs nothing here.
+    let last_start = slots
+        .iter()
+        .map(|s| s.starts_at)
+        .max()
+        .unwrap_or(first_start);
+    let first_end = slots.iter().map(|s| s.ends_at).min().unwrap_or(first_start);
+    let entries = entry::Entity::find()
+        .filter(entry::Column::PractitionerId.eq(practitioner_id))
+        .filter(entry::Column::Active.eq(true))
+        .filter(
+            Condition::any()
+                .add(entry::Column::Earliest.is_null())
+                .add(entry::Column::Earliest.lte(last_start)),
+        )
+        .filter(
+            Condition::any()
+                .add(entry::Column::Latest.is_null())
+                .add(entry::Column::Latest.gte(first_end)),
+        )
+        .filter(
+            Condition::any()
+                .add(entry::Column::Kind.eq(WaitKind::New.as_str()))
+                .add(entry::Column::HeldStartsAt.gt(first_start)),
+        )
+        .all(conn)
+        .await?;
+    let mut meta: HashMap<Uuid, (Priority, Option<chrono::DateTime<Utc>>)> = HashMap::new();
+    let waiting: Vec<Waiting> = entries
+        .into_iter()
+        .filter_map(|e| {
+            let priority = Priority::parse(&e.priority).unwrap_or_default();
+            meta.insert(e.id, (priority, e.expires_at));
+            Some(Waiting {
+                entry_id: e.id,
+                patient_id: e.patient_id,
+                kind: WaitKind::parse(&e.kind)?,
+                held_starts_at: e.held_starts_at,
+                earliest: e.earliest,
+                latest: e.latest,
+                joined_at: e.joined_at,
+                priority,
+            })
+        })
+        .collect();
+    let slot_ids: Vec<Uuid> = slots.iter().map(|s| s.id).collect();
+    // `pending` before `told`: the dispatcher moves rows from one to the other in one
+    // transaction, so a pair it moves between the two reads is still seen in one of them.
+    let mut already: HashSet<(Uuid, Uuid)> = pending::Entity::find()
+        .filter(pending::Column::SlotId.is_in(slot_ids.clone()))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|p| (p.slot_id, p.patient_id))
+        .collect();
+    already.extend(
+        told::Entity::find()
+            .filter(told::Column::SlotId.is_in(slot_ids))
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(|t| (t.slot_id, t.patient_id)),
+    );
+    // Expired entries are decided apart, so a patient's other, valid entry is what counts for
+    // them; an expired one shows only for a patient with nothing else (to say why).
+    let now = Utc::now();
+    let expired = |w: &Waiting| {
+        meta.get(&w.entry_id)
+            .and_then(|m| m.1)
+            .is_some_and(|e| e <= now)
+    };
+    let (lapsed, valid): (Vec<Waiting>, Vec<Waiting>) = waiting.into_iter().partition(expired);
+    let mut decisions = fit::decide(slots, &valid, &already);
+    let offered: HashSet<Uuid> = decisions.iter().map(|d| d.patient_id).collect();
+    decisions.extend(
+        fit::decide(slots, &lapsed, &already)
+            .into_iter()
+            .filter(|d| !offered.contains(&d.patient_id)),
+    );
+    let order: HashMap<Uuid, (Priority, chrono::DateTime<Utc>, Uuid)> = valid
+        .iter()
+        .chain(&lapsed)
+        .map(|w| (w.entry_id, w.order_key()))
+        .collect();
+    decisions.sort_by_key(|d| order.get(&d.entry_id).copied());
+    Ok(decisions
+        .into_iter()
+        .enumerate()
+        .map(|(i, decision)| {
+            let (priority, expires_at) = meta
+                .get(&decision.entry_id)
+                .copied()
+                .unwrap_or((Priority::Routine, None));
+            Candidate {
+                rank: i32::try_from(i + 1).unwrap_or(i32::MAX),
+                decision,
+                priority,
+                expires_at,
+            }
+        })
+        .collect())
 }
 
 /// Adds `event` to the history of `slot_id`, once (keyed by the event id).

@@ -121,6 +121,7 @@ async fn a_released_slot_goes_to_the_next_patients_never_back_to_who_released_it
         batch_size: 1,
         reason: ReleaseReason::Cancelled,
         released_by: Some(carol),
+        offer_policy: Default::default(),
     })
     .await;
     let told = m.notifications(2, SETTLE).await;

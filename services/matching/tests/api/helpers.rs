@@ -3,7 +3,7 @@ use std::{net::SocketAddr, time::Duration};
 use async_nats::jetstream::{self, consumer::pull};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use matching::{Application, Config};
+use matching::{Application, Config, policy::PolicyConfig};
 use serde_json::Value;
 use slotcast_events::{
     CloudEvent, Event, PatientRegistered, PractitionerRegistered, SlotCreated, WaitKind,
@@ -36,7 +36,21 @@ pub async fn spawn_matching() -> TestMatching {
     spawn_matching_on(TestDatabase::postgres().await.unwrap()).await
 }
 
+/// The policy of these tests: offers go out at once (no coalescing window) and uncapped, unless
+/// a test says otherwise. No scheduling runs here: the `waves` policy is tested end to end.
+pub fn policy() -> PolicyConfig {
+    PolicyConfig {
+        coalesce_window: Duration::ZERO,
+        daily_cap: 0,
+        ..PolicyConfig::defaults("http://127.0.0.1:9")
+    }
+}
+
 pub async fn spawn_matching_on(db: TestDatabase) -> TestMatching {
+    spawn_matching_with(db, policy()).await
+}
+
+pub async fn spawn_matching_with(db: TestDatabase, policy: PolicyConfig) -> TestMatching {
     slotcast_test_support::init_tracing();
     let nats = NatsServer::start().await.unwrap();
     let app = Application::build(Config {
@@ -50,6 +64,7 @@ pub async fn spawn_matching_on(db: TestDatabase) -> TestMatching {
         jwt_secret: SECRET.to_owned(),
         offer_keys: None,
         public_base_url: BASE.to_owned(),
+        policy,
     })
     .await
     .unwrap();
@@ -94,6 +109,7 @@ impl TestMatching {
             timezone: "Europe/London".into(),
             consultation_fee_cents: Some(5000),
             currency: "GBP".into(),
+            offer_policy: None,
         })
         .await;
         id
@@ -129,6 +145,8 @@ impl TestMatching {
             earliest: None,
             latest: None,
             joined_at: Utc::now(),
+            priority: Default::default(),
+            expires_at: None,
         })
         .await;
     }
@@ -145,6 +163,7 @@ impl TestMatching {
                 ends_at: hours(*h) + chrono::Duration::minutes(30),
                 batch_id,
                 batch_size: starts.len() as u32,
+                offer_policy: Default::default(),
             };
             self.publish(e.clone()).await;
             out.push(e);

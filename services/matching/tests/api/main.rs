@@ -5,4 +5,5 @@ mod decisions;
 mod helpers;
 mod history;
 mod migrations;
+mod policy;
 mod process;

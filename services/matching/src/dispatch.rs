@@ -1,0 +1,394 @@
+//! The dispatcher: turns due offers (`pending` rows) into `notify.patient` messages.
+//!
+//! An offer is due when the coalescing window of the first offer to that patient from that
+//! practitioner ends (`COALESCE_WINDOW_MS`), or at once for a wave. Everything pending for that
+//! patient and practitioner then goes out as one message, so slots published in separate
+//! requests within the window reach the patient together. Before it goes out:
+//! - a slot booked, withdrawn or started since the decision is dropped from it;
+//! - an entry that stopped waiting or expired drops its slots;
+//! - a patient who switched both email and in-app off is skipped (`opted_out`); one who
+//!   switched one off gets the message on the other only (`channels`);
+//! - a patient who was sent `DAILY_MESSAGE_CAP` availability messages in the last 24 hours is
+//!   skipped (`capped`).
+//!
+//! Every outcome is recorded in `considered`. One dispatcher runs at a time across replicas (a
+//! transaction-scoped advisory lock), and a patient's pending rows are read, turned into `told`
+//! rows, the `messages` row and the outbox event, and deleted in one transaction: a crash sends
+//! nothing twice and loses nothing.
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, Order, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
+    sea_query::{Expr, ExprTrait, Func},
+};
+use slotcast_bus::outbox;
+use slotcast_events::{
+    Channels, CloudEvent, NotifyPatient, OfferedSlot, PatientContact, PractitionerCard, WaitKind,
+};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{
+    SOURCE,
+    entities::{considered, entry, message, patient, pending, practitioner, slot, told},
+    policy::{self, CAPPED, EXPIRED, GONE, NO_LONGER_WAITING, OPTED_OUT, TAKEN},
+    projection::{Matcher, OPEN, ROWS_PER_INSERT},
+};
+
+/// The advisory lock key of the dispatcher (one per database).
+const DISPATCH_LOCK: i64 = 0x5107_ca57_d15b;
+/// Patient and practitioner pairs sent per transaction.
+const GROUPS_PER_PASS: u64 = 500;
+/// How often due offers are looked for when nothing wakes the dispatcher.
+const TICK: Duration = Duration::from_millis(200);
+
+impl Matcher {
+    /// Sends due offers until `shutdown`.
+    pub async fn run_dispatcher(self: Arc<Self>, shutdown: CancellationToken) {
+        let full = usize::try_from(GROUPS_PER_PASS).unwrap_or(usize::MAX);
+        policy::run_passes(
+            "sending due offers",
+            "slotcast_matching_dispatch_failures_total",
+            &self.wakers.dispatch,
+            TICK,
+            full,
+            shutdown,
+            || self.dispatch_due(),
+        )
+        .await;
+    }
+
+    /// Sends one pass of due offers; returns how many patient and practitioner pairs it handled.
+    pub async fn dispatch_due(&self) -> Result<usize, DbErr> {
+        let txn = self.db.begin().await?;
+        if !policy::try_lock(&txn, DISPATCH_LOCK).await? {
+            // Another replica is dispatching.
+            return Ok(0);
+        }
+        let now = Utc::now();
+        let first_due = || Expr::expr(Func::min(Expr::col(pending::Column::DueAt)));
+        let groups: Vec<(Uuid, Uuid)> = pending::Entity::find()
+            .select_only()
+            .column(pending::Column::PatientId)
+            .column(pending::Column::PractitionerId)
+            .group_by(pending::Column::PatientId)
+            .group_by(pending::Column::PractitionerId)
+            .having(first_due().lte(now))
+            .order_by(first_due(), Order::Asc)
+            .limit(GROUPS_PER_PASS)
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        if groups.is_empty() {
+            return Ok(0);
+        }
+        let sent = self.send(&txn, &groups, now).await?;
+        txn.commit().await?;
+        if sent > 0 {
+            self.relay.wake();
+        }
+        metrics::counter!("slotcast_matching_notifications_total").increment(sent as u64);
+        Ok(groups.len())
+    }
+
+    /// Sends what is pending for `groups` (patient, practitioner); returns the messages sent.
+    async fn send<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        groups: &[(Uuid, Uuid)],
+        now: DateTime<Utc>,
+    ) -> Result<usize, DbErr> {
+        let patient_ids: Vec<Uuid> = groups.iter().map(|g| g.0).collect();
+        let mut by_group: BTreeMap<(Uuid, Uuid), Vec<pending::Model>> = BTreeMap::new();
+        for row in pending::Entity::find()
+            .filter(pending::Column::PatientId.is_in(patient_ids.clone()))
+            .all(conn)
+            .await?
+        {
+            by_group
+                .entry((row.patient_id, row.practitioner_id))
+                .or_default()
+                .push(row);
+        }
+        let rows: Vec<&pending::Model> = groups
+            .iter()
+            .filter_map(|g| by_group.get(g))
+            .flatten()
+            .collect();
+        let slots: HashMap<Uuid, slot::Model> = by_id(
+            slot::Entity::find()
+                .filter(slot::Column::Id.is_in(rows.iter().map(|r| r.slot_id).collect::<Vec<_>>()))
+                .all(conn)
+                .await?,
+            |s| s.id,
+        );
+        let entries: HashMap<Uuid, entry::Model> = by_id(
+            entry::Entity::find()
+                .filter(
+                    entry::Column::Id.is_in(rows.iter().map(|r| r.entry_id).collect::<Vec<_>>()),
+                )
+                .all(conn)
+                .await?,
+            |e| e.id,
+        );
+        let patients: HashMap<Uuid, patient::Model> = by_id(
+            patient::Entity::find()
+                .filter(patient::Column::Id.is_in(patient_ids.clone()))
+                .all(conn)
+                .await?,
+            |p| p.id,
+        );
+        let practitioners: HashMap<Uuid, practitioner::Model> = by_id(
+            practitioner::Entity::find()
+                .filter(
+                    practitioner::Column::Id.is_in(groups.iter().map(|g| g.1).collect::<Vec<_>>()),
+                )
+                .all(conn)
+                .await?,
+            |p| p.id,
+        );
+        // Belt and braces: a pair told already is never told again, whatever put it here.
+        let told_before: HashSet<(Uuid, Uuid)> = told::Entity::find()
+            .filter(told::Column::SlotId.is_in(rows.iter().map(|r| r.slot_id).collect::<Vec<_>>()))
+            .filter(told::Column::PatientId.is_in(patient_ids.clone()))
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(|t| (t.slot_id, t.patient_id))
+            .collect();
+        let mut sent_today = policy::sent_today(conn, &self.policy, patient_ids, now).await?;
+
+        let mut decisions: Vec<considered::ActiveModel> = Vec::new();
+        let mut told_rows: Vec<told::ActiveModel> = Vec::new();
+        let mut messages: Vec<message::ActiveModel> = Vec::new();
+        let mut events: Vec<(CloudEvent<NotifyPatient>, &str)> = Vec::new();
+        for group in groups {
+            let Some(rows) = by_group.get(group) else {
+                continue;
+            };
+            let mut rows: Vec<&pending::Model> = rows.iter().collect();
+            rows.sort_by_key(|r| (r.rank, slots.get(&r.slot_id).map(|s| s.starts_at)));
+            let mut keep: Vec<(&pending::Model, &slot::Model)> = Vec::new();
+            let mut skip = |r: &pending::Model, reason: &str| {
+                metrics::counter!("slotcast_matching_skipped_total", "reason" => reason.to_owned())
+                    .increment(1);
+                decisions.push(outcome(r, "skipped", Some(reason), None, now));
+            };
+            for r in rows {
+                let e = entries.get(&r.entry_id);
+                if told_before.contains(&(r.slot_id, r.patient_id)) {
+                    // Nothing to record: `considered` already says it was told.
+                    continue;
+                }
+                match slots.get(&r.slot_id) {
+                    Some(s) if s.status == "booked" => skip(r, TAKEN),
+                    Some(s) if s.status != OPEN || s.starts_at <= now => skip(r, GONE),
+                    None => skip(r, GONE),
+                    Some(_) if !e.is_some_and(|e| e.active) => skip(r, NO_LONGER_WAITING),
+                    Some(_) if e.and_then(|e| e.expires_at).is_some_and(|x| x <= now) => {
+                        skip(r, EXPIRED)
+                    }
+                    Some(s) => keep.push((r, s)),
+                }
+            }
+            if keep.is_empty() {
+                continue;
+            }
+            let (Some(p), Some(dr)) = (patients.get(&group.0), practitioners.get(&group.1)) else {
+                tracing::warn!(patient_id = %group.0, practitioner_id = %group.1, "offer for a patient or practitioner unknown to the projection; skipped");
+                for (r, _) in keep {
+                    skip(r, GONE);
+                }
+                continue;
+            };
+            if !p.email_enabled && !p.inapp_enabled {
+                for (r, _) in keep {
+                    skip(r, OPTED_OUT);
+                }
+                continue;
+            }
+            let sent = sent_today.entry(p.id).or_default();
+            // A wave's offer was checked against the cap when the wave was decided, and its
+            // patient is in the hold: it goes out.
+            let wave = keep.iter().any(|(r, _)| r.wave.is_some());
+            if !wave && self.policy.daily_cap > 0 && *sent >= i64::from(self.policy.daily_cap) {
+                for (r, _) in keep {
+                    skip(r, CAPPED);
+                }
+                continue;
+            }
+            *sent += 1;
+            let event = self
+                .message(p, dr, &keep, now)
+                .map_err(|e| DbErr::Custom(format!("{e:#}")))?;
+            let nid = event.data.notification_id;
+            for (r, _) in &keep {
+                told_rows.push(told::ActiveModel {
+                    slot_id: Set(r.slot_id),
+                    patient_id: Set(r.patient_id),
+                    notification_id: Set(nid),
+                    entry_id: Set(r.entry_id),
+                    told_at: Set(now),
+                });
+                decisions.push(outcome(r, "told", None, Some(nid), now));
+            }
+            messages.push(message::ActiveModel {
+                notification_id: Set(nid),
+                patient_id: Set(p.id),
+                sent_at: Set(now),
+            });
+            events.push((event, first_trace(&keep)));
+        }
+
+        // Only the rows read: an offer decided meanwhile (committed after the read above) is
+        // left for the next pass.
+        for chunk in groups.chunks(200) {
+            let mut which = Condition::any();
+            for group in chunk {
+                let Some(rows) = by_group.get(group) else {
+                    continue;
+                };
+                which = which.add(
+                    Condition::all()
+                        .add(pending::Column::PatientId.eq(group.0))
+                        .add(
+                            pending::Column::SlotId
+                                .is_in(rows.iter().map(|r| r.slot_id).collect::<Vec<_>>()),
+                        ),
+                );
+            }
+            pending::Entity::delete_many()
+                .filter(which)
+                .exec(conn)
+                .await?;
+        }
+        for chunk in told_rows.chunks(ROWS_PER_INSERT) {
+            told::Entity::insert_many(chunk.to_vec())
+                .on_conflict_do_nothing_on([told::Column::SlotId, told::Column::PatientId])
+                .exec_without_returning(conn)
+                .await?;
+        }
+        for chunk in messages.chunks(ROWS_PER_INSERT) {
+            message::Entity::insert_many(chunk.to_vec())
+                .on_conflict_do_nothing_on([message::Column::NotificationId])
+                .exec_without_returning(conn)
+                .await?;
+        }
+        policy::record_considered(conn, decisions).await?;
+        // Each message continues the trace of the request that opened its slots.
+        let traces: Vec<HashMap<String, String>> = events
+            .iter()
+            .map(|(_, trace)| serde_json::from_str(trace).unwrap_or_default())
+            .collect();
+        let traced: Vec<(&CloudEvent<NotifyPatient>, &HashMap<String, String>)> = events
+            .iter()
+            .zip(&traces)
+            .map(|((event, _), trace)| (event, trace))
+            .collect();
+        outbox::enqueue_traced(conn, &traced).await?;
+        Ok(events.len())
+    }
+
+    /// One `notify.patient`: the patient, the practitioner, the slots with their booking links,
+    /// and the preferences and one-click unsubscribe links.
+    fn message(
+        &self,
+        p: &patient::Model,
+        dr: &practitioner::Model,
+        keep: &[(&pending::Model, &slot::Model)],
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<CloudEvent<NotifyPatient>> {
+        let (first, _) = keep[0];
+        let mut slots: Vec<(&pending::Model, &slot::Model)> = keep.to_vec();
+        slots.sort_by_key(|(_, s)| (s.starts_at, s.id));
+        let ids: Vec<Uuid> = slots.iter().map(|(_, s)| s.id).collect();
+        let nid = NotifyPatient::derive_id(p.id, &ids);
+        let expires = slots.iter().map(|(_, s)| s.starts_at).max().unwrap_or(now);
+        let token = self
+            .signer
+            .sign(nid, p.id, Some(first.entry_id), &ids, expires)?;
+        let preferences = self.signer.sign_preferences(p.id)?;
+        let base = &self.public_base_url;
+        let offered = slots
+            .iter()
+            .map(|(r, s)| OfferedSlot {
+                slot_id: s.id,
+                starts_at: s.starts_at,
+                ends_at: s.ends_at,
+                booking_url: format!("{base}/v1/offers/{token}?slot_id={}", s.id),
+                held_until: r.held_until,
+            })
+            .collect();
+        let event = NotifyPatient {
+            notification_id: nid,
+            patient: PatientContact {
+                id: p.id,
+                name: p.name.clone(),
+                email: p.email.clone(),
+                locale: p.locale.clone(),
+                timezone: p.timezone.clone(),
+            },
+            practitioner: PractitionerCard {
+                id: dr.id,
+                name: dr.name.clone(),
+                specialty: dr.specialty.clone(),
+                timezone: dr.timezone.clone(),
+                consultation_fee_cents: dr.consultation_fee_cents,
+                currency: dr.currency.clone(),
+            },
+            slots: offered,
+            reason: WaitKind::parse(&first.reason).unwrap_or(WaitKind::New),
+            entry_id: first.entry_id,
+            batch_id: first.batch_id,
+            channels: Channels {
+                email: p.email_enabled,
+                inapp: p.inapp_enabled,
+            },
+            wave: keep
+                .iter()
+                .filter_map(|(r, _)| r.wave)
+                .max()
+                .and_then(|w| u32::try_from(w).ok()),
+            preferences_url: Some(format!("{base}/v1/preferences/{preferences}")),
+            unsubscribe_url: Some(format!("{base}/v1/unsubscribe/{preferences}")),
+        };
+        Ok(CloudEvent::with_id(nid, SOURCE, event))
+    }
+}
+
+fn first_trace<'a>(keep: &[(&'a pending::Model, &slot::Model)]) -> &'a str {
+    keep.first().map_or("{}", |(r, _)| r.trace.as_str())
+}
+
+fn by_id<T>(rows: Vec<T>, id: impl Fn(&T) -> Uuid) -> HashMap<Uuid, T> {
+    rows.into_iter().map(|r| (id(&r), r)).collect()
+}
+
+/// What came of a pending offer, for `considered`.
+fn outcome(
+    r: &pending::Model,
+    outcome: &str,
+    reason: Option<&str>,
+    notification_id: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> considered::ActiveModel {
+    considered::ActiveModel {
+        slot_id: Set(r.slot_id),
+        patient_id: Set(r.patient_id),
+        entry_id: Set(r.entry_id),
+        rank: Set(r.rank),
+        priority: Set(String::new()),
+        outcome: Set(outcome.to_owned()),
+        reason: Set(reason.map(str::to_owned)),
+        wave: Set(r.wave),
+        notification_id: Set(notification_id),
+        at: Set(now),
+    }
+}

@@ -1,0 +1,223 @@
+//! The notification policy's settings and what the decision, the dispatcher and the waves
+//! share: the reasons a patient is skipped and the record of every decision (`considered`).
+
+use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    sea_query::OnConflict,
+};
+use slotcast_kit::config::{ConfigError, parse_or};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{
+    entities::{considered, message},
+    projection::ROWS_PER_INSERT,
+};
+
+/// The entry had expired when the offer would have been made or sent.
+pub const EXPIRED: &str = "expired";
+/// The patient switched off both email and in-app notifications.
+pub const OPTED_OUT: &str = "opted_out";
+/// The patient had been sent the daily maximum of availability messages.
+pub const CAPPED: &str = "capped";
+/// The slot was booked before the message went out.
+pub const TAKEN: &str = "taken";
+/// The slot was withdrawn, or had started, before the message went out.
+pub const GONE: &str = "gone";
+/// The entry stopped waiting (left, fulfilled) before the message went out.
+pub const NO_LONGER_WAITING: &str = "no_longer_waiting";
+
+/// The largest `WAVE_SIZE`: a hold is for at most 10,000 patients, everyone told so far.
+pub const MAX_WAVE_SIZE: u32 = 1_000;
+
+/// How openings are offered; from the environment (defaults in brackets).
+#[derive(Debug, Clone)]
+pub struct PolicyConfig {
+    /// `COALESCE_WINDOW_MS` [2000]: offers to one patient from one practitioner that are
+    /// decided within this window of the first go out as one message when it ends.
+    pub coalesce_window: Duration,
+    /// `DAILY_MESSAGE_CAP` [6]: availability messages a patient gets in any 24 hours; 0 means
+    /// no cap.
+    pub daily_cap: u32,
+    /// `WAVE_SIZE` [5]: patients told per slot and wave under the `waves` policy.
+    pub wave_size: u32,
+    /// `WAVE_HOLD_MIN_SECS` [300] and `WAVE_HOLD_MAX_SECS` [14400]: the bounds of a wave's hold,
+    /// which is a twelfth of the time left before the slot starts.
+    pub hold_min: Duration,
+    pub hold_max: Duration,
+    /// `SCHEDULING_URL` [`PUBLIC_BASE_URL`]: where matching places holds (scheduling's API).
+    pub scheduling_url: String,
+}
+
+impl PolicyConfig {
+    pub fn from_env(public_base_url: &str) -> Result<Self, ConfigError> {
+        let config = Self {
+            coalesce_window: Duration::from_millis(parse_or("COALESCE_WINDOW_MS", 2_000)?),
+            daily_cap: parse_or("DAILY_MESSAGE_CAP", 6)?,
+            wave_size: parse_or("WAVE_SIZE", 5)?,
+            hold_min: Duration::from_secs(parse_or("WAVE_HOLD_MIN_SECS", 300)?),
+            hold_max: Duration::from_secs(parse_or("WAVE_HOLD_MAX_SECS", 4 * 3600)?),
+            scheduling_url: slotcast_kit::config::var("SCHEDULING_URL")
+                .unwrap_or_else(|| public_base_url.to_owned())
+                .trim_end_matches('/')
+                .to_owned(),
+        };
+        if config.wave_size == 0 || config.wave_size > MAX_WAVE_SIZE {
+            return Err(ConfigError::Invalid {
+                name: "WAVE_SIZE",
+                reason: format!("a wave tells 1 to {MAX_WAVE_SIZE} patients a slot"),
+            });
+        }
+        if config.hold_min.is_zero() || config.hold_min > config.hold_max {
+            return Err(ConfigError::Invalid {
+                name: "WAVE_HOLD_MIN_SECS",
+                reason: "must be at least 1 and at most WAVE_HOLD_MAX_SECS".to_owned(),
+            });
+        }
+        Ok(config)
+    }
+
+    /// The defaults, with `scheduling_url`.
+    pub fn defaults(scheduling_url: &str) -> Self {
+        Self {
+            coalesce_window: Duration::from_millis(2_000),
+            daily_cap: 6,
+            wave_size: 5,
+            hold_min: Duration::from_secs(300),
+            hold_max: Duration::from_secs(4 * 3600),
+            scheduling_url: scheduling_url.to_owned(),
+        }
+    }
+}
+
+/// Wakes the dispatcher and the wave runner early (a decision was committed); they also tick.
+#[derive(Debug, Clone, Default)]
+pub struct Wakers {
+    pub dispatch: Arc<Notify>,
+    pub waves: Arc<Notify>,
+}
+
+/// Records decisions: a row per slot and patient, the newest outcome winning.
+pub(crate) async fn record_considered<C: ConnectionTrait>(
+    conn: &C,
+    rows: Vec<considered::ActiveModel>,
+) -> Result<(), DbErr> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        considered::Entity::insert_many(chunk.to_vec())
+            .on_conflict(
+                OnConflict::columns([considered::Column::SlotId, considered::Column::PatientId])
+                    .update_columns([
+                        considered::Column::EntryId,
+                        considered::Column::Outcome,
+                        considered::Column::Reason,
+                        considered::Column::Wave,
+                        considered::Column::NotificationId,
+                        considered::Column::At,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Records patients in the order who are not reached yet (`waiting`), leaving any decision
+/// already recorded for them as it is.
+pub(crate) async fn record_waiting<C: ConnectionTrait>(
+    conn: &C,
+    rows: Vec<considered::ActiveModel>,
+) -> Result<(), DbErr> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        considered::Entity::insert_many(chunk.to_vec())
+            .on_conflict_do_nothing_on([considered::Column::SlotId, considered::Column::PatientId])
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Takes the transaction-scoped advisory lock `key` if it is free (Postgres): one replica at a
+/// time runs the dispatcher, one the wave runner. SQLite is single-node: always `true`.
+pub(crate) async fn try_lock<C: ConnectionTrait>(conn: &C, key: i64) -> Result<bool, DbErr> {
+    use sea_orm::{DbBackend, Statement};
+    if conn.get_database_backend() != DbBackend::Postgres {
+        return Ok(true);
+    }
+    let lock = Statement::from_string(
+        DbBackend::Postgres,
+        format!("SELECT pg_try_advisory_xact_lock({key}) AS locked"),
+    );
+    Ok(match conn.query_one_raw(lock).await? {
+        Some(row) => row.try_get::<bool>("", "locked")?,
+        None => false,
+    })
+}
+
+/// How many availability messages each of `patients` was sent in the 24 hours before `now`
+/// (absent: none). Empty when there is no cap to check.
+pub(crate) async fn sent_today<C: ConnectionTrait>(
+    conn: &C,
+    config: &PolicyConfig,
+    patients: Vec<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<HashMap<Uuid, i64>, DbErr> {
+    if config.daily_cap == 0 || patients.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(message::Entity::find()
+        .select_only()
+        .column(message::Column::PatientId)
+        .column_as(message::Column::NotificationId.count(), "n")
+        .filter(message::Column::PatientId.is_in(patients))
+        .filter(message::Column::SentAt.gt(now - chrono::Duration::hours(24)))
+        .group_by(message::Column::PatientId)
+        .into_tuple::<(Uuid, i64)>()
+        .all(conn)
+        .await?
+        .into_iter()
+        .collect())
+}
+
+/// Runs `pass` until `shutdown`: again at once after a full pass (`full` items), else when
+/// `wake` fires or `tick` has passed. After a failure (counted in `failures_metric`) the pause
+/// doubles, up to 32 ticks. The dispatcher and the wave runner are such loops.
+pub(crate) async fn run_passes<F, Fut>(
+    what: &'static str,
+    failures_metric: &'static str,
+    wake: &Notify,
+    tick: Duration,
+    full: usize,
+    shutdown: CancellationToken,
+    mut pass: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<usize, DbErr>>,
+{
+    let mut failures = 0u32;
+    loop {
+        match pass().await {
+            Ok(n) => {
+                failures = 0;
+                if n == full {
+                    continue;
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                metrics::counter!(failures_metric).increment(1);
+                tracing::warn!(error = %e, "{what} failed, will retry");
+            }
+        }
+        let wait = tick * 2u32.pow(Ord::min(failures, 5));
+        tokio::select! {
+            _ = wake.notified() => {},
+            _ = tokio::time::sleep(wait) => {},
+            _ = shutdown.cancelled() => break,
+        }
+    }
+}
