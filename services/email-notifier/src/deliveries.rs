@@ -15,13 +15,13 @@
 //! ended without a word (a crash, or the database was down after the send): that message may
 //! have gone out already. While the lease runs, another worker is sending, and the claim waits.
 
-use std::time::Duration;
+use std::{collections::HashSet, time::Duration};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set,
-    TransactionTrait,
-    sea_query::{Expr, ExprTrait},
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryTrait,
+    Set, TransactionTrait,
+    sea_query::{Expr, ExprTrait, OnConflict},
 };
 use sea_orm_migration::{prelude::*, schema::*};
 use slotcast_events::{CloudEvent, EmailFailed, EmailSent, ID_NAMESPACE};
@@ -159,30 +159,82 @@ pub enum Claim {
 }
 
 /// The notification whose delivery is being recorded.
-#[derive(Debug, Clone, Copy)]
-pub struct Key<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
     pub notification_id: Uuid,
     pub patient_id: Uuid,
-    pub message_id: &'a str,
+    pub message_id: String,
+    /// The trace context of the message that asked for the email (W3C headers; empty: the
+    /// current span's), which its `EmailSent` event continues.
+    pub trace: std::collections::HashMap<String, String>,
 }
 
-/// Claims an attempt for `key`, before talking to SMTP: creates the row (`sending`, attempt 1)
-/// or counts one more attempt on a `sending` row whose previous attempt is over or whose
-/// `lease` ran out.
-pub async fn claim(db: &DatabaseConnection, key: Key<'_>, lease: Duration) -> Result<Claim, DbErr> {
+/// Claims an attempt for each of `keys`, as [`claim`] does, in one statement for the
+/// notifications seen for the first time (the usual case: one multi-row insert, one commit) and
+/// one [`claim`] each for the others. Answers each key in order; only a failure of the shared
+/// insert fails them all.
+pub async fn claim_many(
+    db: &DatabaseConnection,
+    keys: &[Key],
+    lease: Duration,
+) -> Result<Vec<Result<Claim, DbErr>>, DbErr> {
     let now = Utc::now();
-    let row = ActiveModel {
+    let mut firsts: Vec<&Key> = keys.iter().collect();
+    firsts.sort_by_key(|k| k.notification_id);
+    firsts.dedup_by_key(|k| k.notification_id);
+    let rows: Vec<ActiveModel> = firsts.iter().map(|key| first_attempt(key, now)).collect();
+    let mut inserted: HashSet<Uuid> = HashSet::with_capacity(rows.len());
+    for chunk in slotcast_bus::rows::chunks(&rows, |_| 64) {
+        let mut insert = Entity::insert_many(chunk.to_vec())
+            .on_conflict(
+                OnConflict::column(Column::NotificationId)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .into_query();
+        insert.returning_col(Column::NotificationId);
+        for row in db.query_all(&insert).await? {
+            inserted.insert(row.try_get("", "notification_id")?);
+        }
+    }
+    let mut claimed: HashSet<Uuid> = HashSet::with_capacity(inserted.len());
+    let mut claims = Vec::with_capacity(keys.len());
+    for key in keys {
+        if inserted.contains(&key.notification_id) && claimed.insert(key.notification_id) {
+            claims.push(Ok(Claim::Attempt {
+                attempt: 1,
+                after_unknown: false,
+                first_tried: now,
+            }));
+        } else {
+            // Seen before (a redelivery, a retry, or twice in this group): the careful way.
+            claims.push(claim(db, key, lease).await);
+        }
+    }
+    Ok(claims)
+}
+
+/// The row of a delivery's first attempt: `sending`, attempt 1, in flight.
+fn first_attempt(key: &Key, now: DateTime<Utc>) -> ActiveModel {
+    ActiveModel {
         notification_id: Set(key.notification_id),
         patient_id: Set(key.patient_id),
         status: Set(Status::Sending),
         attempts: Set(1),
         in_flight: Set(true),
         last_error: Set(None),
-        message_id: Set(key.message_id.to_owned()),
+        message_id: Set(key.message_id.clone()),
         created_at: Set(now),
         updated_at: Set(now),
-    };
-    let inserted = Entity::insert(row)
+    }
+}
+
+/// Claims an attempt for `key`, before talking to SMTP: creates the row (`sending`, attempt 1)
+/// or counts one more attempt on a `sending` row whose previous attempt is over or whose
+/// `lease` ran out.
+pub async fn claim(db: &DatabaseConnection, key: &Key, lease: Duration) -> Result<Claim, DbErr> {
+    let now = Utc::now();
+    let inserted = Entity::insert(first_attempt(key, now))
         .on_conflict_do_nothing_on([Column::NotificationId])
         .exec_without_returning(db)
         .await?;
@@ -237,9 +289,9 @@ fn lease_left(taken: DateTime<Utc>, lease: Duration, now: DateTime<Utc>) -> Dura
     lease.saturating_sub(elapsed)
 }
 
-/// Marks the delivery `sent` and puts `EmailSent` into the outbox, in one transaction.
-pub async fn record_sent(db: &DatabaseConnection, key: Key<'_>) -> Result<(), DbErr> {
-    let event = CloudEvent::with_id(
+/// The `EmailSent` event of a delivery; its id is derived from the notification.
+fn sent_event(key: &Key) -> CloudEvent<EmailSent> {
+    CloudEvent::with_id(
         Uuid::new_v5(
             &ID_NAMESPACE,
             format!("email.sent:{}", key.notification_id).as_bytes(),
@@ -248,13 +300,43 @@ pub async fn record_sent(db: &DatabaseConnection, key: Key<'_>) -> Result<(), Db
         EmailSent {
             notification_id: key.notification_id,
             patient_id: key.patient_id,
-            message_id: key.message_id.to_owned(),
+            message_id: key.message_id.clone(),
         },
-    );
+    )
+}
+
+/// Marks the delivery `sent` and puts `EmailSent` into the outbox, in one transaction.
+pub async fn record_sent(db: &DatabaseConnection, key: &Key) -> Result<(), DbErr> {
+    record_sent_many(db, std::slice::from_ref(key)).await
+}
+
+/// Marks each delivery of `keys` `sent` and puts their `EmailSent` events into the outbox, all in
+/// one transaction of two statements. A delivery that is no longer `sending` (someone finished
+/// it) is left alone, without an event.
+pub async fn record_sent_many(db: &DatabaseConnection, keys: &[Key]) -> Result<(), DbErr> {
+    let mut ids: Vec<Uuid> = keys.iter().map(|k| k.notification_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
     let txn = db.begin().await?;
-    if finish(&txn, key.notification_id, Status::Sent, None).await? {
-        slotcast_bus::outbox::enqueue(&txn, &event).await?;
+    let mut finished: HashSet<Uuid> = HashSet::with_capacity(ids.len());
+    for chunk in slotcast_bus::rows::chunks(&ids, |_| 0) {
+        let rows = Entity::update_many()
+            .col_expr(Column::Status, Expr::value(Status::Sent))
+            .col_expr(Column::InFlight, Expr::value(false))
+            .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(Column::NotificationId.is_in(chunk.iter().copied()))
+            .filter(Column::Status.eq(Status::Sending))
+            .exec_with_returning(&txn)
+            .await?;
+        finished.extend(rows.into_iter().map(|r| r.notification_id));
     }
+    let sent: Vec<(&Key, CloudEvent<EmailSent>)> = keys
+        .iter()
+        .filter(|k| finished.remove(&k.notification_id))
+        .map(|k| (k, sent_event(k)))
+        .collect();
+    let traced: Vec<_> = sent.iter().map(|(k, e)| (e, &k.trace)).collect();
+    slotcast_bus::outbox::enqueue_traced(&txn, &traced).await?;
     txn.commit().await
 }
 
@@ -262,7 +344,7 @@ pub async fn record_sent(db: &DatabaseConnection, key: Key<'_>) -> Result<(), Db
 /// transaction.
 pub async fn record_failed(
     db: &DatabaseConnection,
-    key: Key<'_>,
+    key: &Key,
     reason: &str,
     permanent: bool,
 ) -> Result<(), DbErr> {

@@ -7,18 +7,23 @@ use chrono::{DateTime, Utc};
 
 use lettre::{
     Message,
-    message::{Mailbox, MultiPart},
+    message::{
+        Mailbox, MultiPart,
+        header::{HeaderName, HeaderValue},
+    },
 };
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DbErr};
 use slotcast_bus::{
-    consumer::{Delivery, Handler, Outcome},
+    consumer::{BatchHandler, Delivery, Outcome},
     outbox::Relay,
 };
 use slotcast_events::{DecodeError, NotifyPatient};
+use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 
 use crate::{
     deliveries::{self, Claim, Key},
+    group_commit::GroupCommit,
     mailer::{Mailer, SendError},
     render::Templates,
 };
@@ -48,6 +53,15 @@ impl Backoff {
 }
 
 /// Sends the email of each `NotifyPatient` and records the outcome.
+///
+/// It takes the messages a batch at a time and works on all of a batch's notifications at
+/// once, but sends at most `EMAIL_CONCURRENCY` emails at a time: a notification takes a send
+/// permit before it talks to SMTP and gives it back once the outcome is written, so no more than
+/// that many emails are ever out and not yet recorded (the crash window, in the crate docs).
+/// Claims run ahead of the sends by as many again (`claims`), so the next emails are claimed
+/// while the last ones are sent. The claims of concurrent notifications are written together
+/// (one statement), and so are the `sent` records with their events (one transaction):
+/// [`GroupCommit`].
 pub struct NotifyHandler {
     pub db: DatabaseConnection,
     pub relay: Relay,
@@ -59,9 +73,62 @@ pub struct NotifyHandler {
     pub lease: Duration,
     /// The consumer's `max_deliver`: the last delivery records a failure instead of retrying.
     pub max_deliver: i64,
+    /// Emails out at once (`EMAIL_CONCURRENCY`), from the send to the recorded outcome.
+    sends: Semaphore,
+    /// Attempts claimed and not yet recorded (twice `EMAIL_CONCURRENCY`).
+    claims: Semaphore,
+    claiming: GroupCommit<Key, Result<Claim, DbErr>>,
+    concurrency: usize,
+    recording: GroupCommit<Key, ()>,
 }
 
-impl Handler for NotifyHandler {
+impl NotifyHandler {
+    /// A handler sending at most `concurrency` emails at once.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        db: DatabaseConnection,
+        relay: Relay,
+        mailer: Mailer,
+        templates: Templates,
+        from: Mailbox,
+        backoff: Backoff,
+        lease: Duration,
+        max_deliver: i64,
+        concurrency: usize,
+    ) -> Self {
+        Self {
+            db,
+            relay,
+            mailer,
+            templates,
+            from,
+            backoff,
+            lease,
+            max_deliver,
+            sends: Semaphore::new(concurrency.max(1)),
+            claims: Semaphore::new(concurrency.max(1) * 2),
+            claiming: GroupCommit::default(),
+            concurrency: concurrency.max(1),
+            recording: GroupCommit::default(),
+        }
+    }
+}
+
+impl NotifyHandler {
+    /// Emails out at once at most (`EMAIL_CONCURRENCY`).
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+}
+
+impl BatchHandler for NotifyHandler {
+    async fn handle_batch(&self, deliveries: &[Delivery]) -> Vec<Outcome> {
+        futures::future::join_all(deliveries.iter().map(|d| self.handle(d))).await
+    }
+}
+
+impl NotifyHandler {
+    /// One message of a batch.
     async fn handle(&self, delivery: &Delivery) -> Outcome {
         let event = match slotcast_events::decode::<NotifyPatient>(&delivery.payload) {
             Ok(event) => event,
@@ -73,16 +140,26 @@ impl Handler for NotifyHandler {
             notification_id = %notify.notification_id,
             patient_id = %notify.patient.id,
         );
-        self.deliver(&notify, delivery.deliveries)
-            .instrument(span)
-            .await
+        // The message's trace, whichever batch it came in.
+        if !delivery.trace.is_empty() {
+            slotcast_kit::telemetry::set_parent_from(
+                &span,
+                delivery.trace.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            );
+        }
+        self.deliver(&notify, delivery).instrument(span).await
     }
-}
 
-impl NotifyHandler {
-    async fn deliver(&self, notify: &NotifyPatient, deliveries: i64) -> Outcome {
+    async fn deliver(&self, notify: &NotifyPatient, delivery: &Delivery) -> Outcome {
+        let deliveries = delivery.deliveries;
         if notify.slots.is_empty() {
             return Outcome::Reject("a notification without slots".to_owned());
+        }
+        if !notify.channels.email {
+            // The patient turned availability email off: nothing to send, nothing to record.
+            metrics::counter!("slotcast_email_skipped_total", "reason" => "opted_out").increment(1);
+            tracing::debug!("availability email turned off by the patient; not sent");
+            return Outcome::Done;
         }
         let rendered = match self.templates.render(notify) {
             Ok(r) => r,
@@ -92,10 +169,25 @@ impl NotifyHandler {
         let key = Key {
             notification_id: notify.notification_id,
             patient_id: notify.patient.id,
-            message_id: &message_id,
+            message_id: message_id.clone(),
+            trace: delivery.trace.clone(),
         };
+        // Held from the claim until the outcome is written.
+        let Ok(_claimed) = self.claims.acquire().await else {
+            return Outcome::Retry {
+                delay: self.backoff.base,
+                reason: "the sender is closed".to_owned(),
+            };
+        };
+        let claim = self
+            .claiming
+            .submit(key.clone(), |keys| async move {
+                deliveries::claim_many(&self.db, &keys, self.lease).await
+            })
+            .await
+            .and_then(|claim| claim);
 
-        let first_tried = match deliveries::claim(&self.db, key, self.lease).await {
+        let first_tried = match claim {
             Ok(Claim::Finished(status)) => {
                 tracing::debug!(?status, "already delivered or given up; nothing to send");
                 return Outcome::Done;
@@ -132,19 +224,32 @@ impl NotifyHandler {
         let message = match notify.patient.email.parse::<Mailbox>() {
             Ok(address) => {
                 let to = Mailbox::new(Some(notify.patient.name.clone()), address.email);
-                Message::builder()
+                let mut builder = Message::builder()
                     .message_id(Some(message_id.clone()))
                     .from(self.from.clone())
                     .to(to)
-                    .subject(rendered.subject)
-                    .multipart(MultiPart::alternative_plain_html(
-                        rendered.text,
-                        rendered.html,
-                    ))
+                    .subject(rendered.subject);
+                if let Some(url) = &notify.unsubscribe_url {
+                    // RFC 8058 one-click unsubscribe: the mail client POSTs
+                    // `List-Unsubscribe=One-Click` to the URL, no login needed.
+                    builder = builder
+                        .raw_header(HeaderValue::new(
+                            HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                            format!("<{url}>"),
+                        ))
+                        .raw_header(HeaderValue::new(
+                            HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                            "List-Unsubscribe=One-Click".to_owned(),
+                        ));
+                }
+                builder.multipart(MultiPart::alternative_plain_html(
+                    rendered.text,
+                    rendered.html,
+                ))
             }
             Err(_) => {
                 return self
-                    .give_up(key, "the patient's email address is not valid", true)
+                    .give_up(&key, "the patient's email address is not valid", true)
                     .await;
             }
         };
@@ -152,24 +257,31 @@ impl NotifyHandler {
             Ok(m) => m,
             Err(e) => {
                 return self
-                    .give_up(key, &format!("cannot build the message: {e}"), true)
+                    .give_up(&key, &format!("cannot build the message: {e}"), true)
                     .await;
             }
         };
 
+        // Held from the send until the outcome is written: the crash window's bound.
+        let Ok(_sending) = self.sends.acquire().await else {
+            return Outcome::Retry {
+                delay: self.backoff.base,
+                reason: "the sender is closed".to_owned(),
+            };
+        };
         let started = Instant::now();
         let sent = self.mailer.send(notify.notification_id, &message).await;
         metrics::histogram!("slotcast_email_send_duration_seconds")
             .record(started.elapsed().as_secs_f64());
         match sent {
             Ok(()) => self.record_sent(key).await,
-            Err(SendError::Permanent(reason)) => self.give_up(key, &reason, true).await,
+            Err(SendError::Permanent(reason)) => self.give_up(&key, &reason, true).await,
             Err(SendError::Transient(reason))
                 if deliveries >= self.max_deliver
                     || !self.backoff.within_horizon(first_tried, Utc::now()) =>
             {
                 self.give_up(
-                    key,
+                    &key,
                     &format!("gave up after {deliveries} deliveries: {reason}"),
                     false,
                 )
@@ -189,14 +301,21 @@ impl NotifyHandler {
         }
     }
 
-    /// Records `sent` with its event. The message is out: a failure to record here would make
-    /// the redelivery send it again, so it is tried a few times before giving up.
-    async fn record_sent(&self, key: Key<'_>) -> Outcome {
+    /// Records `sent` with its event, together with the other sends that finished meanwhile.
+    /// The message is out: a failure to record here would make the redelivery send it again, so
+    /// it is tried a few more times on its own before giving up.
+    async fn record_sent(&self, key: Key) -> Outcome {
+        let mut recorded = self
+            .recording
+            .submit(key.clone(), |keys| async move {
+                deliveries::record_sent_many(&self.db, &keys).await?;
+                Ok(vec![(); keys.len()])
+            })
+            .await;
         let mut pause = Duration::from_millis(200);
-        let mut tries = 0;
+        let mut tries = 1;
         loop {
-            tries += 1;
-            match deliveries::record_sent(&self.db, key).await {
+            match recorded {
                 Ok(()) => {
                     self.relay.wake();
                     metrics::counter!("slotcast_email_sent_total").increment(1);
@@ -214,11 +333,13 @@ impl NotifyHandler {
                     return Outcome::retry(self.lease, &err);
                 }
             }
+            tries += 1;
+            recorded = deliveries::record_sent(&self.db, &key).await;
         }
     }
 
     /// Records `failed` with its event; the message is not retried.
-    async fn give_up(&self, key: Key<'_>, reason: &str, permanent: bool) -> Outcome {
+    async fn give_up(&self, key: &Key, reason: &str, permanent: bool) -> Outcome {
         match deliveries::record_failed(&self.db, key, reason, permanent).await {
             Ok(()) => {
                 self.relay.wake();

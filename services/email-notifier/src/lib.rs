@@ -17,7 +17,10 @@
 //! - [`smtp_pool`]: the pooled SMTP connections.
 //! - [`deliveries`]: the `email_deliveries` table, its migration, and its state changes, each
 //!   written together with its outbox event.
-//! - [`handler`]: the consumer's handler, which ties the three together.
+//! - [`handler`]: the consumer's handler, which ties the three together: it takes the messages a
+//!   batch at a time (see [`batch_size`]) and writes the claims and the `sent` records of
+//!   concurrent sends together ([`group_commit`]).
+//! - [`group_commit`]: many small writes joined into one statement or transaction.
 //!
 //! # Where mail goes
 //! With `SMTP_URL` set, mail goes to that server over pooled connections of our own
@@ -31,8 +34,8 @@
 //!
 //! Credentials in the URL are percent-encoded. Certificates are checked against the webpki
 //! roots. `SMTP_POOL_SIZE` (default 4) bounds the idle connections that are kept open; the
-//! number of sends at once is bounded by the consumer's concurrency (`EMAIL_CONCURRENCY`,
-//! default 8), since each message in hand sends at most one email.
+//! number of sends at once is bounded by `EMAIL_CONCURRENCY` (default 8): an email holds one of
+//! those permits from the moment it is handed to SMTP until its outcome is written.
 //!
 //! Without `SMTP_URL` (the embedded default) each message is written to
 //! `<MAIL_DIR>/<notification_id>.eml` (default `var/mail`): written under a hidden temporary
@@ -49,7 +52,7 @@
 //! | `SMTP_FROM` | `slotcast <no-reply@slotcast.localhost>` | the `From` of every email |
 //! | `SMTP_POOL_SIZE` | 4 | idle SMTP connections kept open |
 //! | `MAIL_DIR` | `var/mail` | where emails go without `SMTP_URL` |
-//! | `EMAIL_CONCURRENCY` | 8 | notifications handled, so emails sent, at once |
+//! | `EMAIL_CONCURRENCY` | 8 | emails out at once (sent, outcome not yet written) |
 //! | `EMAIL_RETRY_BASE_MS` | 5000 | first delay after a transient failure; it doubles |
 //! | `EMAIL_RETRY_MAX_MS` | 900000 | the longest delay between attempts |
 //! | `EMAIL_RETRY_HORIZON_SECS` | 43200 | how long after the first attempt retries go on (12 h) |
@@ -76,7 +79,10 @@
 //! One window remains: if the process dies (or the database goes away) after the SMTP server
 //! accepted the message and before `sent` is written, the row stays `sending` with its attempt
 //! in flight, JetStream redelivers the message after its ack wait, and the patient may get the
-//! same email twice. Both copies carry the same `Message-ID: <notification_id@slotcast>`, which
+//! same email twice. At most `EMAIL_CONCURRENCY` emails are in that window at once. Attempts are
+//! claimed a little ahead of the sends (up to twice `EMAIL_CONCURRENCY` claimed and not
+//! recorded), so after a crash a few claimed but never sent are counted as re-sends too: the
+//! counter below is an upper bound of the duplicates. Both copies carry the same `Message-ID: <notification_id@slotcast>`, which
 //! many mail clients use to fold duplicates. Such re-sends are counted in
 //! `slotcast_email_resend_after_unknown_total`. Closing the window would need the SMTP server
 //! to take part in a transaction, which SMTP cannot do.
@@ -92,6 +98,7 @@
 //! SMTP reply with every address taken out.
 
 pub mod deliveries;
+pub mod group_commit;
 pub mod handler;
 pub mod mailer;
 pub mod render;
@@ -127,6 +134,15 @@ pub const DEFAULT_PORT: u16 = 8082;
 pub const MAX_DELIVER: i64 = 500;
 /// How long a message may be in hand before JetStream delivers it again.
 pub const ACK_WAIT: Duration = Duration::from_secs(60);
+/// Messages the consumer hands over at once at most, for `concurrency` emails out at once:
+/// four times as many (enough to claim the next while the last go out), between 16 and 256. Not
+/// more: what a replica holds waits for its sends, and another replica could take it.
+pub fn batch_size(concurrency: usize) -> usize {
+    (concurrency * 4).clamp(16, 256)
+}
+/// Batches in hand at once, so the next batch's claims and sends start while the last emails
+/// of one are still out.
+const BATCHES_AT_ONCE: usize = 2;
 
 /// The service's settings.
 #[derive(Clone)]
@@ -140,7 +156,7 @@ pub struct Config {
     pub smtp_pool_size: u32,
     /// `MAIL_DIR`: where mail goes without `SMTP_URL` (default `var/mail`).
     pub mail_dir: PathBuf,
-    /// `EMAIL_CONCURRENCY`: notifications handled at once (default 8).
+    /// `EMAIL_CONCURRENCY`: emails out at once, from the send to the written outcome (default 8).
     pub concurrency: usize,
     /// Delays between transient failures (`EMAIL_RETRY_BASE_MS`, `EMAIL_RETRY_MAX_MS`).
     pub retry: Backoff,
@@ -244,26 +260,27 @@ impl Application {
         };
         let port = listener.local_addr()?.port();
         let relay = Relay::new(db.clone(), js.clone());
-        let handler = Arc::new(NotifyHandler {
-            db: db.clone(),
-            relay: relay.clone(),
+        let handler = Arc::new(NotifyHandler::new(
+            db.clone(),
+            relay.clone(),
             mailer,
-            templates: Templates::new()?,
-            from: config.smtp_from,
-            backoff: config.retry,
-            lease: ACK_WAIT,
-            max_deliver: MAX_DELIVER,
-        });
+            Templates::new()?,
+            config.smtp_from,
+            config.retry,
+            ACK_WAIT,
+            MAX_DELIVER,
+            config.concurrency,
+        ));
         let spec = ConsumerSpec {
             stream: streams::NOTIFY,
             durable: SERVICE.to_owned(),
             filter_subject: subjects::NOTIFY_PATIENT.to_owned(),
             max_deliver: MAX_DELIVER,
             ack_wait: ACK_WAIT,
-            concurrency: config.concurrency,
+            concurrency: BATCHES_AT_ONCE,
             // Order does not matter here; messages waiting out a retry delay count as pending,
-            // so leave room for them beside the ones in hand.
-            max_ack_pending: (config.concurrency as i64 * 4).max(64),
+            // so leave room for them beside the batches in hand.
+            max_ack_pending: (batch_size(config.concurrency) * BATCHES_AT_ONCE * 2) as i64,
         };
         Ok(Self {
             listener,
@@ -303,9 +320,10 @@ impl Application {
         let relay_stop = CancellationToken::new();
         let consumer = {
             let relay_stop = relay_stop.clone();
-            let run = slotcast_bus::consumer::run(
+            let run = slotcast_bus::consumer::run_batches(
                 self.js.clone(),
                 self.spec,
+                batch_size(self.handler.concurrency()),
                 self.handler.clone(),
                 shutdown.clone(),
             );

@@ -50,6 +50,10 @@ struct View<'a> {
     fee: Option<String>,
     move_up: bool,
     slots: Vec<SlotView<'a>>,
+    /// `waves` policy: until when the times are held for this patient (and their wave).
+    held_until: Option<String>,
+    preferences_url: Option<&'a str>,
+    unsubscribe_url: Option<&'a str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -100,6 +104,18 @@ impl Templates {
                 .map(|cents| format_fee(cents, &notify.practitioner.currency)),
             move_up: notify.reason == WaitKind::MoveUp,
             slots,
+            held_until: notify
+                .slots
+                .iter()
+                .filter_map(|s| s.held_until)
+                .min()
+                .map(|t| {
+                    t.with_timezone(&zone)
+                        .format("%A %-d %B at %H:%M %Z")
+                        .to_string()
+                }),
+            preferences_url: notify.preferences_url.as_deref(),
+            unsubscribe_url: notify.unsubscribe_url.as_deref(),
         };
         let subject = one_line(&self.text.render(SUBJECT, &view)?);
         view.subject = &subject;
@@ -172,6 +188,7 @@ mod tests {
                 starts_at,
                 ends_at: starts_at + chrono::Duration::minutes(30),
                 booking_url: format!("https://book.example/v1/offers/tok{id}?slot={id}&x=1"),
+                held_until: None,
             }
         };
         NotifyPatient {
@@ -196,6 +213,10 @@ mod tests {
             reason,
             entry_id: Uuid::from_u128(3),
             batch_id: Uuid::from_u128(4),
+            channels: Default::default(),
+            wave: None,
+            preferences_url: None,
+            unsubscribe_url: None,
         }
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
 use slotcast_bus::{
-    consumer::{ConsumerSpec, Delivery, Handler, Outcome},
+    consumer::{BatchHandler, ConsumerSpec, Delivery, Handler, Outcome},
     outbox::Relay,
 };
 use slotcast_events::{NotifyPatient, streams, subjects};
@@ -36,7 +36,12 @@ const ACK_WAIT: Duration = Duration::from_secs(30);
 /// one in stream order wins), so deliveries may overlap freely.
 const MAX_ACK_PENDING: i64 = 64;
 
-/// Consumes `slotcast.notify.patient`.
+/// Notifications stored in one transaction at most.
+pub const NOTIFY_BATCH: usize = 256;
+/// Batches in hand at once: one commits while the next is read and written.
+const NOTIFY_BATCHES_AT_ONCE: usize = 2;
+
+/// Consumes `slotcast.notify.patient`, [`NOTIFY_BATCH`] messages at a time.
 pub fn notify_spec() -> ConsumerSpec {
     ConsumerSpec {
         stream: streams::NOTIFY,
@@ -44,10 +49,10 @@ pub fn notify_spec() -> ConsumerSpec {
         filter_subject: subjects::NOTIFY_PATIENT.to_owned(),
         max_deliver: MAX_DELIVER,
         ack_wait: ACK_WAIT,
-        // Notifications about one slot are stored side by side (the slot's state row is
-        // shared), so more at once keeps the database busy while each waits on a commit.
-        concurrency: 8,
-        max_ack_pending: MAX_ACK_PENDING,
+        concurrency: NOTIFY_BATCHES_AT_ONCE,
+        // The batches in hand, and as many again on their way, so a batch is never short for
+        // want of room.
+        max_ack_pending: (NOTIFY_BATCH * NOTIFY_BATCHES_AT_ONCE * 2) as i64,
     }
 }
 
@@ -71,39 +76,107 @@ fn backoff(deliveries: i64) -> Duration {
     Duration::from_secs(2u64.pow(exponent)).min(Duration::from_secs(30))
 }
 
-/// Stores each `NotifyPatient` in the patient's feed.
+/// Stores each `NotifyPatient` in the patient's feed, a batch at a time.
 pub struct StoreNotification {
     pub db: DatabaseConnection,
     pub relay: Relay,
     pub signal: FeedSignal,
 }
 
-impl Handler for StoreNotification {
-    async fn handle(&self, delivery: &Delivery) -> Outcome {
-        let event = match slotcast_events::decode::<NotifyPatient>(&delivery.payload) {
-            Ok(event) => event,
-            Err(e) => return Outcome::Reject(format!("not a NotifyPatient event: {e}")),
-        };
-        let event_id = event.id;
-        let new = match NewNotification::from_event(event) {
-            Ok(new) => new,
-            Err(e) => return Outcome::Reject(format!("event {event_id}: {e}")),
-        };
-        match store::store(&self.db, &new).await {
-            Ok(Stored::New) => {
-                self.relay.wake();
-                self.signal.changed(&[new.patient_id]).await;
-                metrics::counter!("slotcast_inapp_notifier_notifications_stored_total")
-                    .increment(1);
-                tracing::info!(notification_id = %new.id, patient_id = %new.patient_id, slots = new.slots.len(), "notification stored");
-                Outcome::Done
+impl BatchHandler for StoreNotification {
+    /// Stores the batch in one transaction. If that fails, each notification is tried in a
+    /// transaction of its own, so one that cannot be stored never holds the others back (and a
+    /// database that is down fails them all, to be retried).
+    async fn handle_batch(&self, deliveries: &[Delivery]) -> Vec<Outcome> {
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; deliveries.len()];
+        let mut news = Vec::with_capacity(deliveries.len());
+        let mut at = Vec::with_capacity(deliveries.len());
+        for (i, delivery) in deliveries.iter().enumerate() {
+            match read(delivery) {
+                Ok(new) => {
+                    news.push(new);
+                    at.push(i);
+                }
+                Err(rejected) => outcomes[i] = Some(rejected),
             }
-            Ok(Stored::AlreadyThere) => {
-                tracing::debug!(notification_id = %new.id, "notification already stored");
-                Outcome::Done
-            }
-            Err(e) => Outcome::retry(backoff(delivery.deliveries), &e),
         }
+        if !news.is_empty() {
+            match store::store_batch(&self.db, &news).await {
+                Ok(stored) => {
+                    self.stored(&news, &stored).await;
+                    for (&i, _) in at.iter().zip(&stored) {
+                        outcomes[i] = Some(Outcome::Done);
+                    }
+                }
+                Err(e) if news.len() > 1 => {
+                    tracing::warn!(error = %format!("{e:#}"), notifications = news.len(), "batch not stored; storing one at a time");
+                    for (&i, new) in at.iter().zip(&news) {
+                        let one = std::slice::from_ref(new);
+                        outcomes[i] = Some(match store::store_batch(&self.db, one).await {
+                            Ok(stored) => {
+                                self.stored(one, &stored).await;
+                                Outcome::Done
+                            }
+                            Err(e) => Outcome::retry(backoff(deliveries[i].deliveries), &e),
+                        });
+                    }
+                }
+                Err(e) => {
+                    outcomes[at[0]] =
+                        Some(Outcome::retry(backoff(deliveries[at[0]].deliveries), &e));
+                }
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Outcome::Reject("left unanswered".to_owned())))
+            .collect()
+    }
+}
+
+/// Reads a `NotifyPatient` message, or answers it at once: rejected, or done when the patient
+/// turned in-app notifications off.
+fn read(delivery: &Delivery) -> Result<NewNotification, Outcome> {
+    let event = slotcast_events::decode::<NotifyPatient>(&delivery.payload)
+        .map_err(|e| Outcome::Reject(format!("not a NotifyPatient event: {e}")))?;
+    let event_id = event.id;
+    if !event.data.channels.inapp {
+        // The patient turned in-app notifications off: nothing to store.
+        metrics::counter!("slotcast_inapp_notifier_skipped_total", "reason" => "opted_out")
+            .increment(1);
+        tracing::debug!(notification_id = %event.data.notification_id, patient_id = %event.data.patient.id, "in-app notifications turned off by the patient; not stored");
+        return Err(Outcome::Done);
+    }
+    let mut new = NewNotification::from_event(event)
+        .map_err(|e| Outcome::Reject(format!("event {event_id}: {e}")))?;
+    new.trace = delivery.trace.clone();
+    Ok(new)
+}
+
+impl StoreNotification {
+    /// After the commit: publish the `InappStored` events and wake the patients' streams.
+    async fn stored(&self, news: &[NewNotification], stored: &[Stored]) {
+        let mut patients = Vec::new();
+        for (new, stored) in news.iter().zip(stored) {
+            match stored {
+                Stored::New => {
+                    tracing::info!(notification_id = %new.id, patient_id = %new.patient_id, slots = new.slots.len(), "notification stored");
+                    patients.push(new.patient_id);
+                }
+                Stored::AlreadyThere => {
+                    tracing::debug!(notification_id = %new.id, "notification already stored");
+                }
+            }
+        }
+        if patients.is_empty() {
+            return;
+        }
+        self.relay.wake();
+        metrics::counter!("slotcast_inapp_notifier_notifications_stored_total")
+            .increment(patients.len() as u64);
+        patients.sort_unstable();
+        patients.dedup();
+        self.signal.changed(&patients).await;
     }
 }
 

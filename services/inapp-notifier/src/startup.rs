@@ -115,7 +115,13 @@ impl Application {
         });
         let (served, (), (), (), ()) = tokio::join!(
             server,
-            consumer::run(js.clone(), consumers::notify_spec(), store, stop.clone()),
+            consumer::run_batches(
+                js.clone(),
+                consumers::notify_spec(),
+                consumers::NOTIFY_BATCH,
+                store,
+                stop.clone()
+            ),
             consumer::run(js.clone(), consumers::slots_spec(), slots, stop.clone()),
             relay.run(stop.clone()),
             signal.listen(stop.clone()),

@@ -13,10 +13,14 @@
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
+use std::collections::{HashMap, HashSet};
+
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait, TryInsertResult, sea_query::Expr,
+    QuerySelect, QueryTrait, Set, TransactionTrait,
+    sea_query::{Expr, OnConflict},
 };
+use slotcast_bus::rows;
 use slotcast_events::{
     CloudEvent, ID_NAMESPACE, InappStored, NotifyPatient, OfferedSlot, WaitKind,
 };
@@ -46,6 +50,9 @@ pub struct NewNotification {
     pub created_at: DateTime<Utc>,
     /// At least one, each slot once.
     pub slots: Vec<OfferedSlot>,
+    /// The trace context of the message it came in (W3C headers; empty: the current span's),
+    /// which its `InappStored` event continues.
+    pub trace: HashMap<String, String>,
 }
 
 /// Why a `NotifyPatient` event cannot become a notification.
@@ -77,6 +84,7 @@ impl NewNotification {
             practitioner: Practitioner::from(&data.practitioner),
             created_at: event.time,
             slots,
+            trace: HashMap::new(),
         })
     }
 }
@@ -99,74 +107,174 @@ pub fn stored_event_id(notification_id: Uuid) -> Uuid {
 }
 
 /// Stores the notification and its slots, appends `notification` to the patient's feed log and
-/// enqueues `InappStored`, in one transaction.
+/// enqueues `InappStored`, in one transaction: [`store_batch`] of one.
 pub async fn store(db: &DatabaseConnection, new: &NewNotification) -> anyhow::Result<Stored> {
-    let practitioner =
-        serde_json::to_string(&new.practitioner).context("cannot encode the practitioner")?;
+    let stored = store_batch(db, std::slice::from_ref(new)).await?;
+    stored
+        .first()
+        .copied()
+        .context("no answer for the notification")
+}
+
+/// Stores a batch of notifications in one transaction (group commit): each as [`store`] would,
+/// in a few multi-row statements for the whole batch instead of several for each. Returns what
+/// happened to each, in the batch's order. A notification already stored (or listed twice) is
+/// [`Stored::AlreadyThere`] and changes nothing.
+///
+/// The notifications are inserted in id order, and the slots' state rows and the patients' feed
+/// cursors are taken in id order, as one notification takes them, so two batches (or a batch and
+/// a slot change) never wait on each other in a circle.
+pub async fn store_batch(
+    db: &DatabaseConnection,
+    batch: &[NewNotification],
+) -> anyhow::Result<Vec<Stored>> {
+    let mut order: Vec<usize> = (0..batch.len()).collect();
+    order.sort_by_key(|&i| batch[i].id);
+    order.dedup_by_key(|i| batch[*i].id);
+    let mut rows = Vec::with_capacity(order.len());
+    for &i in &order {
+        let new = &batch[i];
+        let practitioner =
+            serde_json::to_string(&new.practitioner).context("cannot encode the practitioner")?;
+        rows.push(notification::ActiveModel {
+            id: Set(new.id),
+            patient_id: Set(new.patient_id),
+            reason: Set(new.reason.as_str().to_owned()),
+            title: Set(new.title.clone()),
+            body: Set(new.body.clone()),
+            practitioner: Set(practitioner),
+            created_at: Set(new.created_at),
+            read_at: Set(None),
+        });
+    }
     // Everything below runs on the transaction: with SQLite's single connection, a query on
     // `db` while it is open would wait for ever.
     let txn = db.begin().await.context("cannot begin a transaction")?;
-    let row = notification::ActiveModel {
-        id: Set(new.id),
-        patient_id: Set(new.patient_id),
-        reason: Set(new.reason.as_str().to_owned()),
-        title: Set(new.title.clone()),
-        body: Set(new.body.clone()),
-        practitioner: Set(practitioner),
-        created_at: Set(new.created_at),
-        read_at: Set(None),
+    let mut inserted: HashSet<Uuid> = HashSet::with_capacity(rows.len());
+    let row_bytes = |row: &notification::ActiveModel| {
+        [&row.reason, &row.title, &row.body, &row.practitioner]
+            .into_iter()
+            .map(|v| match v {
+                sea_orm::ActiveValue::Set(text) => text.len(),
+                _ => 0,
+            })
+            .sum()
     };
-    let inserted = notification::Entity::insert(row)
-        .on_conflict_do_nothing_on([notification::Column::Id])
-        .exec_without_returning(&txn)
-        .await
-        .context("cannot insert the notification")?;
-    if !matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
-        txn.rollback().await.context("cannot end the transaction")?;
-        return Ok(Stored::AlreadyThere);
+    for chunk in rows::chunks(&rows, row_bytes) {
+        let mut insert = notification::Entity::insert_many(chunk.to_vec())
+            .on_conflict(
+                OnConflict::column(notification::Column::Id)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .into_query();
+        insert.returning_col(notification::Column::Id);
+        for row in txn
+            .query_all(&insert)
+            .await
+            .context("cannot insert the notifications")?
+        {
+            inserted.insert(
+                row.try_get("", "id")
+                    .context("cannot read an inserted id")?,
+            );
+        }
     }
-    let mut slot_ids: Vec<Uuid> = new.slots.iter().map(|s| s.slot_id).collect();
+    // The first occurrence of each new id is the one stored; every other answer is "there".
+    let mut answered: HashSet<Uuid> = HashSet::with_capacity(inserted.len());
+    let stored: Vec<Stored> = batch
+        .iter()
+        .map(|new| {
+            if inserted.contains(&new.id) && answered.insert(new.id) {
+                Stored::New
+            } else {
+                Stored::AlreadyThere
+            }
+        })
+        .collect();
+    if inserted.is_empty() {
+        txn.rollback().await.context("cannot end the transaction")?;
+        return Ok(stored);
+    }
+    let fresh: Vec<&NewNotification> = order
+        .iter()
+        .map(|&i| &batch[i])
+        .filter(|new| inserted.contains(&new.id))
+        .collect();
+
+    let mut slot_ids: Vec<Uuid> = fresh
+        .iter()
+        .flat_map(|new| new.slots.iter().map(|s| s.slot_id))
+        .collect();
     slot_ids.sort_unstable();
-    lock_slot_states(&txn, &slot_ids, new.created_at, Lock::Shared).await?;
-    let slots = new.slots.iter().map(|s| notification_slot::ActiveModel {
-        notification_id: Set(new.id),
-        slot_id: Set(s.slot_id),
-        starts_at: Set(s.starts_at),
-        ends_at: Set(s.ends_at),
-        booking_url: Set(s.booking_url.clone()),
-        taken_at: Set(None),
-    });
-    notification_slot::Entity::insert_many(slots)
-        .on_conflict_do_nothing_on([
-            notification_slot::Column::NotificationId,
-            notification_slot::Column::SlotId,
-        ])
-        .exec_without_returning(&txn)
-        .await
-        .context("cannot insert the notification's slots")?;
-    feed_log::append(
-        &txn,
-        new.patient_id,
-        ChangeKind::Notification,
-        new.id,
-        Utc::now(),
-    )
-    .await?;
-    let event = CloudEvent::with_id(
-        stored_event_id(new.id),
-        EVENT_SOURCE,
-        InappStored {
-            notification_id: new.id,
-            patient_id: new.patient_id,
-        },
-    );
-    slotcast_bus::outbox::enqueue(&txn, &event)
+    slot_ids.dedup();
+    let first_at = fresh
+        .iter()
+        .map(|new| new.created_at)
+        .min()
+        .unwrap_or_else(Utc::now);
+    lock_slot_states(&txn, &slot_ids, first_at, Lock::Shared).await?;
+
+    let slots: Vec<notification_slot::ActiveModel> = fresh
+        .iter()
+        .flat_map(|new| {
+            new.slots.iter().map(|s| notification_slot::ActiveModel {
+                notification_id: Set(new.id),
+                slot_id: Set(s.slot_id),
+                starts_at: Set(s.starts_at),
+                ends_at: Set(s.ends_at),
+                booking_url: Set(s.booking_url.clone()),
+                taken_at: Set(None),
+            })
+        })
+        .collect();
+    let slot_bytes = |row: &notification_slot::ActiveModel| match &row.booking_url {
+        sea_orm::ActiveValue::Set(url) => url.len(),
+        _ => 0,
+    };
+    for chunk in rows::chunks(&slots, slot_bytes) {
+        notification_slot::Entity::insert_many(chunk.to_vec())
+            .on_conflict_do_nothing_on([
+                notification_slot::Column::NotificationId,
+                notification_slot::Column::SlotId,
+            ])
+            .exec_without_returning(&txn)
+            .await
+            .context("cannot insert the notifications' slots")?;
+    }
+    // In the batch's order, so a patient's notifications are logged in the order they came.
+    let logged: Vec<(Uuid, Uuid)> = batch
+        .iter()
+        .zip(&stored)
+        .filter(|(_, s)| **s == Stored::New)
+        .map(|(new, _)| (new.patient_id, new.id))
+        .collect();
+    feed_log::append_many(&txn, &logged, ChangeKind::Notification, Utc::now()).await?;
+    let events: Vec<CloudEvent<InappStored>> = fresh
+        .iter()
+        .map(|new| {
+            CloudEvent::with_id(
+                stored_event_id(new.id),
+                EVENT_SOURCE,
+                InappStored {
+                    notification_id: new.id,
+                    patient_id: new.patient_id,
+                },
+            )
+        })
+        .collect();
+    let traced: Vec<_> = events
+        .iter()
+        .zip(&fresh)
+        .map(|(e, new)| (e, &new.trace))
+        .collect();
+    slotcast_bus::outbox::enqueue_traced(&txn, &traced)
         .await
         .context("cannot enqueue InappStored")?;
     txn.commit()
         .await
-        .context("cannot commit the notification")?;
-    Ok(Stored::New)
+        .context("cannot commit the notifications")?;
+    Ok(stored)
 }
 
 /// What applying a slot event did.
@@ -257,7 +365,7 @@ enum Lock {
     Exclusive,
 }
 
-/// Makes sure `slot_ids` (sorted) have a state row, and locks those rows until `txn` ends.
+/// Makes sure `slot_ids` (sorted, each once) have a state row, and locks those rows until `txn` ends.
 /// A missing row is created `available` at sequence 0, which is what an unknown slot is.
 async fn lock_slot_states<C: ConnectionTrait>(
     txn: &C,
@@ -265,33 +373,37 @@ async fn lock_slot_states<C: ConnectionTrait>(
     at: DateTime<Utc>,
     lock: Lock,
 ) -> anyhow::Result<Vec<slot_state::Model>> {
-    if slot_ids.is_empty() {
-        return Ok(Vec::new());
+    let mut locked = Vec::with_capacity(slot_ids.len());
+    // In chunks (a statement binds a bounded number of values), in slot id order throughout.
+    for chunk in rows::chunks(slot_ids, |_| 0) {
+        let unknown = chunk.iter().map(|&slot_id| slot_state::ActiveModel {
+            slot_id: Set(slot_id),
+            status: Set(SlotState::Available.status().to_owned()),
+            booked_by: Set(None),
+            stream_seq: Set(0),
+            changed_at: Set(at),
+        });
+        slot_state::Entity::insert_many(unknown)
+            .on_conflict_do_nothing_on([slot_state::Column::SlotId])
+            .exec_without_returning(txn)
+            .await
+            .context("cannot create the slots' state rows")?;
+        // FOR SHARE / FOR UPDATE on Postgres, rows locked in this order; SQLite has one writer
+        // anyway.
+        let rows = slot_state::Entity::find()
+            .filter(slot_state::Column::SlotId.is_in(chunk.iter().copied()))
+            .order_by_asc(slot_state::Column::SlotId);
+        let rows = match lock {
+            Lock::Shared => rows.lock_shared(),
+            Lock::Exclusive => rows.lock_exclusive(),
+        };
+        locked.extend(
+            rows.all(txn)
+                .await
+                .context("cannot lock the slots' state rows")?,
+        );
     }
-    let unknown = slot_ids.iter().map(|&slot_id| slot_state::ActiveModel {
-        slot_id: Set(slot_id),
-        status: Set(SlotState::Available.status().to_owned()),
-        booked_by: Set(None),
-        stream_seq: Set(0),
-        changed_at: Set(at),
-    });
-    slot_state::Entity::insert_many(unknown)
-        .on_conflict_do_nothing_on([slot_state::Column::SlotId])
-        .exec_without_returning(txn)
-        .await
-        .context("cannot create the slots' state rows")?;
-    // FOR SHARE / FOR UPDATE on Postgres, rows locked in this order; SQLite has one writer
-    // anyway.
-    let rows = slot_state::Entity::find()
-        .filter(slot_state::Column::SlotId.is_in(slot_ids.iter().copied()))
-        .order_by_asc(slot_state::Column::SlotId);
-    let rows = match lock {
-        Lock::Shared => rows.lock_shared(),
-        Lock::Exclusive => rows.lock_exclusive(),
-    };
-    rows.all(txn)
-        .await
-        .context("cannot lock the slots' state rows")
+    Ok(locked)
 }
 
 #[cfg(test)]
@@ -328,11 +440,16 @@ mod tests {
                         starts_at: now,
                         ends_at: now,
                         booking_url: format!("https://example.test/o/{slot_id}"),
+                        held_until: None,
                     })
                     .collect(),
                 reason: WaitKind::MoveUp,
                 entry_id: Uuid::now_v7(),
                 batch_id: Uuid::now_v7(),
+                channels: Default::default(),
+                wave: None,
+                preferences_url: None,
+                unsubscribe_url: None,
             },
         )
     }

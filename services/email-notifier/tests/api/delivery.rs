@@ -142,3 +142,38 @@ async fn a_notification_left_in_flight_by_a_crash_is_sent_again_once_its_lease_r
         (Status::Sent, 2, false)
     );
 }
+
+#[tokio::test]
+async fn a_burst_of_notifications_is_sent_once_each_and_a_republished_one_sends_nothing_more() {
+    let app = spawn_app().await;
+    let events: Vec<_> = (0..120).map(|_| notification(WaitKind::New)).collect();
+    for event in &events {
+        app.publish(event).await;
+    }
+    app.wait_for_events::<EmailSent>(events.len()).await;
+    // Published again in a burst of new ones: claimed with them, found finished.
+    let more: Vec<_> = (0..20).map(|_| notification(WaitKind::New)).collect();
+    for (i, event) in more.iter().enumerate() {
+        app.publish(event).await;
+        if i == 10 {
+            app.publish(&republished(&events[59])).await;
+        }
+    }
+    let sent = app
+        .wait_for_events::<EmailSent>(events.len() + more.len())
+        .await;
+    app.wait_until_all_notifications_are_handled().await;
+    let total = events.len() + more.len();
+    assert_eq!(app.smtp().messages().len(), total, "one email each");
+    let mut ids: Vec<Uuid> = sent.iter().map(|e| e.data.notification_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), total, "one EmailSent each");
+    for event in events.iter().chain(&more).step_by(17) {
+        let row = app.delivery(event.data.notification_id).await.unwrap();
+        assert_eq!(
+            (row.status, row.attempts, row.in_flight),
+            (Status::Sent, 1, false)
+        );
+    }
+}

@@ -273,6 +273,7 @@ pub fn notification(reason: WaitKind) -> CloudEvent<NotifyPatient> {
                 "http://127.0.0.1:8080/v1/offers/tok-{}?slot={slot_id}",
                 Uuid::new_v4().simple()
             ),
+            held_until: None,
         }
     };
     let slots = vec![slot(8, 30, 30), slot(13, 0, 45)];
@@ -298,6 +299,10 @@ pub fn notification(reason: WaitKind) -> CloudEvent<NotifyPatient> {
         reason,
         entry_id: Uuid::now_v7(),
         batch_id: Uuid::now_v7(),
+        channels: Default::default(),
+        wave: None,
+        preferences_url: None,
+        unsubscribe_url: None,
     };
     CloudEvent::new("matching", data)
 }

@@ -6,4 +6,5 @@ mod embedded;
 mod failures;
 mod helpers;
 mod ops;
+mod preferences;
 mod process;

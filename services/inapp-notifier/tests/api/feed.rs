@@ -199,3 +199,21 @@ async fn the_limit_caps_the_feed_and_a_limit_above_200_is_refused() {
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert!(crate::helpers::is_problem(&response));
 }
+
+#[tokio::test]
+async fn a_patient_who_turned_in_app_notifications_off_gets_none_in_the_feed() {
+    let app = spawn_app().await;
+    let patient = Uuid::now_v7();
+    let mut off = notify_event(patient, 1, WaitKind::New);
+    off.data.channels = slotcast_events::Channels {
+        email: true,
+        inapp: false,
+    };
+    let on = notify_event(patient, 2, WaitKind::New);
+    app.publish_notify(&off).await;
+    app.publish_notify(&on).await;
+    app.wait_until_notifications_consumed().await;
+    let feed = app.feed(patient, "").await;
+    assert_eq!(feed.len(), 1, "{feed:#?}");
+    assert_eq!(feed[0]["id"], on.data.notification_id.to_string());
+}

@@ -298,6 +298,7 @@ impl TestApp {
                 batch_size: 1,
                 reason: ReleaseReason::Cancelled,
                 released_by: None,
+                offer_policy: Default::default(),
             },
         );
         self.publish_event(&event).await
@@ -428,6 +429,7 @@ pub fn notify_event(patient_id: Uuid, slots: usize, reason: WaitKind) -> CloudEv
                 starts_at,
                 ends_at: starts_at + chrono::Duration::minutes(30),
                 booking_url: format!("http://127.0.0.1:8080/v1/offers/token-{slot_id}"),
+                held_until: None,
             }
         })
         .collect();
@@ -455,6 +457,10 @@ pub fn notify_event(patient_id: Uuid, slots: usize, reason: WaitKind) -> CloudEv
             reason,
             entry_id: Uuid::now_v7(),
             batch_id: Uuid::now_v7(),
+            channels: Default::default(),
+            wave: None,
+            preferences_url: None,
+            unsubscribe_url: None,
         },
     );
     at(event, now)

@@ -2,6 +2,7 @@
 //! database (Postgres, and SQLite in `sqlite`).
 
 mod auth;
+mod batch;
 mod deadletter;
 mod feed;
 mod helpers;

@@ -177,6 +177,7 @@ async fn a_released_slot_is_available_again_and_the_booking_redelivered_late_doe
         payload: serde_json::to_vec(&booked).unwrap().into(),
         deliveries: 2,
         stream_sequence: booked_seq,
+        trace: Default::default(),
     };
     assert_eq!(handler.handle(&redelivery).await, Outcome::Done);
     assert_eq!(
