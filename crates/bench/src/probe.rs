@@ -108,18 +108,30 @@ impl NotifyWatch {
 }
 
 /// Waits until nothing is pending anywhere (twice in a row), up to `patience`; returns how long
-/// that took.
+/// that took. Besides the streams and the outboxes, offers matching has decided but not sent
+/// (the coalescing window) count as pending.
 pub async fn wait_quiet(
     js: &async_nats::jetstream::Context,
     outboxes: &[DatabaseConnection],
+    matching: &DatabaseConnection,
     patience: Duration,
 ) -> anyhow::Result<Duration> {
+    use sea_orm::{ConnectionTrait as _, Statement};
     let started = Instant::now();
     let mut quiet = 0;
+    let offers = Statement::from_string(
+        matching.get_database_backend(),
+        "SELECT count(*) AS n FROM pending",
+    );
     loop {
-        if slotcast_bus::in_flight(js, outboxes.iter().map(|db| ("a service", db)))
-            .await?
-            .is_none()
+        let decided = match matching.query_one_raw(offers.clone()).await? {
+            Some(row) => row.try_get::<i64>("", "n")?,
+            None => 0,
+        };
+        if decided == 0
+            && slotcast_bus::in_flight(js, outboxes.iter().map(|db| ("a service", db)))
+                .await?
+                .is_none()
         {
             quiet += 1;
             if quiet >= 2 {

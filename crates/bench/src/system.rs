@@ -252,6 +252,8 @@ pub struct System {
 pub struct Settings {
     pub email_concurrency: usize,
     pub smtp_pool_size: usize,
+    /// matching's `COALESCE_WINDOW_MS`: how long an offer waits for others to the same patient.
+    pub coalesce_window_ms: usize,
     pub rust_log: String,
 }
 
@@ -345,6 +347,10 @@ impl System {
                 .env("SMTP_URL", system.sink.url())
                 .env("SMTP_POOL_SIZE", settings.smtp_pool_size.to_string())
                 .env("EMAIL_CONCURRENCY", settings.email_concurrency.to_string())
+                .env(
+                    "COALESCE_WINDOW_MS",
+                    settings.coalesce_window_ms.to_string(),
+                )
                 .env("RUST_LOG", &settings.rust_log)
                 .stdin(Stdio::null())
                 .stdout(log.try_clone()?)

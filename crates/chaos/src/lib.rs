@@ -15,7 +15,7 @@
 //! of every log.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     fs::OpenOptions,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -102,6 +102,8 @@ pub struct Options {
     pub replicas: usize,
     /// A three-node JetStream cluster (streams R3) instead of one server.
     pub cluster: bool,
+    /// Extra environment of matching (its policy: waves, holds).
+    pub matching_env: Vec<(&'static str, String)>,
 }
 
 impl Default for Options {
@@ -109,6 +111,7 @@ impl Default for Options {
         Self {
             replicas: 1,
             cluster: false,
+            matching_env: Vec::new(),
         }
     }
 }
@@ -217,22 +220,64 @@ pub struct Seeded {
     pub patients: Vec<(Uuid, String)>,
 }
 
+/// What one channel (email, in-app, the `notify.patient` stream) brought the patients, counted
+/// in offers (a patient and a slot), not in messages: a dispatcher that fell behind (a database
+/// cut, a restart) rightly sends the slots then pending for a patient as one message.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    pub messages: usize,
+    /// Distinct (patient, slot) pairs offered.
+    pub offers: usize,
+    /// Messages identical to an earlier one to the same patient (same slots): a re-send.
+    pub duplicates: usize,
+    /// Offers of a slot to a patient who had it in another, different message: told twice.
+    pub told_twice: usize,
+    /// Offers short of the expected, summed over patients.
+    pub missing: usize,
+    /// Distinct slots beyond the expected (to a patient who should have had none, say).
+    pub unexpected: usize,
+}
+
+impl Tally {
+    /// Adds one patient's messages (each the set of slots it offered), of which `expected`
+    /// distinct slots were due.
+    fn add(&mut self, messages: &[BTreeSet<Uuid>], expected: usize) {
+        let distinct: BTreeSet<&BTreeSet<Uuid>> = messages.iter().collect();
+        let offered: BTreeSet<Uuid> = distinct.iter().flat_map(|m| m.iter().copied()).collect();
+        self.messages += messages.len();
+        self.offers += offered.len();
+        self.duplicates += messages.len() - distinct.len();
+        self.told_twice += distinct.iter().map(|m| m.len()).sum::<usize>() - offered.len();
+        self.missing += expected.saturating_sub(offered.len());
+        self.unexpected += offered.len().saturating_sub(expected);
+    }
+}
+
+impl std::fmt::Display for Tally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} offers in {} messages (duplicates {}, told twice {}, missing {}, unexpected {})",
+            self.offers,
+            self.messages,
+            self.duplicates,
+            self.told_twice,
+            self.missing,
+            self.unexpected
+        )
+    }
+}
+
 /// What every patient got, counted after the system settled.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
     pub patients: usize,
-    /// Messages each patient should have had (one per posting of slots).
+    /// Slots each patient should have been offered, once each (one slot per posting).
     pub expected_each: usize,
-    pub emails: usize,
-    /// Emails beyond the expected, summed over patients.
-    pub email_duplicates: usize,
-    /// Emails short of the expected, summed over patients (patients `excused` not counted).
-    pub email_missing: usize,
-    pub inapp: usize,
-    pub inapp_duplicates: usize,
-    pub inapp_missing: usize,
-    /// `notify.patient` messages in the stream beyond or short of the expected.
-    pub notify_published: u64,
+    pub email: Tally,
+    pub inapp: Tally,
+    /// What matching published.
+    pub notify: Tally,
     /// Re-sends after an attempt whose outcome was unknown (the documented crash window), as
     /// counted by the running email-notifier processes.
     pub resent_after_unknown: u64,
@@ -244,37 +289,41 @@ impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} patients × {}: email {} (duplicates {}, missing {}, re-sent after unknown outcome {}), \
-             in-app {} (duplicates {}, missing {}), notify.patient {}, dead letters {}",
+            "{} patients × {} slots: email {} (re-sent after unknown outcome {}), in-app {}, \
+             notify.patient {}, dead letters {}",
             self.patients,
             self.expected_each,
-            self.emails,
-            self.email_duplicates,
-            self.email_missing,
+            self.email,
             self.resent_after_unknown,
             self.inapp,
-            self.inapp_duplicates,
-            self.inapp_missing,
-            self.notify_published,
+            self.notify,
             self.dead_letters,
         )
     }
 }
 
 impl Report {
-    /// Everyone got exactly what they should, but for email duplicates inside the documented
-    /// crash window (each one counted by the email-notifier as a re-send after an unknown
-    /// outcome).
+    /// Everyone was offered every slot exactly once, on every channel, but for email re-sends
+    /// inside the documented crash window (each one counted by the email-notifier as a re-send
+    /// after an unknown outcome).
     pub fn assert_exactly_once(&self) -> anyhow::Result<()> {
-        ensure!(self.email_missing == 0, "emails lost: {self}");
-        ensure!(self.inapp_missing == 0, "in-app notifications lost: {self}");
-        ensure!(self.inapp_duplicates == 0, "in-app duplicates: {self}");
+        ensure!(self.email.missing == 0, "emails lost: {self}");
+        ensure!(self.inapp.missing == 0, "in-app notifications lost: {self}");
         ensure!(
-            self.notify_published == (self.patients * self.expected_each) as u64,
-            "matching told patients a wrong number of times: {self}"
+            self.inapp.duplicates == 0 && self.inapp.told_twice == 0,
+            "in-app duplicates: {self}"
         );
         ensure!(
-            self.email_duplicates as u64 <= self.resent_after_unknown,
+            self.notify.missing == 0 && self.notify.duplicates == 0 && self.notify.told_twice == 0,
+            "matching told patients a wrong number of times: {self}"
+        );
+        ensure!(self.email.told_twice == 0, "a slot emailed twice: {self}");
+        ensure!(
+            self.email.unexpected + self.inapp.unexpected + self.notify.unexpected == 0,
+            "offers nobody expected: {self}"
+        );
+        ensure!(
+            self.email.duplicates as u64 <= self.resent_after_unknown,
             "email duplicates outside the crash window: {self}"
         );
         Ok(())
@@ -291,8 +340,6 @@ pub struct System {
     pub procs: Vec<Proc>,
     dbs: BTreeMap<Service, (TestDatabase, DatabaseConnection)>,
     logs: tempfile::TempDir,
-    /// Malformed messages published on `slotcast.notify.patient` (not counted as notifications).
-    poisoned_notify: u64,
 }
 
 impl System {
@@ -334,6 +381,15 @@ impl System {
                     ("RUST_LOG", "info".to_owned()),
                     ("PUBLIC_BASE_URL", public_base_url.clone().unwrap_or(url)),
                 ];
+                if service == Service::Matching {
+                    // Each posting is its own message (the counts below rely on it), and no
+                    // patient reaches the daily cap in these cases.
+                    env.extend([
+                        ("COALESCE_WINDOW_MS", "0".to_owned()),
+                        ("DAILY_MESSAGE_CAP", "0".to_owned()),
+                    ]);
+                    env.extend(options.matching_env.iter().cloned());
+                }
                 if service == Service::EmailNotifier {
                     env.extend([
                         ("SMTP_URL", smtp.url()),
@@ -372,7 +428,6 @@ impl System {
             procs,
             dbs,
             logs,
-            poisoned_notify: 0,
         };
         system.wait_ready(Duration::from_secs(60)).await?;
         Ok(system)
@@ -523,10 +578,15 @@ impl System {
 
     /// A practitioner and `n` patients waiting for a first appointment with them, at any time.
     pub async fn seed(&self, n: usize) -> anyhow::Result<Seeded> {
+        self.seed_with(n, "broadcast").await
+    }
+
+    /// Like [`System::seed`], the practitioner offering openings by `offer_policy`.
+    pub async fn seed_with(&self, n: usize, offer_policy: &str) -> anyhow::Result<Seeded> {
         let practitioner = self
             .create(
                 "/v1/practitioners",
-                json!({"name": "Dr Chaos", "specialty": "General practice", "timezone": "UTC"}),
+                json!({"name": "Dr Chaos", "specialty": "General practice", "timezone": "UTC", "offer_policy": offer_policy}),
             )
             .await?;
         let run = &Uuid::new_v4().simple().to_string()[..8];
@@ -653,15 +713,34 @@ impl System {
         }
     }
 
-    /// What is still in flight, if anything.
+    /// What is still in flight, if anything: messages, outboxes, and offers matching has
+    /// decided but not sent yet (the coalescing window, a wave due).
     async fn busy(&self) -> anyhow::Result<Option<String>> {
-        slotcast_bus::in_flight(
+        if let Some(what) = slotcast_bus::in_flight(
             &self.js,
             self.dbs
                 .iter()
                 .map(|(service, (_, db))| (service.binary(), db)),
         )
-        .await
+        .await?
+        {
+            return Ok(Some(what));
+        }
+        let pending = count(
+            self.db(Service::Matching),
+            "SELECT count(*) AS n FROM pending",
+        )
+        .await?;
+        Ok((pending > 0).then(|| format!("matching has {pending} offers to send")))
+    }
+
+    /// How many emails each address received.
+    pub fn emails_to(&self, address: &str) -> usize {
+        self.smtp
+            .messages()
+            .iter()
+            .filter(|m| m.to.iter().any(|t| t == address))
+            .count()
     }
 
     /// Counts what each patient got for `postings` separate postings of slots.
@@ -682,31 +761,31 @@ impl System {
             expected_each: postings,
             ..Report::default()
         };
-        let mut mailed: BTreeMap<String, usize> = BTreeMap::new();
+        let mut mailed: BTreeMap<String, Vec<BTreeSet<Uuid>>> = BTreeMap::new();
         for mail in self.smtp.messages() {
+            let slots = booked_slots(&mail.body_text());
             for to in &mail.to {
-                *mailed.entry(to.to_lowercase()).or_default() += 1;
+                mailed
+                    .entry(to.to_lowercase())
+                    .or_default()
+                    .push(slots.clone());
             }
         }
-        let feeds: Vec<usize> = futures::stream::iter(&seeded.patients)
-            .map(|(id, _)| self.feed_len(*id))
+        let feeds: Vec<Vec<BTreeSet<Uuid>>> = futures::stream::iter(&seeded.patients)
+            .map(|(id, _)| self.feed(*id))
             .buffered(16)
             .try_collect()
             .await?;
-        for ((_, email), inapp) in seeded.patients.iter().zip(feeds) {
-            let emails = mailed.get(&email.to_lowercase()).copied().unwrap_or(0);
+        let mut told = self.notified().await?;
+        for ((id, email), feed) in seeded.patients.iter().zip(feeds) {
             let expected = if refused.contains(email) { 0 } else { postings };
-            report.emails += emails;
-            report.email_duplicates += emails.saturating_sub(expected);
-            report.email_missing += expected.saturating_sub(emails);
-            report.inapp += inapp;
-            report.inapp_duplicates += inapp.saturating_sub(postings);
-            report.inapp_missing += postings.saturating_sub(inapp);
+            let emails = mailed.remove(&email.to_lowercase()).unwrap_or_default();
+            report.email.add(&emails, expected);
+            report.inapp.add(&feed, postings);
+            report
+                .notify
+                .add(&told.remove(id).unwrap_or_default(), postings);
         }
-        report.notify_published = self
-            .stream_messages(streams::NOTIFY)
-            .await?
-            .saturating_sub(self.poisoned_notify);
         report.dead_letters = self.stream_messages(streams::DEADLETTER).await?;
         report.resent_after_unknown = self
             .metric(
@@ -717,7 +796,8 @@ impl System {
         Ok(report)
     }
 
-    async fn feed_len(&self, patient: Uuid) -> anyhow::Result<usize> {
+    /// The slots of each notification in `patient`'s in-app feed.
+    async fn feed(&self, patient: Uuid) -> anyhow::Result<Vec<BTreeSet<Uuid>>> {
         let res = self
             .http
             .get(format!(
@@ -729,7 +809,47 @@ impl System {
             .await?;
         ensure!(res.status() == 200, "feed of {patient}: {}", res.status());
         let body: Value = res.json().await?;
-        Ok(body["notifications"].as_array().map_or(0, Vec::len))
+        Ok(body["notifications"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .map(|n| {
+                        n["slots"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|s| s["slot_id"].as_str()?.parse().ok())
+                            .collect()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// The slots of each `notify.patient` message in the stream, by patient (malformed
+    /// messages, such as the poison a case publishes, left out).
+    async fn notified(&self) -> anyhow::Result<BTreeMap<Uuid, Vec<BTreeSet<Uuid>>>> {
+        let stream = self
+            .js
+            .get_stream(streams::NOTIFY)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let state = self.stream_info(streams::NOTIFY).await?.state;
+        let mut told: BTreeMap<Uuid, Vec<BTreeSet<Uuid>>> = BTreeMap::new();
+        for seq in state.first_sequence..=state.last_sequence {
+            let Ok(message) = stream.get_raw_message(seq).await else {
+                continue;
+            };
+            let Ok(event) = serde_json::from_slice::<
+                slotcast_events::CloudEvent<slotcast_events::NotifyPatient>,
+            >(&message.payload) else {
+                continue;
+            };
+            told.entry(event.data.patient.id)
+                .or_default()
+                .push(event.data.slots.iter().map(|s| s.slot_id).collect());
+        }
+        Ok(told)
     }
 
     async fn metrics_of(&self, proc: &Proc) -> anyhow::Result<String> {
@@ -839,7 +959,7 @@ impl System {
     /// Publishes two malformed messages on every subject of the catalogue (one not JSON, one a
     /// CloudEvent whose data is wrong) and one on an unknown subject of each stream; returns
     /// how many.
-    pub async fn publish_poison(&mut self) -> anyhow::Result<usize> {
+    pub async fn publish_poison(&self) -> anyhow::Result<usize> {
         let mut subjects: Vec<String> = slotcast_events::CATALOGUE
             .iter()
             .map(|(subject, _)| (*subject).to_owned())
@@ -872,9 +992,6 @@ impl System {
                     .await?
                     .await?;
                 published += 1;
-                if subject.starts_with("slotcast.notify.") {
-                    self.poisoned_notify += 1;
-                }
             }
         }
         Ok(published)
@@ -920,6 +1037,14 @@ pub fn token(sub: Uuid, role: Role) -> String {
     slotcast_kit::auth::mint(SECRET, sub, role, chrono::Duration::hours(2)).unwrap_or_default()
 }
 
+/// The slots an email offers: the `slot_id` of each booking link in its text.
+fn booked_slots(text: &str) -> BTreeSet<Uuid> {
+    text.split("slot_id=")
+        .skip(1)
+        .filter_map(|rest| rest.get(..36)?.parse().ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -929,5 +1054,43 @@ mod tests {
         let text = "# TYPE x counter\nx_total{a=\"1\"} 2\nx_total{a=\"2\"} 3\nx_total_other 9\nx_total 1\n";
         assert_eq!(sum_metric(text, "x_total"), 6.0);
         assert_eq!(sum_metric(text, "nope"), 0.0);
+    }
+
+    #[test]
+    fn the_slots_of_an_email_are_those_of_its_booking_links() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let text = format!(
+            "Book: https://x/v1/offers/t?slot_id={a}\nBook: https://x/v1/offers/t?slot_id={b}\n\
+             <a href=\"https://x/v1/offers/t?slot_id={a}\">Book</a> slot_id=broken"
+        );
+        assert_eq!(booked_slots(&text), BTreeSet::from([a, b]));
+    }
+
+    #[test]
+    fn a_tally_counts_offers_not_messages() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut tally = Tally::default();
+        // Both slots in one message (a dispatcher behind), then the same message re-sent.
+        tally.add(&[BTreeSet::from([a, b]), BTreeSet::from([a, b])], 2);
+        assert_eq!(
+            (
+                tally.messages,
+                tally.offers,
+                tally.duplicates,
+                tally.told_twice,
+                tally.missing
+            ),
+            (2, 2, 1, 0, 0)
+        );
+        // One slot in two different messages: told twice; the other never: missing.
+        let mut tally = Tally::default();
+        tally.add(&[BTreeSet::from([a]), BTreeSet::from([a, b])], 3);
+        // A patient who should have had nothing.
+        tally.add(&[BTreeSet::from([a])], 0);
+        assert_eq!(tally.unexpected, 1);
+        assert_eq!(
+            (tally.duplicates, tally.told_twice, tally.missing),
+            (0, 1, 1)
+        );
     }
 }

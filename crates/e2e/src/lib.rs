@@ -46,8 +46,16 @@ fn common(nats: &NatsServer, db: &TestDatabase) -> Common {
 }
 
 impl Stack {
-    /// Starts the four services on fresh Postgres databases.
+    /// Starts the four services on fresh Postgres databases, with the default policy.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts the four services, matching's policy (coalescing window, cap, waves) changed by
+    /// `tune` from the defaults.
+    pub async fn start_with(
+        tune: impl FnOnce(&mut matching::policy::PolicyConfig),
+    ) -> anyhow::Result<Self> {
         slotcast_kit::telemetry::init_for_tests("slotcast-e2e");
         let nats = NatsServer::start().await?;
         let smtp = SmtpServer::start().await?;
@@ -75,11 +83,14 @@ impl Stack {
         .context("scheduling")?;
         tasks.push(tokio::spawn(scheduling.run_until_stopped(shutdown.clone())));
 
+        let mut policy = matching::policy::PolicyConfig::defaults(&scheduling_url);
+        tune(&mut policy);
         let matching = matching::Application::build(matching::Config {
             common: common(&nats, &dbs[1]),
             jwt_secret: TEST_SECRET.to_owned(),
             offer_keys: None,
             public_base_url: scheduling_url.clone(),
+            policy,
         })
         .await
         .context("matching")?;

@@ -29,6 +29,22 @@ pub struct OfferClaims {
     pub iat: i64,
 }
 
+/// The `typ` of a preferences token: what the preferences and one-click unsubscribe links of an
+/// email carry. It names a patient and nothing else, and is never accepted as an offer.
+pub const PREFERENCES_TYPE: &str = "slotcast-preferences";
+
+/// How long a preferences link works: unsubscribing from an old email must still work
+/// (RFC 8058 asks for links that keep working), but not forever.
+pub const PREFERENCES_LINK_DAYS: i64 = 400;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct PreferencesClaims {
+    typ: String,
+    sub: Uuid,
+    exp: i64,
+    iat: i64,
+}
+
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OfferError {
@@ -157,6 +173,37 @@ impl OfferSigner {
 
     /// The claims of an untampered, unexpired offer token.
     pub fn verify(&self, token: &str) -> Result<OfferClaims, OfferError> {
+        let claims: OfferClaims = self.decode(token)?;
+        if claims.typ != OFFER_TYPE {
+            return Err(OfferError::Invalid);
+        }
+        Ok(claims)
+    }
+
+    /// A token for `patient`'s preferences and one-click unsubscribe links.
+    pub fn sign_preferences(&self, patient: Uuid) -> Result<String, jsonwebtoken::errors::Error> {
+        let now = chrono::Utc::now();
+        let claims = PreferencesClaims {
+            typ: PREFERENCES_TYPE.to_owned(),
+            sub: patient,
+            exp: (now + chrono::Duration::days(PREFERENCES_LINK_DAYS)).timestamp(),
+            iat: now.timestamp(),
+        };
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.signing_kid.clone());
+        jsonwebtoken::encode(&header, &claims, &self.encoding)
+    }
+
+    /// The patient an untampered, unexpired preferences token names.
+    pub fn verify_preferences(&self, token: &str) -> Result<Uuid, OfferError> {
+        let claims: PreferencesClaims = self.decode(token)?;
+        if claims.typ != PREFERENCES_TYPE {
+            return Err(OfferError::Invalid);
+        }
+        Ok(claims.sub)
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(&self, token: &str) -> Result<T, OfferError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.leeway = 0;
@@ -170,22 +217,47 @@ impl OfferSigner {
             .find(|(k, _)| k == kid)
             .map(|(_, key)| key)
             .ok_or(OfferError::Invalid)?;
-        let claims = jsonwebtoken::decode::<OfferClaims>(token, key, &validation).map_err(|e| {
-            match e.kind() {
+        jsonwebtoken::decode::<T>(token, key, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => OfferError::Expired,
                 _ => OfferError::Invalid,
-            }
-        })?;
-        if claims.claims.typ != OFFER_TYPE {
-            return Err(OfferError::Invalid);
-        }
-        Ok(claims.claims)
+            })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_preferences_token_names_its_patient_and_is_never_an_offer() {
+        let signer = OfferSigner::new("test-secret");
+        let patient = Uuid::now_v7();
+        let token = signer.sign_preferences(patient).unwrap();
+        assert_eq!(signer.verify_preferences(&token), Ok(patient));
+        assert_eq!(signer.verify(&token), Err(OfferError::Invalid));
+        let offer = signer
+            .sign(
+                Uuid::now_v7(),
+                patient,
+                None,
+                &[Uuid::now_v7()],
+                chrono::Utc::now() + chrono::Duration::hours(1),
+            )
+            .unwrap();
+        assert_eq!(signer.verify_preferences(&offer), Err(OfferError::Invalid));
+        let mut tampered = token.clone();
+        tampered.pop();
+        assert_eq!(
+            signer.verify_preferences(&tampered),
+            Err(OfferError::Invalid)
+        );
+        assert_eq!(
+            OfferSigner::new("another-secret").verify_preferences(&token),
+            Err(OfferError::Invalid)
+        );
+    }
 
     #[test]
     fn an_offer_token_round_trips_and_tampering_or_expiry_is_told_apart() {
