@@ -290,9 +290,17 @@ async fn smtp_answers_451_for_a_while_then_550_for_one_recipient() -> anyhow::Re
                 .wait_for_failed_deliveries(1, Duration::from_secs(120))
                 .await?;
             ensure!(failed == 1, "{failed} deliveries failed, not 1");
-            let permanent = system
-                .metric(Service::EmailNotifier, "slotcast_email_failed_total")
-                .await?;
+            // The counter moves just after the `failed` row commits: give it a moment.
+            let mut permanent = 0.0;
+            for _ in 0..50 {
+                permanent = system
+                    .metric(Service::EmailNotifier, "slotcast_email_failed_total")
+                    .await?;
+                if permanent >= 1.0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             ensure!(permanent == 1.0, "{permanent} failures counted, not 1");
             Ok(Outcome {
                 postings: 1,

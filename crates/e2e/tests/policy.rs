@@ -175,7 +175,9 @@ async fn unclaimed_waves_advance_to_the_next_patients_in_the_fair_order() -> any
 
 #[tokio::test]
 async fn a_claim_inside_the_hold_wins_and_the_next_wave_is_never_sent() -> anyhow::Result<()> {
-    let stack = waves_stack(4).await?;
+    // A hold long enough that the claim, after wave 1's email went all the way round, lands
+    // inside it on a busy machine.
+    let stack = waves_stack(10).await?;
     let dr = practitioner(&stack, "waves").await?;
     let (first, a) = patient(&stack, "First").await?;
     let (_second, b) = patient(&stack, "Second").await?;
@@ -192,8 +194,16 @@ async fn a_claim_inside_the_hold_wins_and_the_next_wave_is_never_sent() -> anyho
         .expect("a link for the slot");
     let (status, body) = stack.claim(&token, s).await?;
     assert_eq!(status, 201, "{body}");
-    // Well past the end of the hold: the second patient never hears of it.
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Once the hold is over, the second patient is recorded as not reached, and never hears.
+    stack
+        .eventually(
+            Duration::from_secs(30),
+            "the second patient not reached",
+            || async {
+                Ok(decisions(&stack, s).await?["considered"][1]["outcome"] == "not_reached")
+            },
+        )
+        .await?;
     assert_eq!(mails_to(&stack, &b), 0, "the next wave was sent");
     assert_eq!(waves(&stack).await?.len(), 1);
     let explained = decisions(&stack, s).await?;
@@ -248,14 +258,21 @@ async fn during_a_hold_nobody_outside_the_wave_can_book_the_slot() -> anyhow::Re
 
 #[tokio::test]
 async fn two_requests_within_the_window_reach_a_patient_as_one_email() -> anyhow::Result<()> {
-    let stack = Stack::start_with(|p| p.coalesce_window = Duration::from_secs(2)).await?;
+    // A window long enough that a busy machine decides the second slot inside it.
+    let stack = Stack::start_with(|p| p.coalesce_window = Duration::from_secs(5)).await?;
     let dr = practitioner(&stack, "broadcast").await?;
     let (alice, a) = patient(&stack, "Alice").await?;
     waits(&stack, alice, dr, json!({})).await?;
     let first = slot(&stack, dr, 30).await?;
     let second = slot(&stack, dr, 31).await?;
     mailed(&stack, &a, 1).await?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    stack
+        .eventually(WITHIN, "the in-app notification", || async {
+            Ok(!stack.feed(alice).await?.is_empty())
+        })
+        .await?;
+    // Longer than the window: nothing else follows.
+    tokio::time::sleep(Duration::from_secs(6)).await;
     assert_eq!(mails_to(&stack, &a), 1);
     let links = stack.links_mailed_to(&a);
     let mut offered: Vec<Uuid> = links[0].iter().map(|(_, s)| *s).collect();
