@@ -420,6 +420,11 @@ impl Bench {
         let nats0 = system::proc_stat(self.sys.nats.pid(), ticks).cpu_s;
         let pg0 = system::cpu_of_all("postgres", ticks);
 
+        // BENCH_PERF=<file>: the whole machine's CPU profile of the fan-out, for `perf report`.
+        let profiler = std::env::var("BENCH_PERF")
+            .ok()
+            .map(|out| Profiler::start(&out))
+            .transpose()?;
         let (post_latency, batch, t0) = self.post_one(f).await?;
         let patience = Duration::from_secs(120 + n / 50);
         let (mut email_done, mut inapp_done) = (None, None);
@@ -439,6 +444,12 @@ impl Bench {
             }
         }
         sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+        if let Some(profiler) = profiler {
+            let out = profiler.stop()?;
+            self.report.note(format!(
+                "fan-out profiled with perf into {out} (`perf report -i {out}`)"
+            ));
+        }
         let peak = sampler.await?;
         let cpu1: Vec<f64> = self.stats().iter().map(|s| s.cpu_s).collect();
         let nats_cpu = system::proc_stat(self.sys.nats.pid(), ticks).cpu_s - nats0;
@@ -831,6 +842,37 @@ async fn run(bench: &mut Bench) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `perf record` of every CPU, with call graphs, while it runs.
+struct Profiler {
+    child: std::process::Child,
+    out: String,
+}
+
+impl Profiler {
+    fn start(out: &str) -> anyhow::Result<Self> {
+        let child = std::process::Command::new("perf")
+            .args(["record", "-a", "-g", "-F", "499", "-o", out, "-q"])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("BENCH_PERF is set but perf cannot start: {e}"))?;
+        // perf takes a moment to set up its buffers on every CPU.
+        std::thread::sleep(Duration::from_millis(500));
+        Ok(Self {
+            child,
+            out: out.to_owned(),
+        })
+    }
+
+    /// Stops the recording (SIGINT, so perf writes its file) and waits for it.
+    fn stop(mut self) -> anyhow::Result<String> {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        self.child.wait()?;
+        Ok(self.out)
+    }
 }
 
 #[tokio::main]
