@@ -170,28 +170,18 @@ pub async fn enqueue_traced<C: ConnectionTrait, T: Event>(
     conn: &C,
     events: &[(&CloudEvent<T>, &HashMap<String, String>)],
 ) -> Result<(), DbErr> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let current = json(&slotcast_kit::telemetry::current_context_headers())?;
-    let now = Utc::now();
-    let mut rows: Vec<ActiveModel> = Vec::with_capacity(events.len());
-    for (event, trace) in events {
-        let trace = if trace.is_empty() {
-            current.clone()
-        } else {
-            json(*trace)?
-        };
-        rows.push(ActiveModel {
-            event_id: Set(event.id),
-            subject: Set(T::SUBJECT.to_owned()),
-            payload: Set(json(*event)?),
-            trace: Set(trace),
-            created_at: Set(now),
+    let rows: Vec<ActiveModel> = encode_traced(events)?
+        .into_iter()
+        .map(|r| ActiveModel {
+            event_id: Set(r.event_id),
+            subject: Set(r.subject.to_owned()),
+            payload: Set(r.payload),
+            trace: Set(r.trace),
+            created_at: Set(r.created_at),
             published_at: Set(None),
             ..Default::default()
-        });
-    }
+        })
+        .collect();
     let size = |row: &ActiveModel| match (&row.payload, &row.trace) {
         (sea_orm::ActiveValue::Set(p), sea_orm::ActiveValue::Set(t)) => {
             p.len() + t.len() + T::SUBJECT.len()
@@ -205,6 +195,54 @@ pub async fn enqueue_traced<C: ConnectionTrait, T: Event>(
             .await?;
     }
     Ok(())
+}
+
+/// An outbox row as [`enqueue_traced`] writes it, for a producer that writes it with a statement
+/// of its own (a data-modifying `WITH` that records a state change and its event at once, say).
+/// The row goes into `outbox (event_id, subject, payload, trace, created_at)`; `event_id` is
+/// unique there (`ON CONFLICT (event_id) DO NOTHING`).
+#[derive(Debug, Clone)]
+pub struct EncodedRow {
+    pub event_id: uuid::Uuid,
+    pub subject: &'static str,
+    pub payload: String,
+    pub trace: String,
+    pub created_at: chrono::DateTime<Utc>,
+}
+
+impl EncodedRow {
+    /// Its size in a statement, for [`crate::rows::chunks`].
+    pub fn size(&self) -> usize {
+        self.payload.len() + self.trace.len() + self.subject.len()
+    }
+}
+
+/// `events` as outbox rows, each with the trace context it continues (an empty one: the current
+/// span's).
+pub fn encode_traced<T: Event>(
+    events: &[(&CloudEvent<T>, &HashMap<String, String>)],
+) -> Result<Vec<EncodedRow>, DbErr> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let current = json(&slotcast_kit::telemetry::current_context_headers())?;
+    let now = Utc::now();
+    events
+        .iter()
+        .map(|(event, trace)| {
+            Ok(EncodedRow {
+                event_id: event.id,
+                subject: T::SUBJECT,
+                payload: json(*event)?,
+                trace: if trace.is_empty() {
+                    current.clone()
+                } else {
+                    json(*trace)?
+                },
+                created_at: now,
+            })
+        })
+        .collect()
 }
 
 fn json<S: serde::Serialize + ?Sized>(value: &S) -> Result<String, DbErr> {

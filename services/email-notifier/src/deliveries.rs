@@ -19,8 +19,8 @@ use std::{collections::HashSet, time::Duration};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryTrait,
-    Set, TransactionTrait,
+    ActiveEnum, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    QueryFilter, QueryTrait, Set, Statement, TransactionTrait,
     sea_query::{Expr, ExprTrait, OnConflict},
 };
 use sea_orm_migration::{prelude::*, schema::*};
@@ -310,10 +310,17 @@ pub async fn record_sent(db: &DatabaseConnection, key: &Key) -> Result<(), DbErr
     record_sent_many(db, std::slice::from_ref(key)).await
 }
 
-/// Marks each delivery of `keys` `sent` and puts their `EmailSent` events into the outbox, all in
-/// one transaction of two statements. A delivery that is no longer `sending` (someone finished
-/// it) is left alone, without an event.
+/// Marks each delivery of `keys` `sent` and puts their `EmailSent` events into the outbox, both
+/// or neither. A delivery that is no longer `sending` (someone finished it) is left alone,
+/// without an event.
+///
+/// On Postgres it is one statement (a data-modifying `WITH`: the update's `RETURNING` chooses
+/// the events to insert), so one round trip and one commit instead of four: the sends waiting for
+/// it hold their permits for less. On SQLite, a transaction of two statements.
 pub async fn record_sent_many(db: &DatabaseConnection, keys: &[Key]) -> Result<(), DbErr> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        return record_sent_in_one_statement(db, keys).await;
+    }
     let mut ids: Vec<Uuid> = keys.iter().map(|k| k.notification_id).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -338,6 +345,80 @@ pub async fn record_sent_many(db: &DatabaseConnection, keys: &[Key]) -> Result<(
     let traced: Vec<_> = sent.iter().map(|(k, e)| (e, &k.trace)).collect();
     slotcast_bus::outbox::enqueue_traced(&txn, &traced).await?;
     txn.commit().await
+}
+
+/// [`record_sent_many`] on Postgres: per chunk of keys, one autocommitted statement
+///
+/// ```sql
+/// WITH done AS (UPDATE email_deliveries SET status = 'sent', … WHERE status = 'sending'
+///               AND notification_id IN (…) RETURNING notification_id)
+/// INSERT INTO outbox (…) SELECT … FROM (VALUES (…), …) AS e(…) JOIN done USING (notification_id)
+/// ON CONFLICT (event_id) DO NOTHING
+/// ```
+async fn record_sent_in_one_statement(db: &DatabaseConnection, keys: &[Key]) -> Result<(), DbErr> {
+    let mut seen: HashSet<Uuid> = HashSet::with_capacity(keys.len());
+    let keys: Vec<&Key> = keys
+        .iter()
+        .filter(|k| seen.insert(k.notification_id))
+        .collect();
+    let events: Vec<CloudEvent<EmailSent>> = keys.iter().map(|k| sent_event(k)).collect();
+    let traced: Vec<_> = events
+        .iter()
+        .zip(&keys)
+        .map(|(e, k)| (e, &k.trace))
+        .collect();
+    let rows: Vec<(Uuid, slotcast_bus::outbox::EncodedRow)> = keys
+        .iter()
+        .map(|k| k.notification_id)
+        .zip(slotcast_bus::outbox::encode_traced(&traced)?)
+        .collect();
+    let now = Utc::now();
+    for chunk in slotcast_bus::rows::chunks(&rows, |(_, row)| row.size()) {
+        let mut values: Vec<sea_orm::Value> = vec![Status::Sent.to_value().into(), now.into()];
+        let mut ids = Vec::with_capacity(chunk.len());
+        let mut tuples = Vec::with_capacity(chunk.len());
+        for (id, row) in chunk {
+            let n = values.len();
+            ids.push(format!("${}", n + 1));
+            tuples.push(format!(
+                "(${}::uuid, ${}::uuid, ${}, ${}, ${}, ${}::timestamptz)",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4,
+                n + 5,
+                n + 6
+            ));
+            values.extend([
+                (*id).into(),
+                row.event_id.into(),
+                row.subject.into(),
+                row.payload.clone().into(),
+                row.trace.clone().into(),
+                row.created_at.into(),
+            ]);
+        }
+        let sql = format!(
+            "WITH done AS (\
+               UPDATE email_deliveries SET status = $1, in_flight = FALSE, updated_at = $2 \
+               WHERE status = 'sending' AND notification_id IN ({ids}) \
+               RETURNING notification_id) \
+             INSERT INTO outbox (event_id, subject, payload, trace, created_at) \
+             SELECT e.event_id, e.subject, e.payload, e.trace, e.created_at \
+             FROM (VALUES {tuples}) AS e(notification_id, event_id, subject, payload, trace, created_at) \
+             JOIN done USING (notification_id) \
+             ON CONFLICT (event_id) DO NOTHING",
+            ids = ids.join(", "),
+            tuples = tuples.join(", "),
+        );
+        db.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
+        .await?;
+    }
+    Ok(())
 }
 
 /// Marks the delivery `failed` with `reason` and puts `EmailFailed` into the outbox, in one

@@ -1,0 +1,111 @@
+//! The delivery log's `sent` records on a real database: the state change and its `EmailSent`
+//! event are written together, once, and only for deliveries still being sent.
+
+use std::{collections::HashMap, time::Duration};
+
+use email_notifier::{
+    Migrator,
+    deliveries::{self, Key, Status},
+};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use sea_orm_migration::MigratorTrait;
+use slotcast_test_support::TestDatabase;
+use uuid::Uuid;
+
+fn key() -> Key {
+    let id = Uuid::now_v7();
+    Key {
+        notification_id: id,
+        patient_id: Uuid::now_v7(),
+        message_id: format!("<{id}@slotcast>"),
+        trace: HashMap::from([(
+            "traceparent".to_owned(),
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned(),
+        )]),
+    }
+}
+
+async fn outbox_rows(db: &DatabaseConnection) -> Vec<(String, String, String)> {
+    db.query_all_raw(Statement::from_string(
+        db.get_database_backend(),
+        "SELECT subject, payload, trace FROM outbox ORDER BY seq",
+    ))
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|r| {
+        (
+            r.try_get("", "subject").unwrap(),
+            r.try_get("", "payload").unwrap(),
+            r.try_get("", "trace").unwrap(),
+        )
+    })
+    .collect()
+}
+
+async fn status_of(db: &DatabaseConnection, id: Uuid) -> (Status, bool) {
+    let row = deliveries::find(db, id)
+        .await
+        .unwrap()
+        .expect("a delivery row");
+    (row.status, row.in_flight)
+}
+
+async fn sent_records_are_written_once_with_their_events(db: TestDatabase) {
+    let db = db.connect().await.unwrap();
+    Migrator::up(&db, None).await.unwrap();
+    let lease = Duration::from_secs(30);
+    let (a, b, gone) = (key(), key(), key());
+    for k in [&a, &b, &gone] {
+        deliveries::claim(&db, k, lease).await.unwrap();
+    }
+    deliveries::record_failed(&db, &gone, "550 no such user", true)
+        .await
+        .unwrap();
+    let failed_events = outbox_rows(&db).await.len();
+
+    // `a` twice in the group, and `gone`, which failed meanwhile.
+    let group = [a.clone(), gone.clone(), b.clone(), a.clone()];
+    deliveries::record_sent_many(&db, &group).await.unwrap();
+    let rows = outbox_rows(&db).await;
+    let sent: Vec<&(String, String, String)> = rows[failed_events..].iter().collect();
+    assert_eq!(
+        sent.len(),
+        2,
+        "one EmailSent for each of a and b: {sent:#?}"
+    );
+    for k in [&a, &b] {
+        let id = k.notification_id.to_string();
+        let mine: Vec<_> = sent.iter().filter(|(_, p, _)| p.contains(&id)).collect();
+        assert_eq!(mine.len(), 1, "{id}: {sent:#?}");
+        let (subject, _, trace) = mine[0];
+        assert_eq!(subject, slotcast_events::subjects::EMAIL_SENT);
+        assert!(
+            trace.contains("0af7651916cd43dd8448eb211c80319c"),
+            "{trace}"
+        );
+    }
+    assert_eq!(
+        status_of(&db, a.notification_id).await,
+        (Status::Sent, false)
+    );
+    assert_eq!(
+        status_of(&db, b.notification_id).await,
+        (Status::Sent, false)
+    );
+    assert_eq!(status_of(&db, gone.notification_id).await.0, Status::Failed);
+
+    // Recorded again (a retry after an error whose commit did go through): nothing changes.
+    deliveries::record_sent_many(&db, &group).await.unwrap();
+    assert_eq!(outbox_rows(&db).await.len(), rows.len());
+}
+
+#[tokio::test]
+async fn sent_records_on_postgres() {
+    sent_records_are_written_once_with_their_events(TestDatabase::postgres().await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn sent_records_on_sqlite() {
+    sent_records_are_written_once_with_their_events(TestDatabase::sqlite().unwrap()).await;
+}
