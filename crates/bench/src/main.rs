@@ -373,6 +373,68 @@ impl Bench {
         Ok(())
     }
 
+    /// Every service database's [`probe::table_writes`], once two readings a second apart agree:
+    /// an idle backend reports its statistics up to 10 s after its last transaction.
+    async fn settled_table_writes(&self) -> anyhow::Result<Vec<HashMap<String, i64>>> {
+        let read = || async {
+            let mut all = Vec::new();
+            for db in &self.outboxes {
+                all.push(probe::table_writes(db).await?);
+            }
+            anyhow::Ok(all)
+        };
+        let mut last = read().await?;
+        for _ in 0..15 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = read().await?;
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        Ok(last)
+    }
+
+    /// Rows written in Postgres per notification during the fan-out, by service and table:
+    /// where the database's share of the CPU goes.
+    async fn row_writes(&mut self, n: u64, before: &[HashMap<String, i64>]) -> anyhow::Result<()> {
+        let after = self.settled_table_writes().await?;
+        let mut parts = Vec::new();
+        let mut total = 0.0;
+        for ((service, after), before) in self.sys.services.iter().zip(&after).zip(before) {
+            let mut tables: Vec<(String, f64)> = after
+                .iter()
+                .map(|(t, v)| {
+                    (
+                        t.clone(),
+                        (v - before.get(t).unwrap_or(&0)) as f64 / n as f64,
+                    )
+                })
+                .filter(|(_, per)| *per >= 0.01)
+                .collect();
+            tables.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let sum: f64 = tables.iter().map(|(_, v)| v).sum();
+            total += sum;
+            if sum > 0.0 {
+                let detail: Vec<String> =
+                    tables.iter().map(|(t, v)| format!("{t} {v:.2}")).collect();
+                parts.push(format!(
+                    "{} {sum:.2} ({})",
+                    service.process.name,
+                    detail.join(", ")
+                ));
+            }
+        }
+        self.report.add(
+            "fan-out",
+            "Postgres rows inserted, updated or deleted per notification, by service and table",
+            format!("{total:.1}: {}", parts.join("; ")),
+            "",
+            None,
+        );
+        Ok(())
+    }
+
     async fn fanout(&mut self) -> anyhow::Result<()> {
         let n = self.scale.fanout;
         let f = self.practitioner("Dr Fan Out").await?;
@@ -416,6 +478,7 @@ impl Bench {
                 peak
             })
         };
+        let writes0 = self.settled_table_writes().await?;
         let cpu0: Vec<f64> = self.stats().iter().map(|s| s.cpu_s).collect();
         let nats0 = system::proc_stat(self.sys.nats.pid(), ticks).cpu_s;
         let pg0 = system::cpu_of_all("postgres", ticks);
@@ -454,6 +517,7 @@ impl Bench {
         let cpu1: Vec<f64> = self.stats().iter().map(|s| s.cpu_s).collect();
         let nats_cpu = system::proc_stat(self.sys.nats.pid(), ticks).cpu_s - nats0;
         let pg_cpu = system::cpu_of_all("postgres", ticks) - pg0;
+        self.row_writes(n, &writes0).await?;
         let seen = self.watch.batch(batch);
         let secs = |d: Option<Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64());
 

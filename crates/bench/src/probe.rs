@@ -147,6 +147,22 @@ pub async fn wait_quiet(
     }
 }
 
+/// Rows inserted, updated and deleted so far in each table of `db` (Postgres's statistics,
+/// which a backend reports within about a second of its transactions).
+pub async fn table_writes(db: &DatabaseConnection) -> anyhow::Result<HashMap<String, i64>> {
+    use sea_orm::{ConnectionTrait as _, Statement};
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT relname::text AS t, (n_tup_ins + n_tup_upd + n_tup_del)::bigint AS n \
+             FROM pg_stat_user_tables",
+        ))
+        .await?;
+    rows.into_iter()
+        .map(|r| Ok((r.try_get::<String>("", "t")?, r.try_get::<i64>("", "n")?)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
