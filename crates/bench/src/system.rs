@@ -195,12 +195,17 @@ impl Databases {
         })
     }
 
+    /// The URL of database `name`: the admin URL with its database replaced, its parameters
+    /// (`?sslmode=disable`, say) kept.
     pub fn url(&self, name: &str) -> String {
-        let base = self
+        let (url, query) = self
             .admin_url
-            .rsplit_once('/')
-            .map_or(self.admin_url.as_str(), |(b, _)| b);
-        format!("{base}/{name}")
+            .split_once('?')
+            .map_or((self.admin_url.as_str(), String::new()), |(u, q)| {
+                (u, format!("?{q}"))
+            });
+        let base = url.rsplit_once('/').map_or(url, |(b, _)| b);
+        format!("{base}/{name}{query}")
     }
 
     pub async fn connect(&self, name: &str) -> anyhow::Result<DatabaseConnection> {
