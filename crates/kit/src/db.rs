@@ -2,11 +2,27 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use sea_orm::{
+    AccessMode, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction,
+    DbBackend, DbErr, IsolationLevel, TransactionTrait,
+};
 use sea_orm_migration::MigratorTrait;
 
 /// The Postgres advisory lock that lets one process at a time migrate a database.
 const MIGRATION_LOCK: i64 = 0x5107_ca57_d8a7;
+
+/// A read-only transaction whose reads all see one snapshot, for a response assembled from
+/// several queries: without it, a write committed between two of them shows in one and not in
+/// the other (a slot `booked` in the history and `open` in the status). SQLite's read
+/// transaction is a snapshot already and takes no isolation level.
+pub async fn snapshot(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    let postgres = db.get_database_backend() == DbBackend::Postgres;
+    db.begin_with_config(
+        postgres.then_some(IsolationLevel::RepeatableRead),
+        postgres.then_some(AccessMode::ReadOnly),
+    )
+    .await
+}
 
 /// Connects to `url` and brings the schema up to date with `M`'s migrations.
 ///

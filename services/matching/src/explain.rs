@@ -93,7 +93,7 @@ async fn decisions(
     caller.require_staff()?;
     let internal = |e: sea_orm::DbErr| Problem::internal(&e.into());
     // One snapshot: the openings, waves, offers and outcomes of one moment.
-    let txn = crate::history::snapshot(&state.db)
+    let txn = slotcast_kit::db::snapshot(&state.db)
         .await
         .map_err(internal)?;
     let db = &txn;

@@ -9,10 +9,7 @@ use std::sync::Arc;
 
 use axum::{Router, extract::State, routing::get};
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    AccessMode, ColumnTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    EntityTrait, IsolationLevel, QueryFilter, QueryOrder, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
 use serde::Serialize;
 use slotcast_kit::{
     ApiJson, Problem,
@@ -88,7 +85,9 @@ async fn slot_offers(
     let internal = |e: sea_orm::DbErr| Problem::internal(&e.into());
     // One snapshot: a `slot.booked` committed between the reads would otherwise show in the
     // history while the status still says `open`.
-    let txn = snapshot(&state.db).await.map_err(internal)?;
+    let txn = slotcast_kit::db::snapshot(&state.db)
+        .await
+        .map_err(internal)?;
     let status = slot::Entity::find_by_id(slot_id)
         .one(&txn)
         .await
@@ -113,17 +112,6 @@ async fn slot_offers(
         return Err(Problem::not_found("matching has heard of no such slot"));
     }
     Ok(ApiJson(assemble(slot_id, status, told, events)))
-}
-
-/// A read-only transaction whose reads all see one snapshot, for a view assembled from several
-/// tables. (SQLite's read transaction is a snapshot already and takes no isolation level.)
-pub(crate) async fn snapshot(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
-    let postgres = db.get_database_backend() == DbBackend::Postgres;
-    db.begin_with_config(
-        postgres.then_some(IsolationLevel::RepeatableRead),
-        postgres.then_some(AccessMode::ReadOnly),
-    )
-    .await
 }
 
 /// Puts the offers and the events together (pure, unit-tested).

@@ -379,7 +379,11 @@ async fn read(
     caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<AppointmentView>> {
-    let (a, s) = load(&state.db, &caller, id, false).await?;
+    // One snapshot: a move-up committed between the two reads would pair the appointment with
+    // its old slot.
+    let txn = slotcast_kit::db::snapshot(&state.db).await?;
+    let (a, s) = load(&txn, &caller, id, false).await?;
+    txn.commit().await?;
     Ok(Json(AppointmentView::new(a, &s)))
 }
 

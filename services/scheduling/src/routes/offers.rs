@@ -479,6 +479,10 @@ async fn load_view(
     token: &str,
     claims: &OfferClaims,
 ) -> Result<OfferView, ApiError> {
+    // One snapshot: a booking, cancellation or hold change committed between the reads below
+    // would otherwise show a slot free in one and taken in another.
+    let txn = slotcast_kit::db::snapshot(db).await?;
+    let db = &txn;
     let slots = slot::Entity::find()
         .filter(slot::Column::Id.is_in(claims.slots.clone()))
         .all(db)
@@ -522,6 +526,7 @@ async fn load_view(
             .map(|h| h.hold_id)
             .collect()
     };
+    txn.commit().await?;
     let claim_url = format!("{base_url}/v1/offers/{token}/claim");
     let mut by_id: HashMap<Uuid, slot::Model> = slots.into_iter().map(|s| (s.id, s)).collect();
     let mut shown: Vec<OfferedSlotView> = claims

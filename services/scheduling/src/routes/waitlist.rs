@@ -309,10 +309,12 @@ async fn list(
     if let Some(p) = patient_id {
         query = query.filter(waitlist_entry::Column::PatientId.eq(p));
     }
+    // One snapshot: an entry that joins, leaves or books meanwhile is in both reads or in neither.
+    let txn = slotcast_kit::db::snapshot(&state.db).await?;
     let mut entries = query
         .order_by_asc(waitlist_entry::Column::CreatedAt)
         .order_by_asc(waitlist_entry::Column::Id)
-        .all(&state.db)
+        .all(&txn)
         .await?;
     entries.sort_by_key(fair_key);
     let now = Utc::now();
@@ -323,7 +325,8 @@ async fn list(
         .collect();
     practitioners.sort();
     practitioners.dedup();
-    let ranks = positions(&state.db, practitioners, now).await?;
+    let ranks = positions(&txn, practitioners, now).await?;
+    txn.commit().await?;
     Ok(Json(EntriesView {
         entries: entries
             .into_iter()
