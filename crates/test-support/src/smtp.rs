@@ -4,10 +4,7 @@
 //! dot-stuffing, RSET, NOOP and QUIT, several messages per connection and pipelined commands.
 //! It offers neither STARTTLS nor AUTH, so clients must connect in plain text.
 
-use std::sync::{
-    Arc, Mutex, MutexGuard,
-    atomic::{AtomicBool, AtomicUsize, Ordering},
-};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -59,27 +56,11 @@ pub enum ReplyMode {
     RejectRecipient(String),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Shared {
     messages: Mutex<Vec<CapturedMail>>,
     arrived: Notify,
     reply: Mutex<ReplyMode>,
-    /// Whether EHLO offers `PIPELINING`.
-    pipelining: AtomicBool,
-    /// `MAIL` commands that arrived with the next command already behind them (RFC 2920).
-    pipelined: AtomicUsize,
-}
-
-impl Default for Shared {
-    fn default() -> Self {
-        Self {
-            messages: Mutex::default(),
-            arrived: Notify::default(),
-            reply: Mutex::default(),
-            pipelining: AtomicBool::new(true),
-            pipelined: AtomicUsize::new(0),
-        }
-    }
 }
 
 impl Shared {
@@ -157,18 +138,6 @@ impl SmtpServer {
         }
     }
 
-    /// Whether EHLO offers `PIPELINING` (it does unless told otherwise); applies to EHLOs from
-    /// now on.
-    pub fn set_pipelining(&self, offered: bool) {
-        self.shared.pipelining.store(offered, Ordering::SeqCst);
-    }
-
-    /// How many `MAIL` commands arrived with the commands after them in the same read: the
-    /// client pipelined its envelope (RFC 2920).
-    pub fn pipelined_transactions(&self) -> usize {
-        self.shared.pipelined.load(Ordering::SeqCst)
-    }
-
     /// Changes how the server answers; applies to transactions that start afterwards.
     pub fn set_reply(&self, mode: ReplyMode) {
         *self.shared.reply() = mode;
@@ -238,13 +207,8 @@ impl Session {
             match verb.to_ascii_uppercase().as_str() {
                 "EHLO" => {
                     transaction = None;
-                    let pipelining = if self.shared.pipelining.load(Ordering::SeqCst) {
-                        "250-PIPELINING\r\n"
-                    } else {
-                        ""
-                    };
                     self.reply(&format!(
-                        "250-127.0.0.1 greets {argument}\r\n{pipelining}\
+                        "250-127.0.0.1 greets {argument}\r\n250-PIPELINING\r\n\
                          250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250 SMTPUTF8"
                     ))
                     .await?;
@@ -254,9 +218,6 @@ impl Session {
                     self.reply("250 127.0.0.1").await?;
                 }
                 "MAIL" => {
-                    if !self.reader.buffer().is_empty() {
-                        self.shared.pipelined.fetch_add(1, Ordering::SeqCst);
-                    }
                     let reply = match (&transaction, path_after(argument, "FROM:")) {
                         (Some(_), _) => "503 5.5.1 Nested MAIL command",
                         (None, None) => "501 5.5.4 Syntax: MAIL FROM:<address>",

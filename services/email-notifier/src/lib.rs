@@ -24,8 +24,7 @@
 //!
 //! # Where mail goes
 //! With `SMTP_URL` set, mail goes to that server over pooled connections of our own
-//! ([`smtp_pool`]: lettre's SMTP client on sockets with Nagle's algorithm off, with the envelope
-//! pipelined where the server offers `PIPELINING`), and the URL gives
+//! ([`smtp_pool`]: lettre's SMTP client on sockets with Nagle's algorithm off), and the URL gives
 //! the TLS mode, as lettre's `from_url` reads it:
 //! - `smtps://user:pass@host:465`: TLS from the first byte (implicit TLS), the recommended way;
 //! - `smtp://user:pass@host:587?tls=required`: plain connection upgraded with STARTTLS, and the

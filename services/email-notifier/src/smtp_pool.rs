@@ -9,10 +9,6 @@
 //! [`AsyncSmtpConnection::connect_with_transport`], which speaks EHLO, STARTTLS, AUTH and the
 //! mail transaction as before.
 //!
-//! Where the server offers `PIPELINING` (RFC 2920; lettre does not look for it, so the pool asks
-//! with one more EHLO when it connects), a message's `MAIL`, `RCPT` and `DATA` go out in one
-//! write: two round trips a message instead of four.
-//!
 //! The pool keeps at most `max_idle` connections between sends; how many sends run at once is
 //! bounded by the caller (the consumer's concurrency). A connection is reused without a `NOOP`
 //! round trip while it was idle for less than [`CHECK_AFTER_IDLE`], checked with one after that,
@@ -28,7 +24,6 @@ use lettre::{
     transport::smtp::{
         authentication::{Credentials, DEFAULT_MECHANISMS},
         client::{AsyncSmtpConnection, TlsParameters},
-        commands::{Data, Ehlo, Mail, Rcpt},
         extension::ClientId,
     },
 };
@@ -119,14 +114,8 @@ pub enum ConnectError {
     Closed,
 }
 
-/// A connection, and whether its server takes pipelined commands (RFC 2920).
-struct Pooled {
-    connection: AsyncSmtpConnection,
-    pipelining: bool,
-}
-
 struct Idle {
-    pooled: Pooled,
+    connection: AsyncSmtpConnection,
     since: Instant,
 }
 
@@ -150,42 +139,26 @@ impl SmtpPool {
     }
 
     /// Sends `email` to the envelope's recipients on a pooled connection (or a new one).
-    ///
-    /// Where the server offers `PIPELINING`, `MAIL`, the `RCPT`s and `DATA` go out in one write
-    /// and their replies are read after it (two round trips a message instead of four, for
-    /// both sides); otherwise, and for an envelope or message that needs `SMTPUTF8` or
-    /// `8BITMIME`, lettre's `send` does it one command at a time. A connection that saw an
-    /// error is closed.
     pub async fn send(
         &self,
         envelope: &Envelope,
         email: &[u8],
     ) -> Result<(), Result<lettre::transport::smtp::Error, ConnectError>> {
-        let mut pooled = self.checkout().await.map_err(Err)?;
-        let plain = email.is_ascii()
-            && envelope
-                .from()
-                .into_iter()
-                .chain(envelope.to())
-                .all(|a| AsRef::<str>::as_ref(a).is_ascii());
-        let sent = if pooled.pipelining && plain {
-            send_pipelined(&mut pooled.connection, envelope, email).await
+        let mut connection = self.checkout().await.map_err(Err)?;
+        let sent = connection.send(envelope, email).await;
+        if connection.has_broken() {
+            connection.abort().await;
         } else {
-            pooled.connection.send(envelope, email).await.map(|_| ())
-        };
-        if sent.is_err() || pooled.connection.has_broken() {
-            pooled.connection.abort().await;
-        } else {
-            self.checkin(pooled).await;
+            self.checkin(connection).await;
         }
-        sent.map_err(Ok)
+        sent.map(|_| ()).map_err(Ok)
     }
 
     /// Closes the idle connections (QUIT) and refuses further sends.
     pub async fn shutdown(&self) {
         let idle = self.lock().take().unwrap_or_default();
         for mut i in idle {
-            let _ = i.pooled.connection.quit().await;
+            let _ = i.connection.quit().await;
         }
     }
 
@@ -193,48 +166,52 @@ impl SmtpPool {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn checkout(&self) -> Result<Pooled, ConnectError> {
+    async fn checkout(&self) -> Result<AsyncSmtpConnection, ConnectError> {
         loop {
             let parked = match self.lock().as_mut() {
                 None => return Err(ConnectError::Closed),
                 Some(idle) => idle.pop(),
             };
-            let Some(Idle { mut pooled, since }) = parked else {
+            let Some(Idle {
+                mut connection,
+                since,
+            }) = parked
+            else {
                 return self.connect().await;
             };
             let idle_for = since.elapsed();
             if idle_for > MAX_IDLE {
-                pooled.connection.abort().await;
+                connection.abort().await;
                 continue;
             }
-            if idle_for > CHECK_AFTER_IDLE && !pooled.connection.test_connected().await {
-                pooled.connection.abort().await;
+            if idle_for > CHECK_AFTER_IDLE && !connection.test_connected().await {
+                connection.abort().await;
                 continue;
             }
-            return Ok(pooled);
+            return Ok(connection);
         }
     }
 
-    async fn checkin(&self, pooled: Pooled) {
+    async fn checkin(&self, connection: AsyncSmtpConnection) {
         let surplus = {
             let mut guard = self.lock();
             match guard.as_mut() {
                 Some(idle) if idle.len() < self.max_idle => {
                     idle.push(Idle {
-                        pooled,
+                        connection,
                         since: Instant::now(),
                     });
                     None
                 }
-                _ => Some(pooled),
+                _ => Some(connection),
             }
         };
-        if let Some(mut pooled) = surplus {
-            let _ = pooled.connection.quit().await;
+        if let Some(mut connection) = surplus {
+            let _ = connection.quit().await;
         }
     }
 
-    async fn connect(&self) -> Result<Pooled, ConnectError> {
+    async fn connect(&self) -> Result<AsyncSmtpConnection, ConnectError> {
         let t = &self.target;
         let mut connection = match &t.security {
             Security::Wrapper(params) => AsyncSmtpConnection::connect_tokio1(
@@ -279,76 +256,19 @@ impl SmtpPool {
                 connection
             }
         };
-        // lettre keeps only the EHLO keywords it knows, and PIPELINING is not one of them: ask
-        // again (once a connection, after STARTTLS and before AUTH).
-        let ehlo = connection
-            .command(Ehlo::new(t.hello.clone()))
-            .await
-            .map_err(ConnectError::Smtp)?;
-        let pipelining = offers_pipelining(ehlo.message());
         if let Some(credentials) = &t.credentials {
             connection
                 .auth(DEFAULT_MECHANISMS, credentials)
                 .await
                 .map_err(ConnectError::Smtp)?;
         }
-        Ok(Pooled {
-            connection,
-            pipelining,
-        })
+        Ok(connection)
     }
-}
-
-/// Whether the lines of an EHLO reply offer `PIPELINING` (RFC 2920).
-fn offers_pipelining<'a>(mut lines: impl Iterator<Item = &'a str>) -> bool {
-    lines.any(|line| {
-        line.split_ascii_whitespace()
-            .next()
-            .is_some_and(|keyword| keyword.eq_ignore_ascii_case("PIPELINING"))
-    })
-}
-
-/// One mail transaction with the envelope pipelined (RFC 2920): `MAIL`, a `RCPT` per recipient
-/// and `DATA` in one write, their replies read in order (any refusal ends it: the caller closes
-/// the connection, so the replies not read do not matter), then the message.
-async fn send_pipelined(
-    connection: &mut AsyncSmtpConnection,
-    envelope: &Envelope,
-    email: &[u8],
-) -> Result<(), lettre::transport::smtp::Error> {
-    let mut commands = Mail::new(envelope.from().cloned(), Vec::new()).to_string();
-    for to in envelope.to() {
-        commands.push_str(&Rcpt::new(to.clone(), Vec::new()).to_string());
-    }
-    commands.push_str(&Data.to_string());
-    // Writes them all and reads MAIL's reply.
-    connection.command(commands).await?;
-    for _ in envelope.to() {
-        connection.read_response().await?;
-    }
-    // DATA's 354.
-    connection.read_response().await?;
-    connection.message(email).await?;
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pipelining_is_read_from_the_ehlo_keywords() {
-        let reply = |lines: &'static [&'static str]| lines.iter().copied();
-        assert!(offers_pipelining(reply(&[
-            "mail.example.org greets us",
-            "PIPELINING",
-            "8BITMIME"
-        ])));
-        assert!(offers_pipelining(reply(&["x", "pipelining"])));
-        assert!(!offers_pipelining(reply(&["x", "8BITMIME", "SIZE 1000"])));
-        // The greeting line is a host name, never a keyword that happens to match.
-        assert!(!offers_pipelining(reply(&["PIPELININGHOST greets us"])));
-    }
 
     #[test]
     fn the_url_gives_the_port_security_and_credentials() {

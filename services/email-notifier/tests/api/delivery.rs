@@ -177,21 +177,3 @@ async fn a_burst_of_notifications_is_sent_once_each_and_a_republished_one_sends_
         );
     }
 }
-
-#[tokio::test]
-async fn the_envelope_is_pipelined_where_the_server_offers_it_and_not_elsewhere() {
-    // Offered (the test server's default): MAIL, RCPT and DATA reach it in one write.
-    let app = spawn_app().await;
-    app.publish(&notification(WaitKind::New)).await;
-    app.wait_for_events::<EmailSent>(1).await;
-    assert_eq!(app.smtp().messages().len(), 1);
-    assert_eq!(app.smtp().pipelined_transactions(), 1);
-
-    // Not offered: one command at a time, and the email still goes out.
-    let app = spawn_app().await;
-    app.smtp().set_pipelining(false);
-    app.publish(&notification(WaitKind::New)).await;
-    app.wait_for_events::<EmailSent>(1).await;
-    assert_eq!(app.smtp().messages().len(), 1);
-    assert_eq!(app.smtp().pipelined_transactions(), 0);
-}
