@@ -26,7 +26,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use chrono::Utc;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement, TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
     sea_query::{Expr, LockBehavior, LockType},
 };
 use sea_orm_migration::{prelude::*, schema::*};
@@ -343,15 +343,7 @@ impl Relay {
     pub async fn publish_pending(&self) -> anyhow::Result<usize> {
         if self.db.get_database_backend() == DbBackend::Postgres {
             let txn = self.db.begin().await?;
-            let lock = Statement::from_string(
-                DbBackend::Postgres,
-                format!("SELECT pg_try_advisory_xact_lock({PUBLISHER_LOCK}) AS locked"),
-            );
-            let locked = match txn.query_one_raw(lock).await? {
-                Some(row) => row.try_get::<bool>("", "locked")?,
-                None => false,
-            };
-            if !locked {
+            if !slotcast_kit::db::try_xact_lock(&txn, PUBLISHER_LOCK).await? {
                 // Another replica is publishing; it will take these rows too.
                 return Ok(0);
             }

@@ -24,6 +24,23 @@ pub async fn snapshot(db: &DatabaseConnection) -> Result<DatabaseTransaction, Db
     .await
 }
 
+/// Takes the transaction-scoped advisory lock `key` on `conn` (a transaction) if it is free, and
+/// says whether it did: one replica at a time does the work the lock guards, until the
+/// transaction ends. SQLite is single-node: always `true`.
+pub async fn try_xact_lock<C: ConnectionTrait>(conn: &C, key: i64) -> Result<bool, DbErr> {
+    if conn.get_database_backend() != DbBackend::Postgres {
+        return Ok(true);
+    }
+    let lock = sea_orm::Statement::from_string(
+        DbBackend::Postgres,
+        format!("SELECT pg_try_advisory_xact_lock({key}) AS locked"),
+    );
+    Ok(match conn.query_one_raw(lock).await? {
+        Some(row) => row.try_get::<bool>("", "locked")?,
+        None => false,
+    })
+}
+
 /// Connects to `url` and brings the schema up to date with `M`'s migrations.
 ///
 /// A SQLite file's folder is created if missing. SQLite gets a single connection (one writer at

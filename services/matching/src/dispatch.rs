@@ -68,7 +68,7 @@ impl Matcher {
     /// Sends one pass of due offers; returns how many patient and practitioner pairs it handled.
     pub async fn dispatch_due(&self) -> Result<usize, DbErr> {
         let txn = self.db.begin().await?;
-        if !policy::try_lock(&txn, DISPATCH_LOCK).await? {
+        if !slotcast_kit::db::try_xact_lock(&txn, DISPATCH_LOCK).await? {
             // Another replica is dispatching.
             return Ok(0);
         }

@@ -141,23 +141,6 @@ pub(crate) async fn record_waiting<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Takes the transaction-scoped advisory lock `key` if it is free (Postgres): one replica at a
-/// time runs the dispatcher, one the wave runner. SQLite is single-node: always `true`.
-pub(crate) async fn try_lock<C: ConnectionTrait>(conn: &C, key: i64) -> Result<bool, DbErr> {
-    use sea_orm::{DbBackend, Statement};
-    if conn.get_database_backend() != DbBackend::Postgres {
-        return Ok(true);
-    }
-    let lock = Statement::from_string(
-        DbBackend::Postgres,
-        format!("SELECT pg_try_advisory_xact_lock({key}) AS locked"),
-    );
-    Ok(match conn.query_one_raw(lock).await? {
-        Some(row) => row.try_get::<bool>("", "locked")?,
-        None => false,
-    })
-}
-
 /// How many availability messages each of `patients` was sent in the 24 hours before `now`
 /// (absent: none). Empty when there is no cap to check.
 pub(crate) async fn sent_today<C: ConnectionTrait>(

@@ -152,7 +152,7 @@ impl Matcher {
         let now = Utc::now();
         let (w, plan) = {
             let txn = self.db.begin().await?;
-            if !policy::try_lock(&txn, WAVES_LOCK).await? {
+            if !slotcast_kit::db::try_xact_lock(&txn, WAVES_LOCK).await? {
                 return Ok(());
             }
             let Some(w) = wave::Entity::find_by_id(batch_id)
@@ -412,7 +412,7 @@ impl Matcher {
         now: DateTime<Utc>,
     ) -> Result<(), WaveError> {
         let txn = self.db.begin().await?;
-        if !policy::try_lock(&txn, WAVES_LOCK).await? || !still_at(&txn, w).await? {
+        if !slotcast_kit::db::try_xact_lock(&txn, WAVES_LOCK).await? || !still_at(&txn, w).await? {
             // Another replica applied it (the hold placed is the same).
             return Ok(());
         }
@@ -479,7 +479,7 @@ impl Matcher {
 
     async fn apply_stop(&self, w: &wave::Model, why: &str) -> Result<(), WaveError> {
         let txn = self.db.begin().await?;
-        if !policy::try_lock(&txn, WAVES_LOCK).await? || !still_at(&txn, w).await? {
+        if !slotcast_kit::db::try_xact_lock(&txn, WAVES_LOCK).await? || !still_at(&txn, w).await? {
             return Ok(());
         }
         // Not the slots a newer opening owns now: their `waiting` rows are that opening's.
