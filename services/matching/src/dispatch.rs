@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, Order, QueryFilter, QueryOrder,
     QuerySelect, Set, TransactionTrait,
-    sea_query::{Expr, ExprTrait, Func},
+    sea_query::{Expr, Func},
 };
 use slotcast_bus::outbox;
 use slotcast_events::{
@@ -74,13 +74,15 @@ impl Matcher {
         }
         let now = Utc::now();
         let first_due = || Expr::expr(Func::min(Expr::col(pending::Column::DueAt)));
+        // A group is due once its first offer is; only due rows are read (the `due_at` index),
+        // and their earliest is the group's earliest.
         let groups: Vec<(Uuid, Uuid)> = pending::Entity::find()
             .select_only()
             .column(pending::Column::PatientId)
             .column(pending::Column::PractitionerId)
+            .filter(pending::Column::DueAt.lte(now))
             .group_by(pending::Column::PatientId)
             .group_by(pending::Column::PractitionerId)
-            .having(first_due().lte(now))
             .order_by(first_due(), Order::Asc)
             .limit(GROUPS_PER_PASS)
             .into_tuple()
@@ -106,9 +108,11 @@ impl Matcher {
         now: DateTime<Utc>,
     ) -> Result<usize, DbErr> {
         let patient_ids: Vec<Uuid> = groups.iter().map(|g| g.0).collect();
+        let practitioner_ids: Vec<Uuid> = groups.iter().map(|g| g.1).collect();
         let mut by_group: BTreeMap<(Uuid, Uuid), Vec<pending::Model>> = BTreeMap::new();
         for row in pending::Entity::find()
             .filter(pending::Column::PatientId.is_in(patient_ids.clone()))
+            .filter(pending::Column::PractitionerId.is_in(practitioner_ids.clone()))
             .all(conn)
             .await?
         {
@@ -147,9 +151,7 @@ impl Matcher {
         );
         let practitioners: HashMap<Uuid, practitioner::Model> = by_id(
             practitioner::Entity::find()
-                .filter(
-                    practitioner::Column::Id.is_in(groups.iter().map(|g| g.1).collect::<Vec<_>>()),
-                )
+                .filter(practitioner::Column::Id.is_in(practitioner_ids))
                 .all(conn)
                 .await?,
             |p| p.id,

@@ -405,12 +405,13 @@ impl Matcher {
         let mut offers: Vec<pending::ActiveModel> = Vec::new();
         let mut decisions: Vec<considered::ActiveModel> = Vec::new();
         let mut count = 0;
+        let trace = current_trace();
         for c in &ranked {
             let skipped = c.is_expired(now).then_some(crate::policy::EXPIRED);
             for s in &c.decision.slots {
                 decisions.push(c.considered(s.id, skipped, now));
                 if skipped.is_none() {
-                    offers.push(c.pending(s.id, practitioner_id, batch_id, None, None, due));
+                    offers.push(c.pending(s.id, practitioner_id, batch_id, None, due, &trace));
                 }
             }
             count += usize::from(skipped.is_none());
@@ -519,9 +520,10 @@ impl Candidate {
         slot_id: Uuid,
         practitioner_id: Uuid,
         batch_id: Uuid,
-        wave: Option<i32>,
-        held_until: Option<chrono::DateTime<Utc>>,
+        // A wave's number and the end of its hold; `None` for a broadcast.
+        wave: Option<(i32, chrono::DateTime<Utc>)>,
         due_at: chrono::DateTime<Utc>,
+        trace: &str,
     ) -> pending::ActiveModel {
         pending::ActiveModel {
             patient_id: Set(self.decision.patient_id),
@@ -531,10 +533,10 @@ impl Candidate {
             batch_id: Set(batch_id),
             reason: Set(self.decision.reason.as_str().to_owned()),
             rank: Set(self.rank),
-            wave: Set(wave),
-            held_until: Set(held_until),
+            wave: Set(wave.map(|(n, _)| n)),
+            held_until: Set(wave.map(|(_, until)| until)),
             due_at: Set(due_at),
-            trace: Set(current_trace()),
+            trace: Set(trace.to_owned()),
         }
     }
 }

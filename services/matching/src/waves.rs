@@ -43,7 +43,9 @@ use crate::{
     fit,
     holds::HoldError,
     policy::{self, CAPPED, EXPIRED, OPTED_OUT},
-    projection::{Candidate, Matcher, ROWS_PER_INSERT, candidates, continuing, open_slots},
+    projection::{
+        Candidate, Matcher, ROWS_PER_INSERT, candidates, continuing, current_trace, open_slots,
+    },
 };
 
 pub const RUNNING: &str = "running";
@@ -420,6 +422,7 @@ impl Matcher {
         let mut offers: Vec<pending::ActiveModel> = Vec::new();
         let mut joined: Vec<wave_member::ActiveModel> = Vec::new();
         let mut decisions = plan.skipped;
+        let trace = current_trace();
         for (c, slot_ids) in &plan.chosen {
             let slot_ids: Vec<&Uuid> = slot_ids.iter().filter(|s| held.contains(s)).collect();
             if slot_ids.is_empty() {
@@ -435,9 +438,9 @@ impl Matcher {
                     *s,
                     w.practitioner_id,
                     w.batch_id,
-                    Some(plan.number),
-                    Some(plan.until),
+                    Some((plan.number, plan.until)),
                     now,
+                    &trace,
                 ));
                 decisions.push(considered::ActiveModel {
                     wave: Set(Some(plan.number)),
