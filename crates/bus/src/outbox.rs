@@ -130,23 +130,7 @@ pub async fn enqueue<C: ConnectionTrait, T: Event>(
     conn: &C,
     event: &CloudEvent<T>,
 ) -> Result<(), DbErr> {
-    let payload = serde_json::to_string(event).map_err(|e| DbErr::Custom(e.to_string()))?;
-    let trace = serde_json::to_string(&slotcast_kit::telemetry::current_context_headers())
-        .map_err(|e| DbErr::Custom(e.to_string()))?;
-    let row = ActiveModel {
-        event_id: Set(event.id),
-        subject: Set(T::SUBJECT.to_owned()),
-        payload: Set(payload),
-        trace: Set(trace),
-        created_at: Set(Utc::now()),
-        published_at: Set(None),
-        ..Default::default()
-    };
-    Entity::insert(row)
-        .on_conflict_do_nothing_on([Column::EventId])
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
+    enqueue_many(conn, std::slice::from_ref(event)).await
 }
 
 /// Writes `events` to the outbox on `conn` (a transaction, normally), in their order, with
@@ -157,9 +141,10 @@ pub async fn enqueue_many<C: ConnectionTrait, T: Event>(
     conn: &C,
     events: &[CloudEvent<T>],
 ) -> Result<(), DbErr> {
-    let current = slotcast_kit::telemetry::current_context_headers();
+    // No trace of their own: each carries the current span's (encoded once).
+    let none = HashMap::new();
     let traced: Vec<(&CloudEvent<T>, &HashMap<String, String>)> =
-        events.iter().map(|e| (e, &current)).collect();
+        events.iter().map(|e| (e, &none)).collect();
     enqueue_traced(conn, &traced).await
 }
 
@@ -170,9 +155,9 @@ pub async fn enqueue_traced<C: ConnectionTrait, T: Event>(
     conn: &C,
     events: &[(&CloudEvent<T>, &HashMap<String, String>)],
 ) -> Result<(), DbErr> {
-    let rows: Vec<ActiveModel> = encode_traced(events)?
-        .into_iter()
-        .map(|r| ActiveModel {
+    let rows = encode_traced(events)?;
+    for chunk in crate::rows::chunks(&rows, EncodedRow::size) {
+        let models = chunk.iter().cloned().map(|r| ActiveModel {
             event_id: Set(r.event_id),
             subject: Set(r.subject.to_owned()),
             payload: Set(r.payload),
@@ -180,16 +165,8 @@ pub async fn enqueue_traced<C: ConnectionTrait, T: Event>(
             created_at: Set(r.created_at),
             published_at: Set(None),
             ..Default::default()
-        })
-        .collect();
-    let size = |row: &ActiveModel| match (&row.payload, &row.trace) {
-        (sea_orm::ActiveValue::Set(p), sea_orm::ActiveValue::Set(t)) => {
-            p.len() + t.len() + T::SUBJECT.len()
-        }
-        _ => 0,
-    };
-    for chunk in crate::rows::chunks(&rows, size) {
-        Entity::insert_many(chunk.to_vec())
+        });
+        Entity::insert_many(models)
             .on_conflict_do_nothing_on([Column::EventId])
             .exec_without_returning(conn)
             .await?;

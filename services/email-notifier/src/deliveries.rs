@@ -171,7 +171,7 @@ pub struct Key {
 
 /// Claims an attempt for each of `keys`, as [`claim`] does, in one statement for the
 /// notifications seen for the first time (the usual case: one multi-row insert, one commit) and
-/// one [`claim`] each for the others. Answers each key in order; only a failure of the shared
+/// one `claim_existing` each for the others. Answers each key in order; only a failure of the shared
 /// insert fails them all.
 pub async fn claim_many(
     db: &DatabaseConnection,
@@ -207,8 +207,8 @@ pub async fn claim_many(
                 first_tried: now,
             }));
         } else {
-            // Seen before (a redelivery, a retry, or twice in this group): the careful way.
-            claims.push(claim(db, key, lease).await);
+            // Seen before (a redelivery, a retry, or twice in this group): the row is there.
+            claims.push(claim_existing(db, key, lease).await);
         }
     }
     Ok(claims)
@@ -245,6 +245,16 @@ pub async fn claim(db: &DatabaseConnection, key: &Key, lease: Duration) -> Resul
             first_tried: now,
         });
     }
+    claim_existing(db, key, lease).await
+}
+
+/// [`claim`] for a delivery whose row exists: counts one more attempt on a `sending` row whose
+/// previous attempt is over or whose `lease` ran out.
+async fn claim_existing(
+    db: &DatabaseConnection,
+    key: &Key,
+    lease: Duration,
+) -> Result<Claim, DbErr> {
     // Someone may change the row between our read and our update; the update only applies to
     // the row as read (same attempt count), and a lost race reads again.
     for _ in 0..3 {
@@ -310,8 +320,8 @@ pub async fn record_sent(db: &DatabaseConnection, key: &Key) -> Result<(), DbErr
     record_sent_many(db, std::slice::from_ref(key)).await
 }
 
-/// Marks each delivery of `keys` `sent` and puts their `EmailSent` events into the outbox, both
-/// or neither. A delivery that is no longer `sending` (someone finished it) is left alone,
+/// Marks each delivery of `keys` `sent` and puts their `EmailSent` events into the outbox: for
+/// each delivery, both or neither. A delivery that is no longer `sending` (someone finished it) is left alone,
 /// without an event.
 ///
 /// On Postgres it is one statement (a data-modifying `WITH`: the update's `RETURNING` chooses

@@ -106,17 +106,8 @@ pub fn stored_event_id(notification_id: Uuid) -> Uuid {
     )
 }
 
-/// Stores the notification and its slots, appends `notification` to the patient's feed log and
-/// enqueues `InappStored`, in one transaction: [`store_batch`] of one.
-pub async fn store(db: &DatabaseConnection, new: &NewNotification) -> anyhow::Result<Stored> {
-    let stored = store_batch(db, std::slice::from_ref(new)).await?;
-    stored
-        .first()
-        .copied()
-        .context("no answer for the notification")
-}
-
-/// Stores a batch of notifications in one transaction (group commit): each as [`store`] would,
+/// Stores a batch of notifications in one transaction (group commit): for each, the notification
+/// and its slots, `notification` appended to the patient's feed log and `InappStored` enqueued,
 /// in a few multi-row statements for the whole batch instead of several for each. Returns what
 /// happened to each, in the batch's order. A notification already stored (or listed twice) is
 /// [`Stored::AlreadyThere`] and changes nothing.
