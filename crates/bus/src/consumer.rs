@@ -373,7 +373,7 @@ async fn process<H: BatchHandler>(
     if deliveries.is_empty() {
         return;
     }
-    let span = batch_span(spec, &held, &deliveries);
+    let span = batch_span(spec, &deliveries);
     let started = tokio::time::Instant::now();
     let mut outcomes = with_progress(
         handler.handle_batch(&deliveries).instrument(span.clone()),
@@ -445,41 +445,22 @@ fn trace_context(message: &jetstream::Message) -> HashMap<String, String> {
 
 /// The span a batch is handled in: a child of the message's trace for a batch of one; for
 /// more, a span of its own linked to each message's trace.
-fn batch_span(
-    spec: &ConsumerSpec,
-    held: &[jetstream::Message],
-    deliveries: &[Delivery],
-) -> tracing::Span {
-    let trace_of = |message: &jetstream::Message| {
-        message.headers.as_ref().map(|headers| {
-            headers
-                .iter()
-                .filter_map(|(k, vs)| vs.first().map(|v| (k.to_string(), v.to_string())))
-                .collect::<Vec<_>>()
-        })
-    };
+fn batch_span(spec: &ConsumerSpec, deliveries: &[Delivery]) -> tracing::Span {
     if let [delivery] = deliveries {
         let span = tracing::info_span!("consume", consumer = %spec.durable, subject = %delivery.subject, seq = delivery.stream_sequence, deliveries = delivery.deliveries);
-        if let Some(headers) = trace_of(&held[0]) {
-            slotcast_kit::telemetry::set_parent_from(
-                &span,
-                headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            );
-        }
+        slotcast_kit::telemetry::set_parent_from(
+            &span,
+            delivery.trace.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        );
         return span;
     }
     let span = tracing::info_span!("consume_batch", consumer = %spec.durable, messages = deliveries.len(), first_seq = deliveries[0].stream_sequence);
-    for message in held.iter().take(MAX_LINKS) {
-        if let Some(headers) = trace_of(message) {
-            let carrier: HashMap<String, String> = headers
-                .into_iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v))
-                .collect();
-            let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(&carrier));
-            let linked = cx.span().span_context().clone();
-            if linked.is_valid() {
-                span.add_link(linked);
-            }
+    for delivery in deliveries.iter().take(MAX_LINKS) {
+        // `trace` holds the message's W3C headers, keys in lower case (`trace_context`).
+        let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(&delivery.trace));
+        let linked = cx.span().span_context().clone();
+        if linked.is_valid() {
+            span.add_link(linked);
         }
     }
     span
