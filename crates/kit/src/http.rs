@@ -21,15 +21,25 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Adds tracing, a request timeout and a body limit, and problem+json for every error that
 /// does not come from a handler (unknown route, wrong method, body too large, timeout).
 pub fn with_common_layers(router: Router) -> Router {
+    with_layers(
+        router
+            .fallback(crate::problem::not_found)
+            .method_not_allowed_fallback(|| async {
+                crate::Problem::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "this method is not allowed here",
+                )
+            }),
+        MAX_BODY_BYTES,
+    )
+}
+
+/// The layers of [`with_common_layers`] with a body limit of `max_body` bytes and without the
+/// fallbacks, for routes that take larger bodies and are merged beside the rest (a merged
+/// router may not bring a fallback of its own).
+pub fn with_layers(router: Router, max_body: usize) -> Router {
     router
-        .fallback(crate::problem::not_found)
-        .method_not_allowed_fallback(|| async {
-            crate::Problem::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "this method is not allowed here",
-            )
-        })
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(RequestBodyLimitLayer::new(max_body))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),

@@ -15,26 +15,13 @@
 //! A hold carries up to 10,000 patient ids (about 390 KB of JSON), more than the API's general
 //! body limit, so this router has its own, larger one.
 
-use std::time::Duration;
-
-use axum::{
-    Json, Router,
-    extract::State,
-    http::StatusCode,
-    response::{IntoResponse, Response},
-    routing::put,
-};
+use axum::{Json, Router, extract::State, http::StatusCode, routing::put};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait, sea_query::Expr,
 };
 use serde::Serialize;
 use slotcast_kit::{ApiJson, Problem, auth::Caller, problem::ApiPath};
-use tower_http::{
-    limit::RequestBodyLimitLayer,
-    timeout::TimeoutLayer,
-    trace::{DefaultOnResponse, TraceLayer},
-};
 use uuid::Uuid;
 
 use super::{
@@ -51,47 +38,15 @@ use crate::{
 /// The largest body of a hold request: 10,000 patient ids and 200 slot ids, with room to spare.
 pub const MAX_HOLD_BODY_BYTES: usize = 1024 * 1024;
 
-/// Patient ids per INSERT (two parameters each, well under every backend's limit).
-const INSERT_CHUNK: usize = 500;
-
 /// The hold routes, with the same layers as the rest of the API (tracing by route template,
 /// timeout, problem+json for a layer's own errors) but the larger body limit.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/holds/{id}", put(place).delete(release))
-        .with_state(state)
-        .layer(RequestBodyLimitLayer::new(MAX_HOLD_BODY_BYTES))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(30),
-        ))
-        .layer(axum::middleware::map_response(as_problem))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|request: &axum::http::Request<axum::body::Body>| {
-                    tracing::info_span!(
-                        "request",
-                        method = %request.method(),
-                        route = "/v1/holds/{id}",
-                        version = ?request.version(),
-                    )
-                })
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
-        )
-}
-
-/// A layer's plain-text error (413, 408) as problem+json.
-async fn as_problem(response: Response) -> Response {
-    let status = response.status();
-    let is_plain = response
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .is_none_or(|v| v.as_bytes().starts_with(b"text/plain"));
-    if (status.is_client_error() || status.is_server_error()) && is_plain {
-        let detail = status.canonical_reason().unwrap_or("error").to_owned();
-        return Problem::new(status, detail).into_response();
-    }
-    response
+    slotcast_kit::http::with_layers(
+        Router::new()
+            .route("/v1/holds/{id}", put(place).delete(release))
+            .with_state(state),
+        MAX_HOLD_BODY_BYTES,
+    )
 }
 
 #[derive(Debug, Serialize)]
@@ -160,7 +115,8 @@ async fn place(
         .filter(hold_patient::Column::HoldId.eq(id))
         .exec(&txn)
         .await?;
-    for chunk in h.patient_ids.chunks(INSERT_CHUNK) {
+    // Cut so each statement travels in one piece (`slotcast_bus::rows`).
+    for chunk in slotcast_bus::rows::chunks(&h.patient_ids, |_| 0) {
         hold_patient::Entity::insert_many(chunk.iter().map(|p| hold_patient::ActiveModel {
             hold_id: Set(id),
             patient_id: Set(*p),

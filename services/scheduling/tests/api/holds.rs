@@ -221,6 +221,18 @@ async fn a_hold_is_placed_by_staff_only_on_known_slots_until_a_future_time() {
         .await;
     assert_eq!(res.status(), 200);
     assert_problem(app.book(alice, slot).await, 409).await;
+
+    // Past the hold routes' own limit (1 MiB): 413 as problem+json, the hold unchanged.
+    let too_many: Vec<Uuid> = (0..30_000).map(|_| Uuid::now_v7()).collect();
+    let res = app
+        .put(
+            &path,
+            Some(&app.staff),
+            json!({"slot_ids": [slot], "patient_ids": too_many, "until": later}),
+        )
+        .await;
+    assert_problem(res, 413).await;
+    assert_problem(app.book(alice, slot).await, 409).await;
 }
 
 #[tokio::test]
