@@ -373,13 +373,13 @@ impl Bench {
         Ok(())
     }
 
-    /// Every service database's [`probe::table_writes`], once two readings a second apart agree:
+    /// Every service database's [`probe::table_stats`], once two readings a second apart agree:
     /// an idle backend reports its statistics up to 10 s after its last transaction.
-    async fn settled_table_writes(&self) -> anyhow::Result<Vec<HashMap<String, i64>>> {
+    async fn settled_table_stats(&self) -> anyhow::Result<Vec<HashMap<String, probe::TableStats>>> {
         let read = || async {
             let mut all = Vec::new();
             for db in &self.outboxes {
-                all.push(probe::table_writes(db).await?);
+                all.push(probe::table_stats(db).await?);
             }
             anyhow::Ok(all)
         };
@@ -395,44 +395,81 @@ impl Bench {
         Ok(last)
     }
 
-    /// Rows written in Postgres per notification during the fan-out, by service and table:
-    /// where the database's share of the CPU goes.
-    async fn row_writes(&mut self, n: u64, before: &[HashMap<String, i64>]) -> anyhow::Result<()> {
-        let after = self.settled_table_writes().await?;
-        let mut parts = Vec::new();
-        let mut total = 0.0;
-        for ((service, after), before) in self.sys.services.iter().zip(&after).zip(before) {
-            let mut tables: Vec<(String, f64)> = after
-                .iter()
-                .map(|(t, v)| {
-                    (
-                        t.clone(),
-                        (v - before.get(t).unwrap_or(&0)) as f64 / n as f64,
-                    )
-                })
-                .filter(|(_, per)| *per >= 0.01)
-                .collect();
-            tables.sort_by(|a, b| b.1.total_cmp(&a.1));
-            let sum: f64 = tables.iter().map(|(_, v)| v).sum();
-            total += sum;
-            if sum > 0.0 {
-                let detail: Vec<String> =
-                    tables.iter().map(|(t, v)| format!("{t} {v:.2}")).collect();
-                parts.push(format!(
-                    "{} {sum:.2} ({})",
-                    service.process.name,
-                    detail.join(", ")
-                ));
+    /// Rows written, and rows read by sequential scans, in Postgres per notification during the
+    /// fan-out, by service and table: where the database's share of the CPU goes.
+    async fn table_rows(
+        &mut self,
+        n: u64,
+        before: &[HashMap<String, probe::TableStats>],
+    ) -> anyhow::Result<()> {
+        let after = self.settled_table_stats().await?;
+        type Measure = fn(&probe::TableStats) -> i64;
+        let lines: [(&str, Measure); 2] = [
+            (
+                "Postgres rows inserted, updated or deleted per notification, by service and table",
+                |s| s.written,
+            ),
+            (
+                "Postgres rows read by sequential scans per notification, by service and table",
+                |s| s.scanned,
+            ),
+        ];
+        for (title, measure) in lines {
+            let mut parts = Vec::new();
+            let mut total = 0.0;
+            for ((service, after), before) in self.sys.services.iter().zip(&after).zip(before) {
+                let mut tables: Vec<(String, f64)> = after
+                    .iter()
+                    .map(|(t, v)| {
+                        let was = before.get(t).map_or(0, measure);
+                        (t.clone(), (measure(v) - was) as f64 / n as f64)
+                    })
+                    .filter(|(_, per)| *per >= 0.01)
+                    .collect();
+                tables.sort_by(|a, b| b.1.total_cmp(&a.1));
+                let sum: f64 = tables.iter().map(|(_, v)| v).sum();
+                total += sum;
+                if sum > 0.0 {
+                    let detail: Vec<String> =
+                        tables.iter().map(|(t, v)| format!("{t} {v:.2}")).collect();
+                    parts.push(format!(
+                        "{} {sum:.2} ({})",
+                        service.process.name,
+                        detail.join(", ")
+                    ));
+                }
             }
+            self.report.add(
+                "fan-out",
+                title,
+                format!("{total:.1}: {}", parts.join("; ")),
+                "",
+                None,
+            );
         }
-        self.report.add(
-            "fan-out",
-            "Postgres rows inserted, updated or deleted per notification, by service and table",
-            format!("{total:.1}: {}", parts.join("; ")),
-            "",
-            None,
-        );
         Ok(())
+    }
+
+    /// Postgres's CPU seconds by the service whose database it served, then its own processes
+    /// and anything else (another client of the same server).
+    fn postgres_split(&self, by_database: &HashMap<String, f64>) -> String {
+        let names = &self.sys.databases.names;
+        let rest: f64 = by_database
+            .iter()
+            .filter(|(database, _)| *database != "(server)" && !names.contains(database))
+            .map(|(_, cpu)| cpu)
+            .sum();
+        let mut parts = Vec::new();
+        for (service, database) in self.sys.services.iter().zip(names) {
+            let cpu = by_database.get(database).copied().unwrap_or(0.0);
+            parts.push(format!("{} {cpu:.2}", service.process.name));
+        }
+        let server = by_database.get("(server)").copied().unwrap_or(0.0);
+        parts.push(format!("its own processes {server:.2}"));
+        if rest >= 0.01 {
+            parts.push(format!("other databases {rest:.2}"));
+        }
+        parts.join(", ")
     }
 
     async fn fanout(&mut self) -> anyhow::Result<()> {
@@ -478,10 +515,10 @@ impl Bench {
                 peak
             })
         };
-        let writes0 = self.settled_table_writes().await?;
+        let tables0 = self.settled_table_stats().await?;
         let cpu0: Vec<f64> = self.stats().iter().map(|s| s.cpu_s).collect();
         let nats0 = system::proc_stat(self.sys.nats.pid(), ticks).cpu_s;
-        let pg0 = system::cpu_of_all("postgres", ticks);
+        let pg0 = system::postgres_cpu_by_pid(ticks);
 
         // BENCH_PERF=<file>: the whole machine's CPU profile of the fan-out, for `perf report`.
         let profiler = std::env::var("BENCH_PERF")
@@ -516,8 +553,9 @@ impl Bench {
         let peak = sampler.await?;
         let cpu1: Vec<f64> = self.stats().iter().map(|s| s.cpu_s).collect();
         let nats_cpu = system::proc_stat(self.sys.nats.pid(), ticks).cpu_s - nats0;
-        let pg_cpu = system::cpu_of_all("postgres", ticks) - pg0;
-        self.row_writes(n, &writes0).await?;
+        let pg_split = system::postgres_cpu_between(&pg0, &system::postgres_cpu_by_pid(ticks));
+        let pg_cpu: f64 = pg_split.values().sum();
+        self.table_rows(n, &tables0).await?;
         let seen = self.watch.batch(batch);
         let secs = |d: Option<Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64());
 
@@ -611,10 +649,11 @@ impl Bench {
             "CPU",
             "CPU seconds per notification, nats-server and Postgres",
             format!(
-                "{:.3} ms ({:.2} s nats-server, {:.2} s Postgres)",
+                "{:.3} ms ({:.2} s nats-server, {:.2} s Postgres: {})",
                 (nats_cpu + pg_cpu) / n as f64 * 1000.0,
                 nats_cpu,
-                pg_cpu
+                pg_cpu,
+                self.postgres_split(&pg_split)
             ),
             "",
             None,

@@ -147,19 +147,34 @@ pub async fn wait_quiet(
     }
 }
 
-/// Rows inserted, updated and deleted so far in each table of `db` (Postgres's statistics,
-/// which a backend reports within about a second of its transactions).
-pub async fn table_writes(db: &DatabaseConnection) -> anyhow::Result<HashMap<String, i64>> {
+/// What Postgres's statistics say of one table so far (a backend reports them within about a
+/// second of its transactions).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableStats {
+    /// Rows inserted, updated and deleted.
+    pub written: i64,
+    /// Rows read by sequential scans: a query that no index serves.
+    pub scanned: i64,
+}
+
+/// [`TableStats`] of each table of `db`.
+pub async fn table_stats(db: &DatabaseConnection) -> anyhow::Result<HashMap<String, TableStats>> {
     use sea_orm::{ConnectionTrait as _, Statement};
     let rows = db
         .query_all_raw(Statement::from_string(
             db.get_database_backend(),
-            "SELECT relname::text AS t, (n_tup_ins + n_tup_upd + n_tup_del)::bigint AS n \
-             FROM pg_stat_user_tables",
+            "SELECT relname::text AS t, (n_tup_ins + n_tup_upd + n_tup_del)::bigint AS w, \
+             seq_tup_read::bigint AS s FROM pg_stat_user_tables",
         ))
         .await?;
     rows.into_iter()
-        .map(|r| Ok((r.try_get::<String>("", "t")?, r.try_get::<i64>("", "n")?)))
+        .map(|r| {
+            let stats = TableStats {
+                written: r.try_get("", "w")?,
+                scanned: r.try_get("", "s")?,
+            };
+            Ok((r.try_get::<String>("", "t")?, stats))
+        })
         .collect()
 }
 

@@ -3,6 +3,7 @@
 //! dropped again by [`System::stop`] (or, on a panic, by the processes' `Drop`).
 
 use std::{
+    collections::HashMap,
     io::Read as _,
     net::{Ipv4Addr, TcpListener},
     path::{Path, PathBuf},
@@ -492,19 +493,57 @@ fn cpu_seconds(pid: u32, ticks: f64) -> f64 {
     }
 }
 
-/// CPU seconds of every process named `comm` (all of Postgres's backends, say).
-pub fn cpu_of_all(comm: &str, ticks: f64) -> f64 {
+/// CPU seconds so far of each Postgres process, by pid, with the database it serves: the
+/// database word of a backend's title (`postgres: [<cluster>:] <user> <database> <client>
+/// <state>`), or
+/// `(server)` for the server's own processes (WAL writer, checkpointer, autovacuum…).
+pub fn postgres_cpu_by_pid(ticks: f64) -> HashMap<u32, (String, f64)> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0.0;
+        return HashMap::new();
     };
     entries
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end() == comm)
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim_end() == "postgres")
         })
-        .map(|pid| cpu_seconds(pid, ticks))
-        .sum()
+        .map(|pid| {
+            let title = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            (pid, (backend_database(&title), cpu_seconds(pid, ticks)))
+        })
+        .collect()
+}
+
+/// The database of a backend from its process title, `(server)` for other processes.
+fn backend_database(title: &[u8]) -> String {
+    let title = String::from_utf8_lossy(title).replace('\0', " ");
+    let mut words: Vec<&str> = title.split_whitespace().collect();
+    // Debian names the cluster after `postgres:` (`postgres: 15/main: postgres mydb …`).
+    if words.get(1).is_some_and(|w| w.ends_with(':')) {
+        words.remove(1);
+    }
+    match words.as_slice() {
+        ["postgres:", _user, database, client, ..]
+            if client.contains('(') || *client == "[local]" =>
+        {
+            (*database).to_owned()
+        }
+        _ => "(server)".to_owned(),
+    }
+}
+
+/// CPU seconds used by Postgres between two [`postgres_cpu_by_pid`] readings, by database.
+pub fn postgres_cpu_between(
+    before: &HashMap<u32, (String, f64)>,
+    after: &HashMap<u32, (String, f64)>,
+) -> HashMap<String, f64> {
+    let mut by_database: HashMap<String, f64> = HashMap::new();
+    for (pid, (database, cpu)) in after {
+        let was = before.get(pid).map_or(0.0, |(_, cpu)| *cpu);
+        *by_database.entry(database.clone()).or_default() += cpu - was;
+    }
+    by_database
 }
 
 #[cfg(test)]
@@ -515,5 +554,25 @@ mod tests {
     fn the_sink_counter_is_read_from_its_status_line() {
         assert_eq!(parse_mesg(b"sess=1 quit=0 mesg=42"), Some(42));
         assert_eq!(parse_mesg(b"garbage"), None);
+    }
+
+    #[test]
+    fn a_backend_is_counted_under_its_database() {
+        assert_eq!(
+            backend_database(b"postgres: postgres slotcast_bench_matching_1 127.0.0.1(5040) idle"),
+            "slotcast_bench_matching_1"
+        );
+        assert_eq!(
+            backend_database(b"postgres: 15/main: postgres db_2 127.0.0.1(41938) idle"),
+            "db_2"
+        );
+        assert_eq!(
+            backend_database(b"postgres: 15/main: walwriter "),
+            "(server)"
+        );
+        assert_eq!(
+            backend_database(b"/usr/lib/postgresql/15/bin/postgres\0-D\0x"),
+            "(server)"
+        );
     }
 }

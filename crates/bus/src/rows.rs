@@ -46,6 +46,16 @@ pub fn chunks<'a, T>(
     })
 }
 
+/// Ids one `IN (…)` list carries at most: a uuid costs about 26 bytes of a statement (20 bound,
+/// 6 of text for its placeholder), so a list this long stays under [`STATEMENT_BYTES`].
+pub const IDS_PER_STATEMENT: usize = 400;
+
+/// Cuts a list of ids for `IN (…)` lists into runs of at most [`IDS_PER_STATEMENT`], so that a
+/// lookup of many ids is a few statements that each travel in one piece. Order is kept.
+pub fn ids<T>(ids: &[T]) -> std::slice::Chunks<'_, T> {
+    ids.chunks(IDS_PER_STATEMENT)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +75,14 @@ mod tests {
         let small = vec![0u8; 2500];
         assert!(chunks(&small, |_| 0).all(|r| r.len() <= STATEMENT_ROWS));
         assert_eq!(chunks(&[] as &[u8], |_| 0).count(), 0);
+    }
+
+    #[test]
+    fn id_lists_are_cut_under_the_budget() {
+        let list: Vec<u32> = (0..1000).collect();
+        let runs: Vec<&[u32]> = ids(&list).collect();
+        assert_eq!(runs.concat(), list);
+        assert!(runs.iter().all(|r| r.len() * 26 <= STATEMENT_BYTES));
+        assert_eq!(runs.len(), 3);
     }
 }
