@@ -17,15 +17,15 @@
 //! nothing twice and loses nothing.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     sync::Arc,
     time::Duration,
 };
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, Order, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect,
+    Set, TransactionTrait,
     sea_query::{Expr, Func},
 };
 use slotcast_bus::outbox;
@@ -39,7 +39,7 @@ use crate::{
     SOURCE,
     entities::{considered, entry, message, patient, pending, practitioner, slot, told},
     policy::{self, CAPPED, EXPIRED, GONE, NO_LONGER_WAITING, OPTED_OUT, TAKEN},
-    projection::{Matcher, OPEN, ROWS_PER_INSERT},
+    projection::{Matcher, OPEN},
 };
 
 /// The advisory lock key of the dispatcher (one per database).
@@ -73,108 +73,74 @@ impl Matcher {
             return Ok(0);
         }
         let now = Utc::now();
-        let first_due = || Expr::expr(Func::min(Expr::col(pending::Column::DueAt)));
-        // A group is due once its first offer is; only due rows are read (the `due_at` index),
-        // and their earliest is the group's earliest.
-        let groups: Vec<(Uuid, Uuid)> = pending::Entity::find()
-            .select_only()
-            .column(pending::Column::PatientId)
-            .column(pending::Column::PractitionerId)
-            .filter(pending::Column::DueAt.lte(now))
-            .group_by(pending::Column::PatientId)
-            .group_by(pending::Column::PractitionerId)
-            .order_by(first_due(), Order::Asc)
-            .limit(GROUPS_PER_PASS)
-            .into_tuple()
-            .all(&txn)
-            .await?;
-        if groups.is_empty() {
+        let taken = take_due(&txn, now).await?;
+        if taken.is_empty() {
             return Ok(0);
         }
-        let sent = self.send(&txn, &groups, now).await?;
+        let groups = taken.len();
+        let sent = self.send(&txn, taken, now).await?;
         txn.commit().await?;
         if sent > 0 {
             self.relay.wake();
         }
         metrics::counter!("slotcast_matching_notifications_total").increment(sent as u64);
-        Ok(groups.len())
+        Ok(groups)
     }
 
-    /// Sends what is pending for `groups` (patient, practitioner); returns the messages sent.
+    /// Sends the offers `taken` out of `pending`, a patient and practitioner pair at a time in
+    /// the order given; returns the messages sent.
     async fn send<C: ConnectionTrait>(
         &self,
         conn: &C,
-        groups: &[(Uuid, Uuid)],
+        taken: Vec<((Uuid, Uuid), Vec<pending::Model>)>,
         now: DateTime<Utc>,
     ) -> Result<usize, DbErr> {
-        let patient_ids: Vec<Uuid> = groups.iter().map(|g| g.0).collect();
-        let practitioner_ids: Vec<Uuid> = groups.iter().map(|g| g.1).collect();
-        let mut by_group: BTreeMap<(Uuid, Uuid), Vec<pending::Model>> = BTreeMap::new();
-        for row in pending::Entity::find()
-            .filter(pending::Column::PatientId.is_in(patient_ids.clone()))
-            .filter(pending::Column::PractitionerId.is_in(practitioner_ids.clone()))
-            .all(conn)
-            .await?
-        {
-            by_group
-                .entry((row.patient_id, row.practitioner_id))
-                .or_default()
-                .push(row);
-        }
-        let rows: Vec<&pending::Model> = groups
-            .iter()
-            .filter_map(|g| by_group.get(g))
-            .flatten()
-            .collect();
+        let rows = || taken.iter().flat_map(|(_, rows)| rows);
+        let patient_ids: BTreeSet<Uuid> = taken.iter().map(|((p, _), _)| *p).collect();
+        let practitioner_ids: BTreeSet<Uuid> = taken.iter().map(|((_, d), _)| *d).collect();
+        let slot_ids: BTreeSet<Uuid> = rows().map(|r| r.slot_id).collect();
+        let entry_ids: BTreeSet<Uuid> = rows().map(|r| r.entry_id).collect();
         let slots: HashMap<Uuid, slot::Model> = by_id(
-            slot::Entity::find()
-                .filter(slot::Column::Id.is_in(rows.iter().map(|r| r.slot_id).collect::<Vec<_>>()))
-                .all(conn)
-                .await?,
+            find_in::<slot::Entity, _>(conn, slot::Column::Id, &slot_ids).await?,
             |s| s.id,
         );
         let entries: HashMap<Uuid, entry::Model> = by_id(
-            entry::Entity::find()
-                .filter(
-                    entry::Column::Id.is_in(rows.iter().map(|r| r.entry_id).collect::<Vec<_>>()),
-                )
-                .all(conn)
-                .await?,
+            find_in::<entry::Entity, _>(conn, entry::Column::Id, &entry_ids).await?,
             |e| e.id,
         );
         let patients: HashMap<Uuid, patient::Model> = by_id(
-            patient::Entity::find()
-                .filter(patient::Column::Id.is_in(patient_ids.clone()))
-                .all(conn)
-                .await?,
+            find_in::<patient::Entity, _>(conn, patient::Column::Id, &patient_ids).await?,
             |p| p.id,
         );
         let practitioners: HashMap<Uuid, practitioner::Model> = by_id(
-            practitioner::Entity::find()
-                .filter(practitioner::Column::Id.is_in(practitioner_ids))
-                .all(conn)
+            find_in::<practitioner::Entity, _>(conn, practitioner::Column::Id, &practitioner_ids)
                 .await?,
             |p| p.id,
         );
         // Belt and braces: a pair told already is never told again, whatever put it here.
-        let told_before: HashSet<(Uuid, Uuid)> = told::Entity::find()
-            .filter(told::Column::SlotId.is_in(rows.iter().map(|r| r.slot_id).collect::<Vec<_>>()))
-            .filter(told::Column::PatientId.is_in(patient_ids.clone()))
-            .all(conn)
-            .await?
-            .into_iter()
-            .map(|t| (t.slot_id, t.patient_id))
-            .collect();
-        let mut sent_today = policy::sent_today(conn, &self.policy, patient_ids, now).await?;
+        let mut told_before: HashSet<(Uuid, Uuid)> = HashSet::new();
+        let slot_list: Vec<Uuid> = slot_ids.iter().copied().collect();
+        let patient_list: Vec<Uuid> = patient_ids.iter().copied().collect();
+        for slots in slotcast_bus::rows::ids(&slot_list) {
+            for patients in slotcast_bus::rows::ids(&patient_list) {
+                told_before.extend(
+                    told::Entity::find()
+                        .filter(told::Column::SlotId.is_in(slots.iter().copied()))
+                        .filter(told::Column::PatientId.is_in(patients.iter().copied()))
+                        .all(conn)
+                        .await?
+                        .into_iter()
+                        .map(|t| (t.slot_id, t.patient_id)),
+                );
+            }
+        }
+        let mut sent_today = policy::sent_today(conn, &self.policy, &patient_list, now).await?;
 
         let mut decisions: Vec<considered::ActiveModel> = Vec::new();
         let mut told_rows: Vec<told::ActiveModel> = Vec::new();
         let mut messages: Vec<message::ActiveModel> = Vec::new();
         let mut events: Vec<(CloudEvent<NotifyPatient>, &str)> = Vec::new();
-        for group in groups {
-            let Some(rows) = by_group.get(group) else {
-                continue;
-            };
+        for (group, rows) in &taken {
             let mut rows: Vec<&pending::Model> = rows.iter().collect();
             rows.sort_by_key(|r| (r.rank, slots.get(&r.slot_id).map(|s| s.starts_at)));
             let mut keep: Vec<(&pending::Model, &slot::Model)> = Vec::new();
@@ -249,35 +215,14 @@ impl Matcher {
             events.push((event, first_trace(&keep)));
         }
 
-        // Only the rows read: an offer decided meanwhile (committed after the read above) is
-        // left for the next pass.
-        for chunk in groups.chunks(200) {
-            let mut which = Condition::any();
-            for group in chunk {
-                let Some(rows) = by_group.get(group) else {
-                    continue;
-                };
-                which = which.add(
-                    Condition::all()
-                        .add(pending::Column::PatientId.eq(group.0))
-                        .add(
-                            pending::Column::SlotId
-                                .is_in(rows.iter().map(|r| r.slot_id).collect::<Vec<_>>()),
-                        ),
-                );
-            }
-            pending::Entity::delete_many()
-                .filter(which)
-                .exec(conn)
-                .await?;
-        }
-        for chunk in told_rows.chunks(ROWS_PER_INSERT) {
+        // Rows of four uuids and a time, messages of two and a time (see `slotcast_bus::rows`).
+        for chunk in slotcast_bus::rows::chunks(&told_rows, |_| 64) {
             told::Entity::insert_many(chunk.to_vec())
                 .on_conflict_do_nothing_on([told::Column::SlotId, told::Column::PatientId])
                 .exec_without_returning(conn)
                 .await?;
         }
-        for chunk in messages.chunks(ROWS_PER_INSERT) {
+        for chunk in slotcast_bus::rows::chunks(&messages, |_| 16) {
             message::Entity::insert_many(chunk.to_vec())
                 .on_conflict_do_nothing_on([message::Column::NotificationId])
                 .exec_without_returning(conn)
@@ -363,6 +308,80 @@ impl Matcher {
         };
         Ok(CloudEvent::with_id(nid, SOURCE, event))
     }
+}
+
+/// Takes the pending offers of the first [`GROUPS_PER_PASS`] patient and practitioner pairs
+/// that are due (a pair is due once its first offer is; only due rows are read, through the
+/// `due_at` index) out of `pending`: a `DELETE … RETURNING` per practitioner and run of
+/// patients, so the rows are read and removed by the same statement. Returns each pair with
+/// its offers, the pair whose first offer was due first first. Every offer of a pair goes, due
+/// or not (one message per pair); an offer decided after a statement's snapshot stays for the
+/// next pass; the caller's transaction puts everything back if the pass fails.
+async fn take_due<C: ConnectionTrait>(
+    conn: &C,
+    now: DateTime<Utc>,
+) -> Result<Vec<((Uuid, Uuid), Vec<pending::Model>)>, DbErr> {
+    let groups: Vec<(Uuid, Uuid)> = pending::Entity::find()
+        .select_only()
+        .column(pending::Column::PatientId)
+        .column(pending::Column::PractitionerId)
+        .filter(pending::Column::DueAt.lte(now))
+        .group_by(pending::Column::PatientId)
+        .group_by(pending::Column::PractitionerId)
+        .order_by(
+            Expr::expr(Func::min(Expr::col(pending::Column::DueAt))),
+            Order::Asc,
+        )
+        .limit(GROUPS_PER_PASS)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let mut by_practitioner: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
+    for (patient, practitioner) in &groups {
+        by_practitioner
+            .entry(*practitioner)
+            .or_default()
+            .push(*patient);
+    }
+    let mut rows: HashMap<(Uuid, Uuid), Vec<pending::Model>> = HashMap::new();
+    for (practitioner, patients) in by_practitioner {
+        for run in slotcast_bus::rows::ids(&patients) {
+            for row in pending::Entity::delete_many()
+                .filter(pending::Column::PractitionerId.eq(practitioner))
+                .filter(pending::Column::PatientId.is_in(run.iter().copied()))
+                .exec_with_returning(conn)
+                .await?
+            {
+                rows.entry((row.patient_id, row.practitioner_id))
+                    .or_default()
+                    .push(row);
+            }
+        }
+    }
+    Ok(groups
+        .into_iter()
+        .filter_map(|group| Some((group, rows.remove(&group)?)))
+        .collect())
+}
+
+/// The rows of `E` whose `column` is one of `ids`, a statement per run of
+/// [`slotcast_bus::rows::IDS_PER_STATEMENT`] ids.
+pub(crate) async fn find_in<E: EntityTrait, C: ConnectionTrait>(
+    conn: &C,
+    column: E::Column,
+    ids: &BTreeSet<Uuid>,
+) -> Result<Vec<E::Model>, DbErr> {
+    let ids: Vec<Uuid> = ids.iter().copied().collect();
+    let mut found = Vec::with_capacity(ids.len());
+    for run in slotcast_bus::rows::ids(&ids) {
+        found.extend(
+            E::find()
+                .filter(column.is_in(run.iter().copied()))
+                .all(conn)
+                .await?,
+        );
+    }
+    Ok(found)
 }
 
 fn first_trace<'a>(keep: &[(&'a pending::Model, &slot::Model)]) -> &'a str {

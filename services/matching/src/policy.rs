@@ -146,24 +146,28 @@ pub(crate) async fn record_waiting<C: ConnectionTrait>(
 pub(crate) async fn sent_today<C: ConnectionTrait>(
     conn: &C,
     config: &PolicyConfig,
-    patients: Vec<Uuid>,
+    patients: &[Uuid],
     now: DateTime<Utc>,
 ) -> Result<HashMap<Uuid, i64>, DbErr> {
-    if config.daily_cap == 0 || patients.is_empty() {
-        return Ok(HashMap::new());
+    let mut sent = HashMap::new();
+    if config.daily_cap == 0 {
+        return Ok(sent);
     }
-    Ok(message::Entity::find()
-        .select_only()
-        .column(message::Column::PatientId)
-        .column_as(message::Column::NotificationId.count(), "n")
-        .filter(message::Column::PatientId.is_in(patients))
-        .filter(message::Column::SentAt.gt(now - chrono::Duration::hours(24)))
-        .group_by(message::Column::PatientId)
-        .into_tuple::<(Uuid, i64)>()
-        .all(conn)
-        .await?
-        .into_iter()
-        .collect())
+    for run in slotcast_bus::rows::ids(patients) {
+        sent.extend(
+            message::Entity::find()
+                .select_only()
+                .column(message::Column::PatientId)
+                .column_as(message::Column::NotificationId.count(), "n")
+                .filter(message::Column::PatientId.is_in(run.iter().copied()))
+                .filter(message::Column::SentAt.gt(now - chrono::Duration::hours(24)))
+                .group_by(message::Column::PatientId)
+                .into_tuple::<(Uuid, i64)>()
+                .all(conn)
+                .await?,
+        );
+    }
+    Ok(sent)
 }
 
 /// Runs `pass` until `shutdown`: again at once after a full pass (`full` items), else when

@@ -242,14 +242,16 @@ impl Matcher {
         }
         let ranked = candidates(conn, w.practitioner_id, &slots).await?;
         let patient_ids: Vec<Uuid> = ranked.iter().map(|c| c.decision.patient_id).collect();
-        let prefs: HashMap<Uuid, (bool, bool)> = patient::Entity::find()
-            .filter(patient::Column::Id.is_in(patient_ids.clone()))
-            .all(conn)
-            .await?
-            .into_iter()
-            .map(|p| (p.id, (p.email_enabled, p.inapp_enabled)))
-            .collect();
-        let sent_today = policy::sent_today(conn, &self.policy, patient_ids, now).await?;
+        let prefs: HashMap<Uuid, (bool, bool)> = crate::dispatch::find_in::<patient::Entity, _>(
+            conn,
+            patient::Column::Id,
+            &patient_ids.iter().copied().collect(),
+        )
+        .await?
+        .into_iter()
+        .map(|p| (p.id, (p.email_enabled, p.inapp_enabled)))
+        .collect();
+        let sent_today = policy::sent_today(conn, &self.policy, &patient_ids, now).await?;
         // Each slot gets its own first `WAVE_SIZE` patients who fit it: a slot nobody in the
         // wave wants is not held for them.
         let size = usize::try_from(self.policy.wave_size).unwrap_or(usize::MAX);
