@@ -24,7 +24,7 @@ use tracing::Instrument as _;
 use crate::{
     deliveries::{self, Claim, Key},
     group_commit::GroupCommit,
-    mailer::{Mailer, SendError},
+    mailer::{Mailer, Outgoing, SendError},
     render::Templates,
 };
 
@@ -262,6 +262,7 @@ impl NotifyHandler {
             }
         };
 
+        let message = Outgoing::from(&message);
         // Held from the send until the outcome is written: the crash window's bound.
         let Ok(_sending) = self.sends.acquire().await else {
             return Outcome::Retry {

@@ -9,6 +9,7 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 use anyhow::Context as _;
 use lettre::{
     Message,
+    address::Envelope,
     transport::smtp::response::{Category, Code, Severity},
 };
 use uuid::Uuid;
@@ -76,12 +77,14 @@ impl Mailer {
     }
 
     /// Hands `message` over. `id` names the file in folder mode.
-    pub async fn send(&self, id: Uuid, message: &Message) -> Result<(), SendError> {
+    pub async fn send(&self, id: Uuid, message: &Outgoing) -> Result<(), SendError> {
         match self {
             Mailer::Smtp(pool) => {
-                let email = message.formatted();
-                match tokio::time::timeout(SEND_TIMEOUT, pool.send(message.envelope(), &email))
-                    .await
+                match tokio::time::timeout(
+                    SEND_TIMEOUT,
+                    pool.send(&message.envelope, &message.bytes),
+                )
+                .await
                 {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(Ok(e))) | Ok(Err(Err(ConnectError::Smtp(e)))) => Err(classify(&e)),
@@ -96,9 +99,25 @@ impl Mailer {
                     ))),
                 }
             }
-            Mailer::Folder(dir) => write_atomically(dir, id, &message.formatted())
+            Mailer::Folder(dir) => write_atomically(dir, id, &message.bytes)
                 .await
                 .map_err(|e| SendError::Transient(redact_addresses(&format!("{e:#}")))),
+        }
+    }
+}
+
+/// A message ready to go: its envelope and its bytes, formatted (MIME, encodings) before a send
+/// permit is taken, so the permit is held only while talking to the server.
+pub struct Outgoing {
+    envelope: Envelope,
+    bytes: Vec<u8>,
+}
+
+impl From<&Message> for Outgoing {
+    fn from(message: &Message) -> Self {
+        Self {
+            envelope: message.envelope().clone(),
+            bytes: message.formatted(),
         }
     }
 }
