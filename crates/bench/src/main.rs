@@ -796,8 +796,9 @@ fn settings() -> Settings {
             .unwrap_or(d)
     };
     Settings {
-        email_concurrency: num("BENCH_EMAIL_CONCURRENCY", 8),
-        smtp_pool_size: num("BENCH_SMTP_POOL_SIZE", 8),
+        // The email-notifier's defaults.
+        email_concurrency: num("BENCH_EMAIL_CONCURRENCY", 32),
+        smtp_pool_size: num("BENCH_SMTP_POOL_SIZE", 32),
         // The product's default: the fan-out is measured with the policy delay in it.
         coalesce_window_ms: num("BENCH_COALESCE_WINDOW_MS", 2000),
         rust_log: std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| "info".to_owned()),

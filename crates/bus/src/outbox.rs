@@ -244,6 +244,9 @@ pub struct Relay {
     batch: u64,
     /// Batches published in one turn (one transaction holding the publisher lock) at most.
     batches_per_turn: usize,
+    /// How long a woken relay waits before its turn, so that events written meanwhile go in
+    /// the same turn ([`Relay::with_linger`]).
+    linger: Duration,
 }
 
 /// A batch published and not yet settled: the rows' `seq` and their acks, in order.
@@ -266,7 +269,17 @@ impl Relay {
             wake: Arc::new(Notify::new()),
             batch: 1000,
             batches_per_turn: 10,
+            linger: Duration::ZERO,
         }
+    }
+
+    /// A relay that, once woken, lets `linger` pass before it publishes, so that a service
+    /// writing its events a few at a time (one group commit after another) publishes them in
+    /// turns of many, each turn being a transaction, a read and an update. For events nobody
+    /// waits for within milliseconds; the default is none.
+    pub fn with_linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
+        self
     }
 
     /// Tells the relay there is something to publish.
@@ -305,7 +318,14 @@ impl Relay {
                 POLL * 2u32.pow(Ord::min(failures, 4))
             };
             tokio::select! {
-                _ = self.wake.notified() => {},
+                _ = self.wake.notified() => {
+                    if !self.linger.is_zero() {
+                        tokio::select! {
+                            _ = tokio::time::sleep(self.linger) => {},
+                            _ = shutdown.cancelled() => break,
+                        }
+                    }
+                },
                 _ = tokio::time::sleep(wait) => {},
                 _ = shutdown.cancelled() => break,
             }

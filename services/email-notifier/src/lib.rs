@@ -33,9 +33,10 @@
 //! - `smtp://host:25` without `tls`: plain text, for a relay on a trusted network or tests.
 //!
 //! Credentials in the URL are percent-encoded. Certificates are checked against the webpki
-//! roots. `SMTP_POOL_SIZE` (default 4) bounds the idle connections that are kept open; the
-//! number of sends at once is bounded by `EMAIL_CONCURRENCY` (default 8): an email holds one of
-//! those permits from the moment it is handed to SMTP until its outcome is written.
+//! roots. `SMTP_POOL_SIZE` (default: as many as `EMAIL_CONCURRENCY`) bounds the idle connections
+//! that are kept open; the number of sends at once is bounded by `EMAIL_CONCURRENCY` (default
+//! 32): an email holds one of those permits from the moment it is handed to SMTP until its
+//! outcome is written.
 //!
 //! Without `SMTP_URL` (the embedded default) each message is written to
 //! `<MAIL_DIR>/<notification_id>.eml` (default `var/mail`): written under a hidden temporary
@@ -50,9 +51,9 @@
 //! |---|---|---|
 //! | `SMTP_URL` | unset: write files | the SMTP relay, TLS mode included (below) |
 //! | `SMTP_FROM` | `slotcast <no-reply@slotcast.localhost>` | the `From` of every email |
-//! | `SMTP_POOL_SIZE` | 4 | idle SMTP connections kept open |
+//! | `SMTP_POOL_SIZE` | `EMAIL_CONCURRENCY` | idle SMTP connections kept open |
 //! | `MAIL_DIR` | `var/mail` | where emails go without `SMTP_URL` |
-//! | `EMAIL_CONCURRENCY` | 8 | emails out at once (sent, outcome not yet written) |
+//! | `EMAIL_CONCURRENCY` | 32 | emails out at once (sent, outcome not yet written) |
 //! | `EMAIL_RETRY_BASE_MS` | 5000 | first delay after a transient failure; it doubles |
 //! | `EMAIL_RETRY_MAX_MS` | 900000 | the longest delay between attempts |
 //! | `EMAIL_RETRY_HORIZON_SECS` | 43200 | how long after the first attempt retries go on (12 h) |
@@ -152,15 +153,26 @@ pub struct Config {
     pub smtp_url: Option<String>,
     /// `SMTP_FROM`; default `slotcast <no-reply@slotcast.localhost>`.
     pub smtp_from: Mailbox,
-    /// `SMTP_POOL_SIZE`: idle SMTP connections kept open (default 4).
+    /// `SMTP_POOL_SIZE`: idle SMTP connections kept open (default: `EMAIL_CONCURRENCY`).
     pub smtp_pool_size: u32,
     /// `MAIL_DIR`: where mail goes without `SMTP_URL` (default `var/mail`).
     pub mail_dir: PathBuf,
-    /// `EMAIL_CONCURRENCY`: emails out at once, from the send to the written outcome (default 8).
+    /// `EMAIL_CONCURRENCY`: emails out at once, from the send to the written outcome (default 32).
     pub concurrency: usize,
     /// Delays between transient failures (`EMAIL_RETRY_BASE_MS`, `EMAIL_RETRY_MAX_MS`).
     pub retry: Backoff,
 }
+
+/// `EMAIL_CONCURRENCY` by default. Emails go out at most at `EMAIL_CONCURRENCY` divided by the
+/// time an email holds its permit (the SMTP transaction, then the wait for its `sent` record):
+/// with a relay answering in a few milliseconds, 32 reach about 2,500 a second from one
+/// replica (BENCHMARKS.md), where 8 stopped at about 1,400; a relay answering in 50 ms
+/// allows 640 a second. The price is the crash window: a crash may send up to that many emails
+/// twice (counted, see above).
+const DEFAULT_CONCURRENCY: usize = 32;
+
+/// How long the outbox relay gathers `EmailSent` and `EmailFailed` events before a turn.
+const EVENT_LINGER: Duration = Duration::from_millis(20);
 
 impl Config {
     /// Reads the settings from the environment.
@@ -181,7 +193,7 @@ impl Config {
                 name: "SMTP_FROM",
                 reason: e.to_string(),
             })?;
-        let concurrency: usize = parse_or("EMAIL_CONCURRENCY", 8)?;
+        let concurrency: usize = parse_or("EMAIL_CONCURRENCY", DEFAULT_CONCURRENCY)?;
         if concurrency == 0 {
             return Err(ConfigError::Invalid {
                 name: "EMAIL_CONCURRENCY",
@@ -192,7 +204,12 @@ impl Config {
             common: Common::from_env(SERVICE, DEFAULT_PORT)?,
             smtp_url,
             smtp_from,
-            smtp_pool_size: parse_or("SMTP_POOL_SIZE", 4)?,
+            // As many idle connections as sends at once, so a busy sender never closes one only to
+            // open another for the next email.
+            smtp_pool_size: parse_or(
+                "SMTP_POOL_SIZE",
+                u32::try_from(concurrency).unwrap_or(u32::MAX),
+            )?,
             mail_dir: PathBuf::from(var("MAIL_DIR").unwrap_or_else(|| "var/mail".to_owned())),
             concurrency,
             retry: Backoff {
@@ -259,7 +276,9 @@ impl Application {
             None => Mailer::folder(config.mail_dir.clone()).await?,
         };
         let port = listener.local_addr()?.port();
-        let relay = Relay::new(db.clone(), js.clone());
+        // `EmailSent` events are written a group commit at a time; nobody waits for them
+        // within milliseconds, so the relay gathers them into larger turns.
+        let relay = Relay::new(db.clone(), js.clone()).with_linger(EVENT_LINGER);
         let handler = Arc::new(NotifyHandler::new(
             db.clone(),
             relay.clone(),
