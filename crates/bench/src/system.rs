@@ -495,8 +495,7 @@ fn cpu_seconds(pid: u32, ticks: f64) -> f64 {
 
 /// CPU seconds so far of each Postgres process, by pid, with the database it serves: the
 /// database word of a backend's title (`postgres: [<cluster>:] <user> <database> <client>
-/// <state>`), or
-/// `(server)` for the server's own processes (WAL writer, checkpointer, autovacuum…).
+/// <state>`), or `(server)` for the server's own processes (WAL writer, checkpointer…).
 pub fn postgres_cpu_by_pid(ticks: f64) -> HashMap<u32, (String, f64)> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return HashMap::new();

@@ -39,7 +39,7 @@ use crate::{
     SOURCE,
     entities::{considered, entry, message, patient, pending, practitioner, slot, told},
     policy::{self, CAPPED, EXPIRED, GONE, NO_LONGER_WAITING, OPTED_OUT, TAKEN},
-    projection::{Matcher, OPEN},
+    projection::{Matcher, OPEN, ROWS_PER_INSERT},
 };
 
 /// The advisory lock key of the dispatcher (one per database).
@@ -96,10 +96,10 @@ impl Matcher {
         now: DateTime<Utc>,
     ) -> Result<usize, DbErr> {
         let rows = || taken.iter().flat_map(|(_, rows)| rows);
-        let patient_ids: BTreeSet<Uuid> = taken.iter().map(|((p, _), _)| *p).collect();
-        let practitioner_ids: BTreeSet<Uuid> = taken.iter().map(|((_, d), _)| *d).collect();
-        let slot_ids: BTreeSet<Uuid> = rows().map(|r| r.slot_id).collect();
-        let entry_ids: BTreeSet<Uuid> = rows().map(|r| r.entry_id).collect();
+        let patient_ids = distinct(taken.iter().map(|((p, _), _)| *p));
+        let practitioner_ids = distinct(taken.iter().map(|((_, d), _)| *d));
+        let slot_ids = distinct(rows().map(|r| r.slot_id));
+        let entry_ids = distinct(rows().map(|r| r.entry_id));
         let slots: HashMap<Uuid, slot::Model> = by_id(
             find_in::<slot::Entity, _>(conn, slot::Column::Id, &slot_ids).await?,
             |s| s.id,
@@ -119,10 +119,8 @@ impl Matcher {
         );
         // Belt and braces: a pair told already is never told again, whatever put it here.
         let mut told_before: HashSet<(Uuid, Uuid)> = HashSet::new();
-        let slot_list: Vec<Uuid> = slot_ids.iter().copied().collect();
-        let patient_list: Vec<Uuid> = patient_ids.iter().copied().collect();
-        for slots in slotcast_bus::rows::ids(&slot_list) {
-            for patients in slotcast_bus::rows::ids(&patient_list) {
+        for slots in slotcast_bus::rows::ids(&slot_ids) {
+            for patients in slotcast_bus::rows::ids(&patient_ids) {
                 told_before.extend(
                     told::Entity::find()
                         .filter(told::Column::SlotId.is_in(slots.iter().copied()))
@@ -134,7 +132,7 @@ impl Matcher {
                 );
             }
         }
-        let mut sent_today = policy::sent_today(conn, &self.policy, &patient_list, now).await?;
+        let mut sent_today = policy::sent_today(conn, &self.policy, &patient_ids, now).await?;
 
         let mut decisions: Vec<considered::ActiveModel> = Vec::new();
         let mut told_rows: Vec<told::ActiveModel> = Vec::new();
@@ -215,14 +213,13 @@ impl Matcher {
             events.push((event, first_trace(&keep)));
         }
 
-        // Rows of four uuids and a time, messages of two and a time (see `slotcast_bus::rows`).
-        for chunk in slotcast_bus::rows::chunks(&told_rows, |_| 64) {
+        for chunk in told_rows.chunks(ROWS_PER_INSERT) {
             told::Entity::insert_many(chunk.to_vec())
                 .on_conflict_do_nothing_on([told::Column::SlotId, told::Column::PatientId])
                 .exec_without_returning(conn)
                 .await?;
         }
-        for chunk in slotcast_bus::rows::chunks(&messages, |_| 16) {
+        for chunk in messages.chunks(ROWS_PER_INSERT) {
             message::Entity::insert_many(chunk.to_vec())
                 .on_conflict_do_nothing_on([message::Column::NotificationId])
                 .exec_without_returning(conn)
@@ -369,11 +366,10 @@ async fn take_due<C: ConnectionTrait>(
 pub(crate) async fn find_in<E: EntityTrait, C: ConnectionTrait>(
     conn: &C,
     column: E::Column,
-    ids: &BTreeSet<Uuid>,
+    ids: &[Uuid],
 ) -> Result<Vec<E::Model>, DbErr> {
-    let ids: Vec<Uuid> = ids.iter().copied().collect();
     let mut found = Vec::with_capacity(ids.len());
-    for run in slotcast_bus::rows::ids(&ids) {
+    for run in slotcast_bus::rows::ids(ids) {
         found.extend(
             E::find()
                 .filter(column.is_in(run.iter().copied()))
@@ -382,6 +378,11 @@ pub(crate) async fn find_in<E: EntityTrait, C: ConnectionTrait>(
         );
     }
     Ok(found)
+}
+
+/// `ids` without repeats, in order (so lookups and their runs are the same from pass to pass).
+fn distinct(ids: impl Iterator<Item = Uuid>) -> Vec<Uuid> {
+    ids.collect::<BTreeSet<_>>().into_iter().collect()
 }
 
 fn first_trace<'a>(keep: &[(&'a pending::Model, &slot::Model)]) -> &'a str {

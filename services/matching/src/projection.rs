@@ -417,15 +417,25 @@ impl Matcher {
             count += usize::from(skipped.is_none());
         }
         crate::policy::record_considered(conn, decisions).await?;
-        for chunk in offers.chunks(ROWS_PER_INSERT) {
-            pending::Entity::insert_many(chunk.to_vec())
-                .on_conflict_do_nothing_on([pending::Column::PatientId, pending::Column::SlotId])
-                .exec_without_returning(conn)
-                .await?;
-        }
+        insert_offers(conn, offers).await?;
         tracing::info!(%batch_id, %practitioner_id, slots = slots.len(), patients = count, "opening decided");
         Ok(count)
     }
+}
+
+/// Puts `offers` into `pending`; an offer already pending (a redelivered decision) stays as it
+/// is.
+pub(crate) async fn insert_offers<C: ConnectionTrait>(
+    conn: &C,
+    offers: Vec<pending::ActiveModel>,
+) -> Result<(), DbErr> {
+    for chunk in offers.chunks(ROWS_PER_INSERT) {
+        pending::Entity::insert_many(chunk.to_vec())
+            .on_conflict_do_nothing_on([pending::Column::PatientId, pending::Column::SlotId])
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The current span's trace context, as JSON headers.

@@ -44,7 +44,7 @@ use crate::{
     holds::HoldError,
     policy::{self, CAPPED, EXPIRED, OPTED_OUT},
     projection::{
-        Candidate, Matcher, ROWS_PER_INSERT, candidates, continuing, current_trace, open_slots,
+        Candidate, Matcher, candidates, continuing, current_trace, insert_offers, open_slots,
     },
 };
 
@@ -242,15 +242,12 @@ impl Matcher {
         }
         let ranked = candidates(conn, w.practitioner_id, &slots).await?;
         let patient_ids: Vec<Uuid> = ranked.iter().map(|c| c.decision.patient_id).collect();
-        let prefs: HashMap<Uuid, (bool, bool)> = crate::dispatch::find_in::<patient::Entity, _>(
-            conn,
-            patient::Column::Id,
-            &patient_ids.iter().copied().collect(),
-        )
-        .await?
-        .into_iter()
-        .map(|p| (p.id, (p.email_enabled, p.inapp_enabled)))
-        .collect();
+        let prefs: HashMap<Uuid, (bool, bool)> =
+            crate::dispatch::find_in::<patient::Entity, _>(conn, patient::Column::Id, &patient_ids)
+                .await?
+                .into_iter()
+                .map(|p| (p.id, (p.email_enabled, p.inapp_enabled)))
+                .collect();
         let sent_today = policy::sent_today(conn, &self.policy, &patient_ids, now).await?;
         // Each slot gets its own first `WAVE_SIZE` patients who fit it: a slot nobody in the
         // wave wants is not held for them.
@@ -459,12 +456,7 @@ impl Matcher {
                 .exec_without_returning(&txn)
                 .await?;
         }
-        for chunk in offers.chunks(ROWS_PER_INSERT) {
-            pending::Entity::insert_many(chunk.to_vec())
-                .on_conflict_do_nothing_on([pending::Column::PatientId, pending::Column::SlotId])
-                .exec_without_returning(&txn)
-                .await?;
-        }
+        insert_offers(&txn, offers).await?;
         policy::record_considered(&txn, decisions).await?;
         policy::record_waiting(&txn, plan.waiting).await?;
         wave::Entity::update_many()
