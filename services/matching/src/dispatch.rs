@@ -61,8 +61,20 @@ impl Matcher {
             full,
             shutdown,
             || self.dispatch_due(),
+            || self.next_due(),
         )
         .await;
+    }
+
+    /// When the first offer not sent yet falls due (it may be due already).
+    pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>, DbErr> {
+        pending::Entity::find()
+            .select_only()
+            .column_as(pending::Column::DueAt.min(), "due")
+            .into_tuple::<Option<DateTime<Utc>>>()
+            .one(&self.db)
+            .await
+            .map(Option::flatten)
     }
 
     /// Sends one pass of due offers; returns how many patient and practitioner pairs it handled.

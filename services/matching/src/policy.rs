@@ -171,9 +171,12 @@ pub(crate) async fn sent_today<C: ConnectionTrait>(
 }
 
 /// Runs `pass` until `shutdown`: again at once after a full pass (`full` items), else when
-/// `wake` fires or `tick` has passed. After a failure (counted in `failures_metric`) the pause
-/// doubles, up to 32 ticks. The dispatcher and the wave runner are such loops.
-pub(crate) async fn run_passes<F, Fut>(
+/// `wake` fires, when the next item falls due (`next_due`, so a coalescing window ends when it
+/// says, not up to a tick later) or when `tick` has passed, whichever is first (the tick also
+/// catches what another replica decided). After a failure (counted in `failures_metric`) the
+/// pause doubles, up to 32 ticks. The dispatcher and the wave runner are such loops.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn run_passes<F, Fut, N, NFut>(
     what: &'static str,
     failures_metric: &'static str,
     wake: &Notify,
@@ -181,30 +184,70 @@ pub(crate) async fn run_passes<F, Fut>(
     full: usize,
     shutdown: CancellationToken,
     mut pass: F,
+    next_due: N,
 ) where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<usize, DbErr>>,
+    N: Fn() -> NFut,
+    NFut: Future<Output = Result<Option<DateTime<Utc>>, DbErr>>,
 {
     let mut failures = 0u32;
     loop {
+        let mut wait = tick;
         match pass().await {
-            Ok(n) => {
+            Ok(n) if n == full => {
                 failures = 0;
-                if n == full {
-                    continue;
+                continue;
+            }
+            Ok(_) => {
+                failures = 0;
+                match next_due().await {
+                    Ok(Some(due)) => wait = until(due, Utc::now(), tick),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "{what}: finding when the next is due failed")
+                    }
                 }
             }
             Err(e) => {
                 failures += 1;
                 metrics::counter!(failures_metric).increment(1);
                 tracing::warn!(error = %e, "{what} failed, will retry");
+                wait = tick * 2u32.pow(Ord::min(failures, 5));
             }
         }
-        let wait = tick * 2u32.pow(Ord::min(failures, 5));
         tokio::select! {
             _ = wake.notified() => {},
             _ = tokio::time::sleep(wait) => {},
             _ = shutdown.cancelled() => break,
         }
+    }
+}
+
+/// How long to wait for what falls due at `due`: until then and a millisecond more (so the
+/// pass finds it due), at most `tick`. Something already due that the pass did not take is
+/// another replica's to send (it holds the lock) or was decided since, which wakes the loop
+/// anyway: the wait is then a tick, not a spin.
+fn until(due: DateTime<Utc>, now: DateTime<Utc>, tick: Duration) -> Duration {
+    match (due - now).to_std() {
+        Ok(left) if !left.is_zero() => (left + Duration::from_millis(1)).min(tick),
+        _ => tick,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_until_the_next_is_due_at_most_a_tick() {
+        let now = Utc::now();
+        let tick = Duration::from_millis(200);
+        let at = |ms| now + chrono::Duration::milliseconds(ms);
+        assert_eq!(until(at(50), now, tick), Duration::from_millis(51));
+        assert_eq!(until(at(5_000), now, tick), tick);
+        // Already due and not taken: another replica's, or a wake is on its way.
+        assert_eq!(until(at(0), now, tick), tick);
+        assert_eq!(until(at(-30), now, tick), tick);
     }
 }

@@ -108,8 +108,21 @@ impl Matcher {
             full,
             shutdown,
             || self.advance_due_waves(),
+            || self.next_wave_due(),
         )
         .await;
+    }
+
+    /// When the next wave of a running opening falls due.
+    pub async fn next_wave_due(&self) -> Result<Option<DateTime<Utc>>, DbErr> {
+        wave::Entity::find()
+            .select_only()
+            .column_as(wave::Column::DueAt.min(), "due")
+            .filter(wave::Column::Status.eq(RUNNING))
+            .into_tuple::<Option<DateTime<Utc>>>()
+            .one(&self.db)
+            .await
+            .map(Option::flatten)
     }
 
     /// Advances every opening whose wave is due; returns how many it looked at.
