@@ -54,14 +54,13 @@ impl Backoff {
 
 /// Sends the email of each `NotifyPatient` and records the outcome.
 ///
-/// It takes the messages a batch at a time and works on all of a batch's notifications at
-/// once, but sends at most `EMAIL_CONCURRENCY` emails at a time: a notification takes a send
-/// permit before it talks to SMTP and gives it back once the outcome is written, so no more than
-/// that many emails are ever out and not yet recorded (the crash window, in the crate docs).
-/// Claims run ahead of the sends by as many again (`claims`), so the next emails are claimed
-/// while the last ones are sent. The claims of concurrent notifications are written together
-/// (one statement), and so are the `sent` records with their events (one transaction):
-/// [`GroupCommit`].
+/// It takes the messages a batch at a time: first everything that needs no database (decoding,
+/// rendering, the MIME message), then one claim for the whole batch (one multi-row insert, one
+/// commit: [`deliveries::claim_many`]), then the sends, at most `EMAIL_CONCURRENCY` at a time:
+/// an email takes a send permit before it talks to SMTP and gives it back once its outcome is
+/// written, so no more than that many emails are ever out and not yet recorded (the crash
+/// window, in the crate docs). The `sent` records of concurrent sends are written together with
+/// their events (one statement): [`GroupCommit`].
 pub struct NotifyHandler {
     pub db: DatabaseConnection,
     pub relay: Relay,
@@ -75,9 +74,6 @@ pub struct NotifyHandler {
     pub max_deliver: i64,
     /// Emails out at once (`EMAIL_CONCURRENCY`), from the send to the recorded outcome.
     sends: Semaphore,
-    /// Attempts claimed and not yet recorded (twice `EMAIL_CONCURRENCY`).
-    claims: Semaphore,
-    claiming: GroupCommit<Key, Result<Claim, DbErr>>,
     concurrency: usize,
     recording: GroupCommit<Key, ()>,
 }
@@ -106,8 +102,6 @@ impl NotifyHandler {
             lease,
             max_deliver,
             sends: Semaphore::new(concurrency.max(1)),
-            claims: Semaphore::new(concurrency.max(1) * 2),
-            claiming: GroupCommit::default(),
             concurrency: concurrency.max(1),
             recording: GroupCommit::default(),
         }
@@ -121,18 +115,57 @@ impl NotifyHandler {
     }
 }
 
+/// A notification ready to be claimed and sent: decoded, rendered and formatted.
+struct Ready<'a> {
+    delivery: &'a Delivery,
+    span: tracing::Span,
+    key: Key,
+    /// The message, or why it cannot be built (given up once claimed).
+    message: Result<Outgoing, String>,
+}
+
 impl BatchHandler for NotifyHandler {
     async fn handle_batch(&self, deliveries: &[Delivery]) -> Vec<Outcome> {
-        futures::future::join_all(deliveries.iter().map(|d| self.handle(d))).await
+        let prepared: Vec<Result<Ready<'_>, Outcome>> =
+            deliveries.iter().map(|d| self.prepare(d)).collect();
+        let keys: Vec<Key> = prepared
+            .iter()
+            .filter_map(|p| p.as_ref().ok().map(|r| r.key.clone()))
+            .collect();
+        // One claim for the batch; a failure of it is every claim's answer.
+        let mut claims = match deliveries::claim_many(&self.db, &keys, self.lease).await {
+            Ok(claims) => claims,
+            Err(e) => vec![Err(e); keys.len()],
+        }
+        .into_iter();
+        let sends = prepared.into_iter().map(|p| {
+            let claimed = p.map(|ready| {
+                let claim = claims
+                    .next()
+                    .unwrap_or_else(|| Err(DbErr::Custom("a claim went missing".to_owned())));
+                (ready, claim)
+            });
+            async move {
+                match claimed {
+                    Ok((ready, claim)) => {
+                        let span = ready.span.clone();
+                        self.send(ready, claim).instrument(span).await
+                    }
+                    Err(outcome) => outcome,
+                }
+            }
+        });
+        futures::future::join_all(sends).await
     }
 }
 
 impl NotifyHandler {
-    /// One message of a batch.
-    async fn handle(&self, delivery: &Delivery) -> Outcome {
+    /// What one message needs before its claim: decoded, checked, rendered and formatted; or
+    /// its outcome when there is nothing to send.
+    fn prepare<'a>(&self, delivery: &'a Delivery) -> Result<Ready<'a>, Outcome> {
         let event = match slotcast_events::decode::<NotifyPatient>(&delivery.payload) {
             Ok(event) => event,
-            Err(e) => return Outcome::Reject(describe(&e)),
+            Err(e) => return Err(Outcome::Reject(describe(&e))),
         };
         let notify = event.data;
         let span = tracing::info_span!(
@@ -147,46 +180,75 @@ impl NotifyHandler {
                 delivery.trace.iter().map(|(k, v)| (k.as_str(), v.as_str())),
             );
         }
-        self.deliver(&notify, delivery).instrument(span).await
-    }
-
-    async fn deliver(&self, notify: &NotifyPatient, delivery: &Delivery) -> Outcome {
-        let deliveries = delivery.deliveries;
+        let _entered = span.enter();
         if notify.slots.is_empty() {
-            return Outcome::Reject("a notification without slots".to_owned());
+            return Err(Outcome::Reject("a notification without slots".to_owned()));
         }
         if !notify.channels.email {
             // The patient turned availability email off: nothing to send, nothing to record.
             metrics::counter!("slotcast_email_skipped_total", "reason" => "opted_out").increment(1);
             tracing::debug!("availability email turned off by the patient; not sent");
-            return Outcome::Done;
+            return Err(Outcome::Done);
         }
-        let rendered = match self.templates.render(notify) {
+        let rendered = match self.templates.render(&notify) {
             Ok(r) => r,
-            Err(e) => return Outcome::Reject(e.to_string()),
+            Err(e) => return Err(Outcome::Reject(e.to_string())),
         };
         let message_id = format!("<{}@slotcast>", notify.notification_id);
-        let key = Key {
-            notification_id: notify.notification_id,
-            patient_id: notify.patient.id,
-            message_id: message_id.clone(),
-            trace: delivery.trace.clone(),
+        let message = match notify.patient.email.parse::<Mailbox>() {
+            Ok(address) => {
+                let to = Mailbox::new(Some(notify.patient.name.clone()), address.email);
+                let mut builder = Message::builder()
+                    .message_id(Some(message_id.clone()))
+                    .from(self.from.clone())
+                    .to(to)
+                    .subject(rendered.subject);
+                if let Some(url) = &notify.unsubscribe_url {
+                    // RFC 8058 one-click unsubscribe: the mail client POSTs
+                    // `List-Unsubscribe=One-Click` to the URL, no login needed.
+                    builder = builder
+                        .raw_header(HeaderValue::new(
+                            HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                            format!("<{url}>"),
+                        ))
+                        .raw_header(HeaderValue::new(
+                            HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                            "List-Unsubscribe=One-Click".to_owned(),
+                        ));
+                }
+                builder
+                    .multipart(MultiPart::alternative_plain_html(
+                        rendered.text,
+                        rendered.html,
+                    ))
+                    .map(|m| Outgoing::from(&m))
+                    .map_err(|e| format!("cannot build the message: {e}"))
+            }
+            Err(_) => Err("the patient's email address is not valid".to_owned()),
         };
-        // Held from the claim until the outcome is written.
-        let Ok(_claimed) = self.claims.acquire().await else {
-            return Outcome::Retry {
-                delay: self.backoff.base,
-                reason: "the sender is closed".to_owned(),
-            };
-        };
-        let claim = self
-            .claiming
-            .submit(key.clone(), |keys| async move {
-                deliveries::claim_many(&self.db, &keys, self.lease).await
-            })
-            .await
-            .and_then(|claim| claim);
+        drop(_entered);
+        Ok(Ready {
+            delivery,
+            span,
+            key: Key {
+                notification_id: notify.notification_id,
+                patient_id: notify.patient.id,
+                message_id,
+                trace: delivery.trace.clone(),
+            },
+            message,
+        })
+    }
 
+    /// Sends a prepared message under its `claim`, and records the outcome.
+    async fn send(&self, ready: Ready<'_>, claim: Result<Claim, DbErr>) -> Outcome {
+        let Ready {
+            delivery,
+            key,
+            message,
+            ..
+        } = ready;
+        let deliveries = delivery.deliveries;
         let first_tried = match claim {
             Ok(Claim::Finished(status)) => {
                 tracing::debug!(?status, "already delivered or given up; nothing to send");
@@ -220,49 +282,10 @@ impl NotifyHandler {
                 );
             }
         };
-
-        let message = match notify.patient.email.parse::<Mailbox>() {
-            Ok(address) => {
-                let to = Mailbox::new(Some(notify.patient.name.clone()), address.email);
-                let mut builder = Message::builder()
-                    .message_id(Some(message_id.clone()))
-                    .from(self.from.clone())
-                    .to(to)
-                    .subject(rendered.subject);
-                if let Some(url) = &notify.unsubscribe_url {
-                    // RFC 8058 one-click unsubscribe: the mail client POSTs
-                    // `List-Unsubscribe=One-Click` to the URL, no login needed.
-                    builder = builder
-                        .raw_header(HeaderValue::new(
-                            HeaderName::new_from_ascii_str("List-Unsubscribe"),
-                            format!("<{url}>"),
-                        ))
-                        .raw_header(HeaderValue::new(
-                            HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
-                            "List-Unsubscribe=One-Click".to_owned(),
-                        ));
-                }
-                builder.multipart(MultiPart::alternative_plain_html(
-                    rendered.text,
-                    rendered.html,
-                ))
-            }
-            Err(_) => {
-                return self
-                    .give_up(&key, "the patient's email address is not valid", true)
-                    .await;
-            }
-        };
         let message = match message {
             Ok(m) => m,
-            Err(e) => {
-                return self
-                    .give_up(&key, &format!("cannot build the message: {e}"), true)
-                    .await;
-            }
+            Err(reason) => return self.give_up(&key, &reason, true).await,
         };
-
-        let message = Outgoing::from(&message);
         // Held from the send until the outcome is written: the crash window's bound.
         let Ok(_sending) = self.sends.acquire().await else {
             return Outcome::Retry {
@@ -271,7 +294,7 @@ impl NotifyHandler {
             };
         };
         let started = Instant::now();
-        let sent = self.mailer.send(notify.notification_id, &message).await;
+        let sent = self.mailer.send(key.notification_id, &message).await;
         metrics::histogram!("slotcast_email_send_duration_seconds")
             .record(started.elapsed().as_secs_f64());
         match sent {
@@ -293,7 +316,7 @@ impl NotifyHandler {
                 let delay = self.backoff.delay(deliveries);
                 tracing::warn!(%reason, ?delay, "email not sent, will retry");
                 if let Err(e) =
-                    deliveries::record_transient(&self.db, notify.notification_id, &reason).await
+                    deliveries::record_transient(&self.db, key.notification_id, &reason).await
                 {
                     tracing::warn!(error = %e, "could not record the failed attempt");
                 }

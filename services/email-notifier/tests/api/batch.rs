@@ -1,0 +1,134 @@
+//! One batch as the consumer hands it over, straight to the handler: the batch is claimed
+//! together, and each message is still answered on its own.
+
+use std::time::Duration;
+
+use email_notifier::{
+    Migrator,
+    deliveries::{self, Status},
+    handler::{Backoff, NotifyHandler},
+    mailer::Mailer,
+    render::Templates,
+};
+use sea_orm_migration::MigratorTrait;
+use slotcast_bus::{
+    consumer::{BatchHandler, Delivery, Outcome},
+    outbox::Relay,
+};
+use slotcast_events::{CloudEvent, NotifyPatient, WaitKind, subjects};
+use slotcast_test_support::{NatsServer, SmtpServer, TestDatabase};
+
+use crate::helpers::{notification, republished};
+
+fn delivery(seq: u64, payload: Vec<u8>) -> Delivery {
+    Delivery {
+        subject: subjects::NOTIFY_PATIENT.to_owned(),
+        payload: bytes::Bytes::from(payload),
+        deliveries: 1,
+        stream_sequence: seq,
+        trace: Default::default(),
+    }
+}
+
+fn json(event: &CloudEvent<NotifyPatient>) -> Vec<u8> {
+    serde_json::to_vec(event).unwrap()
+}
+
+#[tokio::test]
+async fn a_batch_is_claimed_together_and_each_message_gets_its_own_outcome() {
+    slotcast_test_support::init_tracing();
+    let nats = NatsServer::start().await.expect("nats-server starts");
+    let database = TestDatabase::postgres().await.expect("a test database");
+    let smtp = SmtpServer::start().await.expect("the SMTP server starts");
+    let db = database.connect().await.unwrap();
+    Migrator::up(&db, None).await.unwrap();
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let handler = NotifyHandler::new(
+        db.clone(),
+        Relay::new(db.clone(), js),
+        Mailer::smtp(&smtp.url(), 2).unwrap(),
+        Templates::new().unwrap(),
+        "slotcast <no-reply@slotcast.localhost>".parse().unwrap(),
+        Backoff {
+            base: Duration::from_millis(200),
+            max: Duration::from_secs(1),
+            horizon: Duration::from_secs(3600),
+        },
+        Duration::from_secs(60),
+        500,
+        2,
+    );
+
+    let good: Vec<_> = (0..6).map(|_| notification(WaitKind::New)).collect();
+    let mut bad_address = notification(WaitKind::New);
+    bad_address.data.patient.email = "not an address".to_owned();
+    let mut off = notification(WaitKind::New);
+    off.data.channels.email = false;
+    let mut batch: Vec<Delivery> = good
+        .iter()
+        .enumerate()
+        .map(|(i, e)| delivery(i as u64 + 1, json(e)))
+        .collect();
+    // good[0] a second time in the same batch (a second decision published meanwhile).
+    batch.push(delivery(7, json(&republished(&good[0]))));
+    batch.push(delivery(8, json(&bad_address)));
+    batch.push(delivery(9, json(&off)));
+    batch.push(delivery(10, b"{not json".to_vec()));
+
+    let outcomes = handler.handle_batch(&batch).await;
+
+    assert_eq!(outcomes.len(), batch.len());
+    for (i, outcome) in outcomes[..6].iter().enumerate() {
+        assert_eq!(outcome, &Outcome::Done, "good[{i}]");
+    }
+    // The copy found good[0] claimed and in flight: it comes back after the lease, and then
+    // finds it sent.
+    assert!(
+        matches!(&outcomes[6], Outcome::Retry { delay, .. } if *delay > Duration::from_secs(60)),
+        "{:?}",
+        outcomes[6]
+    );
+    assert_eq!(outcomes[7], Outcome::Done, "an invalid address is given up");
+    assert_eq!(
+        outcomes[8],
+        Outcome::Done,
+        "email turned off: nothing to do"
+    );
+    assert!(
+        matches!(outcomes[9], Outcome::Reject(_)),
+        "{:?}",
+        outcomes[9]
+    );
+
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 6, "one email for each good notification");
+    for e in &good {
+        let to = vec![e.data.patient.email.clone()];
+        assert_eq!(mails.iter().filter(|m| m.to == to).count(), 1);
+        let row = deliveries::find(&db, e.data.notification_id)
+            .await
+            .unwrap()
+            .expect("a delivery row");
+        assert_eq!(
+            (row.status, row.attempts, row.in_flight),
+            (Status::Sent, 1, false)
+        );
+    }
+    let failed = deliveries::find(&db, bad_address.data.notification_id)
+        .await
+        .unwrap()
+        .expect("the invalid address's row");
+    assert_eq!((failed.status, failed.in_flight), (Status::Failed, false));
+    assert!(
+        deliveries::find(&db, off.data.notification_id)
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing recorded for a patient who turned email off"
+    );
+
+    // The copy's redelivery, in a batch of its own: finished, nothing sent.
+    let again = handler.handle_batch(&batch[6..7]).await;
+    assert_eq!(again, vec![Outcome::Done]);
+    assert_eq!(smtp.messages().len(), 6);
+}
