@@ -47,6 +47,8 @@ struct Scale {
     same_waitlist: u64,
     /// Patients waiting for the one slot of the fan-out.
     fanout: u64,
+    /// How many times the fan-out is run (each to patients of its own); the median counts.
+    fanout_runs: u32,
     /// Entries (100 per practitioner) for the matching scenario, and slots posted there.
     matching_entries: u64,
     matching_posts: usize,
@@ -67,6 +69,7 @@ impl Scale {
                 other_waitlist: 100_000,
                 same_waitlist: 100_000,
                 fanout: 10_000,
+                fanout_runs: 3,
                 matching_entries: 1_000_000,
                 matching_posts: 100,
                 raw: 10_000,
@@ -78,6 +81,7 @@ impl Scale {
                 other_waitlist: 10_000,
                 same_waitlist: 10_000,
                 fanout: 1_000,
+                fanout_runs: 3,
                 matching_entries: 100_000,
                 matching_posts: 30,
                 raw: 2_000,
@@ -87,6 +91,9 @@ impl Scale {
         let num = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
         if let Some(v) = num("BENCH_FANOUT") {
             s.fanout = v;
+        }
+        if let Some(v) = num("BENCH_FANOUT_RUNS") {
+            s.fanout_runs = (v as u32).max(1);
         }
         if let Some(v) = num("BENCH_POST_COUNT") {
             s.post_count = v as usize;
@@ -472,15 +479,56 @@ impl Bench {
         parts.join(", ")
     }
 
+    /// The fan-out, `fanout_runs` times, each to patients of its own: the machine's run-to-run
+    /// spread is several per cent, so the end to end figure (and the target) is the median run's;
+    /// the detailed rows (times, memory, CPU, rows) are the last run's.
     async fn fanout(&mut self) -> anyhow::Result<()> {
+        let runs = self.scale.fanout_runs;
+        let mut rates = Vec::new();
+        for run in 1..=runs {
+            // Only the last run's rows go into the report.
+            let kept = (run < runs).then(|| std::mem::take(&mut self.report));
+            let rate = self.fanout_once(run).await;
+            if let Some(kept) = kept {
+                self.report = kept;
+            }
+            if let Some(rate) = rate? {
+                rates.push(rate);
+            }
+        }
         let n = self.scale.fanout;
-        let f = self.practitioner("Dr Fan Out").await?;
+        let mut sorted = rates.clone();
+        sorted.sort_by(f64::total_cmp);
+        let median = (sorted.len() == runs as usize).then(|| sorted[sorted.len() / 2]);
+        let each: Vec<String> = rates.iter().map(|r| format!("{r:.0}/s")).collect();
+        self.report.add(
+            "fan-out",
+            format!(
+                "notifications per second end to end, {n} patients: median of {runs} runs (each run)"
+            ),
+            match median {
+                Some(m) => format!("{m:.0}/s ({})", each.join(", ")),
+                None => format!("{} of {runs} runs finished ({})", rates.len(), each.join(", ")),
+            },
+            "≥ 2,000/s (aim 5,000/s)",
+            Some(median.is_some_and(|m| m >= 2000.0)),
+        );
+        self.fanout_rate = median;
+        Ok(())
+    }
+
+    /// One fan-out to `fanout` patients of its own (run `run`); its end to end rate, if it
+    /// finished.
+    async fn fanout_once(&mut self, run: u32) -> anyhow::Result<Option<f64>> {
+        let n = self.scale.fanout;
+        let f = self.practitioner(&format!("Dr Fan Out {run}")).await?;
+        let tag = format!("f{run}");
         let seeded = Instant::now();
         seed::entries(
             &self.scheduling_db,
             &self.matching_db,
             Group {
-                tag: "f",
+                tag: &tag,
                 practitioner: Practitioner::Fixed(f),
                 from: 1,
                 to: n,
@@ -609,14 +657,14 @@ impl Bench {
         let rate = n as f64 / secs(total);
         self.report.add(
             "fan-out",
-            "notifications per second end to end (email and in-app both done)",
+            "notifications per second end to end (email and in-app both done), last run",
             if total.is_some() {
                 format!("{rate:.0}/s")
             } else {
                 format!("did not finish within {patience:?}")
             },
-            "≥ 2,000/s (aim 5,000/s)",
-            Some(rate >= 2000.0),
+            "",
+            None,
         );
         for (i, name) in SERVICES.iter().enumerate() {
             self.report.add(
@@ -674,9 +722,8 @@ impl Bench {
                 None,
             );
         }
-        self.fanout_rate = total.map(|_| rate);
         self.quiet(Duration::from_secs(600)).await?;
-        Ok(())
+        Ok(total.map(|_| rate))
     }
 }
 
