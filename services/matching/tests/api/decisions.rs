@@ -175,3 +175,37 @@ async fn matching_runs_on_sqlite() {
     assert_eq!(told.len(), 1);
     assert_eq!(slots_of(&told[0]).len(), 2);
 }
+
+/// More patients than one lookup statement carries (`rows::IDS_PER_STATEMENT`, 400) and than one
+/// dispatcher pass takes (500): the runs of ids and the passes still tell each patient once,
+/// with every slot that fits.
+async fn a_fan_out_wider_than_a_lookup_tells_each_patient_once(db: TestDatabase) {
+    const PATIENTS: usize = 650;
+    let m = spawn_matching_on(db).await;
+    let dr = m.practitioner().await;
+    let mut expected = Vec::with_capacity(PATIENTS);
+    for _ in 0..PATIENTS {
+        let p = m.patient().await;
+        m.waits(p, dr, WaitKind::New, None).await;
+        expected.push(p.to_string());
+    }
+    expected.sort();
+    let slots = m.batch(dr, &[10, 12]).await;
+    let told = m.notifications(PATIENTS, SETTLE).await;
+    assert_eq!(patients_of(&told), expected, "each patient told once");
+    let want: Vec<String> = slots.iter().map(|s| s.slot_id.to_string()).collect();
+    for n in &told {
+        assert_eq!(slots_of(n), want);
+    }
+}
+
+#[tokio::test]
+async fn a_fan_out_wider_than_a_lookup_on_postgres() {
+    a_fan_out_wider_than_a_lookup_tells_each_patient_once(TestDatabase::postgres().await.unwrap())
+        .await;
+}
+
+#[tokio::test]
+async fn a_fan_out_wider_than_a_lookup_on_sqlite() {
+    a_fan_out_wider_than_a_lookup_tells_each_patient_once(TestDatabase::sqlite().unwrap()).await;
+}
