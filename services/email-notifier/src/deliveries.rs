@@ -183,20 +183,17 @@ pub async fn claim_many(
     firsts.sort_by_key(|k| k.notification_id);
     firsts.dedup_by_key(|k| k.notification_id);
     let rows: Vec<ActiveModel> = firsts.iter().map(|key| first_attempt(key, now)).collect();
-    let mut inserted: HashSet<Uuid> = HashSet::with_capacity(rows.len());
-    for chunk in slotcast_bus::rows::chunks(&rows, |_| 64) {
-        let mut insert = Entity::insert_many(chunk.to_vec())
-            .on_conflict(
-                OnConflict::column(Column::NotificationId)
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .into_query();
-        insert.returning_col(Column::NotificationId);
-        for row in db.query_all(&insert).await? {
-            inserted.insert(row.try_get("", "notification_id")?);
-        }
-    }
+    let chunks: Vec<&[ActiveModel]> = slotcast_bus::rows::chunks(&rows, |_| 64).collect();
+    let inserted = if chunks.len() > 1 {
+        // All or nothing: rows committed by a first statement and answered with the error of a
+        // second would stay in flight, unsent, until their lease ran out.
+        let txn = db.begin().await?;
+        let inserted = insert_first_attempts(&txn, &chunks).await?;
+        txn.commit().await?;
+        inserted
+    } else {
+        insert_first_attempts(db, &chunks).await?
+    };
     let mut claimed: HashSet<Uuid> = HashSet::with_capacity(inserted.len());
     let mut claims = Vec::with_capacity(keys.len());
     for key in keys {
@@ -212,6 +209,29 @@ pub async fn claim_many(
         }
     }
     Ok(claims)
+}
+
+/// Inserts the first-attempt rows of `chunks` (a statement each), skipping notifications that
+/// have a row already; returns the notifications inserted.
+async fn insert_first_attempts<C: ConnectionTrait>(
+    conn: &C,
+    chunks: &[&[ActiveModel]],
+) -> Result<HashSet<Uuid>, DbErr> {
+    let mut inserted = HashSet::new();
+    for chunk in chunks {
+        let mut insert = Entity::insert_many(chunk.to_vec())
+            .on_conflict(
+                OnConflict::column(Column::NotificationId)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .into_query();
+        insert.returning_col(Column::NotificationId);
+        for row in conn.query_all(&insert).await? {
+            inserted.insert(row.try_get("", "notification_id")?);
+        }
+    }
+    Ok(inserted)
 }
 
 /// The row of a delivery's first attempt: `sending`, attempt 1, in flight.

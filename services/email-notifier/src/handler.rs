@@ -54,13 +54,15 @@ impl Backoff {
 
 /// Sends the email of each `NotifyPatient` and records the outcome.
 ///
-/// It takes the messages a batch at a time: first everything that needs no database (decoding,
-/// rendering, the MIME message), then one claim for the whole batch (one multi-row insert, one
-/// commit: [`deliveries::claim_many`]), then the sends, at most `EMAIL_CONCURRENCY` at a time:
-/// an email takes a send permit before it talks to SMTP and gives it back once its outcome is
-/// written, so no more than that many emails are ever out and not yet recorded (the crash
-/// window, in the crate docs). The `sent` records of concurrent sends are written together with
-/// their events (one statement): [`GroupCommit`].
+/// It takes the messages a batch at a time. First everything that needs no database: decoding,
+/// rendering, the MIME message. Then the claims, `EMAIL_CONCURRENCY` messages at a time with one
+/// statement each ([`deliveries::claim_many`]), and never more than twice `EMAIL_CONCURRENCY`
+/// claimed and not yet recorded (`claims`): a claimed message waits for at most one round of
+/// sends before its own, well inside its lease. Then the sends: an email takes a send permit
+/// before it talks to SMTP and gives it back once its outcome is written, so no more than
+/// `EMAIL_CONCURRENCY` emails are ever out and not yet recorded (the crash window, in the crate
+/// docs). The `sent` records of concurrent sends are written together with their events (one
+/// statement): [`GroupCommit`].
 pub struct NotifyHandler {
     pub db: DatabaseConnection,
     pub relay: Relay,
@@ -74,6 +76,8 @@ pub struct NotifyHandler {
     pub max_deliver: i64,
     /// Emails out at once (`EMAIL_CONCURRENCY`), from the send to the recorded outcome.
     sends: Semaphore,
+    /// Attempts claimed and not yet recorded (twice `EMAIL_CONCURRENCY`).
+    claims: Semaphore,
     concurrency: usize,
     recording: GroupCommit<Key, ()>,
 }
@@ -102,6 +106,7 @@ impl NotifyHandler {
             lease,
             max_deliver,
             sends: Semaphore::new(concurrency.max(1)),
+            claims: Semaphore::new(concurrency.max(1) * 2),
             concurrency: concurrency.max(1),
             recording: GroupCommit::default(),
         }
@@ -126,33 +131,61 @@ struct Ready<'a> {
 
 impl BatchHandler for NotifyHandler {
     async fn handle_batch(&self, deliveries: &[Delivery]) -> Vec<Outcome> {
-        let prepared: Vec<Result<Ready<'_>, Outcome>> =
-            deliveries.iter().map(|d| self.prepare(d)).collect();
-        let keys: Vec<Key> = prepared
-            .iter()
-            .filter_map(|p| p.as_ref().ok().map(|r| r.key.clone()))
-            .collect();
-        // One claim for the batch; a failure of it is every claim's answer.
-        let mut claims = match deliveries::claim_many(&self.db, &keys, self.lease).await {
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; deliveries.len()];
+        let mut ready: Vec<(usize, Ready<'_>)> = Vec::with_capacity(deliveries.len());
+        for (i, delivery) in deliveries.iter().enumerate() {
+            match self.prepare(delivery) {
+                Ok(r) => ready.push((i, r)),
+                Err(outcome) => outcomes[i] = Some(outcome),
+            }
+        }
+        let mut chunks: Vec<Vec<(usize, Ready<'_>)>> = Vec::new();
+        while !ready.is_empty() {
+            let rest = ready.split_off(ready.len().min(self.concurrency));
+            chunks.push(std::mem::replace(&mut ready, rest));
+        }
+        let done = futures::future::join_all(chunks.into_iter().map(|c| self.claim_and_send(c)));
+        for (i, outcome) in done.await.into_iter().flatten() {
+            outcomes[i] = Some(outcome);
+        }
+        outcomes
+            .into_iter()
+            .map(|o| {
+                o.unwrap_or_else(|| Outcome::Retry {
+                    delay: self.backoff.base,
+                    reason: "the message was not answered".to_owned(),
+                })
+            })
+            .collect()
+    }
+}
+
+impl NotifyHandler {
+    /// Claims `chunk` (one statement) once there is room among the claims, then sends each of
+    /// its messages; returns each message's outcome with its place in the batch.
+    async fn claim_and_send(&self, chunk: Vec<(usize, Ready<'_>)>) -> Vec<(usize, Outcome)> {
+        let n = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
+        let Ok(mut room) = self.claims.acquire_many(n).await else {
+            let closed = || Outcome::Retry {
+                delay: self.backoff.base,
+                reason: "the sender is closed".to_owned(),
+            };
+            return chunk.into_iter().map(|(i, _)| (i, closed())).collect();
+        };
+        let keys: Vec<Key> = chunk.iter().map(|(_, r)| r.key.clone()).collect();
+        // One claim for the chunk; a failure of it is every claim's answer.
+        let claims = match deliveries::claim_many(&self.db, &keys, self.lease).await {
             Ok(claims) => claims,
             Err(e) => vec![Err(e); keys.len()],
-        }
-        .into_iter();
-        let sends = prepared.into_iter().map(|p| {
-            let claimed = p.map(|ready| {
-                let claim = claims
-                    .next()
-                    .unwrap_or_else(|| Err(DbErr::Custom("a claim went missing".to_owned())));
-                (ready, claim)
-            });
+        };
+        let sends = chunk.into_iter().zip(claims).map(|((i, ready), claim)| {
+            // Each message gives its room back once its outcome is written.
+            let held = room.split(1);
             async move {
-                match claimed {
-                    Ok((ready, claim)) => {
-                        let span = ready.span.clone();
-                        self.send(ready, claim).instrument(span).await
-                    }
-                    Err(outcome) => outcome,
-                }
+                let span = ready.span.clone();
+                let outcome = self.send(ready, claim).instrument(span).await;
+                drop(held);
+                (i, outcome)
             }
         });
         futures::future::join_all(sends).await

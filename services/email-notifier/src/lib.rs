@@ -18,8 +18,8 @@
 //! - [`deliveries`]: the `email_deliveries` table, its migration, and its state changes, each
 //!   written together with its outbox event.
 //! - [`handler`]: the consumer's handler, which ties the three together: it takes the messages a
-//!   batch at a time (see [`batch_size`]), claims a whole batch with one statement, and writes
-//!   the `sent` records of concurrent sends together ([`group_commit`]).
+//!   batch at a time (see [`batch_size`]), claims `EMAIL_CONCURRENCY` of them with one
+//!   statement, and writes the `sent` records of concurrent sends together ([`group_commit`]).
 //! - [`group_commit`]: many small writes joined into one statement or transaction.
 //!
 //! # Where mail goes

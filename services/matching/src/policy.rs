@@ -194,6 +194,7 @@ pub(crate) async fn run_passes<F, Fut, N, NFut>(
     let mut failures = 0u32;
     loop {
         let mut wait = tick;
+        let started = Utc::now();
         match pass().await {
             Ok(n) if n == full => {
                 failures = 0;
@@ -202,7 +203,7 @@ pub(crate) async fn run_passes<F, Fut, N, NFut>(
             Ok(_) => {
                 failures = 0;
                 match next_due().await {
-                    Ok(Some(due)) => wait = until(due, Utc::now(), tick),
+                    Ok(Some(due)) => wait = until(due, started, Utc::now(), tick),
                     Ok(None) => {}
                     Err(e) => {
                         tracing::warn!(error = %e, "{what}: finding when the next is due failed")
@@ -224,15 +225,22 @@ pub(crate) async fn run_passes<F, Fut, N, NFut>(
     }
 }
 
-/// How long to wait for what falls due at `due`: until then and a millisecond more (so the
-/// pass finds it due), at most `tick`. Something already due that the pass did not take is
-/// another replica's to send (it holds the lock) or was decided since, which wakes the loop
-/// anyway: the wait is then a tick, not a spin.
-fn until(due: DateTime<Utc>, now: DateTime<Utc>, tick: Duration) -> Duration {
-    match (due - now).to_std() {
-        Ok(left) if !left.is_zero() => (left + Duration::from_millis(1)).min(tick),
-        _ => tick,
+/// How long to wait for what falls due at `due`, the last pass having started at `started`:
+/// until then and a millisecond more (so the pass finds it due; at once if it fell due since
+/// the pass), at most `tick`. Something that was due when the pass started and that it did not
+/// take is another replica's to send (it holds the lock) or was decided since, which wakes the
+/// loop anyway: the wait is then a tick, not a spin.
+fn until(
+    due: DateTime<Utc>,
+    started: DateTime<Utc>,
+    now: DateTime<Utc>,
+    tick: Duration,
+) -> Duration {
+    if due <= started {
+        return tick;
     }
+    let left = (due - now).to_std().unwrap_or_default();
+    (left + Duration::from_millis(1)).min(tick)
 }
 
 #[cfg(test)]
@@ -242,12 +250,16 @@ mod tests {
     #[test]
     fn waits_until_the_next_is_due_at_most_a_tick() {
         let now = Utc::now();
+        let started = now - chrono::Duration::milliseconds(5);
         let tick = Duration::from_millis(200);
         let at = |ms| now + chrono::Duration::milliseconds(ms);
-        assert_eq!(until(at(50), now, tick), Duration::from_millis(51));
-        assert_eq!(until(at(5_000), now, tick), tick);
-        // Already due and not taken: another replica's, or a wake is on its way.
-        assert_eq!(until(at(0), now, tick), tick);
-        assert_eq!(until(at(-30), now, tick), tick);
+        assert_eq!(until(at(50), started, now, tick), Duration::from_millis(51));
+        assert_eq!(until(at(5_000), started, now, tick), tick);
+        // Fell due after the pass started: at once.
+        assert_eq!(until(at(-2), started, now, tick), Duration::from_millis(1));
+        // Already due when the pass started and not taken: another replica's, or a wake is on
+        // its way.
+        assert_eq!(until(at(-5), started, now, tick), tick);
+        assert_eq!(until(at(-30), started, now, tick), tick);
     }
 }
