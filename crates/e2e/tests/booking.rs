@@ -11,9 +11,15 @@ use uuid::Uuid;
 
 const WITHIN: Duration = Duration::from_secs(20);
 
+/// `hours` hours after the top of the hour in which the tests started: the same instant however
+/// often it is asked, even when a test runs across the top of an hour.
 fn at(hours: i64) -> DateTime<Utc> {
-    let now = Utc::now().timestamp();
-    DateTime::from_timestamp(now - now % 3600 + hours * 3600, 0).unwrap()
+    static TOP_OF_THE_HOUR: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let top = *TOP_OF_THE_HOUR.get_or_init(|| {
+        let now = Utc::now().timestamp();
+        now - now % 3600
+    });
+    DateTime::from_timestamp(top + hours * 3600, 0).unwrap()
 }
 
 async fn patient(stack: &Stack, name: &str) -> anyhow::Result<(Uuid, String)> {

@@ -7,9 +7,15 @@ use serde_json::{Value, json};
 use slotcast_e2e::Stack;
 use uuid::Uuid;
 
+/// `hours` after the top of the hour in which the tests started: the same instant however often
+/// it is asked, even when a test runs across the top of an hour.
 fn at(hours: i64) -> DateTime<Utc> {
-    let now = Utc::now().timestamp();
-    DateTime::from_timestamp(now - now % 3600 + hours * 3600, 0).unwrap()
+    static TOP_OF_THE_HOUR: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let top = *TOP_OF_THE_HOUR.get_or_init(|| {
+        let now = Utc::now().timestamp();
+        now - now % 3600
+    });
+    DateTime::from_timestamp(top + hours * 3600, 0).unwrap()
 }
 
 fn window(h: i64) -> Value {

@@ -81,9 +81,15 @@ pub async fn spawn_matching_with(db: TestDatabase, policy: PolicyConfig) -> Test
     }
 }
 
+/// `h` hours after the top of the hour in which the tests started: the same instant however
+/// often it is asked, even when a test runs across the top of an hour.
 pub fn hours(h: i64) -> DateTime<Utc> {
-    let now = Utc::now().timestamp();
-    DateTime::from_timestamp(now - now % 3600 + h * 3600, 0).unwrap()
+    static TOP_OF_THE_HOUR: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let top = *TOP_OF_THE_HOUR.get_or_init(|| {
+        let now = Utc::now().timestamp();
+        now - now % 3600
+    });
+    DateTime::from_timestamp(top + h * 3600, 0).unwrap()
 }
 
 impl TestMatching {
