@@ -56,7 +56,8 @@ async fn a_batch_is_claimed_together_and_each_message_gets_its_own_outcome() {
         },
         Duration::from_secs(60),
         500,
-        2,
+        // Claims go two at a time: good[0] and its copy share one.
+        4,
     );
 
     let good: Vec<_> = (0..6).map(|_| notification(WaitKind::New)).collect();
