@@ -313,6 +313,25 @@ async fn claim_existing(
     Ok(Claim::Busy(Duration::from_secs(1)))
 }
 
+/// Renews the lease of attempt `attempt` of a delivery still being sent, just before its send:
+/// false if the attempt is no longer the one in flight (another took it over after its lease ran
+/// out, or the delivery is finished), and this one must not send.
+pub async fn renew(
+    db: &DatabaseConnection,
+    notification_id: Uuid,
+    attempt: i32,
+) -> Result<bool, DbErr> {
+    let updated = Entity::update_many()
+        .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(Column::NotificationId.eq(notification_id))
+        .filter(Column::Status.eq(Status::Sending))
+        .filter(Column::Attempts.eq(attempt))
+        .filter(Column::InFlight.eq(true))
+        .exec(db)
+        .await?;
+    Ok(updated.rows_affected == 1)
+}
+
 /// How much of a lease taken at `taken` is left at `now`.
 fn lease_left(taken: DateTime<Utc>, lease: Duration, now: DateTime<Utc>) -> Duration {
     let elapsed = (now - taken).to_std().unwrap_or_default();

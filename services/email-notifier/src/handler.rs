@@ -55,14 +55,14 @@ impl Backoff {
 /// Sends the email of each `NotifyPatient` and records the outcome.
 ///
 /// It takes the messages a batch at a time. First everything that needs no database: decoding,
-/// rendering, the MIME message. Then the claims, `EMAIL_CONCURRENCY` messages at a time with one
-/// statement each ([`deliveries::claim_many`]), and never more than twice `EMAIL_CONCURRENCY`
-/// claimed and not yet recorded (`claims`): a claimed message waits for at most one round of
-/// sends before its own, well inside its lease. Then the sends: an email takes a send permit
-/// before it talks to SMTP and gives it back once its outcome is written, so no more than
+/// rendering, the MIME message. Then the claims, `EMAIL_CONCURRENCY` messages with one statement
+/// ([`deliveries::claim_many`]), the whole batch at once. Then the sends: an email takes a send
+/// permit before it talks to SMTP and gives it back once its outcome is written, so no more than
 /// `EMAIL_CONCURRENCY` emails are ever out and not yet recorded (the crash window, in the crate
-/// docs). The `sent` records of concurrent sends are written together with their events (one
-/// statement): [`GroupCommit`].
+/// docs). A message whose claim waited half its lease for a permit (slow sends ahead of it)
+/// renews it before its own send ([`deliveries::renew`]), so no other attempt can take it over
+/// while it is out. The `sent` records of concurrent sends are written together with their
+/// events (one statement): [`GroupCommit`].
 pub struct NotifyHandler {
     pub db: DatabaseConnection,
     pub relay: Relay,
@@ -76,8 +76,6 @@ pub struct NotifyHandler {
     pub max_deliver: i64,
     /// Emails out at once (`EMAIL_CONCURRENCY`), from the send to the recorded outcome.
     sends: Semaphore,
-    /// Attempts claimed and not yet recorded (twice `EMAIL_CONCURRENCY`).
-    claims: Semaphore,
     concurrency: usize,
     recording: GroupCommit<Key, ()>,
 }
@@ -106,7 +104,6 @@ impl NotifyHandler {
             lease,
             max_deliver,
             sends: Semaphore::new(concurrency.max(1)),
-            claims: Semaphore::new(concurrency.max(1) * 2),
             concurrency: concurrency.max(1),
             recording: GroupCommit::default(),
         }
@@ -161,33 +158,24 @@ impl BatchHandler for NotifyHandler {
 }
 
 impl NotifyHandler {
-    /// Claims `chunk` (one statement) once there is room among the claims, then sends each of
-    /// its messages; returns each message's outcome with its place in the batch.
+    /// Claims `chunk` (one statement), then sends each of its messages; returns each message's
+    /// outcome with its place in the batch.
     async fn claim_and_send(&self, chunk: Vec<(usize, Ready<'_>)>) -> Vec<(usize, Outcome)> {
-        let n = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
-        let Ok(mut room) = self.claims.acquire_many(n).await else {
-            let closed = || Outcome::Retry {
-                delay: self.backoff.base,
-                reason: "the sender is closed".to_owned(),
-            };
-            return chunk.into_iter().map(|(i, _)| (i, closed())).collect();
-        };
         let keys: Vec<Key> = chunk.iter().map(|(_, r)| r.key.clone()).collect();
         // One claim for the chunk; a failure of it is every claim's answer.
         let claims = match deliveries::claim_many(&self.db, &keys, self.lease).await {
             Ok(claims) => claims,
             Err(e) => vec![Err(e); keys.len()],
         };
-        let sends = chunk.into_iter().zip(claims).map(|((i, ready), claim)| {
-            // Each message gives its room back once its outcome is written.
-            let held = room.split(1);
-            async move {
+        let claimed_at = Instant::now();
+        let sends = chunk
+            .into_iter()
+            .zip(claims)
+            .map(|((i, ready), claim)| async move {
                 let span = ready.span.clone();
-                let outcome = self.send(ready, claim).instrument(span).await;
-                drop(held);
+                let outcome = self.send(ready, claim, claimed_at).instrument(span).await;
                 (i, outcome)
-            }
-        });
+            });
         futures::future::join_all(sends).await
     }
 }
@@ -273,8 +261,14 @@ impl NotifyHandler {
         })
     }
 
-    /// Sends a prepared message under its `claim`, and records the outcome.
-    async fn send(&self, ready: Ready<'_>, claim: Result<Claim, DbErr>) -> Outcome {
+    /// Sends a prepared message under its `claim` (taken at `claimed_at`), and records the
+    /// outcome.
+    async fn send(
+        &self,
+        ready: Ready<'_>,
+        claim: Result<Claim, DbErr>,
+        claimed_at: Instant,
+    ) -> Outcome {
         let Ready {
             delivery,
             key,
@@ -282,7 +276,7 @@ impl NotifyHandler {
             ..
         } = ready;
         let deliveries = delivery.deliveries;
-        let first_tried = match claim {
+        let (attempt, first_tried) = match claim {
             Ok(Claim::Finished(status)) => {
                 tracing::debug!(?status, "already delivered or given up; nothing to send");
                 return Outcome::Done;
@@ -306,7 +300,7 @@ impl NotifyHandler {
                         "sending again after an attempt whose outcome is unknown"
                     );
                 }
-                first_tried
+                (attempt, first_tried)
             }
             Err(e) => {
                 return Outcome::retry(
@@ -326,6 +320,24 @@ impl NotifyHandler {
                 reason: "the sender is closed".to_owned(),
             };
         };
+        // A claim keeps other attempts away for its lease. One that waited long for its turn
+        // (slow sends ahead of it) is renewed first, so the lease outlasts the send; if another
+        // attempt took over meanwhile, that one sends.
+        if claimed_at.elapsed() >= self.lease / 2 {
+            match deliveries::renew(&self.db, key.notification_id, attempt).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::info!("another attempt took this notification over; not sent here");
+                    return Outcome::Done;
+                }
+                Err(e) => {
+                    return Outcome::retry(
+                        self.backoff.delay(deliveries),
+                        &anyhow::Error::new(e).context("cannot renew the claim"),
+                    );
+                }
+            }
+        }
         let started = Instant::now();
         let sent = self.mailer.send(key.notification_id, &message).await;
         metrics::histogram!("slotcast_email_send_duration_seconds")

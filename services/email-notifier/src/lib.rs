@@ -18,8 +18,8 @@
 //! - [`deliveries`]: the `email_deliveries` table, its migration, and its state changes, each
 //!   written together with its outbox event.
 //! - [`handler`]: the consumer's handler, which ties the three together: it takes the messages a
-//!   batch at a time (see [`batch_size`]), claims `EMAIL_CONCURRENCY` of them with one
-//!   statement, and writes the `sent` records of concurrent sends together ([`group_commit`]).
+//!   batch at a time (see [`batch_size`]), claims them `EMAIL_CONCURRENCY` to a statement, and
+//!   writes the `sent` records of concurrent sends together ([`group_commit`]).
 //! - [`group_commit`]: many small writes joined into one statement or transaction.
 //!
 //! # Where mail goes
@@ -81,9 +81,12 @@
 //! accepted the message and before `sent` is written, the row stays `sending` with its attempt
 //! in flight, JetStream redelivers the message after its ack wait, and the patient may get the
 //! same email twice. At most `EMAIL_CONCURRENCY` emails are in that window at once. Attempts are
-//! claimed a little ahead of the sends (up to twice `EMAIL_CONCURRENCY` claimed and not
-//! recorded), so after a crash a few claimed but never sent are counted as re-sends too: the
-//! counter below is an upper bound of the duplicates. Both copies carry the same `Message-ID: <notification_id@slotcast>`, which
+//! claimed a batch ahead of the sends (up to two consumer batches, eight times
+//! `EMAIL_CONCURRENCY`, claimed and not recorded), so after a crash some claimed but never sent
+//! are counted as re-sends too: the counter below is an upper bound of the duplicates. A claim
+//! keeps other attempts away for the lease (the consumer's ack wait); one that waited half of
+//! it for its turn is renewed just before its send, so a copy of the notification arriving
+//! meanwhile never sends it a second time. Both copies carry the same `Message-ID: <notification_id@slotcast>`, which
 //! many mail clients use to fold duplicates. Such re-sends are counted in
 //! `slotcast_email_resend_after_unknown_total`. Closing the window would need the SMTP server
 //! to take part in a transaction, which SMTP cannot do.

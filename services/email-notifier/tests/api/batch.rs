@@ -34,8 +34,17 @@ fn json(event: &CloudEvent<NotifyPatient>) -> Vec<u8> {
     serde_json::to_vec(event).unwrap()
 }
 
-#[tokio::test]
-async fn a_batch_is_claimed_together_and_each_message_gets_its_own_outcome() {
+/// The servers a handler needs, kept alive with it.
+struct Setup {
+    handler: NotifyHandler,
+    db: sea_orm::DatabaseConnection,
+    smtp: SmtpServer,
+    _nats: NatsServer,
+    _database: TestDatabase,
+}
+
+/// A handler sending 4 emails at once, claims held for `lease`.
+async fn setup(lease: Duration) -> Setup {
     slotcast_test_support::init_tracing();
     let nats = NatsServer::start().await.expect("nats-server starts");
     let database = TestDatabase::postgres().await.expect("a test database");
@@ -54,11 +63,30 @@ async fn a_batch_is_claimed_together_and_each_message_gets_its_own_outcome() {
             max: Duration::from_secs(1),
             horizon: Duration::from_secs(3600),
         },
-        Duration::from_secs(60),
+        lease,
         500,
-        // Claims go two at a time: good[0] and its copy share one.
+        // Claims go four at a time: good[0] and its copy share one.
         4,
     );
+    Setup {
+        handler,
+        db,
+        smtp,
+        _nats: nats,
+        _database: database,
+    }
+}
+
+#[tokio::test]
+async fn a_batch_is_claimed_together_and_each_message_gets_its_own_outcome() {
+    // Every field bound (the servers too), so none is dropped before the test ends.
+    let Setup {
+        handler,
+        db,
+        smtp,
+        _nats,
+        _database,
+    } = setup(Duration::from_secs(60)).await;
 
     let good: Vec<_> = (0..6).map(|_| notification(WaitKind::New)).collect();
     let mut bad_address = notification(WaitKind::New);
@@ -145,4 +173,40 @@ async fn a_batch_is_claimed_together_and_each_message_gets_its_own_outcome() {
     let again = handler.handle_batch(&batch[2..3]).await;
     assert_eq!(again, vec![Outcome::Done]);
     assert_eq!(smtp.messages().len(), 6);
+}
+
+/// A claim whose lease ran out before its send (here a lease of nothing) is renewed first; when
+/// a copy of the notification has taken it over meanwhile, only the copy sends.
+#[tokio::test]
+async fn a_claim_taken_over_before_its_send_is_not_sent_twice() {
+    // Every field bound (the servers too), so none is dropped before the test ends.
+    let Setup {
+        handler,
+        db,
+        smtp,
+        _nats,
+        _database,
+    } = setup(Duration::ZERO).await;
+    let first = notification(WaitKind::New);
+    let other = notification(WaitKind::New);
+    let batch = vec![
+        delivery(1, json(&first)),
+        delivery(2, json(&republished(&first))),
+        delivery(3, json(&other)),
+    ];
+
+    let outcomes = handler.handle_batch(&batch).await;
+
+    assert_eq!(outcomes, vec![Outcome::Done; 3]);
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 2, "one email for each notification");
+    let row = deliveries::find(&db, first.data.notification_id)
+        .await
+        .unwrap()
+        .expect("a delivery row");
+    assert_eq!(
+        (row.status, row.attempts, row.in_flight),
+        (Status::Sent, 2, false),
+        "the copy's attempt took the claim over and sent"
+    );
 }

@@ -109,3 +109,53 @@ async fn sent_records_on_postgres() {
 async fn sent_records_on_sqlite() {
     sent_records_are_written_once_with_their_events(TestDatabase::sqlite().unwrap()).await;
 }
+
+/// A claim renewed before its send: only the attempt in flight may renew it, so an attempt that
+/// another took over after its lease ran out (or that was finished) does not send.
+async fn only_the_attempt_in_flight_renews_its_claim(db: TestDatabase) {
+    let db = db.connect().await.unwrap();
+    Migrator::up(&db, None).await.unwrap();
+    let k = key();
+    let id = k.notification_id;
+    deliveries::claim(&db, &k, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(
+        deliveries::renew(&db, id, 1).await.unwrap(),
+        "attempt 1 is in flight"
+    );
+    // Its lease runs out (a lease of nothing) and a copy claims attempt 2.
+    let taken = deliveries::claim(&db, &k, Duration::ZERO).await.unwrap();
+    assert!(
+        matches!(
+            taken,
+            deliveries::Claim::Attempt {
+                attempt: 2,
+                after_unknown: true,
+                ..
+            }
+        ),
+        "{taken:?}"
+    );
+    assert!(
+        !deliveries::renew(&db, id, 1).await.unwrap(),
+        "attempt 1 was taken over"
+    );
+    assert!(deliveries::renew(&db, id, 2).await.unwrap());
+    deliveries::record_sent(&db, &k).await.unwrap();
+    assert!(
+        !deliveries::renew(&db, id, 2).await.unwrap(),
+        "sent: nothing to renew"
+    );
+    assert_eq!(status_of(&db, id).await, (Status::Sent, false));
+}
+
+#[tokio::test]
+async fn renewing_a_claim_on_postgres() {
+    only_the_attempt_in_flight_renews_its_claim(TestDatabase::postgres().await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn renewing_a_claim_on_sqlite() {
+    only_the_attempt_in_flight_renews_its_claim(TestDatabase::sqlite().unwrap()).await;
+}
