@@ -24,7 +24,7 @@ use tracing::Instrument as _;
 use crate::{
     deliveries::{self, Claim, Key},
     group_commit::GroupCommit,
-    mailer::{Mailer, Outgoing, SendError},
+    mailer::{Mailer, Outgoing, SEND_TIMEOUT, SendError},
     render::Templates,
 };
 
@@ -59,9 +59,9 @@ impl Backoff {
 /// ([`deliveries::claim_many`]), the whole batch at once. Then the sends: an email takes a send
 /// permit before it talks to SMTP and gives it back once its outcome is written, so no more than
 /// `EMAIL_CONCURRENCY` emails are ever out and not yet recorded (the crash window, in the crate
-/// docs). A message whose claim waited half its lease for a permit (slow sends ahead of it)
-/// renews it before its own send ([`deliveries::renew`]), so no other attempt can take it over
-/// while it is out. The `sent` records of concurrent sends are written together with their
+/// docs). A message whose claim waited for a permit so long (slow sends ahead of it) that the
+/// longest send would outlast the lease renews it before its own send ([`deliveries::renew`]),
+/// so no other attempt can take it over while it is out. The `sent` records of concurrent sends are written together with their
 /// events (one statement): [`GroupCommit`].
 pub struct NotifyHandler {
     pub db: DatabaseConnection,
@@ -320,10 +320,10 @@ impl NotifyHandler {
                 reason: "the sender is closed".to_owned(),
             };
         };
-        // A claim keeps other attempts away for its lease. One that waited long for its turn
-        // (slow sends ahead of it) is renewed first, so the lease outlasts the send; if another
-        // attempt took over meanwhile, that one sends.
-        if claimed_at.elapsed() >= self.lease / 2 {
+        // A claim keeps other attempts away for its lease. One that waited so long for its turn
+        // (slow sends ahead of it) that the longest send would outlast the lease is renewed
+        // first; if another attempt took over meanwhile, that one sends.
+        if claimed_at.elapsed() + SEND_TIMEOUT >= self.lease {
             match deliveries::renew(&self.db, key.notification_id, attempt).await {
                 Ok(true) => {}
                 Ok(false) => {

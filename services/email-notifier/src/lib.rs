@@ -84,9 +84,9 @@
 //! claimed a batch ahead of the sends (up to two consumer batches, eight times
 //! `EMAIL_CONCURRENCY`, claimed and not recorded), so after a crash some claimed but never sent
 //! are counted as re-sends too: the counter below is an upper bound of the duplicates. A claim
-//! keeps other attempts away for the lease (the consumer's ack wait); one that waited half of
-//! it for its turn is renewed just before its send, so a copy of the notification arriving
-//! meanwhile never sends it a second time. Both copies carry the same `Message-ID: <notification_id@slotcast>`, which
+//! keeps other attempts away for the lease (the consumer's ack wait, 60 s); one that waited so
+//! long for its turn that the longest send (40 s) would outlast it is renewed just before its
+//! send, so a copy of the notification arriving meanwhile never sends it a second time. Both copies carry the same `Message-ID: <notification_id@slotcast>`, which
 //! many mail clients use to fold duplicates. Such re-sends are counted in
 //! `slotcast_email_resend_after_unknown_total`. Closing the window would need the SMTP server
 //! to take part in a transaction, which SMTP cannot do.
