@@ -61,8 +61,8 @@ impl Backoff {
 /// `EMAIL_CONCURRENCY` emails are ever out and not yet recorded (the crash window, in the crate
 /// docs). A message whose claim waited for a permit so long (slow sends ahead of it) that the
 /// longest send would outlast the lease renews it before its own send ([`deliveries::renew`]),
-/// so no other attempt can take it over while it is out. The `sent` records of concurrent sends are written together with their
-/// events (one statement): [`GroupCommit`].
+/// so no other attempt can take it over while it is out. The `sent` records of concurrent
+/// sends are written together with their events (one statement): [`GroupCommit`].
 pub struct NotifyHandler {
     pub db: DatabaseConnection,
     pub relay: Relay,
