@@ -86,8 +86,9 @@
 //! are counted as re-sends too: the counter below is an upper bound of the duplicates. A claim
 //! keeps other attempts away for the lease (the consumer's ack wait, 60 s); one that waited so
 //! long for its turn that the longest send (40 s) would outlast it is renewed just before its
-//! send, so a copy of the notification arriving meanwhile never sends it a second time. Both copies carry the same `Message-ID: <notification_id@slotcast>`, which
-//! many mail clients use to fold duplicates. Such re-sends are counted in
+//! send, so a copy of the notification arriving meanwhile never sends it a second time. Both
+//! copies carry the same `Message-ID: <notification_id@slotcast>`, which many mail clients use
+//! to fold duplicates. Such re-sends are counted in
 //! `slotcast_email_resend_after_unknown_total`. Closing the window would need the SMTP server
 //! to take part in a transaction, which SMTP cannot do.
 //!
@@ -168,7 +169,7 @@ pub struct Config {
 
 /// `EMAIL_CONCURRENCY` by default. Emails go out at most at `EMAIL_CONCURRENCY` divided by the
 /// time an email holds its permit (the SMTP transaction, then the wait for its `sent` record):
-/// with a relay answering in a few milliseconds, 32 reach about 2,500 a second from one
+/// with a relay answering in a few milliseconds, 32 reach about 3,500 a second from one
 /// replica (BENCHMARKS.md), where 8 stopped at about 1,400; a relay answering in 50 ms
 /// allows 640 a second. The price is the crash window: a crash may send up to that many emails
 /// twice (counted, see above).

@@ -39,7 +39,7 @@ use crate::{
     SOURCE,
     entities::{considered, entry, message, patient, pending, practitioner, slot, told},
     policy::{self, CAPPED, EXPIRED, GONE, NO_LONGER_WAITING, OPTED_OUT, TAKEN},
-    projection::{Matcher, OPEN, ROWS_PER_INSERT},
+    projection::{Matcher, OPEN, find_in, insert_new},
 };
 
 /// The advisory lock key of the dispatcher (one per database).
@@ -225,18 +225,13 @@ impl Matcher {
             events.push((event, first_trace(&keep)));
         }
 
-        for chunk in told_rows.chunks(ROWS_PER_INSERT) {
-            told::Entity::insert_many(chunk.to_vec())
-                .on_conflict_do_nothing_on([told::Column::SlotId, told::Column::PatientId])
-                .exec_without_returning(conn)
-                .await?;
-        }
-        for chunk in messages.chunks(ROWS_PER_INSERT) {
-            message::Entity::insert_many(chunk.to_vec())
-                .on_conflict_do_nothing_on([message::Column::NotificationId])
-                .exec_without_returning(conn)
-                .await?;
-        }
+        insert_new(
+            conn,
+            &told_rows,
+            &[told::Column::SlotId, told::Column::PatientId],
+        )
+        .await?;
+        insert_new(conn, &messages, &[message::Column::NotificationId]).await?;
         policy::record_considered(conn, decisions).await?;
         // Each message continues the trace of the request that opened its slots.
         let traces: Vec<HashMap<String, String>> = events
@@ -371,25 +366,6 @@ async fn take_due<C: ConnectionTrait>(
         .into_iter()
         .filter_map(|group| Some((group, rows.remove(&group)?)))
         .collect())
-}
-
-/// The rows of `E` whose `column` is one of `ids`, a statement per run of
-/// [`slotcast_bus::rows::IDS_PER_STATEMENT`] ids.
-pub(crate) async fn find_in<E: EntityTrait, C: ConnectionTrait>(
-    conn: &C,
-    column: E::Column,
-    ids: &[Uuid],
-) -> Result<Vec<E::Model>, DbErr> {
-    let mut found = Vec::with_capacity(ids.len());
-    for run in slotcast_bus::rows::ids(ids) {
-        found.extend(
-            E::find()
-                .filter(column.is_in(run.iter().copied()))
-                .all(conn)
-                .await?,
-        );
-    }
-    Ok(found)
 }
 
 /// `ids` without repeats, in order (so lookups and their runs are the same from pass to pass).

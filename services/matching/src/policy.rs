@@ -126,21 +126,6 @@ pub(crate) async fn record_considered<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Records patients in the order who are not reached yet (`waiting`), leaving any decision
-/// already recorded for them as it is.
-pub(crate) async fn record_waiting<C: ConnectionTrait>(
-    conn: &C,
-    rows: Vec<considered::ActiveModel>,
-) -> Result<(), DbErr> {
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
-        considered::Entity::insert_many(chunk.to_vec())
-            .on_conflict_do_nothing_on([considered::Column::SlotId, considered::Column::PatientId])
-            .exec_without_returning(conn)
-            .await?;
-    }
-    Ok(())
-}
-
 /// How many availability messages each of `patients` was sent in the 24 hours before `now`
 /// (absent: none). Empty when there is no cap to check.
 pub(crate) async fn sent_today<C: ConnectionTrait>(

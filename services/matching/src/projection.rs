@@ -11,8 +11,8 @@ use std::{
 
 use chrono::Utc;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
-    QueryFilter, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
+    DbErr, EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait,
     sea_query::{Expr, OnConflict},
 };
 use slotcast_bus::{
@@ -417,25 +417,54 @@ impl Matcher {
             count += usize::from(skipped.is_none());
         }
         crate::policy::record_considered(conn, decisions).await?;
-        insert_offers(conn, offers).await?;
+        insert_new(
+            conn,
+            &offers,
+            &[pending::Column::PatientId, pending::Column::SlotId],
+        )
+        .await?;
         tracing::info!(%batch_id, %practitioner_id, slots = slots.len(), patients = count, "opening decided");
         Ok(count)
     }
 }
 
-/// Puts `offers` into `pending`; an offer already pending (a redelivered decision) stays as it
-/// is.
-pub(crate) async fn insert_offers<C: ConnectionTrait>(
+/// Inserts `rows`, [`ROWS_PER_INSERT`] to a statement; a row whose `key` is there already (a
+/// redelivered event, a pass run again) stays as it is.
+pub(crate) async fn insert_new<A, C>(
     conn: &C,
-    offers: Vec<pending::ActiveModel>,
-) -> Result<(), DbErr> {
-    for chunk in offers.chunks(ROWS_PER_INSERT) {
-        pending::Entity::insert_many(chunk.to_vec())
-            .on_conflict_do_nothing_on([pending::Column::PatientId, pending::Column::SlotId])
+    rows: &[A],
+    key: &[<A::Entity as EntityTrait>::Column],
+) -> Result<(), DbErr>
+where
+    A: ActiveModelTrait + Clone + Send,
+    C: ConnectionTrait,
+{
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        A::Entity::insert_many(chunk.to_vec())
+            .on_conflict_do_nothing_on(key.iter().copied())
             .exec_without_returning(conn)
             .await?;
     }
     Ok(())
+}
+
+/// The rows of `E` whose `column` is one of `ids`, a statement per run of
+/// [`slotcast_bus::rows::IDS_PER_STATEMENT`] ids.
+pub(crate) async fn find_in<E: EntityTrait, C: ConnectionTrait>(
+    conn: &C,
+    column: E::Column,
+    ids: &[Uuid],
+) -> Result<Vec<E::Model>, DbErr> {
+    let mut found = Vec::with_capacity(ids.len());
+    for run in slotcast_bus::rows::ids(ids) {
+        found.extend(
+            E::find()
+                .filter(column.is_in(run.iter().copied()))
+                .all(conn)
+                .await?,
+        );
+    }
+    Ok(found)
 }
 
 /// The current span's trace context, as JSON headers.

@@ -44,7 +44,7 @@ use crate::{
     holds::HoldError,
     policy::{self, CAPPED, EXPIRED, OPTED_OUT},
     projection::{
-        Candidate, Matcher, candidates, continuing, current_trace, insert_offers, open_slots,
+        Candidate, Matcher, candidates, continuing, current_trace, find_in, insert_new, open_slots,
     },
 };
 
@@ -256,7 +256,7 @@ impl Matcher {
         let ranked = candidates(conn, w.practitioner_id, &slots).await?;
         let patient_ids: Vec<Uuid> = ranked.iter().map(|c| c.decision.patient_id).collect();
         let prefs: HashMap<Uuid, (bool, bool)> =
-            crate::dispatch::find_in::<patient::Entity, _>(conn, patient::Column::Id, &patient_ids)
+            find_in::<patient::Entity, _>(conn, patient::Column::Id, &patient_ids)
                 .await?
                 .into_iter()
                 .map(|p| (p.id, (p.email_enabled, p.inapp_enabled)))
@@ -460,18 +460,27 @@ impl Matcher {
                 });
             }
         }
-        if !joined.is_empty() {
-            wave_member::Entity::insert_many(joined.clone())
-                .on_conflict_do_nothing_on([
-                    wave_member::Column::BatchId,
-                    wave_member::Column::PatientId,
-                ])
-                .exec_without_returning(&txn)
-                .await?;
-        }
-        insert_offers(&txn, offers).await?;
+        insert_new(
+            &txn,
+            &joined,
+            &[wave_member::Column::BatchId, wave_member::Column::PatientId],
+        )
+        .await?;
+        insert_new(
+            &txn,
+            &offers,
+            &[pending::Column::PatientId, pending::Column::SlotId],
+        )
+        .await?;
         policy::record_considered(&txn, decisions).await?;
-        policy::record_waiting(&txn, plan.waiting).await?;
+        // Patients in the order not reached yet (`waiting`); a decision already recorded for
+        // one stays as it is.
+        insert_new(
+            &txn,
+            &plan.waiting,
+            &[considered::Column::SlotId, considered::Column::PatientId],
+        )
+        .await?;
         wave::Entity::update_many()
             .col_expr(wave::Column::NextWave, Expr::value(plan.number + 1))
             .col_expr(wave::Column::DueAt, Expr::value(plan.next_due))

@@ -79,14 +79,8 @@ async fn setup(lease: Duration) -> Setup {
 
 #[tokio::test]
 async fn a_batch_is_claimed_together_and_each_message_gets_its_own_outcome() {
-    // Every field bound (the servers too), so none is dropped before the test ends.
-    let Setup {
-        handler,
-        db,
-        smtp,
-        _nats,
-        _database,
-    } = setup(Duration::from_secs(60)).await;
+    let setup = setup(Duration::from_secs(60)).await;
+    let (handler, db, smtp) = (&setup.handler, &setup.db, &setup.smtp);
 
     let good: Vec<_> = (0..6).map(|_| notification(WaitKind::New)).collect();
     let mut bad_address = notification(WaitKind::New);
@@ -147,7 +141,7 @@ async fn a_batch_is_claimed_together_and_each_message_gets_its_own_outcome() {
     for e in &good {
         let to = vec![e.data.patient.email.clone()];
         assert_eq!(mails.iter().filter(|m| m.to == to).count(), 1);
-        let row = deliveries::find(&db, e.data.notification_id)
+        let row = deliveries::find(db, e.data.notification_id)
             .await
             .unwrap()
             .expect("a delivery row");
@@ -156,13 +150,13 @@ async fn a_batch_is_claimed_together_and_each_message_gets_its_own_outcome() {
             (Status::Sent, 1, false)
         );
     }
-    let failed = deliveries::find(&db, bad_address.data.notification_id)
+    let failed = deliveries::find(db, bad_address.data.notification_id)
         .await
         .unwrap()
         .expect("the invalid address's row");
     assert_eq!((failed.status, failed.in_flight), (Status::Failed, false));
     assert!(
-        deliveries::find(&db, off.data.notification_id)
+        deliveries::find(db, off.data.notification_id)
             .await
             .unwrap()
             .is_none(),
@@ -179,14 +173,8 @@ async fn a_batch_is_claimed_together_and_each_message_gets_its_own_outcome() {
 /// a copy of the notification has taken it over meanwhile, only the copy sends.
 #[tokio::test]
 async fn a_claim_taken_over_before_its_send_is_not_sent_twice() {
-    // Every field bound (the servers too), so none is dropped before the test ends.
-    let Setup {
-        handler,
-        db,
-        smtp,
-        _nats,
-        _database,
-    } = setup(Duration::ZERO).await;
+    let setup = setup(Duration::ZERO).await;
+    let (handler, db, smtp) = (&setup.handler, &setup.db, &setup.smtp);
     let first = notification(WaitKind::New);
     let other = notification(WaitKind::New);
     let batch = vec![
@@ -200,7 +188,7 @@ async fn a_claim_taken_over_before_its_send_is_not_sent_twice() {
     assert_eq!(outcomes, vec![Outcome::Done; 3]);
     let mails = smtp.messages();
     assert_eq!(mails.len(), 2, "one email for each notification");
-    let row = deliveries::find(&db, first.data.notification_id)
+    let row = deliveries::find(db, first.data.notification_id)
         .await
         .unwrap()
         .expect("a delivery row");

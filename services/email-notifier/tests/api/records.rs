@@ -159,3 +159,45 @@ async fn renewing_a_claim_on_postgres() {
 async fn renewing_a_claim_on_sqlite() {
     only_the_attempt_in_flight_renews_its_claim(TestDatabase::sqlite().unwrap()).await;
 }
+
+/// More claims at once than one statement carries: written together (one transaction), each
+/// answered as the first attempt, and a second claim of the same finds them in flight.
+async fn a_large_claim_is_written_whole(db: TestDatabase) {
+    let db = db.connect().await.unwrap();
+    Migrator::up(&db, None).await.unwrap();
+    let lease = Duration::from_secs(60);
+    let keys: Vec<Key> = (0..300).map(|_| key()).collect();
+    let claims = deliveries::claim_many(&db, &keys, lease).await.unwrap();
+    assert_eq!(claims.len(), keys.len());
+    for claim in claims {
+        assert!(
+            matches!(claim, Ok(deliveries::Claim::Attempt { attempt: 1, .. })),
+            "{claim:?}"
+        );
+    }
+    for k in keys.iter().step_by(37) {
+        assert_eq!(
+            status_of(&db, k.notification_id).await,
+            (Status::Sending, true)
+        );
+    }
+    let again = deliveries::claim_many(&db, &keys[..3], lease)
+        .await
+        .unwrap();
+    assert!(
+        again
+            .iter()
+            .all(|c| matches!(c, Ok(deliveries::Claim::Busy(_)))),
+        "{again:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_large_claim_on_postgres() {
+    a_large_claim_is_written_whole(TestDatabase::postgres().await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn a_large_claim_on_sqlite() {
+    a_large_claim_is_written_whole(TestDatabase::sqlite().unwrap()).await;
+}
