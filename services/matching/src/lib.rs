@@ -8,8 +8,9 @@
 //!
 //! # Layout
 //! - [`fit`]: the pure rules of who fits which slot (unit-tested).
-//! - [`projection`]: applying events to the projection and deciding an opening, each event in
-//!   one transaction with the `told` rows and the outbox events it produces.
+//! - [`projector`]: applying events to the projection, each event in one transaction with the
+//!   pending offers of the opening it completes.
+//! - [`projection`]: deciding an opening (who fits, in the fair order).
 //! - [`history`]: `GET /v1/slots/{id}/offers`, a slot's offer history for staff.
 //! - [`entities`] and [`migration`]: matching's own tables.
 //! - this file: configuration and the [`Application`] (consumer, outbox relay, ops endpoints).
@@ -23,6 +24,7 @@ pub mod holds;
 pub mod migration;
 pub mod policy;
 pub mod projection;
+pub mod projector;
 pub mod waves;
 
 use std::{sync::Arc, time::Duration};
@@ -93,6 +95,7 @@ pub struct Application {
     nats: async_nats::Client,
     js: JetStream,
     matcher: Arc<projection::Matcher>,
+    projector: Arc<projector::Projector>,
     auth: Arc<Authenticator>,
 }
 
@@ -113,8 +116,14 @@ impl Application {
             policy: config.policy,
             wakers: policy::Wakers::default(),
         });
+        let projector = Arc::new(projector::Projector {
+            db: db.clone(),
+            policy: matcher.policy.clone(),
+            wakers: matcher.wakers.clone(),
+        });
         Ok(Self {
             listener,
+            projector,
             db,
             nats,
             js,
@@ -153,7 +162,7 @@ impl Application {
         let consumer = tokio::spawn(consumer::run(
             self.js.clone(),
             consumer_spec(),
-            self.matcher.clone(),
+            self.projector.clone(),
             shutdown.clone(),
         ));
         tracing::info!(addr = %self.listener.local_addr()?, "matching listening");

@@ -1,38 +1,20 @@
-//! The scheduling events applied to matching's projection, and the decision an opening triggers.
-//!
-//! Each event is applied in one transaction together with what it decides: the projection
-//! change, the `told` rows and the `notify.patient` events in the outbox commit or roll back
-//! together, so a redelivered event finds its work done and changes nothing.
+//! Deciding an opening: who fits, in the fair order, and the offers that are pending for them;
+//! with the lookups the dispatcher and the waves share.
 
-use std::{
-    collections::{HashMap, HashSet},
-    time::Duration,
-};
+use std::collections::{HashMap, HashSet};
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
-    DbErr, EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait,
-    sea_query::{Expr, OnConflict},
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
+    EntityTrait, QueryFilter, Set,
 };
-use slotcast_bus::{
-    consumer::{Delivery, Handler, Outcome},
-    outbox::Relay,
-};
-use slotcast_events::{
-    CloudEvent, DecodeError, OfferClaimed, OfferLost, OfferPolicy, PatientPreferencesChanged,
-    PatientRegistered, PractitionerRegistered, Priority, ReleaseReason, SlotBooked, SlotCreated,
-    SlotReleased, SlotWithdrawn, WaitKind, WaitlistClosed, WaitlistJoined, WaitlistUpdated, decode,
-    subjects,
-};
+use slotcast_bus::outbox::Relay;
+use slotcast_events::{OfferPolicy, Priority, WaitKind};
 use slotcast_kit::offer::OfferSigner;
 use uuid::Uuid;
 
 use crate::{
-    entities::{
-        considered, entry, history, opening, opening_slot, patient, pending, practitioner, slot,
-        told, wave,
-    },
+    entities::{considered, entry, pending, slot, told, wave},
     fit::{self, OpenSlot, Waiting},
     policy::{PolicyConfig, Wakers},
 };
@@ -42,10 +24,8 @@ pub(crate) const OPEN: &str = "open";
 /// bytes, so 48 of them stay under `slotcast_bus::rows::STATEMENT_BYTES` and travel in one
 /// piece (a larger statement waits 40 ms for a delayed ACK; see `slotcast_bus::rows`).
 pub(crate) const ROWS_PER_INSERT: usize = 48;
-const BOOKED: &str = "booked";
-const WITHDRAWN: &str = "withdrawn";
 
-/// Applies scheduling events and decides who is told about each opening.
+/// Sends due offers and runs waves ([`crate::dispatch`], [`crate::waves`]).
 pub struct Matcher {
     pub db: DatabaseConnection,
     pub relay: Relay,
@@ -58,374 +38,67 @@ pub struct Matcher {
     pub holds: crate::holds::Holds,
 }
 
-#[derive(Debug, thiserror::Error)]
-enum Failure {
-    #[error(transparent)]
-    Malformed(#[from] DecodeError),
-    #[error(transparent)]
-    Db(#[from] DbErr),
-    #[error(transparent)]
-    Other(#[from] anyhow::Error),
-}
-
-impl Handler for Matcher {
-    async fn handle(&self, delivery: &Delivery) -> Outcome {
-        match self.apply(delivery).await {
-            Ok(decided) => {
-                if decided > 0 {
-                    self.wakers.dispatch.notify_one();
-                    self.wakers.waves.notify_one();
-                }
-                Outcome::Done
-            }
-            Err(Failure::Malformed(e)) => Outcome::Reject(e.to_string()),
-            Err(e) => {
-                let backoff = Duration::from_millis(250)
-                    * 2u32.pow(delivery.deliveries.clamp(1, 8) as u32 - 1);
-                Outcome::retry(
-                    backoff.min(Duration::from_secs(30)),
-                    &anyhow::Error::from(e),
-                )
-            }
-        }
+/// Decides an opening. `broadcast`: every fitting patient gets an offer of the opening's
+/// slots still open, due when the coalescing window ends (the dispatcher sends it). `waves`:
+/// a timer, due now, for the first wave ([`crate::waves`]).
+pub(crate) async fn decide<C: ConnectionTrait>(
+    conn: &C,
+    config: &PolicyConfig,
+    practitioner_id: Uuid,
+    batch_id: Uuid,
+    slot_ids: &[Uuid],
+    policy: OfferPolicy,
+) -> Result<usize, DbErr> {
+    let started = std::time::Instant::now();
+    let now = Utc::now();
+    let slots = open_slots(conn, slot_ids, now).await?;
+    if slots.is_empty() {
+        return Ok(0);
     }
-}
-
-/// `ON CONFLICT (columns) DO UPDATE SET update...`: the newest registration wins.
-fn upsert<C: sea_orm::sea_query::IntoIden>(
-    columns: impl IntoIterator<Item = C>,
-    update: impl IntoIterator<Item = C>,
-) -> OnConflict {
-    OnConflict::columns(columns)
-        .update_columns(update)
-        .to_owned()
-}
-
-impl Matcher {
-    /// Applies one event; returns how many offers (or wave timers) it decided.
-    async fn apply(&self, d: &Delivery) -> Result<usize, Failure> {
-        let txn = self.db.begin().await?;
-        let told = match d.subject.as_str() {
-            subjects::PRACTITIONER_REGISTERED => {
-                let e = decode::<PractitionerRegistered>(&d.payload)?.data;
-                practitioner::Entity::insert(practitioner::ActiveModel {
-                    id: Set(e.practitioner_id),
-                    name: Set(e.name),
-                    specialty: Set(e.specialty),
-                    timezone: Set(e.timezone),
-                    consultation_fee_cents: Set(e.consultation_fee_cents),
-                    currency: Set(e.currency),
-                })
-                .on_conflict(upsert(
-                    [practitioner::Column::Id],
-                    [
-                        practitioner::Column::Name,
-                        practitioner::Column::Specialty,
-                        practitioner::Column::Timezone,
-                        practitioner::Column::ConsultationFeeCents,
-                        practitioner::Column::Currency,
-                    ],
-                ))
-                .exec_without_returning(&txn)
-                .await?;
-                0
-            }
-            subjects::PATIENT_REGISTERED => {
-                let e = decode::<PatientRegistered>(&d.payload)?.data;
-                patient::Entity::insert(patient::ActiveModel {
-                    id: Set(e.patient_id),
-                    name: Set(e.name),
-                    email: Set(e.email),
-                    locale: Set(e.locale),
-                    timezone: Set(e.timezone),
-                    email_enabled: Set(true),
-                    inapp_enabled: Set(true),
-                })
-                .on_conflict(upsert(
-                    [patient::Column::Id],
-                    [
-                        patient::Column::Name,
-                        patient::Column::Email,
-                        patient::Column::Locale,
-                        patient::Column::Timezone,
-                    ],
-                ))
-                .exec_without_returning(&txn)
-                .await?;
-                0
-            }
-            subjects::PATIENT_PREFERENCES_CHANGED => {
-                let e = decode::<PatientPreferencesChanged>(&d.payload)?.data;
-                patient::Entity::update_many()
-                    .col_expr(patient::Column::EmailEnabled, Expr::value(e.email))
-                    .col_expr(patient::Column::InappEnabled, Expr::value(e.inapp))
-                    .filter(patient::Column::Id.eq(e.patient_id))
-                    .exec(&txn)
-                    .await?;
-                0
-            }
-            subjects::WAITLIST_UPDATED => {
-                let e = decode::<WaitlistUpdated>(&d.payload)?.data;
-                entry::Entity::update_many()
-                    .col_expr(entry::Column::Priority, Expr::value(e.priority.as_str()))
-                    .col_expr(entry::Column::ExpiresAt, Expr::value(e.expires_at))
-                    .filter(entry::Column::Id.eq(e.entry_id))
-                    .exec(&txn)
-                    .await?;
-                0
-            }
-            subjects::WAITLIST_JOINED => {
-                let e = decode::<WaitlistJoined>(&d.payload)?.data;
-                entry::Entity::insert(entry::ActiveModel {
-                    id: Set(e.entry_id),
-                    patient_id: Set(e.patient_id),
-                    practitioner_id: Set(e.practitioner_id),
-                    kind: Set(e.kind.as_str().to_owned()),
-                    held_starts_at: Set(e.held_starts_at),
-                    earliest: Set(e.earliest),
-                    latest: Set(e.latest),
-                    active: Set(true),
-                    joined_at: Set(e.joined_at),
-                    priority: Set(e.priority.as_str().to_owned()),
-                    expires_at: Set(e.expires_at),
-                })
-                .on_conflict_do_nothing_on([entry::Column::Id])
-                .exec_without_returning(&txn)
-                .await?;
-                0
-            }
-            subjects::WAITLIST_CLOSED => {
-                let e = decode::<WaitlistClosed>(&d.payload)?.data;
-                entry::Entity::update_many()
-                    .col_expr(entry::Column::Active, Expr::value(false))
-                    .filter(entry::Column::Id.eq(e.entry_id))
-                    .exec(&txn)
-                    .await?;
-                0
-            }
-            subjects::SLOT_CREATED => {
-                let ev = decode::<SlotCreated>(&d.payload)?;
-                record(&txn, &ev, ev.data.slot_id, "published", None, None, None).await?;
-                let e = ev.data;
-                // A redelivered `created` must not reopen a slot booked since: insert only.
-                slot::Entity::insert(slot::ActiveModel {
-                    id: Set(e.slot_id),
-                    practitioner_id: Set(e.practitioner_id),
-                    starts_at: Set(e.starts_at),
-                    ends_at: Set(e.ends_at),
-                    status: Set(OPEN.to_owned()),
-                    released_by: Set(None),
-                })
-                .on_conflict_do_nothing_on([slot::Column::Id])
-                .exec_without_returning(&txn)
-                .await?;
-                let opening = Opening {
-                    batch_id: e.batch_id,
-                    practitioner_id: e.practitioner_id,
-                    size: e.batch_size,
-                    policy: e.offer_policy,
-                };
-                self.add_to_opening(&txn, &opening, e.slot_id).await?
-            }
-            subjects::SLOT_RELEASED => {
-                let ev = decode::<SlotReleased>(&d.payload)?;
-                let reason = match ev.data.reason {
-                    ReleaseReason::Cancelled => "cancelled",
-                    ReleaseReason::MovedUp => "moved_up",
-                };
-                let (slot_id, by) = (ev.data.slot_id, ev.data.released_by);
-                record(&txn, &ev, slot_id, "released", by, None, Some(reason)).await?;
-                let e = ev.data;
-                slot::Entity::insert(slot::ActiveModel {
-                    id: Set(e.slot_id),
-                    practitioner_id: Set(e.practitioner_id),
-                    starts_at: Set(e.starts_at),
-                    ends_at: Set(e.ends_at),
-                    status: Set(OPEN.to_owned()),
-                    released_by: Set(e.released_by),
-                })
-                .on_conflict(upsert(
-                    [slot::Column::Id],
-                    [slot::Column::Status, slot::Column::ReleasedBy],
-                ))
-                .exec_without_returning(&txn)
-                .await?;
-                let opening = Opening {
-                    batch_id: e.batch_id,
-                    practitioner_id: e.practitioner_id,
-                    size: e.batch_size,
-                    policy: e.offer_policy,
-                };
-                self.add_to_opening(&txn, &opening, e.slot_id).await?
-            }
-            subjects::SLOT_BOOKED => {
-                let ev = decode::<SlotBooked>(&d.payload)?;
-                let (slot_id, by) = (ev.data.slot_id, Some(ev.data.patient_id));
-                record(&txn, &ev, slot_id, "booked", by, None, None).await?;
-                let e = ev.data;
-                set_slot_status(&txn, e.slot_id, BOOKED).await?;
-                0
-            }
-            subjects::SLOT_WITHDRAWN => {
-                let ev = decode::<SlotWithdrawn>(&d.payload)?;
-                record(&txn, &ev, ev.data.slot_id, "withdrawn", None, None, None).await?;
-                let e = ev.data;
-                set_slot_status(&txn, e.slot_id, WITHDRAWN).await?;
-                0
-            }
-            subjects::OFFER_CLAIMED => {
-                let ev = decode::<OfferClaimed>(&d.payload)?;
-                let e = &ev.data;
-                let (slot_id, patient, nid) = (e.slot_id, e.patient_id, e.notification_id);
-                record(
-                    &txn,
-                    &ev,
-                    slot_id,
-                    "claimed",
-                    Some(patient),
-                    Some(nid),
-                    None,
-                )
-                .await?;
-                0
-            }
-            subjects::OFFER_LOST => {
-                let ev = decode::<OfferLost>(&d.payload)?;
-                let e = &ev.data;
-                let (slot_id, patient, nid) = (e.slot_id, e.patient_id, e.notification_id);
-                let reason = Some(e.reason.as_str());
-                record(&txn, &ev, slot_id, "lost", Some(patient), Some(nid), reason).await?;
-                0
-            }
-            // Not an input of matching (appointment.cancelled and .moved: a slot.released
-            // follows).
-            _ => 0,
-        };
-        txn.commit().await?;
-        Ok(told)
-    }
-
-    /// Records that `slot_id` belongs to opening `batch_id`; once every slot of the opening is
-    /// there, decides it. The opening row is locked first, so two replicas handling slots of one
-    /// batch at once neither both decide nor both miss the last slot.
-    async fn add_to_opening<C: ConnectionTrait>(
-        &self,
-        conn: &C,
-        o: &Opening,
-        slot_id: Uuid,
-    ) -> Result<usize, Failure> {
-        let (batch_id, practitioner_id) = (o.batch_id, o.practitioner_id);
-        opening::Entity::insert(opening::ActiveModel {
+    if policy == OfferPolicy::Waves {
+        wave::Entity::insert(wave::ActiveModel {
             batch_id: Set(batch_id),
             practitioner_id: Set(practitioner_id),
-            expected: Set(i32::try_from(o.size).unwrap_or(i32::MAX)),
-            decided_at: Set(None),
-            policy: Set(o.policy.as_str().to_owned()),
+            next_wave: Set(1),
+            due_at: Set(now),
+            hold_id: Set(None),
+            status: Set(crate::waves::RUNNING.to_owned()),
+            attempts: Set(0),
+            trace: Set(current_trace()),
         })
-        .on_conflict_do_nothing_on([opening::Column::BatchId])
+        .on_conflict_do_nothing_on([wave::Column::BatchId])
         .exec_without_returning(conn)
         .await?;
-        let mut lock = opening::Entity::find_by_id(batch_id);
-        if conn.get_database_backend() == DbBackend::Postgres {
-            lock = lock.lock_exclusive();
-        }
-        let Some(open) = lock.one(conn).await? else {
-            return Err(anyhow::anyhow!("opening {batch_id} vanished").into());
-        };
-        opening_slot::Entity::insert(opening_slot::ActiveModel {
-            batch_id: Set(batch_id),
-            slot_id: Set(slot_id),
-        })
-        .on_conflict_do_nothing_on([opening_slot::Column::BatchId, opening_slot::Column::SlotId])
-        .exec_without_returning(conn)
-        .await?;
-        if open.decided_at.is_some() {
-            return Ok(0);
-        }
-        let slot_ids: Vec<Uuid> = opening_slot::Entity::find()
-            .filter(opening_slot::Column::BatchId.eq(batch_id))
-            .all(conn)
-            .await?
-            .into_iter()
-            .map(|s| s.slot_id)
-            .collect();
-        if (slot_ids.len() as i64) < i64::from(open.expected) {
-            return Ok(0);
-        }
-        opening::Entity::update_many()
-            .col_expr(opening::Column::DecidedAt, Expr::value(Utc::now()))
-            .filter(opening::Column::BatchId.eq(batch_id))
-            .exec(conn)
-            .await?;
-        let policy = OfferPolicy::parse(&open.policy).unwrap_or_default();
-        self.decide(conn, practitioner_id, batch_id, &slot_ids, policy)
-            .await
+        tracing::info!(%batch_id, %practitioner_id, slots = slots.len(), "opening to be offered in waves");
+        return Ok(1);
     }
-
-    /// Decides an opening. `broadcast`: every fitting patient gets an offer of the opening's
-    /// slots still open, due when the coalescing window ends (the dispatcher sends it). `waves`:
-    /// a timer, due now, for the first wave ([`crate::waves`]).
-    async fn decide<C: ConnectionTrait>(
-        &self,
-        conn: &C,
-        practitioner_id: Uuid,
-        batch_id: Uuid,
-        slot_ids: &[Uuid],
-        policy: OfferPolicy,
-    ) -> Result<usize, Failure> {
-        let started = std::time::Instant::now();
-        let now = Utc::now();
-        let slots = open_slots(conn, slot_ids, now).await?;
-        if slots.is_empty() {
-            return Ok(0);
-        }
-        if policy == OfferPolicy::Waves {
-            wave::Entity::insert(wave::ActiveModel {
-                batch_id: Set(batch_id),
-                practitioner_id: Set(practitioner_id),
-                next_wave: Set(1),
-                due_at: Set(now),
-                hold_id: Set(None),
-                status: Set(crate::waves::RUNNING.to_owned()),
-                attempts: Set(0),
-                trace: Set(current_trace()),
-            })
-            .on_conflict_do_nothing_on([wave::Column::BatchId])
-            .exec_without_returning(conn)
-            .await?;
-            tracing::info!(%batch_id, %practitioner_id, slots = slots.len(), "opening to be offered in waves");
-            return Ok(1);
-        }
-        let ranked = candidates(conn, practitioner_id, &slots).await?;
-        metrics::histogram!("slotcast_matching_decide_seconds")
-            .record(started.elapsed().as_secs_f64());
-        let due = now
-            + chrono::Duration::from_std(self.policy.coalesce_window)
-                .unwrap_or(chrono::Duration::zero());
-        let mut offers: Vec<pending::ActiveModel> = Vec::new();
-        let mut decisions: Vec<considered::ActiveModel> = Vec::new();
-        let mut count = 0;
-        let trace = current_trace();
-        for c in &ranked {
-            let skipped = c.is_expired(now).then_some(crate::policy::EXPIRED);
-            for s in &c.decision.slots {
-                decisions.push(c.considered(s.id, skipped, now));
-                if skipped.is_none() {
-                    offers.push(c.pending(s.id, practitioner_id, batch_id, None, due, &trace));
-                }
+    let ranked = candidates(conn, practitioner_id, &slots).await?;
+    metrics::histogram!("slotcast_matching_decide_seconds").record(started.elapsed().as_secs_f64());
+    let due = now
+        + chrono::Duration::from_std(config.coalesce_window).unwrap_or(chrono::Duration::zero());
+    let mut offers: Vec<pending::ActiveModel> = Vec::new();
+    let mut decisions: Vec<considered::ActiveModel> = Vec::new();
+    let mut count = 0;
+    let trace = current_trace();
+    for c in &ranked {
+        let skipped = c.is_expired(now).then_some(crate::policy::EXPIRED);
+        for s in &c.decision.slots {
+            decisions.push(c.considered(s.id, skipped, now));
+            if skipped.is_none() {
+                offers.push(c.pending(s.id, practitioner_id, batch_id, None, due, &trace));
             }
-            count += usize::from(skipped.is_none());
         }
-        crate::policy::record_considered(conn, decisions).await?;
-        insert_new(
-            conn,
-            &offers,
-            &[pending::Column::PatientId, pending::Column::SlotId],
-        )
-        .await?;
-        tracing::info!(%batch_id, %practitioner_id, slots = slots.len(), patients = count, "opening decided");
-        Ok(count)
+        count += usize::from(skipped.is_none());
     }
+    crate::policy::record_considered(conn, decisions).await?;
+    insert_new(
+        conn,
+        &offers,
+        &[pending::Column::PatientId, pending::Column::SlotId],
+    )
+    .await?;
+    tracing::info!(%batch_id, %practitioner_id, slots = slots.len(), patients = count, "opening decided");
+    Ok(count)
 }
 
 /// Inserts `rows`, [`ROWS_PER_INSERT`] to a statement; a row whose `key` is there already (a
@@ -482,14 +155,6 @@ pub(crate) fn continuing(trace: &str, name: &'static str) -> tracing::Span {
         headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
     );
     span
-}
-
-/// An opening as a slot event describes it.
-struct Opening {
-    batch_id: Uuid,
-    practitioner_id: Uuid,
-    size: u32,
-    policy: OfferPolicy,
 }
 
 /// The slots among `slot_ids` still open and not started.
@@ -695,42 +360,4 @@ pub(crate) async fn candidates<C: ConnectionTrait>(
             }
         })
         .collect())
-}
-
-/// Adds `event` to the history of `slot_id`, once (keyed by the event id).
-async fn record<C: ConnectionTrait, T>(
-    conn: &C,
-    event: &CloudEvent<T>,
-    slot_id: Uuid,
-    kind: &str,
-    patient_id: Option<Uuid>,
-    notification_id: Option<Uuid>,
-    reason: Option<&str>,
-) -> Result<(), DbErr> {
-    history::Entity::insert(history::ActiveModel {
-        event_id: Set(event.id),
-        slot_id: Set(slot_id),
-        at: Set(event.time),
-        kind: Set(kind.to_owned()),
-        patient_id: Set(patient_id),
-        notification_id: Set(notification_id),
-        reason: Set(reason.map(str::to_owned)),
-    })
-    .on_conflict_do_nothing_on([history::Column::EventId])
-    .exec_without_returning(conn)
-    .await?;
-    Ok(())
-}
-
-async fn set_slot_status<C: ConnectionTrait>(
-    conn: &C,
-    slot_id: Uuid,
-    status: &str,
-) -> Result<(), DbErr> {
-    slot::Entity::update_many()
-        .col_expr(slot::Column::Status, Expr::value(status))
-        .filter(slot::Column::Id.eq(slot_id))
-        .exec(conn)
-        .await?;
-    Ok(())
 }
