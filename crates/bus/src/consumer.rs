@@ -42,6 +42,9 @@ pub enum Outcome {
     Retry { delay: Duration, reason: String },
     /// Can never succeed (malformed, unknown type): dead-letter it and move on.
     Reject(String),
+    /// Not yet: something that must come first has not (an earlier event of the same order
+    /// key). Delivered again after `delay`, however often; the handler decides when to stop.
+    Wait { delay: Duration, reason: String },
 }
 
 impl Outcome {
@@ -65,6 +68,8 @@ pub struct Delivery {
     /// The message's W3C trace context (`traceparent`, `tracestate`), so that what a batch
     /// handler writes for this message continues its trace.
     pub trace: HashMap<String, String>,
+    /// Its place among the events of its order key, if the producer stamped it.
+    pub order: Option<crate::order::OrderStamp>,
 }
 
 /// Handles messages of one consumer, one at a time.
@@ -101,6 +106,8 @@ pub struct ConsumerSpec {
     pub stream: &'static str,
     pub durable: String,
     pub filter_subject: String,
+    /// Deliveries after which a message still answered `Retry` is dead-lettered; 0 or less:
+    /// never (the handler gives up itself, with `Reject`).
     pub max_deliver: i64,
     /// Longer than the slowest honest handler.
     pub ack_wait: Duration,
@@ -118,7 +125,11 @@ impl ConsumerSpec {
             filter_subject: self.filter_subject.clone(),
             ack_policy: consumer::AckPolicy::Explicit,
             ack_wait: self.ack_wait,
-            max_deliver: self.max_deliver,
+            max_deliver: if self.max_deliver > 0 {
+                self.max_deliver
+            } else {
+                -1
+            },
             max_ack_pending: self.max_ack_pending.max(1),
             deliver_policy: consumer::DeliverPolicy::All,
             ..Default::default()
@@ -362,6 +373,7 @@ async fn process<H: BatchHandler>(
                     deliveries: info.delivered,
                     stream_sequence: info.stream_sequence,
                     trace: trace_context(&message),
+                    order: crate::order::OrderStamp::from_headers(message.headers.as_ref()),
                 });
                 held.push(message);
             }
@@ -405,13 +417,14 @@ async fn process<H: BatchHandler>(
             },
         );
     }
-    let mut counts = [0u64; 3];
+    let mut counts = [0u64; 4];
     let answering = tokio::time::Instant::now();
     for ((message, delivery), outcome) in held.iter().zip(&deliveries).zip(outcomes) {
         let i = match &outcome {
             Outcome::Done => 0,
             Outcome::Retry { .. } => 1,
             Outcome::Reject(_) => 2,
+            Outcome::Wait { .. } => 3,
         };
         counts[i] += 1;
         answer(js, spec, message, delivery, outcome).await;
@@ -421,7 +434,10 @@ async fn process<H: BatchHandler>(
         took_ms = answering.elapsed().as_secs_f64() * 1000.0,
         "batch answered"
     );
-    for (label, n) in ["done", "retry", "rejected"].into_iter().zip(counts) {
+    for (label, n) in ["done", "retry", "rejected", "waiting"]
+        .into_iter()
+        .zip(counts)
+    {
         if n > 0 {
             metrics::counter!("slotcast_messages_total", "consumer" => spec.durable.clone(), "outcome" => label).increment(n);
         }
@@ -476,7 +492,13 @@ async fn answer(
 ) {
     let ack = match outcome {
         Outcome::Done => message.ack().await,
-        Outcome::Retry { delay, reason } if delivery.deliveries < spec.max_deliver => {
+        Outcome::Wait { delay, reason } => {
+            tracing::debug!(seq = delivery.stream_sequence, deliveries = delivery.deliveries, %reason, "not yet, will come again");
+            message.ack_with(AckKind::Nak(Some(delay))).await
+        }
+        Outcome::Retry { delay, reason }
+            if spec.max_deliver <= 0 || delivery.deliveries < spec.max_deliver =>
+        {
             tracing::warn!(seq = delivery.stream_sequence, deliveries = delivery.deliveries, %reason, "handler failed, will retry");
             message.ack_with(AckKind::Nak(Some(delay))).await
         }

@@ -55,6 +55,9 @@ pub mod entity {
         pub trace: String,
         pub created_at: DateTimeUtc,
         pub published_at: Option<DateTimeUtc>,
+        /// The order stamp ([`crate::order`]), for events with an order key.
+        pub order_key: Option<Uuid>,
+        pub order_seq: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -155,7 +158,8 @@ pub async fn enqueue_traced<C: ConnectionTrait, T: Event>(
     conn: &C,
     events: &[(&CloudEvent<T>, &HashMap<String, String>)],
 ) -> Result<(), DbErr> {
-    let rows = encode_traced(events)?;
+    let mut rows = encode_traced(events)?;
+    crate::order::stamp(conn, &mut rows).await?;
     for chunk in crate::rows::chunks(&rows, EncodedRow::size) {
         let models = chunk.iter().cloned().map(|r| ActiveModel {
             event_id: Set(r.event_id),
@@ -164,6 +168,8 @@ pub async fn enqueue_traced<C: ConnectionTrait, T: Event>(
             trace: Set(r.trace),
             created_at: Set(r.created_at),
             published_at: Set(None),
+            order_key: Set(r.order_key),
+            order_seq: Set(r.order_seq),
             ..Default::default()
         });
         Entity::insert_many(models)
@@ -177,7 +183,8 @@ pub async fn enqueue_traced<C: ConnectionTrait, T: Event>(
 /// An outbox row as [`enqueue_traced`] writes it, for a producer that writes it with a statement
 /// of its own (a data-modifying `WITH` that records a state change and its event at once, say).
 /// The row goes into `outbox (event_id, subject, payload, trace, created_at)`; `event_id` is
-/// unique there (`ON CONFLICT (event_id) DO NOTHING`).
+/// unique there (`ON CONFLICT (event_id) DO NOTHING`). Such a producer's events have no order
+/// key: only [`enqueue_traced`] stamps them ([`crate::order`]).
 #[derive(Debug, Clone)]
 pub struct EncodedRow {
     pub event_id: uuid::Uuid,
@@ -185,6 +192,9 @@ pub struct EncodedRow {
     pub payload: String,
     pub trace: String,
     pub created_at: chrono::DateTime<Utc>,
+    pub order_key: Option<uuid::Uuid>,
+    /// Set by [`enqueue_traced`] for rows with an order key.
+    pub order_seq: Option<i64>,
 }
 
 impl EncodedRow {
@@ -217,6 +227,8 @@ pub fn encode_traced<T: Event>(
                     json(*trace)?
                 },
                 created_at: now,
+                order_key: event.data.order_key(),
+                order_seq: None,
             })
         })
         .collect()
@@ -437,7 +449,10 @@ impl Relay {
         for row in rows {
             let trace: std::collections::HashMap<String, String> =
                 serde_json::from_str(&row.trace).unwrap_or_default();
-            let headers = crate::headers(&row.event_id.to_string(), &trace);
+            let mut headers = crate::headers(&row.event_id.to_string(), &trace);
+            if let (Some(key), Some(seq)) = (row.order_key, row.order_seq) {
+                crate::order::OrderStamp { key, seq }.insert_into(&mut headers);
+            }
             let ack = self
                 .js
                 .publish_with_headers(row.subject, headers, row.payload.into_bytes().into())

@@ -13,7 +13,10 @@ struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateOutbox)]
+        vec![
+            Box::new(CreateOutbox),
+            Box::new(slotcast_bus::order::AddOrderStamp),
+        ]
     }
 }
 

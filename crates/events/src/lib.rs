@@ -77,6 +77,22 @@ pub trait Event: Serialize + DeserializeOwned {
     const SUBJECT: &'static str;
     /// The CloudEvent `subject` attribute: the id of the thing the event is about.
     fn about(&self) -> String;
+    /// The practitioner or patient whose events must be applied in the order they happened
+    /// ([`order`]); `None` for events no consumer orders.
+    fn order_key(&self) -> Option<Uuid> {
+        None
+    }
+}
+
+/// The order stamp of scheduling's events: the outbox numbers each order key's events 1, 2, 3…
+/// in the transactions that wrote them, and the numbers travel as message headers, so a
+/// consumer that applies events of different keys at once (matching) can still apply one key's
+/// events in order, whatever order their messages arrive in.
+pub mod order {
+    /// The header naming the order key (a UUID).
+    pub const KEY_HEADER: &str = "Slotcast-Order-Key";
+    /// The header holding the event's number among its key's events (1, 2, 3…).
+    pub const SEQ_HEADER: &str = "Slotcast-Order-Seq";
 }
 
 /// The CloudEvent type for a subject.
@@ -169,6 +185,17 @@ macro_rules! event {
             }
         }
     };
+    ($ty:ty, $subject:expr, $about:ident, ordered by $key:ident) => {
+        impl Event for $ty {
+            const SUBJECT: &'static str = $subject;
+            fn about(&self) -> String {
+                self.$about.to_string()
+            }
+            fn order_key(&self) -> Option<Uuid> {
+                Some(self.$key)
+            }
+        }
+    };
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -185,11 +212,7 @@ pub struct PractitionerRegistered {
     #[serde(default)]
     pub offer_policy: Option<OfferPolicy>,
 }
-event!(
-    PractitionerRegistered,
-    subjects::PRACTITIONER_REGISTERED,
-    practitioner_id
-);
+event!(PractitionerRegistered, subjects::PRACTITIONER_REGISTERED, practitioner_id, ordered by practitioner_id);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PatientRegistered {
@@ -199,7 +222,7 @@ pub struct PatientRegistered {
     pub locale: String,
     pub timezone: Option<String>,
 }
-event!(PatientRegistered, subjects::PATIENT_REGISTERED, patient_id);
+event!(PatientRegistered, subjects::PATIENT_REGISTERED, patient_id, ordered by patient_id);
 
 /// How a practitioner's openings are offered to the waiting list.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -237,11 +260,7 @@ pub struct PractitionerPolicyChanged {
     /// `None`: back to the configured default.
     pub offer_policy: Option<OfferPolicy>,
 }
-event!(
-    PractitionerPolicyChanged,
-    subjects::PRACTITIONER_POLICY_CHANGED,
-    practitioner_id
-);
+event!(PractitionerPolicyChanged, subjects::PRACTITIONER_POLICY_CHANGED, practitioner_id, ordered by practitioner_id);
 
 /// A patient's notification preferences changed, through the API or a link in an email.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -255,11 +274,7 @@ pub struct PatientPreferencesChanged {
     /// (the RFC 8058 unsubscribe of an email).
     pub via: String,
 }
-event!(
-    PatientPreferencesChanged,
-    subjects::PATIENT_PREFERENCES_CHANGED,
-    patient_id
-);
+event!(PatientPreferencesChanged, subjects::PATIENT_PREFERENCES_CHANGED, patient_id, ordered by patient_id);
 
 /// A slot was published. Slots posted in one request share `batch_id`; `batch_size` tells a
 /// consumer how many to expect, so it can treat the batch as one opening.
@@ -275,7 +290,7 @@ pub struct SlotCreated {
     #[serde(default)]
     pub offer_policy: OfferPolicy,
 }
-event!(SlotCreated, subjects::SLOT_CREATED, slot_id);
+event!(SlotCreated, subjects::SLOT_CREATED, slot_id, ordered by practitioner_id);
 
 /// A booked slot became available again (its appointment was cancelled or moved).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -293,7 +308,7 @@ pub struct SlotReleased {
     #[serde(default)]
     pub offer_policy: OfferPolicy,
 }
-event!(SlotReleased, subjects::SLOT_RELEASED, slot_id);
+event!(SlotReleased, subjects::SLOT_RELEASED, slot_id, ordered by practitioner_id);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -310,14 +325,14 @@ pub struct SlotBooked {
     pub appointment_id: Uuid,
     pub starts_at: DateTime<Utc>,
 }
-event!(SlotBooked, subjects::SLOT_BOOKED, slot_id);
+event!(SlotBooked, subjects::SLOT_BOOKED, slot_id, ordered by practitioner_id);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SlotWithdrawn {
     pub slot_id: Uuid,
     pub practitioner_id: Uuid,
 }
-event!(SlotWithdrawn, subjects::SLOT_WITHDRAWN, slot_id);
+event!(SlotWithdrawn, subjects::SLOT_WITHDRAWN, slot_id, ordered by practitioner_id);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppointmentCancelled {
@@ -326,11 +341,7 @@ pub struct AppointmentCancelled {
     pub patient_id: Uuid,
     pub practitioner_id: Uuid,
 }
-event!(
-    AppointmentCancelled,
-    subjects::APPOINTMENT_CANCELLED,
-    appointment_id
-);
+event!(AppointmentCancelled, subjects::APPOINTMENT_CANCELLED, appointment_id, ordered by practitioner_id);
 
 /// A patient moved their appointment up to an earlier slot: one swap. `slot.booked` for the new
 /// slot and `slot.released` (reason `moved_up`) for the old one follow in the same transaction.
@@ -342,11 +353,7 @@ pub struct AppointmentMoved {
     pub from_slot_id: Uuid,
     pub to_slot_id: Uuid,
 }
-event!(
-    AppointmentMoved,
-    subjects::APPOINTMENT_MOVED,
-    appointment_id
-);
+event!(AppointmentMoved, subjects::APPOINTMENT_MOVED, appointment_id, ordered by practitioner_id);
 
 /// A booking link won its slot: the offer's patient booked it (or moved up to it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -359,7 +366,7 @@ pub struct OfferClaimed {
     /// For a move-up, the slot the appointment left.
     pub moved_from_slot_id: Option<Uuid>,
 }
-event!(OfferClaimed, subjects::OFFER_CLAIMED, notification_id);
+event!(OfferClaimed, subjects::OFFER_CLAIMED, notification_id, ordered by patient_id);
 
 /// A claim from a booking link did not get its slot.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -369,7 +376,7 @@ pub struct OfferLost {
     pub slot_id: Uuid,
     pub reason: LostReason,
 }
-event!(OfferLost, subjects::OFFER_LOST, notification_id);
+event!(OfferLost, subjects::OFFER_LOST, notification_id, ordered by patient_id);
 
 /// Why a claim did not get its slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -444,7 +451,7 @@ pub struct WaitlistJoined {
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
 }
-event!(WaitlistJoined, subjects::WAITLIST_JOINED, entry_id);
+event!(WaitlistJoined, subjects::WAITLIST_JOINED, entry_id, ordered by practitioner_id);
 
 /// Where an entry stands in the waiting order: `urgent` before `routine`, then longest waiting
 /// first. Set by staff.
@@ -484,7 +491,7 @@ pub struct WaitlistUpdated {
     pub priority: Priority,
     pub expires_at: Option<DateTime<Utc>>,
 }
-event!(WaitlistUpdated, subjects::WAITLIST_UPDATED, entry_id);
+event!(WaitlistUpdated, subjects::WAITLIST_UPDATED, entry_id, ordered by practitioner_id);
 
 /// A waiting-list entry stopped waiting.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -494,7 +501,7 @@ pub struct WaitlistClosed {
     pub practitioner_id: Uuid,
     pub reason: CloseReason,
 }
-event!(WaitlistClosed, subjects::WAITLIST_CLOSED, entry_id);
+event!(WaitlistClosed, subjects::WAITLIST_CLOSED, entry_id, ordered by practitioner_id);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -249,6 +249,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(CreateOutbox),
             Box::new(deliveries::CreateEmailDeliveries),
+            Box::new(slotcast_bus::order::AddOrderStamp),
         ]
     }
 }

@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateOutbox),
             Box::new(CreateFeed),
             Box::new(CreateSlotStatesAndFeedLog),
+            Box::new(slotcast_bus::order::AddOrderStamp),
         ]
     }
 }

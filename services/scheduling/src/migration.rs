@@ -11,6 +11,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateScheduling),
             Box::new(CreateOffers),
             Box::new(NotificationPolicy),
+            Box::new(slotcast_bus::order::AddOrderStamp),
         ]
     }
 }

@@ -27,6 +27,7 @@ fn delivery(seq: u64, payload: Vec<u8>) -> Delivery {
         deliveries: 1,
         stream_sequence: seq,
         trace: Default::default(),
+        order: None,
     }
 }
 

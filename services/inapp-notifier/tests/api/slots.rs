@@ -178,6 +178,7 @@ async fn a_released_slot_is_available_again_and_the_booking_redelivered_late_doe
         deliveries: 2,
         stream_sequence: booked_seq,
         trace: Default::default(),
+        order: None,
     };
     assert_eq!(handler.handle(&redelivery).await, Outcome::Done);
     assert_eq!(
