@@ -258,3 +258,18 @@ pub mod message {
     }
     slotcast_kit::no_relations!();
 }
+
+/// The number of the last event applied for each order key: the fence that applies one
+/// practitioner's (or patient's) events in order ([`crate::fence`]).
+pub mod order_progress {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "order_progress")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub key: Uuid,
+        pub applied: i64,
+    }
+    slotcast_kit::no_relations!();
+}

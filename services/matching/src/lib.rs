@@ -18,9 +18,11 @@
 pub mod dispatch;
 pub mod entities;
 pub mod explain;
+pub mod fence;
 pub mod fit;
 pub mod history;
 pub mod holds;
+pub mod inbox;
 pub mod migration;
 pub mod policy;
 pub mod projection;
@@ -75,17 +77,24 @@ impl Config {
     }
 }
 
-/// The consumer of the scheduling stream. One message in flight at a time: the projection
-/// needs the stream's order, redeliveries included.
+/// Scheduling events a replica takes at a time, to apply in [`projector::LANES`] lanes.
+pub const MAX_BATCH: usize = 512;
+
+/// The consumer of the scheduling stream, shared by every replica. Many messages are in flight
+/// at once: the order of one practitioner's (or patient's) events is kept by their order stamps
+/// ([`fence`]), not by the stream, so redeliveries and other replicas cannot break it. Never
+/// dead-lettered by the loop: a message waiting for an earlier one must not be; the projector
+/// gives up on a failing one itself.
 pub fn consumer_spec() -> ConsumerSpec {
     ConsumerSpec {
         stream: streams::SCHEDULING,
         durable: DURABLE.to_owned(),
         filter_subject: streams::SCHEDULING_SUBJECTS.to_owned(),
-        max_deliver: 20,
+        max_deliver: 0,
         ack_wait: Duration::from_secs(30),
+        // One batch at a time: its lanes are what runs at once, and a key stays in one lane.
         concurrency: 1,
-        max_ack_pending: 1,
+        max_ack_pending: 4 * MAX_BATCH as i64,
     }
 }
 
@@ -159,9 +168,10 @@ impl Application {
         let relay = tokio::spawn(self.matcher.relay.clone().run(shutdown.clone()));
         let dispatcher = tokio::spawn(self.matcher.clone().run_dispatcher(shutdown.clone()));
         let waves = tokio::spawn(self.matcher.clone().run_waves(shutdown.clone()));
-        let consumer = tokio::spawn(consumer::run(
+        let consumer = tokio::spawn(consumer::run_batches(
             self.js.clone(),
             consumer_spec(),
+            MAX_BATCH,
             self.projector.clone(),
             shutdown.clone(),
         ));

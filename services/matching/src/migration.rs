@@ -12,6 +12,8 @@ impl MigratorTrait for Migrator {
             Box::new(CreateSlotHistory),
             Box::new(IndexEntriesByWindow),
             Box::new(CreatePolicy),
+            Box::new(slotcast_bus::order::AddOrderStamp),
+            Box::new(CreateOrderProgress),
         ]
     }
 }
@@ -628,5 +630,42 @@ impl MigrationTrait for CreatePolicy {
             .await?;
         }
         Ok(())
+    }
+}
+
+#[derive(DeriveIden)]
+enum OrderProgress {
+    Table,
+    Key,
+    Applied,
+}
+
+/// `order_progress`: the number of the last event applied for each order key
+/// ([`crate::fence`]).
+pub struct CreateOrderProgress;
+
+impl MigrationName for CreateOrderProgress {
+    fn name(&self) -> &str {
+        "m0005_create_order_progress"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateOrderProgress {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(OrderProgress::Table)
+                .if_not_exists()
+                .col(pk_uuid(OrderProgress::Key))
+                .col(big_integer(OrderProgress::Applied))
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(Table::drop().table(OrderProgress::Table).to_owned())
+            .await
     }
 }

@@ -13,16 +13,17 @@ use sea_orm::{
     QuerySelect, Set, TransactionTrait,
     sea_query::{Expr, OnConflict},
 };
-use slotcast_bus::consumer::{Delivery, Handler, Outcome};
-use slotcast_events::{
-    CloudEvent, DecodeError, OfferClaimed, OfferLost, OfferPolicy, PatientPreferencesChanged,
-    PatientRegistered, PractitionerRegistered, ReleaseReason, SlotBooked, SlotCreated,
-    SlotReleased, SlotWithdrawn, WaitlistClosed, WaitlistJoined, WaitlistUpdated, decode, subjects,
+use slotcast_bus::{
+    consumer::{BatchHandler, Delivery, Outcome},
+    order::OrderStamp,
 };
+use slotcast_events::{CloudEvent, DecodeError, OfferPolicy, ReleaseReason};
 use uuid::Uuid;
 
 use crate::{
     entities::{entry, history, opening, opening_slot, patient, practitioner, slot},
+    fence::{self, Gate},
+    inbox::Input,
     policy::{PolicyConfig, Wakers},
     projection::{OPEN, decide},
 };
@@ -37,36 +38,186 @@ pub struct Projector {
     pub wakers: Wakers,
 }
 
-#[derive(Debug, thiserror::Error)]
-enum Failure {
-    #[error(transparent)]
-    Malformed(#[from] DecodeError),
-    #[error(transparent)]
-    Db(#[from] DbErr),
-    #[error(transparent)]
-    Other(#[from] anyhow::Error),
+/// A batch of messages, decoded, each with its order stamp.
+struct Batch<'a> {
+    deliveries: &'a [Delivery],
+    inputs: Vec<Result<Input, DecodeError>>,
 }
 
-impl Handler for Projector {
-    async fn handle(&self, delivery: &Delivery) -> Outcome {
-        match self.apply(delivery).await {
-            Ok(decided) => {
-                if decided > 0 {
-                    self.wakers.dispatch.notify_one();
-                    self.wakers.waves.notify_one();
+impl BatchHandler for Projector {
+    /// Splits the batch into [`LANES`] lanes by order key, so one key's events are never
+    /// applied by two transactions of this replica at once, and applies the lanes at once.
+    async fn handle_batch(&self, deliveries: &[Delivery]) -> Vec<Outcome> {
+        let batch = Batch {
+            deliveries,
+            inputs: deliveries
+                .iter()
+                .map(|d| Input::decode(&d.subject, &d.payload))
+                .collect(),
+        };
+        let mut lanes: Vec<Vec<usize>> = vec![Vec::new(); LANES];
+        for (i, d) in deliveries.iter().enumerate() {
+            // Unstamped messages share lane 0, so they too are applied in the order they came.
+            let lane = d
+                .order
+                .map_or(0, |s| (s.key.as_u128() % LANES as u128) as usize);
+            lanes[lane].push(i);
+        }
+        let answered = futures::future::join_all(
+            lanes
+                .iter_mut()
+                .filter(|lane| !lane.is_empty())
+                .map(|lane| self.apply_lane(&batch, lane)),
+        )
+        .await;
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; deliveries.len()];
+        for (i, outcome) in answered.into_iter().flatten() {
+            outcomes[i] = Some(outcome);
+        }
+        outcomes
+            .into_iter()
+            .map(|o| {
+                o.unwrap_or_else(|| Outcome::Retry {
+                    delay: Duration::from_secs(1),
+                    reason: "left unanswered".to_owned(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// Lanes a replica applies at once (each a transaction at a time).
+pub const LANES: usize = 8;
+/// Messages applied in one transaction at most.
+const PER_TRANSACTION: usize = 64;
+
+/// Deliveries of a message that fails to apply before it is dead-lettered.
+const GIVE_UP_AFTER: i64 = 20;
+/// Deliveries of a message that waits for an earlier event of its key before it is applied
+/// anyway (the earlier one is lost: the stream no longer holds it, say), with an error logged.
+const WAIT_AT_MOST: i64 = 600;
+
+impl Projector {
+    /// Applies one lane's messages, [`PER_TRANSACTION`] to a transaction, each key's in its
+    /// order; a transaction that fails is tried again message by message, so one message that
+    /// cannot be applied holds back only itself (and its key's later events).
+    async fn apply_lane(&self, batch: &Batch<'_>, lane: &mut [usize]) -> Vec<(usize, Outcome)> {
+        lane.sort_by_key(|&i| order_of(batch.deliveries, i));
+        let mut answered = Vec::with_capacity(lane.len());
+        for chunk in lane.chunks(PER_TRANSACTION) {
+            match self.apply_together(batch, chunk).await {
+                Ok(outcomes) => answered.extend(outcomes),
+                Err(e) => {
+                    tracing::warn!(error = %e, messages = chunk.len(), "batch not applied; applying its messages one by one");
+                    for &i in chunk {
+                        let outcome = match self.apply_together(batch, &[i]).await {
+                            Ok(mut one) => one.remove(0).1,
+                            Err(e) => self.failed(&batch.deliveries[i], e).await,
+                        };
+                        answered.push((i, outcome));
+                    }
                 }
-                Outcome::Done
-            }
-            Err(Failure::Malformed(e)) => Outcome::Reject(e.to_string()),
-            Err(e) => {
-                let backoff = Duration::from_millis(250)
-                    * 2u32.pow(delivery.deliveries.clamp(1, 8) as u32 - 1);
-                Outcome::retry(
-                    backoff.min(Duration::from_secs(30)),
-                    &anyhow::Error::from(e),
-                )
             }
         }
+        answered
+    }
+
+    /// Applies the messages `which` of `batch` in one transaction, one order key's in its order
+    /// and keys in sorted order (so two replicas lock keys in one order), and answers each.
+    async fn apply_together(
+        &self,
+        batch: &Batch<'_>,
+        which: &[usize],
+    ) -> Result<Vec<(usize, Outcome)>, DbErr> {
+        let mut order: Vec<usize> = which.to_vec();
+        // Stamped messages by key and number; unstamped ones after them, as they came.
+        order.sort_by_key(|&i| {
+            (
+                batch.deliveries[i].order.is_none(),
+                batch.deliveries[i].order,
+                i,
+            )
+        });
+        let mut outcomes: Vec<(usize, Outcome)> = Vec::with_capacity(order.len());
+        let mut held_back = std::collections::HashSet::new();
+        let mut decided = 0;
+        let txn = self.db.begin().await?;
+        for i in order {
+            let delivery = &batch.deliveries[i];
+            if let Some(stamp) = delivery.order {
+                if held_back.contains(&stamp.key) {
+                    outcomes.push((i, wait(delivery, "an earlier event of its key waits")));
+                    continue;
+                }
+                match fence::advance(&txn, stamp).await? {
+                    Gate::Next => {}
+                    Gate::Done => {
+                        outcomes.push((i, Outcome::Done));
+                        continue;
+                    }
+                    Gate::Early { applied } if delivery.deliveries < WAIT_AT_MOST => {
+                        held_back.insert(stamp.key);
+                        let why = format!("event {} of its key comes after {applied}", stamp.seq);
+                        outcomes.push((i, wait(delivery, &why)));
+                        continue;
+                    }
+                    Gate::Early { applied } => {
+                        metrics::counter!("slotcast_matching_order_gaps_total").increment(1);
+                        tracing::error!(key = %stamp.key, seq = stamp.seq, applied, "earlier events of this key never came; applying this one anyway");
+                        fence::pass(&txn, stamp).await?;
+                    }
+                }
+            }
+            match &batch.inputs[i] {
+                Ok(input) => {
+                    decided += self.apply(&txn, input).await?;
+                    outcomes.push((i, Outcome::Done));
+                }
+                // Its key's progress moves past it all the same: it can never be applied.
+                Err(e) => outcomes.push((i, Outcome::Reject(e.to_string()))),
+            }
+        }
+        txn.commit().await?;
+        if decided > 0 {
+            self.wakers.dispatch.notify_one();
+            self.wakers.waves.notify_one();
+        }
+        Ok(outcomes)
+    }
+
+    /// The answer to a message that failed to apply on its own: again later, or, after
+    /// [`GIVE_UP_AFTER`] deliveries, dead-lettered with its key's progress moved past it.
+    async fn failed(&self, delivery: &Delivery, e: DbErr) -> Outcome {
+        let e = anyhow::Error::from(e);
+        if delivery.deliveries < GIVE_UP_AFTER {
+            let backoff =
+                Duration::from_millis(250) * 2u32.pow(delivery.deliveries.clamp(1, 8) as u32 - 1);
+            return Outcome::retry(backoff.min(Duration::from_secs(30)), &e);
+        }
+        if let Some(stamp) = delivery.order
+            && let Err(pass_failed) = fence::pass(&self.db, stamp).await
+        {
+            // Not given up yet: the key's later events would wait for it.
+            return Outcome::retry(Duration::from_secs(30), &anyhow::Error::from(pass_failed));
+        }
+        Outcome::Reject(format!(
+            "gave up after {} deliveries: {e:#}",
+            delivery.deliveries
+        ))
+    }
+}
+
+/// Stamped messages by key and number; unstamped ones after them, as they came.
+fn order_of(deliveries: &[Delivery], i: usize) -> (bool, Option<OrderStamp>, usize) {
+    (deliveries[i].order.is_none(), deliveries[i].order, i)
+}
+
+/// Asks for `delivery` again soon: 20 ms after its first delivery, doubling to half a second.
+fn wait(delivery: &Delivery, why: &str) -> Outcome {
+    let delay = Duration::from_millis(20) * 2u32.pow(delivery.deliveries.clamp(1, 6) as u32 - 1);
+    Outcome::Wait {
+        delay: delay.min(Duration::from_millis(500)),
+        reason: why.to_owned(),
     }
 }
 
@@ -81,12 +232,11 @@ fn upsert<C: sea_orm::sea_query::IntoIden>(
 }
 
 impl Projector {
-    /// Applies one event; returns how many offers (or wave timers) it decided.
-    async fn apply(&self, d: &Delivery) -> Result<usize, Failure> {
-        let txn = self.db.begin().await?;
-        let told = match d.subject.as_str() {
-            subjects::PRACTITIONER_REGISTERED => {
-                let e = decode::<PractitionerRegistered>(&d.payload)?.data;
+    /// Applies one event on `txn`; returns how many offers (or wave timers) it decided.
+    async fn apply<C: ConnectionTrait>(&self, txn: &C, input: &Input) -> Result<usize, DbErr> {
+        Ok(match input.clone() {
+            Input::PractitionerRegistered(ev) => {
+                let e = ev.data;
                 practitioner::Entity::insert(practitioner::ActiveModel {
                     id: Set(e.practitioner_id),
                     name: Set(e.name),
@@ -105,12 +255,12 @@ impl Projector {
                         practitioner::Column::Currency,
                     ],
                 ))
-                .exec_without_returning(&txn)
+                .exec_without_returning(txn)
                 .await?;
                 0
             }
-            subjects::PATIENT_REGISTERED => {
-                let e = decode::<PatientRegistered>(&d.payload)?.data;
+            Input::PatientRegistered(ev) => {
+                let e = ev.data;
                 patient::Entity::insert(patient::ActiveModel {
                     id: Set(e.patient_id),
                     name: Set(e.name),
@@ -129,32 +279,32 @@ impl Projector {
                         patient::Column::Timezone,
                     ],
                 ))
-                .exec_without_returning(&txn)
+                .exec_without_returning(txn)
                 .await?;
                 0
             }
-            subjects::PATIENT_PREFERENCES_CHANGED => {
-                let e = decode::<PatientPreferencesChanged>(&d.payload)?.data;
+            Input::PatientPreferencesChanged(ev) => {
+                let e = ev.data;
                 patient::Entity::update_many()
                     .col_expr(patient::Column::EmailEnabled, Expr::value(e.email))
                     .col_expr(patient::Column::InappEnabled, Expr::value(e.inapp))
                     .filter(patient::Column::Id.eq(e.patient_id))
-                    .exec(&txn)
+                    .exec(txn)
                     .await?;
                 0
             }
-            subjects::WAITLIST_UPDATED => {
-                let e = decode::<WaitlistUpdated>(&d.payload)?.data;
+            Input::WaitlistUpdated(ev) => {
+                let e = ev.data;
                 entry::Entity::update_many()
                     .col_expr(entry::Column::Priority, Expr::value(e.priority.as_str()))
                     .col_expr(entry::Column::ExpiresAt, Expr::value(e.expires_at))
                     .filter(entry::Column::Id.eq(e.entry_id))
-                    .exec(&txn)
+                    .exec(txn)
                     .await?;
                 0
             }
-            subjects::WAITLIST_JOINED => {
-                let e = decode::<WaitlistJoined>(&d.payload)?.data;
+            Input::WaitlistJoined(ev) => {
+                let e = ev.data;
                 entry::Entity::insert(entry::ActiveModel {
                     id: Set(e.entry_id),
                     patient_id: Set(e.patient_id),
@@ -169,22 +319,21 @@ impl Projector {
                     expires_at: Set(e.expires_at),
                 })
                 .on_conflict_do_nothing_on([entry::Column::Id])
-                .exec_without_returning(&txn)
+                .exec_without_returning(txn)
                 .await?;
                 0
             }
-            subjects::WAITLIST_CLOSED => {
-                let e = decode::<WaitlistClosed>(&d.payload)?.data;
+            Input::WaitlistClosed(ev) => {
+                let e = ev.data;
                 entry::Entity::update_many()
                     .col_expr(entry::Column::Active, Expr::value(false))
                     .filter(entry::Column::Id.eq(e.entry_id))
-                    .exec(&txn)
+                    .exec(txn)
                     .await?;
                 0
             }
-            subjects::SLOT_CREATED => {
-                let ev = decode::<SlotCreated>(&d.payload)?;
-                record(&txn, &ev, ev.data.slot_id, "published", None, None, None).await?;
+            Input::SlotCreated(ev) => {
+                record(txn, &ev, ev.data.slot_id, "published", None, None, None).await?;
                 let e = ev.data;
                 // A redelivered `created` must not reopen a slot booked since: insert only.
                 slot::Entity::insert(slot::ActiveModel {
@@ -196,7 +345,7 @@ impl Projector {
                     released_by: Set(None),
                 })
                 .on_conflict_do_nothing_on([slot::Column::Id])
-                .exec_without_returning(&txn)
+                .exec_without_returning(txn)
                 .await?;
                 let opening = Opening {
                     batch_id: e.batch_id,
@@ -204,16 +353,15 @@ impl Projector {
                     size: e.batch_size,
                     policy: e.offer_policy,
                 };
-                self.add_to_opening(&txn, &opening, e.slot_id).await?
+                self.add_to_opening(txn, &opening, e.slot_id).await?
             }
-            subjects::SLOT_RELEASED => {
-                let ev = decode::<SlotReleased>(&d.payload)?;
+            Input::SlotReleased(ev) => {
                 let reason = match ev.data.reason {
                     ReleaseReason::Cancelled => "cancelled",
                     ReleaseReason::MovedUp => "moved_up",
                 };
                 let (slot_id, by) = (ev.data.slot_id, ev.data.released_by);
-                record(&txn, &ev, slot_id, "released", by, None, Some(reason)).await?;
+                record(txn, &ev, slot_id, "released", by, None, Some(reason)).await?;
                 let e = ev.data;
                 slot::Entity::insert(slot::ActiveModel {
                     id: Set(e.slot_id),
@@ -227,7 +375,7 @@ impl Projector {
                     [slot::Column::Id],
                     [slot::Column::Status, slot::Column::ReleasedBy],
                 ))
-                .exec_without_returning(&txn)
+                .exec_without_returning(txn)
                 .await?;
                 let opening = Opening {
                     batch_id: e.batch_id,
@@ -235,53 +383,36 @@ impl Projector {
                     size: e.batch_size,
                     policy: e.offer_policy,
                 };
-                self.add_to_opening(&txn, &opening, e.slot_id).await?
+                self.add_to_opening(txn, &opening, e.slot_id).await?
             }
-            subjects::SLOT_BOOKED => {
-                let ev = decode::<SlotBooked>(&d.payload)?;
+            Input::SlotBooked(ev) => {
                 let (slot_id, by) = (ev.data.slot_id, Some(ev.data.patient_id));
-                record(&txn, &ev, slot_id, "booked", by, None, None).await?;
+                record(txn, &ev, slot_id, "booked", by, None, None).await?;
                 let e = ev.data;
-                set_slot_status(&txn, e.slot_id, BOOKED).await?;
+                set_slot_status(txn, e.slot_id, BOOKED).await?;
                 0
             }
-            subjects::SLOT_WITHDRAWN => {
-                let ev = decode::<SlotWithdrawn>(&d.payload)?;
-                record(&txn, &ev, ev.data.slot_id, "withdrawn", None, None, None).await?;
+            Input::SlotWithdrawn(ev) => {
+                record(txn, &ev, ev.data.slot_id, "withdrawn", None, None, None).await?;
                 let e = ev.data;
-                set_slot_status(&txn, e.slot_id, WITHDRAWN).await?;
+                set_slot_status(txn, e.slot_id, WITHDRAWN).await?;
                 0
             }
-            subjects::OFFER_CLAIMED => {
-                let ev = decode::<OfferClaimed>(&d.payload)?;
+            Input::OfferClaimed(ev) => {
                 let e = &ev.data;
                 let (slot_id, patient, nid) = (e.slot_id, e.patient_id, e.notification_id);
-                record(
-                    &txn,
-                    &ev,
-                    slot_id,
-                    "claimed",
-                    Some(patient),
-                    Some(nid),
-                    None,
-                )
-                .await?;
+                record(txn, &ev, slot_id, "claimed", Some(patient), Some(nid), None).await?;
                 0
             }
-            subjects::OFFER_LOST => {
-                let ev = decode::<OfferLost>(&d.payload)?;
+            Input::OfferLost(ev) => {
                 let e = &ev.data;
                 let (slot_id, patient, nid) = (e.slot_id, e.patient_id, e.notification_id);
                 let reason = Some(e.reason.as_str());
-                record(&txn, &ev, slot_id, "lost", Some(patient), Some(nid), reason).await?;
+                record(txn, &ev, slot_id, "lost", Some(patient), Some(nid), reason).await?;
                 0
             }
-            // Not an input of matching (appointment.cancelled and .moved: a slot.released
-            // follows).
-            _ => 0,
-        };
-        txn.commit().await?;
-        Ok(told)
+            Input::Ignored => 0,
+        })
     }
 
     /// Records that `slot_id` belongs to opening `batch_id`; once every slot of the opening is
@@ -292,7 +423,7 @@ impl Projector {
         conn: &C,
         o: &Opening,
         slot_id: Uuid,
-    ) -> Result<usize, Failure> {
+    ) -> Result<usize, DbErr> {
         let (batch_id, practitioner_id) = (o.batch_id, o.practitioner_id);
         opening::Entity::insert(opening::ActiveModel {
             batch_id: Set(batch_id),
@@ -309,7 +440,7 @@ impl Projector {
             lock = lock.lock_exclusive();
         }
         let Some(open) = lock.one(conn).await? else {
-            return Err(anyhow::anyhow!("opening {batch_id} vanished").into());
+            return Err(DbErr::RecordNotFound(format!("opening {batch_id}")));
         };
         opening_slot::Entity::insert(opening_slot::ActiveModel {
             batch_id: Set(batch_id),
@@ -337,7 +468,7 @@ impl Projector {
             .exec(conn)
             .await?;
         let policy = OfferPolicy::parse(&open.policy).unwrap_or_default();
-        Ok(decide(
+        decide(
             conn,
             &self.policy,
             practitioner_id,
@@ -345,7 +476,7 @@ impl Projector {
             &slot_ids,
             policy,
         )
-        .await?)
+        .await
     }
 }
 

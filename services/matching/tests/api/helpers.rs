@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use matching::{Application, Config, policy::PolicyConfig};
 use serde_json::Value;
+use slotcast_bus::order::OrderStamp;
 use slotcast_events::{
     CloudEvent, Event, PatientRegistered, PractitionerRegistered, SlotCreated, WaitKind,
     WaitlistJoined,
@@ -19,6 +20,8 @@ pub const BASE: &str = "https://clinic.example";
 
 pub struct TestMatching {
     pub js: jetstream::Context,
+    /// The last order number given to each order key, as scheduling's outbox keeps it.
+    order: std::sync::Mutex<std::collections::HashMap<Uuid, i64>>,
     /// Where its HTTP server listens.
     pub base: String,
     shutdown: CancellationToken,
@@ -74,6 +77,7 @@ pub async fn spawn_matching_with(db: TestDatabase, policy: PolicyConfig) -> Test
     let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
     TestMatching {
         js,
+        order: Default::default(),
         base,
         shutdown,
         _nats: nats,
@@ -93,17 +97,38 @@ pub fn hours(h: i64) -> DateTime<Utc> {
 }
 
 impl TestMatching {
-    /// Publishes `data` as scheduling would (a fresh CloudEvent id each time).
+    /// Publishes `data` as scheduling would: a fresh CloudEvent id each time, and the next
+    /// order number of its order key.
     pub async fn publish<T: Event>(&self, data: T) {
+        let stamp = data.order_key().map(|key| self.stamp(key));
+        self.publish_stamped(data, stamp).await;
+    }
+
+    /// The next order number of `key`, taken as if scheduling had written an event about it.
+    pub fn stamp(&self, key: Uuid) -> OrderStamp {
+        let mut last = self.order.lock().unwrap();
+        let seq = last.entry(key).or_default();
+        *seq += 1;
+        OrderStamp { key, seq: *seq }
+    }
+
+    /// Publishes `data` with the order stamp given (or none).
+    pub async fn publish_stamped<T: Event>(&self, data: T, stamp: Option<OrderStamp>) {
         let event = CloudEvent::new("/slotcast/scheduling", data);
-        slotcast_bus::publish(
-            &self.js,
-            T::SUBJECT,
-            &event.id.to_string(),
-            serde_json::to_vec(&event).unwrap(),
-        )
-        .await
-        .unwrap();
+        let mut headers = slotcast_bus::headers(&event.id.to_string(), &Default::default());
+        if let Some(stamp) = stamp {
+            stamp.insert_into(&mut headers);
+        }
+        self.js
+            .publish_with_headers(
+                T::SUBJECT,
+                headers,
+                serde_json::to_vec(&event).unwrap().into(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
     }
 
     pub async fn practitioner(&self) -> Uuid {

@@ -5,5 +5,6 @@ mod decisions;
 mod helpers;
 mod history;
 mod migrations;
+mod order;
 mod policy;
 mod process;
