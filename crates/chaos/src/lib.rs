@@ -11,7 +11,8 @@
 //!
 //! The binaries must be built first (`cargo build --workspace --bins`; `make test` and
 //! `make chaos` do). `CHAOS_BIN_DIR` points elsewhere; `CHAOS_PATIENTS` changes the size of the
-//! fan-out (default 300). Each process writes its log to a file; a failed case prints the tail
+//! fan-out (default 300), `CHAOS_PRACTITIONERS` the number of practitioners of the cases of many
+//! practitioners at once (default 40; see the `clinics` module). Each process writes its log to a file; a failed case prints the tail
 //! of every log.
 
 use std::{
@@ -32,6 +33,10 @@ use slotcast_kit::auth::Role;
 use slotcast_test_support::{NatsCluster, NatsServer, SmtpServer, TestDatabase};
 use tokio::time::Instant;
 use uuid::Uuid;
+
+mod clinics;
+
+pub use clinics::{Clinics, Due, Entry, Scheduling, Slot};
 
 /// The JWT secret of the chaos systems (never used outside these tests).
 pub const SECRET: &str = "chaos-test-only-jwt-secret";
@@ -95,11 +100,23 @@ pub fn patients() -> usize {
         .unwrap_or(300)
 }
 
+/// How many practitioners the cases of many practitioners at once run: `CHAOS_PRACTITIONERS`,
+/// default 40 (at least 2, so a patient can wait on two).
+pub fn practitioners() -> usize {
+    std::env::var("CHAOS_PRACTITIONERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40usize)
+        .max(2)
+}
+
 /// The shape of a system under test.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Processes per service, all on the service's one database and durable consumers.
     pub replicas: usize,
+    /// Processes of matching, when not `replicas`.
+    pub matching_replicas: Option<usize>,
     /// A three-node JetStream cluster (streams R3) instead of one server.
     pub cluster: bool,
     /// Extra environment of matching (its policy: waves, holds).
@@ -110,6 +127,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             replicas: 1,
+            matching_replicas: None,
             cluster: false,
             matching_env: Vec::new(),
         }
@@ -251,6 +269,27 @@ impl Tally {
         self.missing += expected.saturating_sub(offered.len());
         self.unexpected += offered.len().saturating_sub(expected);
     }
+
+    /// Adds one patient's messages, where every slot of `must` was due once and a slot of
+    /// `may` could be told once or not at all (withdrawn while it was being offered).
+    pub fn add_sets(
+        &mut self,
+        messages: &[BTreeSet<Uuid>],
+        must: &BTreeSet<Uuid>,
+        may: &BTreeSet<Uuid>,
+    ) {
+        let distinct: BTreeSet<&BTreeSet<Uuid>> = messages.iter().collect();
+        let offered: BTreeSet<Uuid> = distinct.iter().flat_map(|m| m.iter().copied()).collect();
+        self.messages += messages.len();
+        self.offers += offered.len();
+        self.duplicates += messages.len() - distinct.len();
+        self.told_twice += distinct.iter().map(|m| m.len()).sum::<usize>() - offered.len();
+        self.missing += must.difference(&offered).count();
+        self.unexpected += offered
+            .iter()
+            .filter(|s| !must.contains(s) && !may.contains(s))
+            .count();
+    }
 }
 
 impl std::fmt::Display for Tally {
@@ -272,8 +311,11 @@ impl std::fmt::Display for Tally {
 #[derive(Debug, Clone, Default)]
 pub struct Report {
     pub patients: usize,
-    /// Slots each patient should have been offered, once each (one slot per posting).
+    /// Slots each patient should have been offered, once each (one slot per posting); 0 when
+    /// each patient had slots of their own ([`Report::due_offers`]).
     pub expected_each: usize,
+    /// Offers due in all, summed over patients.
+    pub due_offers: usize,
     pub email: Tally,
     pub inapp: Tally,
     /// What matching published.
@@ -287,17 +329,24 @@ pub struct Report {
 
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.expected_each > 0 {
+            write!(
+                f,
+                "{} patients × {} slots",
+                self.patients, self.expected_each
+            )?;
+        } else {
+            write!(
+                f,
+                "{} patients, {} offers due",
+                self.patients, self.due_offers
+            )?;
+        }
         write!(
             f,
-            "{} patients × {} slots: email {} (re-sent after unknown outcome {}), in-app {}, \
-             notify.patient {}, dead letters {}",
-            self.patients,
-            self.expected_each,
-            self.email,
-            self.resent_after_unknown,
-            self.inapp,
-            self.notify,
-            self.dead_letters,
+            ": email {} (re-sent after unknown outcome {}), in-app {}, notify.patient {}, dead \
+             letters {}",
+            self.email, self.resent_after_unknown, self.inapp, self.notify, self.dead_letters,
         )
     }
 }
@@ -365,7 +414,11 @@ impl System {
         let mut procs = Vec::new();
         let mut public_base_url = None;
         for service in Service::ALL {
-            for replica in 0..options.replicas.max(1) {
+            let replicas = match (service, options.matching_replicas) {
+                (Service::Matching, Some(n)) => n,
+                _ => options.replicas,
+            };
+            for replica in 0..replicas.max(1) {
                 let port = slotcast_test_support::free_port();
                 let url = format!("http://127.0.0.1:{port}");
                 if service == Service::Scheduling && public_base_url.is_none() {
@@ -759,6 +812,7 @@ impl System {
         let mut report = Report {
             patients: seeded.patients.len(),
             expected_each: postings,
+            due_offers: seeded.patients.len() * postings,
             ..Report::default()
         };
         let mut mailed: BTreeMap<String, Vec<BTreeSet<Uuid>>> = BTreeMap::new();
@@ -829,13 +883,27 @@ impl System {
     /// The slots of each `notify.patient` message in the stream, by patient (malformed
     /// messages, such as the poison a case publishes, left out).
     async fn notified(&self) -> anyhow::Result<BTreeMap<Uuid, Vec<BTreeSet<Uuid>>>> {
+        let mut told: BTreeMap<Uuid, Vec<BTreeSet<Uuid>>> = BTreeMap::new();
+        for (_, event) in self.notify_events().await? {
+            told.entry(event.patient.id)
+                .or_default()
+                .push(event.slots.iter().map(|s| s.slot_id).collect());
+        }
+        Ok(told)
+    }
+
+    /// Every well-formed `notify.patient` event in the stream with its stream sequence, in
+    /// stream order.
+    pub async fn notify_events(
+        &self,
+    ) -> anyhow::Result<Vec<(u64, slotcast_events::NotifyPatient)>> {
         let stream = self
             .js
             .get_stream(streams::NOTIFY)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let state = self.stream_info(streams::NOTIFY).await?.state;
-        let mut told: BTreeMap<Uuid, Vec<BTreeSet<Uuid>>> = BTreeMap::new();
+        let mut events = Vec::new();
         for seq in state.first_sequence..=state.last_sequence {
             let Ok(message) = stream.get_raw_message(seq).await else {
                 continue;
@@ -845,11 +913,9 @@ impl System {
             >(&message.payload) else {
                 continue;
             };
-            told.entry(event.data.patient.id)
-                .or_default()
-                .push(event.data.slots.iter().map(|s| s.slot_id).collect());
+            events.push((seq, event.data));
         }
-        Ok(told)
+        Ok(events)
     }
 
     async fn metrics_of(&self, proc: &Proc) -> anyhow::Result<String> {

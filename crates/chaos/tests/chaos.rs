@@ -1,22 +1,40 @@
 //! Faults injected for real while an opening fans out to hundreds of waiting patients. Each case
 //! asserts that every patient got exactly one email and one in-app notification per posting
 //! (email duplicates only inside the documented crash window, and counted), that nothing was
-//! lost, and that every service is still serving.
+//! lost, and that every service is still serving. The cases of many practitioners at once
+//! (issue 14) check slot by slot instead: each patient told once about each slot that fits them.
 //!
 //! The cases run one at a time (they share the machine's two cores) and write one line each to
 //! `<target>/chaos-report.txt`.
 
-use std::{future::Future, io::Write as _, pin::Pin, time::Duration};
+use std::{
+    collections::BTreeSet,
+    future::Future,
+    io::Write as _,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use anyhow::ensure;
+use futures::{StreamExt as _, TryStreamExt as _};
 use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
-use slotcast_chaos::{Options, Seeded, Service, System, patients};
+use slotcast_chaos::{
+    Clinics, Entry, Options, Seeded, Service, Slot, System, patients, practitioners,
+};
 use slotcast_test_support::ReplyMode;
 use tokio::time::Instant;
+use uuid::Uuid;
 
 /// Long enough for every redelivery after a crash (the longest `ack_wait` is 60 s) and a
 /// patient email retried a few times.
 const SETTLE: Duration = Duration::from_secs(240);
+
+/// Patients on each practitioner's list of its own in the many-practitioner case.
+const OWN_PATIENTS: usize = 4;
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -472,4 +490,441 @@ async fn wave_timers_survive_kill_9_of_every_matching_replica() -> anyhow::Resul
         started.elapsed().as_secs_f64()
     ));
     Ok(())
+}
+
+/// The next full hour a day from now: every slot of the many-practitioner cases starts a few
+/// hours after it.
+fn tomorrow() -> chrono::DateTime<chrono::Utc> {
+    let now = chrono::Utc::now().timestamp();
+    chrono::DateTime::from_timestamp(now - now % 3600 + 25 * 3600, 0).unwrap_or_default()
+}
+
+fn hours(n: i64) -> chrono::Duration {
+    chrono::Duration::hours(n)
+}
+
+/// Three matching replicas on many practitioners at once (issue 14): each practitioner's
+/// patients wait on it (the first of them on the next practitioner too, the last only for a
+/// window), every practitioner posts slots in separate requests concurrently, withdraws two at
+/// once, books one for an outsider and cancels it later, while two replicas and then the third
+/// are killed -9 with scheduling events in hand. Once settled: every patient was told exactly
+/// once about each slot that fits them and is open, at most once about a withdrawn one, about
+/// nothing of another practitioner or outside their window; and matching's view of every slot
+/// is scheduling's (a practitioner's events applied out of order, a withdrawal before its
+/// creation or a booking after its release, leave a slot open or booked in matching only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_matching_replicas_on_many_practitioners_tell_each_patient_once_through_kill_9()
+-> anyhow::Result<()> {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let started = Instant::now();
+    let n = practitioners();
+    let mut system = System::start(Options {
+        matching_replicas: Some(3),
+        ..Options::default()
+    })
+    .await?;
+    let base = tomorrow();
+    let practitioners = system.add_practitioners(n, "broadcast").await?;
+    let patients = system.add_patients(OWN_PATIENTS * n).await?;
+    let bookers = system.add_patients(n).await?;
+    let mut entries = Vec::new();
+    for (i, &practitioner) in practitioners.iter().enumerate() {
+        for j in 0..OWN_PATIENTS {
+            let patient = patients[i * OWN_PATIENTS + j].0;
+            // The last patient only from the second slot to the fourth (W1, B, R).
+            let window = (j == OWN_PATIENTS - 1).then(|| {
+                (
+                    base + hours(1),
+                    base + hours(3) + chrono::Duration::minutes(20),
+                )
+            });
+            entries.push(Entry {
+                patient,
+                practitioner,
+                earliest: window.map(|w| w.0),
+                latest: window.map(|w| w.1),
+            });
+            if j == 0 {
+                entries.push(Entry {
+                    patient,
+                    practitioner: practitioners[(i + 1) % n],
+                    earliest: None,
+                    latest: None,
+                });
+            }
+        }
+    }
+    system.join(&entries).await?;
+    // Everyone is on the lists before the first slot: who is due what does not hang on timing.
+    system.settle(SETTLE).await?;
+    let seeded = started.elapsed();
+    let clinics = Clinics {
+        practitioners: practitioners.clone(),
+        patients,
+        entries,
+    };
+
+    // Round 1, every practitioner at once: A, W1 withdrawn at once, B, R booked by an outsider.
+    let api = system.scheduling_api();
+    let round1 = tokio::spawn({
+        let (api, practitioners) = (api.clone(), practitioners.clone());
+        let bookers: Vec<Uuid> = bookers.iter().map(|b| b.0).collect();
+        async move {
+            futures::stream::iter(practitioners.into_iter().zip(bookers))
+                .map(|(d, booker)| {
+                    let api = api.clone();
+                    async move {
+                        let a = api.post_slot_at(d, base).await?;
+                        let w1 = api.post_slot_at(d, base + hours(1)).await?;
+                        api.withdraw(w1.id).await?;
+                        let b = api.post_slot_at(d, base + hours(2)).await?;
+                        let r = api.post_slot_at(d, base + hours(3)).await?;
+                        let appointment = api.book(booker, r.id).await?;
+                        anyhow::Ok((vec![a, w1, b, r], appointment))
+                    }
+                })
+                .buffer_unordered(n)
+                .try_collect::<Vec<_>>()
+                .await
+        }
+    });
+    let first = system
+        .wait_until(Duration::from_secs(120), "a backlog mid-run", || async {
+            let p = system.progress().await?;
+            let backlog = system.matching_backlog().await?;
+            Ok((p.notified >= n as u64 && backlog > 0).then_some((p, backlog)))
+        })
+        .await?;
+    system.kill9(Service::Matching, 0);
+    system.kill9(Service::Matching, 1);
+    system.restart(Service::Matching, 0).await?;
+    system.restart(Service::Matching, 1).await?;
+    let round1 = round1.await??;
+
+    // Round 2: C, R's appointment cancelled (R released), W2 withdrawn at once.
+    let posted = Arc::new(AtomicUsize::new(0));
+    let round2 = tokio::spawn({
+        let posted = posted.clone();
+        let plan: Vec<(Uuid, Uuid)> = practitioners
+            .iter()
+            .copied()
+            .zip(round1.iter().map(|r| r.1))
+            .collect();
+        async move {
+            futures::stream::iter(plan)
+                .map(|(d, appointment)| {
+                    let (api, posted) = (api.clone(), posted.clone());
+                    async move {
+                        let c = api.post_slot_at(d, base + hours(4)).await?;
+                        api.cancel(appointment).await?;
+                        let w2 = api.post_slot_at(d, base + hours(5)).await?;
+                        api.withdraw(w2.id).await?;
+                        posted.fetch_add(1, Ordering::SeqCst);
+                        anyhow::Ok(vec![c, w2])
+                    }
+                })
+                .buffer_unordered(n)
+                .try_collect::<Vec<_>>()
+                .await
+        }
+    });
+    let second = system
+        .wait_until(Duration::from_secs(120), "a backlog in round 2", || async {
+            let backlog = system.matching_backlog().await?;
+            let half = posted.load(Ordering::SeqCst) >= n / 2;
+            Ok((half && backlog > 0).then_some((system.progress().await?, backlog)))
+        })
+        .await?;
+    system.kill9(Service::Matching, 2);
+    system.restart(Service::Matching, 2).await?;
+    let round2 = round2.await??;
+    let slots: Vec<Slot> = round1
+        .into_iter()
+        .flat_map(|r| r.0)
+        .chain(round2.into_iter().flatten())
+        .collect();
+
+    let settled = system.settle(SETTLE).await?;
+    let statuses = system.slot_statuses(&practitioners).await?;
+    let open: BTreeSet<Uuid> = statuses
+        .iter()
+        .filter(|(_, s)| *s == "available")
+        .map(|(id, _)| *id)
+        .collect();
+    ensure!(
+        open.len() == 4 * n && statuses.len() == 6 * n,
+        "scheduling has {} of {} slots open, 4 a practitioner expected",
+        open.len(),
+        statuses.len()
+    );
+    let due = clinics.due(&slots, &open);
+    let report = system.verify_due(&due).await?;
+    let withdrawn_told = system
+        .notify_events()
+        .await?
+        .iter()
+        .flat_map(|(_, e)| &e.slots)
+        .filter(|s| !open.contains(&s.slot_id))
+        .count();
+    // Nothing more is told once settled (a late redelivery deciding again, say).
+    let quiet = system.progress().await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = system.progress().await?;
+    let disagree = system.matching_disagrees(&statuses).await?;
+    let redelivered = system.matching_redeliveries().await?;
+    let split = system.work_split().await?;
+    let line = format!(
+        "3 matching replicas, {n} practitioners × {} slots ({} patients, {} entries, seeded in \
+         {:.0} s): replicas 0 and 1 killed -9 at [{}] with {} events unacknowledged, replica 2 at \
+         [{}] with {}; {redelivered} scheduling events redelivered to matching; withdrawn slots \
+         offered {withdrawn_told} times (decided before their withdrawal applied) | {report} | \
+         {split} | settled {:.1} s after the last step, case {:.0} s in all",
+        slots.len() / n,
+        clinics.patients.len(),
+        clinics.entries.len(),
+        seeded.as_secs_f64(),
+        first.0,
+        first.1,
+        second.0,
+        second.1,
+        settled.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    println!("{line}");
+    record(&line);
+    let checked = async {
+        report.assert_exactly_once()?;
+        ensure!(
+            quiet == later,
+            "told more once settled: [{quiet}], then [{later}]"
+        );
+        ensure!(
+            disagree.is_empty(),
+            "matching's view of {} slots is not scheduling's:\n{}",
+            disagree.len(),
+            disagree.join("\n")
+        );
+        system.assert_serving().await
+    }
+    .await;
+    if let Err(e) = checked {
+        anyhow::bail!("{e:#}\n{}", system.logs());
+    }
+    Ok(())
+}
+
+/// The `waves` policy with three matching replicas on several practitioners at once, two
+/// openings each: two replicas killed -9 after the first wave, all three after the second,
+/// each time until the hold ended. Every wave still goes out once, none skipped: wave 1, 2, 3
+/// of every slot each tell exactly `WAVE_SIZE` new patients, the next ones in the fair order,
+/// and every patient hears of each slot once on every channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waves_of_many_openings_survive_kill_9_of_matching_replicas_between_waves()
+-> anyhow::Result<()> {
+    const WAVE_SIZE: usize = 2;
+    const WAITING: usize = 3 * WAVE_SIZE;
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let started = Instant::now();
+    let n = (practitioners() / 5).max(2);
+    let hold = Duration::from_secs(3);
+    let mut system = System::start(Options {
+        matching_replicas: Some(3),
+        matching_env: vec![
+            ("WAVE_SIZE", WAVE_SIZE.to_string()),
+            ("WAVE_HOLD_MIN_SECS", hold.as_secs().to_string()),
+            ("WAVE_HOLD_MAX_SECS", hold.as_secs().to_string()),
+        ],
+        ..Options::default()
+    })
+    .await?;
+    let base = tomorrow();
+    let practitioners = system.add_practitioners(n, "waves").await?;
+    let patients = system.add_patients(WAITING * n).await?;
+    let entries: Vec<Entry> = patients
+        .iter()
+        .enumerate()
+        .map(|(k, (patient, _))| Entry {
+            patient: *patient,
+            practitioner: practitioners[k / WAITING],
+            earliest: None,
+            latest: None,
+        })
+        .collect();
+    system.join(&entries).await?;
+    system.settle(SETTLE).await?;
+    let clinics = Clinics {
+        practitioners: practitioners.clone(),
+        patients,
+        entries,
+    };
+    let api = system.scheduling_api();
+    let slots: Vec<Slot> =
+        futures::stream::iter(practitioners.iter().flat_map(|d| [(*d, 0), (*d, 2)]))
+            .map(|(d, h)| {
+                let api = api.clone();
+                async move { api.post_slot_at(d, base + hours(h)).await }
+            })
+            .buffer_unordered(2 * n)
+            .try_collect()
+            .await?;
+
+    system
+        .wait_until(Duration::from_secs(60), "wave 1 of every slot", || {
+            waves_told(&system, &slots, 1)
+        })
+        .await?;
+    // The later slot of every other practitioner is withdrawn during its first wave's hold.
+    let (withdrawn, kept): (Vec<Slot>, Vec<Slot>) = slots.iter().partition(|s| {
+        s.starts_at > base
+            && practitioners
+                .iter()
+                .position(|d| *d == s.practitioner)
+                .unwrap_or(0)
+                % 2
+                == 1
+    });
+    for slot in &withdrawn {
+        api.withdraw(slot.id).await?;
+    }
+    // Once matching shows them withdrawn with nothing decided and unsent, no later wave may
+    // offer them, whatever the design.
+    let applied = system
+        .wait_until(
+            Duration::from_secs(90),
+            "the withdrawals applied",
+            || async {
+                let statuses = withdrawn
+                    .iter()
+                    .map(|s| (s.id, "withdrawn".to_owned()))
+                    .collect();
+                let pending = system.matching_disagrees(&statuses).await?;
+                let last = system.notify_events().await?.last().map_or(0, |e| e.0);
+                Ok((pending.is_empty() && system.calm().await?).then_some(last))
+            },
+        )
+        .await?;
+    let first = system.progress().await?;
+    system.kill9(Service::Matching, 0);
+    system.kill9(Service::Matching, 1);
+    tokio::time::sleep(hold + Duration::from_secs(1)).await;
+    system.restart(Service::Matching, 0).await?;
+    system.restart(Service::Matching, 1).await?;
+    system
+        .wait_until(Duration::from_secs(60), "wave 2 of every slot", || {
+            waves_told(&system, &kept, 2)
+        })
+        .await?;
+    let second = system.progress().await?;
+    for replica in 0..3 {
+        system.kill9(Service::Matching, replica);
+    }
+    tokio::time::sleep(hold + Duration::from_secs(1)).await;
+    for replica in 0..3 {
+        system.restart(Service::Matching, replica).await?;
+    }
+    system
+        .wait_until(Duration::from_secs(60), "wave 3 of every slot", || {
+            waves_told(&system, &kept, 3)
+        })
+        .await?;
+    let settled = system.settle(SETTLE).await?;
+    // Long enough for a fourth wave, or a wave sent again, to show.
+    tokio::time::sleep(2 * hold).await;
+
+    let told = system.told_by_wave().await?;
+    let mut wrong = Vec::new();
+    for d in &practitioners {
+        let positions = system.positions(*d).await?;
+        for slot in slots.iter().filter(|s| s.practitioner == *d) {
+            let waves = told.get(&slot.id).cloned().unwrap_or_default();
+            let numbers: Vec<u32> = waves.keys().copied().collect();
+            // A withdrawn slot stops after the waves decided before its withdrawal applied.
+            let gone = withdrawn.contains(slot);
+            let last = if gone { numbers.len() as u32 } else { 3 };
+            if numbers != (1..=last).collect::<Vec<_>>() || numbers.is_empty() {
+                wrong.push(format!(
+                    "slot {}: waves {numbers:?}, not 1 to {last}",
+                    slot.id
+                ));
+            }
+            for (k, members) in &waves {
+                let mut places: Vec<u32> = members
+                    .iter()
+                    .map(|p| positions.get(p).copied().unwrap_or(0))
+                    .collect();
+                places.sort_unstable();
+                let fair: Vec<u32> = (1..=WAVE_SIZE as u32)
+                    .map(|i| (k - 1) * WAVE_SIZE as u32 + i)
+                    .collect();
+                if places != fair {
+                    wrong.push(format!(
+                        "slot {} wave {k}: places {places:?} told, not {fair:?}",
+                        slot.id
+                    ));
+                }
+            }
+        }
+    }
+    let late: Vec<String> = system
+        .notify_events()
+        .await?
+        .into_iter()
+        .filter(|(seq, e)| {
+            *seq > applied
+                && e.slots
+                    .iter()
+                    .any(|s| withdrawn.iter().any(|w| w.id == s.slot_id))
+        })
+        .map(|(seq, e)| {
+            format!(
+                "notify.patient #{seq} to {} offers a slot withdrawn before",
+                e.patient.id
+            )
+        })
+        .collect();
+    wrong.extend(late);
+    let open: BTreeSet<Uuid> = kept.iter().map(|s| s.id).collect();
+    let report = system.verify_due(&clinics.due(&slots, &open)).await?;
+    let redelivered = system.matching_redeliveries().await?;
+    let split = system.work_split().await?;
+    let line = format!(
+        "waves, 3 matching replicas, {n} practitioners × 2 openings × {WAITING} patients, \
+         waves of {WAVE_SIZE} held {} s: {} slots withdrawn in wave 1's hold and offered no more \
+         once applied; replicas 0 and 1 killed -9 after wave 1 ({first}), all three after wave \
+         2 ({second}), each until the hold ended: {} slots × waves 1, 2, 3 in the fair \
+         order{}; {redelivered} scheduling events redelivered to matching | {report} | {split} \
+         | settled {:.1} s after, case {:.0} s in all",
+        hold.as_secs(),
+        withdrawn.len(),
+        kept.len(),
+        if wrong.is_empty() {
+            ""
+        } else {
+            " (NOT: see the failure)"
+        },
+        settled.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    println!("{line}");
+    record(&line);
+    let checked = async {
+        ensure!(wrong.is_empty(), "waves wrong:\n{}", wrong.join("\n"));
+        report.assert_exactly_once()?;
+        system.assert_serving().await
+    }
+    .await;
+    if let Err(e) = checked {
+        anyhow::bail!("{e:#}\n{}", system.logs());
+    }
+    Ok(())
+}
+
+/// Whether every slot has had waves 1 to `waves` told.
+async fn waves_told(system: &System, slots: &[Slot], waves: u32) -> anyhow::Result<Option<()>> {
+    let told = system.told_by_wave().await?;
+    let all = slots.iter().all(|s| {
+        told.get(&s.id)
+            .is_some_and(|w| (1..=waves).all(|k| w.contains_key(&k)))
+    });
+    Ok(all.then_some(()))
 }
