@@ -8,8 +8,10 @@
 //!
 //! # Layout
 //! - [`fit`]: the pure rules of who fits which slot (unit-tested).
-//! - [`projector`]: applying events to the projection, each event in one transaction with the
-//!   pending offers of the opening it completes.
+//! - [`inbox`]: the scheduling events, decoded once into [`inbox::Input`].
+//! - [`projector`]: applying events to the projection, many practitioners at once in lanes, each
+//!   event in a transaction with the pending offers of the opening it completes.
+//! - [`fence`]: one practitioner's (or patient's) events applied in the order of their stamps.
 //! - [`projection`]: deciding an opening (who fits, in the fair order).
 //! - [`history`]: `GET /v1/slots/{id}/offers`, a slot's offer history for staff.
 //! - [`entities`] and [`migration`]: matching's own tables.

@@ -1,9 +1,11 @@
 //! The projector: applies scheduling events to matching's projection and decides the openings
 //! they complete ([`crate::projection::decide`]).
 //!
-//! Each event is applied in one transaction together with what it decides: the projection
-//! change and the pending offers commit or roll back together, so a redelivered event finds
-//! its work done and changes nothing.
+//! A pulled batch is split into [`LANES`] lanes by order key, applied at once. A lane applies
+//! its events up to [`PER_TRANSACTION`] to a transaction, each key's in the order of its stamps
+//! ([`crate::fence`]): the projection change, the pending offers it decides and the key's
+//! progress commit or roll back together, so a redelivered event finds its work done and
+//! changes nothing, and an event whose predecessor is not applied yet waits for it.
 
 use std::time::Duration;
 
@@ -130,14 +132,7 @@ impl Projector {
         which: &[usize],
     ) -> Result<Vec<(usize, Outcome)>, DbErr> {
         let mut order: Vec<usize> = which.to_vec();
-        // Stamped messages by key and number; unstamped ones after them, as they came.
-        order.sort_by_key(|&i| {
-            (
-                batch.deliveries[i].order.is_none(),
-                batch.deliveries[i].order,
-                i,
-            )
-        });
+        order.sort_by_key(|&i| order_of(batch.deliveries, i));
         let mut outcomes: Vec<(usize, Outcome)> = Vec::with_capacity(order.len());
         let mut held_back = std::collections::HashSet::new();
         let mut decided = 0;
