@@ -48,8 +48,7 @@ pub mod slot {
         pub practitioner_id: Uuid,
         pub starts_at: DateTimeUtc,
         pub ends_at: DateTimeUtc,
-        /// `open`, `booked` or `withdrawn`.
-        pub status: String,
+        pub status: crate::vocabulary::SlotStatus,
         pub released_by: Option<Uuid>,
     }
     slotcast_kit::no_relations!();
@@ -142,8 +141,7 @@ pub mod history {
         pub event_id: Uuid,
         pub slot_id: Uuid,
         pub at: DateTimeUtc,
-        /// `published`, `released`, `claimed`, `lost`, `booked` or `withdrawn`.
-        pub kind: String,
+        pub kind: crate::vocabulary::HistoryKind,
         pub patient_id: Option<Uuid>,
         pub notification_id: Option<Uuid>,
         pub reason: Option<String>,
@@ -181,7 +179,7 @@ pub mod pending {
 }
 
 /// An opening offered in waves: its timer. `due_at` is when the next wave goes (the end of the
-/// current hold); `status` is `running` or `done`.
+/// current hold).
 pub mod wave {
     use sea_orm::entity::prelude::*;
 
@@ -195,7 +193,7 @@ pub mod wave {
         pub due_at: DateTimeUtc,
         /// The hold placed for the last wave sent.
         pub hold_id: Option<Uuid>,
-        pub status: String,
+        pub status: crate::vocabulary::WaveStatus,
         /// Failed attempts at the next wave in a row (scheduling unreachable): the backoff.
         pub attempts: i32,
         /// The W3C trace context of the opening (JSON headers): every wave continues it.
@@ -221,7 +219,7 @@ pub mod wave_member {
 }
 
 /// Every decision about a slot and a patient whose entry fits it: their place in the order and
-/// what came of it (`waiting`, `pending`, `told` or `skipped` with a reason).
+/// what came of it.
 pub mod considered {
     use sea_orm::entity::prelude::*;
 
@@ -235,8 +233,8 @@ pub mod considered {
         pub entry_id: Uuid,
         pub rank: i32,
         pub priority: String,
-        pub outcome: String,
-        pub reason: Option<String>,
+        pub outcome: crate::vocabulary::Outcome,
+        pub reason: Option<crate::vocabulary::Reason>,
         pub wave: Option<i32>,
         pub notification_id: Option<Uuid>,
         pub at: DateTimeUtc,

@@ -23,9 +23,11 @@ use slotcast_kit::{ApiJson, Problem, auth::Caller, problem::ApiPath};
 use uuid::Uuid;
 
 use crate::{
+    eligibility::{self, Fit},
     entities::{considered, entry, opening, opening_slot, slot, told, wave_member},
     fit::{OpenSlot, Waiting},
     history::HistoryState,
+    vocabulary::{Outcome, Reason, SlotStatus},
 };
 
 pub fn router(state: HistoryState) -> Router {
@@ -57,15 +59,20 @@ pub struct ConsideredView {
     pub patient_id: Uuid,
     pub entry_id: Uuid,
     pub priority: String,
-    pub outcome: String,
+    pub outcome: Outcome,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wave: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notification_id: Option<Uuid>,
     pub at: DateTime<Utc>,
 }
+
+/// Shown for an entry the slot fits that joined after the slot was decided.
+const JOINED_AFTER: &str = "joined_after";
+/// Shown for an entry the slot fits while its opening waits for the rest of its slots.
+const NOT_DECIDED: &str = "not_decided";
 
 #[derive(Debug, Serialize)]
 pub struct NotConsidered {
@@ -78,8 +85,8 @@ pub struct NotConsidered {
 pub struct Decisions {
     pub slot_id: Uuid,
     pub practitioner_id: Uuid,
-    /// `open`, `booked` or `withdrawn`, as matching last heard.
-    pub status: String,
+    /// As matching last heard.
+    pub status: SlotStatus,
     pub openings: Vec<OpeningView>,
     pub considered: Vec<ConsideredView>,
     pub not_considered: Vec<NotConsidered>,
@@ -204,11 +211,16 @@ async fn decisions(
             joined_at: e.joined_at,
             priority: Priority::parse(&e.priority).unwrap_or_default(),
         };
-        let reason = match w.why_not(&open) {
-            Some(reason) => reason,
-            None if e.expires_at.is_some_and(|x| x <= now) => "expired",
-            None if decided_at.is_some_and(|d| e.joined_at > d) => "joined_after",
-            None => "not_decided",
+        // Why the slot is not for the entry itself, whatever has become of the slot since.
+        let entry = eligibility::Entry {
+            active: true,
+            expires_at: e.expires_at,
+        };
+        let why = eligibility::why_not_for_entry(now, &open, Some(entry), Fit::Check(&w));
+        let reason = match why {
+            Some(why) => why.as_str(),
+            None if decided_at.is_some_and(|d| e.joined_at > d) => JOINED_AFTER,
+            None => NOT_DECIDED,
         };
         not_considered.push((
             w,
