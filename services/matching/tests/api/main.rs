@@ -7,3 +7,4 @@ mod history;
 mod migrations;
 mod policy;
 mod process;
+mod rows;
