@@ -11,11 +11,11 @@
 //! - a patient who was sent `DAILY_MESSAGE_CAP` availability messages in the last 24 hours is
 //!   skipped (`capped`).
 //!
-//! Each is [`crate::eligibility::verdict`] at the moment of sending. Every outcome is recorded in
-//! `considered`. One dispatcher runs at a time across replicas (a
+//! Each is [`crate::eligibility::verdict`] at the moment of sending. A message sent is recorded
+//! in `told` (with its decision: rank, priority, wave), a skip in `considered`. One dispatcher runs at a time across replicas (a
 //! transaction-scoped advisory lock), and a patient's pending rows are read, turned into `told`
-//! rows, the `messages` row and the outbox event, and deleted in one transaction: a crash sends
-//! nothing twice and loses nothing.
+//! rows and the outbox event, and deleted in one transaction: a crash sends nothing twice and
+//! loses nothing.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet},
@@ -40,7 +40,7 @@ use uuid::Uuid;
 use crate::{
     SOURCE,
     eligibility::{self, Cap, Case, Fit, Verdict},
-    entities::{considered, entry, message, patient, pending, practitioner, slot, told},
+    entities::{considered, entry, patient, pending, practitioner, slot, told},
     fit::OpenSlot,
     passes::{Wakers, run_passes},
     projection::{find_in, insert_new, record_considered, sent_today},
@@ -192,7 +192,6 @@ impl Dispatcher {
 
         let mut decisions: Vec<considered::ActiveModel> = Vec::new();
         let mut told_rows: Vec<told::ActiveModel> = Vec::new();
-        let mut messages: Vec<message::ActiveModel> = Vec::new();
         let mut events: Vec<(CloudEvent<NotifyPatient>, &str)> = Vec::new();
         for (group, rows) in &taken {
             let mut rows: Vec<&pending::Model> = rows.iter().collect();
@@ -249,7 +248,7 @@ impl Dispatcher {
                     Verdict::Skip(why) | Verdict::NotReached(why) => {
                         metrics::counter!("slotcast_matching_skipped_total", "reason" => why.as_str())
                             .increment(1);
-                        decisions.push(outcome(r, Outcome::Skipped, Some(why), None, now));
+                        decisions.push(skipped(r, why, now));
                     }
                     // Waves are planned before their offers are pending.
                     Verdict::Later => {}
@@ -270,14 +269,11 @@ impl Dispatcher {
                     notification_id: Set(nid),
                     entry_id: Set(r.entry_id),
                     told_at: Set(now),
+                    rank: Set(r.rank),
+                    priority: Set(r.priority.clone()),
+                    wave: Set(r.wave),
                 });
-                decisions.push(outcome(r, Outcome::Told, None, Some(nid), now));
             }
-            messages.push(message::ActiveModel {
-                notification_id: Set(nid),
-                patient_id: Set(p.id),
-                sent_at: Set(now),
-            });
             events.push((event, first_trace(&keep)));
         }
 
@@ -287,7 +283,6 @@ impl Dispatcher {
             &[told::Column::SlotId, told::Column::PatientId],
         )
         .await?;
-        insert_new(conn, &messages, &[message::Column::NotificationId]).await?;
         record_considered(conn, decisions).await?;
         // Each message continues the trace of the request that opened its slots.
         let traces: Vec<HashMap<String, String>> = events
@@ -446,24 +441,18 @@ fn open_slot(s: &slot::Model) -> OpenSlot {
     }
 }
 
-/// What came of a pending offer, for `considered`.
-fn outcome(
-    r: &pending::Model,
-    outcome: Outcome,
-    reason: Option<Reason>,
-    notification_id: Option<Uuid>,
-    now: DateTime<Utc>,
-) -> considered::ActiveModel {
+/// A pending offer skipped, for `considered`.
+fn skipped(r: &pending::Model, reason: Reason, now: DateTime<Utc>) -> considered::ActiveModel {
     considered::ActiveModel {
         slot_id: Set(r.slot_id),
         patient_id: Set(r.patient_id),
         entry_id: Set(r.entry_id),
         rank: Set(r.rank),
-        priority: Set(String::new()),
-        outcome: Set(outcome),
-        reason: Set(reason),
+        priority: Set(r.priority.clone()),
+        outcome: Set(Outcome::Skipped),
+        reason: Set(Some(reason)),
         wave: Set(r.wave),
-        notification_id: Set(notification_id),
+        notification_id: Set(None),
         at: Set(now),
     }
 }

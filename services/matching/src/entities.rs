@@ -111,8 +111,9 @@ pub mod entry {
     slotcast_kit::no_relations!();
 }
 
-/// Who was told about which slot, in which notification. The primary key is what makes a
-/// patient never hear twice about one slot.
+/// Who was told about which slot, in which notification, with the decision that told them (the
+/// decisions view reads it here, and the daily cap counts its notifications). The primary key is
+/// what makes a patient never hear twice about one slot.
 pub mod told {
     use sea_orm::entity::prelude::*;
 
@@ -126,6 +127,11 @@ pub mod told {
         pub notification_id: Uuid,
         pub entry_id: Uuid,
         pub told_at: DateTimeUtc,
+        /// The patient's place in the order when the opening was decided (1 is first).
+        pub rank: i32,
+        /// The entry's priority then.
+        pub priority: String,
+        pub wave: Option<i32>,
     }
     slotcast_kit::no_relations!();
 }
@@ -169,11 +175,15 @@ pub mod pending {
         pub reason: String,
         /// The patient's place in the order when the opening was decided (1 is first).
         pub rank: i32,
+        /// The entry's priority then.
+        pub priority: String,
         pub wave: Option<i32>,
         pub held_until: Option<DateTimeUtc>,
         pub due_at: DateTimeUtc,
         /// The W3C trace context of the decision (JSON headers), so the message continues it.
         pub trace: String,
+        /// When it was decided.
+        pub decided_at: Option<DateTimeUtc>,
     }
     slotcast_kit::no_relations!();
 }
@@ -218,8 +228,9 @@ pub mod wave_member {
     slotcast_kit::no_relations!();
 }
 
-/// Every decision about a slot and a patient whose entry fits it: their place in the order and
-/// what came of it.
+/// The decisions about a slot and a patient whose entry fits it that `pending` and `told` do not
+/// record: their place in the order and what came of it (waiting, skipped, not reached). The
+/// decisions view puts the three together.
 pub mod considered {
     use sea_orm::entity::prelude::*;
 
@@ -238,21 +249,6 @@ pub mod considered {
         pub wave: Option<i32>,
         pub notification_id: Option<Uuid>,
         pub at: DateTimeUtc,
-    }
-    slotcast_kit::no_relations!();
-}
-
-/// One availability message sent to a patient: the daily cap counts these.
-pub mod message {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "messages")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub notification_id: Uuid,
-        pub patient_id: Uuid,
-        pub sent_at: DateTimeUtc,
     }
     slotcast_kit::no_relations!();
 }

@@ -215,6 +215,9 @@ mod tests {
                 notification_id,
                 entry_id: Uuid::now_v7(),
                 told_at: at(1),
+                rank: 1,
+                priority: "routine".into(),
+                wave: None,
             })
             .collect();
         let events = vec![

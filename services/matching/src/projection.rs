@@ -6,14 +6,15 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    QuerySelect, Set, sea_query::OnConflict,
+    QuerySelect, Set,
+    sea_query::{Expr, ExprTrait, OnConflict},
 };
 use slotcast_events::{OfferPolicy, Priority, WaitKind};
 use uuid::Uuid;
 
 use crate::{
     eligibility::{self, Cap, Case, Channels, Fit, Verdict},
-    entities::{considered, entry, message, patient, pending, slot, told, wave},
+    entities::{considered, entry, patient, pending, slot, told, wave},
     fit::{self, OpenSlot, Waiting},
     policy::PolicyConfig,
     vocabulary::{Outcome, Reason, SlotStatus, WaveStatus},
@@ -75,10 +76,12 @@ pub(crate) async fn decide<C: ConnectionTrait>(
                 cap: Cap::NotCounted,
                 ..c.case(s, &channels, now)
             });
-            decisions.push(c.considered(s.id, verdict.outcome(), now));
+            // `pending` records the offer: `considered` only what does not become one.
             if verdict == Verdict::Tell {
-                offers.push(c.pending(s.id, practitioner_id, batch_id, None, due, &trace));
+                offers.push(c.pending(s.id, practitioner_id, batch_id, None, (now, due), &trace));
                 told = true;
+            } else {
+                decisions.push(c.considered(s.id, verdict.outcome(), now));
             }
         }
         count += usize::from(told);
@@ -232,7 +235,8 @@ impl Candidate {
         batch_id: Uuid,
         // A wave's number and the end of its hold; `None` for a broadcast.
         wave: Option<(i32, chrono::DateTime<Utc>)>,
-        due_at: chrono::DateTime<Utc>,
+        // When it was decided, and when it falls due.
+        (decided_at, due_at): (chrono::DateTime<Utc>, chrono::DateTime<Utc>),
         trace: &str,
     ) -> pending::ActiveModel {
         pending::ActiveModel {
@@ -243,10 +247,12 @@ impl Candidate {
             batch_id: Set(batch_id),
             reason: Set(self.decision.reason.as_str().to_owned()),
             rank: Set(self.rank),
+            priority: Set(self.priority.as_str().to_owned()),
             wave: Set(wave.map(|(n, _)| n)),
             held_until: Set(wave.map(|(_, until)| until)),
             due_at: Set(due_at),
             trace: Set(trace.to_owned()),
+            decided_at: Set(Some(decided_at)),
         }
     }
 }
@@ -414,7 +420,7 @@ pub(crate) async fn record_considered<C: ConnectionTrait>(
     Ok(())
 }
 
-/// How many availability messages each of `patients` was sent in the 24 hours before `now`
+/// How many availability messages (notifications in `told`) each of `patients` was sent in the 24 hours before `now`
 /// (absent: none). Empty when there is no cap to check.
 pub(crate) async fn sent_today<C: ConnectionTrait>(
     conn: &C,
@@ -428,13 +434,16 @@ pub(crate) async fn sent_today<C: ConnectionTrait>(
     }
     for run in slotcast_bus::rows::ids(patients) {
         sent.extend(
-            message::Entity::find()
+            told::Entity::find()
                 .select_only()
-                .column(message::Column::PatientId)
-                .column_as(message::Column::NotificationId.count(), "n")
-                .filter(message::Column::PatientId.is_in(run.iter().copied()))
-                .filter(message::Column::SentAt.gt(now - chrono::Duration::hours(24)))
-                .group_by(message::Column::PatientId)
+                .column(told::Column::PatientId)
+                .column_as(
+                    Expr::col(told::Column::NotificationId).count_distinct(),
+                    "n",
+                )
+                .filter(told::Column::PatientId.is_in(run.iter().copied()))
+                .filter(told::Column::ToldAt.gt(now - chrono::Duration::hours(24)))
+                .group_by(told::Column::PatientId)
                 .into_tuple::<(Uuid, i64)>()
                 .all(conn)
                 .await?,

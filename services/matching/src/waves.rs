@@ -464,7 +464,7 @@ impl WaveRunner {
         let held: HashSet<Uuid> = held.iter().copied().collect();
         let mut offers: Vec<pending::ActiveModel> = Vec::new();
         let mut joined: Vec<wave_member::ActiveModel> = Vec::new();
-        let mut decisions = plan.skipped;
+        let decisions = plan.skipped;
         let trace = current_trace();
         for (c, slot_ids) in &plan.chosen {
             let slot_ids: Vec<&Uuid> = slot_ids.iter().filter(|s| held.contains(s)).collect();
@@ -477,18 +477,15 @@ impl WaveRunner {
                 wave: Set(plan.number),
             });
             for s in slot_ids {
+                // `pending` records the offer and its wave, so `considered` need not.
                 offers.push(c.pending(
                     *s,
                     w.practitioner_id,
                     w.batch_id,
                     Some((plan.number, plan.until)),
-                    now,
+                    (now, now),
                     &trace,
                 ));
-                decisions.push(considered::ActiveModel {
-                    wave: Set(Some(plan.number)),
-                    ..c.considered(*s, Verdict::Tell.outcome(), now)
-                });
             }
         }
         insert_new(
