@@ -11,10 +11,11 @@
 //! - a patient who was sent `DAILY_MESSAGE_CAP` availability messages in the last 24 hours is
 //!   skipped (`capped`).
 //!
-//! Every outcome is recorded in `considered`. One dispatcher runs at a time across replicas (a
+//! Each is [`crate::eligibility::verdict`] at the moment of sending. A message sent is recorded
+//! in `told` (with its decision: rank, priority, wave), a skip in `considered`. One dispatcher runs at a time across replicas (a
 //! transaction-scoped advisory lock), and a patient's pending rows are read, turned into `told`
-//! rows, the `messages` row and the outbox event, and deleted in one transaction: a crash sends
-//! nothing twice and loses nothing.
+//! rows and the outbox event, and deleted in one transaction: a crash sends nothing twice and
+//! loses nothing.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet},
@@ -24,22 +25,26 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect,
-    Set, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, Order, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
     sea_query::{Expr, Func},
 };
-use slotcast_bus::outbox;
+use slotcast_bus::outbox::{self, Relay};
 use slotcast_events::{
     Channels, CloudEvent, NotifyPatient, OfferedSlot, PatientContact, PractitionerCard, WaitKind,
 };
+use slotcast_kit::offer::OfferSigner;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
     SOURCE,
-    entities::{considered, entry, message, patient, pending, practitioner, slot, told},
-    policy::{self, CAPPED, EXPIRED, GONE, NO_LONGER_WAITING, OPTED_OUT, TAKEN},
-    projection::{Matcher, OPEN, find_in, insert_new},
+    eligibility::{self, Cap, Case, Fit, Verdict},
+    entities::{considered, entry, patient, pending, practitioner, slot, told},
+    fit::OpenSlot,
+    passes::{Wakers, run_passes},
+    projection::{find_in, insert_new, record_considered, sent_today},
+    vocabulary::{Outcome, Reason},
 };
 
 /// The advisory lock key of the dispatcher (one per database).
@@ -49,18 +54,57 @@ const GROUPS_PER_PASS: u64 = 500;
 /// How often due offers are looked for when nothing wakes the dispatcher.
 const TICK: Duration = Duration::from_millis(200);
 
-impl Matcher {
+/// Sends due offers: holds what sending needs, and nothing else.
+pub struct Dispatcher {
+    db: DatabaseConnection,
+    relay: Relay,
+    signer: OfferSigner,
+    /// `PUBLIC_BASE_URL`, where booking links point.
+    public_base_url: String,
+    /// `DAILY_MESSAGE_CAP` (0: none).
+    daily_cap: u32,
+    wakers: Wakers,
+}
+
+/// What one pass of the dispatcher did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Dispatched {
+    /// Patient and practitioner pairs whose due offers were taken.
+    pub groups: usize,
+    /// `notify.patient` messages written to the outbox.
+    pub sent: usize,
+}
+
+impl Dispatcher {
+    pub fn new(
+        db: DatabaseConnection,
+        relay: Relay,
+        signer: OfferSigner,
+        public_base_url: String,
+        daily_cap: u32,
+        wakers: Wakers,
+    ) -> Self {
+        Self {
+            db,
+            relay,
+            signer,
+            public_base_url,
+            daily_cap,
+            wakers,
+        }
+    }
+
     /// Sends due offers until `shutdown`.
-    pub async fn run_dispatcher(self: Arc<Self>, shutdown: CancellationToken) {
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let full = usize::try_from(GROUPS_PER_PASS).unwrap_or(usize::MAX);
-        policy::run_passes(
+        run_passes(
             "sending due offers",
             "slotcast_matching_dispatch_failures_total",
             &self.wakers.dispatch,
             TICK,
             full,
             shutdown,
-            || self.dispatch_due(),
+            || async { self.run_once().await.map(|d| d.groups) },
             || self.next_due(),
         )
         .await;
@@ -77,17 +121,17 @@ impl Matcher {
             .map(Option::flatten)
     }
 
-    /// Sends one pass of due offers; returns how many patient and practitioner pairs it handled.
-    pub async fn dispatch_due(&self) -> Result<usize, DbErr> {
+    /// Sends one pass of due offers (nothing while another replica is sending).
+    pub async fn run_once(&self) -> Result<Dispatched, DbErr> {
         let txn = self.db.begin().await?;
         if !slotcast_kit::db::try_xact_lock(&txn, DISPATCH_LOCK).await? {
             // Another replica is dispatching.
-            return Ok(0);
+            return Ok(Dispatched::default());
         }
         let now = Utc::now();
         let taken = take_due(&txn, now).await?;
         if taken.is_empty() {
-            return Ok(0);
+            return Ok(Dispatched::default());
         }
         let groups = taken.len();
         let sent = self.send(&txn, taken, now).await?;
@@ -96,7 +140,7 @@ impl Matcher {
             self.relay.wake();
         }
         metrics::counter!("slotcast_matching_notifications_total").increment(sent as u64);
-        Ok(groups)
+        Ok(Dispatched { groups, sent })
     }
 
     /// Sends the offers `taken` out of `pending`, a patient and practitioner pair at a time in
@@ -144,64 +188,75 @@ impl Matcher {
                 );
             }
         }
-        let mut sent_today = policy::sent_today(conn, &self.policy, &patient_ids, now).await?;
+        let mut sent_today = sent_today(conn, self.daily_cap, &patient_ids, now).await?;
 
         let mut decisions: Vec<considered::ActiveModel> = Vec::new();
         let mut told_rows: Vec<told::ActiveModel> = Vec::new();
-        let mut messages: Vec<message::ActiveModel> = Vec::new();
         let mut events: Vec<(CloudEvent<NotifyPatient>, &str)> = Vec::new();
         for (group, rows) in &taken {
             let mut rows: Vec<&pending::Model> = rows.iter().collect();
             rows.sort_by_key(|r| (r.rank, slots.get(&r.slot_id).map(|s| s.starts_at)));
-            let mut keep: Vec<(&pending::Model, &slot::Model)> = Vec::new();
-            let mut skip = |r: &pending::Model, reason: &str| {
-                metrics::counter!("slotcast_matching_skipped_total", "reason" => reason.to_owned())
-                    .increment(1);
-                decisions.push(outcome(r, "skipped", Some(reason), None, now));
-            };
-            for r in rows {
-                let e = entries.get(&r.entry_id);
-                if told_before.contains(&(r.slot_id, r.patient_id)) {
-                    // Nothing to record: `considered` already says it was told.
-                    continue;
-                }
-                match slots.get(&r.slot_id) {
-                    Some(s) if s.status == "booked" => skip(r, TAKEN),
-                    Some(s) if s.status != OPEN || s.starts_at <= now => skip(r, GONE),
-                    None => skip(r, GONE),
-                    Some(_) if !e.is_some_and(|e| e.active) => skip(r, NO_LONGER_WAITING),
-                    Some(_) if e.and_then(|e| e.expires_at).is_some_and(|x| x <= now) => {
-                        skip(r, EXPIRED)
-                    }
-                    Some(s) => keep.push((r, s)),
-                }
-            }
-            if keep.is_empty() {
-                continue;
-            }
-            let (Some(p), Some(dr)) = (patients.get(&group.0), practitioners.get(&group.1)) else {
+            // Belt and braces: a pair told already is never told again, whatever put it here;
+            // nothing to record, `considered` already says it was told.
+            rows.retain(|r| !told_before.contains(&(r.slot_id, r.patient_id)));
+            let (p, dr) = (patients.get(&group.0), practitioners.get(&group.1));
+            if p.is_none() || dr.is_none() {
                 tracing::warn!(patient_id = %group.0, practitioner_id = %group.1, "offer for a patient or practitioner unknown to the projection; skipped");
-                for (r, _) in keep {
-                    skip(r, GONE);
+            }
+            let sent = sent_today.entry(group.0).or_default();
+            let open: Vec<Option<OpenSlot>> = rows
+                .iter()
+                .map(|r| slots.get(&r.slot_id).map(open_slot))
+                .collect();
+            let judge = |r: &pending::Model, slot: &Option<OpenSlot>, cap| {
+                eligibility::verdict(&Case {
+                    now,
+                    slot: slot
+                        .as_ref()
+                        .zip(slots.get(&r.slot_id))
+                        .map(|(o, s)| (o, s.status)),
+                    entry: entries.get(&r.entry_id).map(|e| eligibility::Entry {
+                        active: e.active,
+                        expires_at: e.expires_at,
+                    }),
+                    fit: Fit::Decided,
+                    channels: p.zip(dr).map(|(p, _)| eligibility::Channels {
+                        email: p.email_enabled,
+                        inapp: p.inapp_enabled,
+                    }),
+                    cap,
+                    wave: eligibility::Wave::None,
+                })
+            };
+            // A wave's offer was checked against the cap when the wave was decided, and its
+            // patient is in the hold: it goes out, and the rest of the pair's offers with it.
+            let wave_goes = rows.iter().zip(&open).any(|(r, slot)| {
+                r.wave.is_some() && judge(r, slot, Cap::NotCounted) == Verdict::Tell
+            });
+            let cap = if wave_goes {
+                Cap::NotCounted
+            } else {
+                Cap::Count {
+                    sent: *sent,
+                    max: self.daily_cap,
                 }
+            };
+            let mut keep: Vec<(&pending::Model, &slot::Model)> = Vec::new();
+            for (r, slot) in rows.into_iter().zip(&open) {
+                match judge(r, slot, cap) {
+                    Verdict::Tell => keep.extend(slots.get(&r.slot_id).map(|s| (r, s))),
+                    Verdict::Skip(why) | Verdict::NotReached(why) => {
+                        metrics::counter!("slotcast_matching_skipped_total", "reason" => why.as_str())
+                            .increment(1);
+                        decisions.push(skipped(r, why, now));
+                    }
+                    // Waves are planned before their offers are pending.
+                    Verdict::Later => {}
+                }
+            }
+            let (Some(p), Some(dr), false) = (p, dr, keep.is_empty()) else {
                 continue;
             };
-            if !p.email_enabled && !p.inapp_enabled {
-                for (r, _) in keep {
-                    skip(r, OPTED_OUT);
-                }
-                continue;
-            }
-            let sent = sent_today.entry(p.id).or_default();
-            // A wave's offer was checked against the cap when the wave was decided, and its
-            // patient is in the hold: it goes out.
-            let wave = keep.iter().any(|(r, _)| r.wave.is_some());
-            if !wave && self.policy.daily_cap > 0 && *sent >= i64::from(self.policy.daily_cap) {
-                for (r, _) in keep {
-                    skip(r, CAPPED);
-                }
-                continue;
-            }
             *sent += 1;
             let event = self
                 .message(p, dr, &keep, now)
@@ -214,14 +269,11 @@ impl Matcher {
                     notification_id: Set(nid),
                     entry_id: Set(r.entry_id),
                     told_at: Set(now),
+                    rank: Set(r.rank),
+                    priority: Set(r.priority.clone()),
+                    wave: Set(r.wave),
                 });
-                decisions.push(outcome(r, "told", None, Some(nid), now));
             }
-            messages.push(message::ActiveModel {
-                notification_id: Set(nid),
-                patient_id: Set(p.id),
-                sent_at: Set(now),
-            });
             events.push((event, first_trace(&keep)));
         }
 
@@ -231,8 +283,7 @@ impl Matcher {
             &[told::Column::SlotId, told::Column::PatientId],
         )
         .await?;
-        insert_new(conn, &messages, &[message::Column::NotificationId]).await?;
-        policy::record_considered(conn, decisions).await?;
+        record_considered(conn, decisions).await?;
         // Each message continues the trace of the request that opened its slots.
         let traces: Vec<HashMap<String, String>> = events
             .iter()
@@ -381,24 +432,27 @@ fn by_id<T>(rows: Vec<T>, id: impl Fn(&T) -> Uuid) -> HashMap<Uuid, T> {
     rows.into_iter().map(|r| (id(&r), r)).collect()
 }
 
-/// What came of a pending offer, for `considered`.
-fn outcome(
-    r: &pending::Model,
-    outcome: &str,
-    reason: Option<&str>,
-    notification_id: Option<Uuid>,
-    now: DateTime<Utc>,
-) -> considered::ActiveModel {
+fn open_slot(s: &slot::Model) -> OpenSlot {
+    OpenSlot {
+        id: s.id,
+        starts_at: s.starts_at,
+        ends_at: s.ends_at,
+        released_by: s.released_by,
+    }
+}
+
+/// A pending offer skipped, for `considered`.
+fn skipped(r: &pending::Model, reason: Reason, now: DateTime<Utc>) -> considered::ActiveModel {
     considered::ActiveModel {
         slot_id: Set(r.slot_id),
         patient_id: Set(r.patient_id),
         entry_id: Set(r.entry_id),
         rank: Set(r.rank),
-        priority: Set(String::new()),
-        outcome: Set(outcome.to_owned()),
-        reason: Set(reason.map(str::to_owned)),
+        priority: Set(r.priority.clone()),
+        outcome: Set(Outcome::Skipped),
+        reason: Set(Some(reason)),
         wave: Set(r.wave),
-        notification_id: Set(notification_id),
+        notification_id: Set(None),
         at: Set(now),
     }
 }

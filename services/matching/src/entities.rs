@@ -48,8 +48,7 @@ pub mod slot {
         pub practitioner_id: Uuid,
         pub starts_at: DateTimeUtc,
         pub ends_at: DateTimeUtc,
-        /// `open`, `booked` or `withdrawn`.
-        pub status: String,
+        pub status: crate::vocabulary::SlotStatus,
         pub released_by: Option<Uuid>,
     }
     slotcast_kit::no_relations!();
@@ -112,8 +111,9 @@ pub mod entry {
     slotcast_kit::no_relations!();
 }
 
-/// Who was told about which slot, in which notification. The primary key is what makes a
-/// patient never hear twice about one slot.
+/// Who was told about which slot, in which notification, with the decision that told them (the
+/// decisions view reads it here, and the daily cap counts its notifications). The primary key is
+/// what makes a patient never hear twice about one slot.
 pub mod told {
     use sea_orm::entity::prelude::*;
 
@@ -127,6 +127,11 @@ pub mod told {
         pub notification_id: Uuid,
         pub entry_id: Uuid,
         pub told_at: DateTimeUtc,
+        /// The patient's place in the order when the opening was decided (1 is first).
+        pub rank: i32,
+        /// The entry's priority then.
+        pub priority: String,
+        pub wave: Option<i32>,
     }
     slotcast_kit::no_relations!();
 }
@@ -142,8 +147,7 @@ pub mod history {
         pub event_id: Uuid,
         pub slot_id: Uuid,
         pub at: DateTimeUtc,
-        /// `published`, `released`, `claimed`, `lost`, `booked` or `withdrawn`.
-        pub kind: String,
+        pub kind: crate::vocabulary::HistoryKind,
         pub patient_id: Option<Uuid>,
         pub notification_id: Option<Uuid>,
         pub reason: Option<String>,
@@ -171,17 +175,21 @@ pub mod pending {
         pub reason: String,
         /// The patient's place in the order when the opening was decided (1 is first).
         pub rank: i32,
+        /// The entry's priority then.
+        pub priority: String,
         pub wave: Option<i32>,
         pub held_until: Option<DateTimeUtc>,
         pub due_at: DateTimeUtc,
         /// The W3C trace context of the decision (JSON headers), so the message continues it.
         pub trace: String,
+        /// When it was decided.
+        pub decided_at: Option<DateTimeUtc>,
     }
     slotcast_kit::no_relations!();
 }
 
 /// An opening offered in waves: its timer. `due_at` is when the next wave goes (the end of the
-/// current hold); `status` is `running` or `done`.
+/// current hold).
 pub mod wave {
     use sea_orm::entity::prelude::*;
 
@@ -195,7 +203,7 @@ pub mod wave {
         pub due_at: DateTimeUtc,
         /// The hold placed for the last wave sent.
         pub hold_id: Option<Uuid>,
-        pub status: String,
+        pub status: crate::vocabulary::WaveStatus,
         /// Failed attempts at the next wave in a row (scheduling unreachable): the backoff.
         pub attempts: i32,
         /// The W3C trace context of the opening (JSON headers): every wave continues it.
@@ -220,8 +228,9 @@ pub mod wave_member {
     slotcast_kit::no_relations!();
 }
 
-/// Every decision about a slot and a patient whose entry fits it: their place in the order and
-/// what came of it (`waiting`, `pending`, `told` or `skipped` with a reason).
+/// The decisions about a slot and a patient whose entry fits it that `pending` and `told` do not
+/// record: their place in the order and what came of it (waiting, skipped, not reached). The
+/// decisions view puts the three together.
 pub mod considered {
     use sea_orm::entity::prelude::*;
 
@@ -235,26 +244,11 @@ pub mod considered {
         pub entry_id: Uuid,
         pub rank: i32,
         pub priority: String,
-        pub outcome: String,
-        pub reason: Option<String>,
+        pub outcome: crate::vocabulary::Outcome,
+        pub reason: Option<crate::vocabulary::Reason>,
         pub wave: Option<i32>,
         pub notification_id: Option<Uuid>,
         pub at: DateTimeUtc,
-    }
-    slotcast_kit::no_relations!();
-}
-
-/// One availability message sent to a patient: the daily cap counts these.
-pub mod message {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "messages")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub notification_id: Uuid,
-        pub patient_id: Uuid,
-        pub sent_at: DateTimeUtc,
     }
     slotcast_kit::no_relations!();
 }

@@ -12,20 +12,22 @@
 //!   `joined_after` when they joined after the slot was decided, or `not_decided` while its
 //!   opening waits for the rest of its slots.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use axum::{Router, extract::State, routing::get};
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::Serialize;
 use slotcast_events::{Priority, WaitKind};
 use slotcast_kit::{ApiJson, Problem, auth::Caller, problem::ApiPath};
 use uuid::Uuid;
 
 use crate::{
-    entities::{considered, entry, opening, opening_slot, slot, told, wave_member},
+    eligibility::{self, Fit},
+    entities::{considered, entry, opening, opening_slot, pending, slot, told, wave_member},
     fit::{OpenSlot, Waiting},
     history::HistoryState,
+    vocabulary::{Outcome, Reason, SlotStatus},
 };
 
 pub fn router(state: HistoryState) -> Router {
@@ -57,15 +59,20 @@ pub struct ConsideredView {
     pub patient_id: Uuid,
     pub entry_id: Uuid,
     pub priority: String,
-    pub outcome: String,
+    pub outcome: Outcome,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wave: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notification_id: Option<Uuid>,
     pub at: DateTime<Utc>,
 }
+
+/// Shown for an entry the slot fits that joined after the slot was decided.
+const JOINED_AFTER: &str = "joined_after";
+/// Shown for an entry the slot fits while its opening waits for the rest of its slots.
+const NOT_DECIDED: &str = "not_decided";
 
 #[derive(Debug, Serialize)]
 pub struct NotConsidered {
@@ -78,8 +85,8 @@ pub struct NotConsidered {
 pub struct Decisions {
     pub slot_id: Uuid,
     pub practitioner_id: Uuid,
-    /// `open`, `booked` or `withdrawn`, as matching last heard.
-    pub status: String,
+    /// As matching last heard.
+    pub status: SlotStatus,
     pub openings: Vec<OpeningView>,
     pub considered: Vec<ConsideredView>,
     pub not_considered: Vec<NotConsidered>,
@@ -110,14 +117,12 @@ async fn decisions(
         .into_iter()
         .map(|o| o.batch_id)
         .collect();
-    let told_here: HashSet<Uuid> = told::Entity::find()
+    let told_rows = told::Entity::find()
         .filter(told::Column::SlotId.eq(slot_id))
         .all(db)
         .await
-        .map_err(internal)?
-        .into_iter()
-        .map(|t| t.patient_id)
-        .collect();
+        .map_err(internal)?;
+    let told_here: HashSet<Uuid> = told_rows.iter().map(|t| t.patient_id).collect();
     let mut openings: Vec<OpeningView> = Vec::new();
     for o in opening::Entity::find()
         .filter(opening::Column::BatchId.is_in(batch_ids.clone()))
@@ -151,26 +156,17 @@ async fn decisions(
         });
     }
     openings.sort_by_key(|o| o.decided_at);
-    let considered: Vec<ConsideredView> = considered::Entity::find()
+    let recorded = considered::Entity::find()
         .filter(considered::Column::SlotId.eq(slot_id))
-        .order_by_asc(considered::Column::Rank)
-        .order_by_asc(considered::Column::At)
         .all(db)
         .await
-        .map_err(internal)?
-        .into_iter()
-        .map(|c| ConsideredView {
-            rank: c.rank,
-            patient_id: c.patient_id,
-            entry_id: c.entry_id,
-            priority: c.priority,
-            outcome: c.outcome,
-            reason: c.reason,
-            wave: c.wave,
-            notification_id: c.notification_id,
-            at: c.at,
-        })
-        .collect();
+        .map_err(internal)?;
+    let pending_rows = pending::Entity::find()
+        .filter(pending::Column::SlotId.eq(slot_id))
+        .all(db)
+        .await
+        .map_err(internal)?;
+    let considered = decided(recorded, pending_rows, told_rows);
     let seen: HashSet<Uuid> = considered.iter().map(|c| c.patient_id).collect();
     let decided_at = openings.iter().filter_map(|o| o.decided_at).min();
     let open = OpenSlot {
@@ -204,11 +200,16 @@ async fn decisions(
             joined_at: e.joined_at,
             priority: Priority::parse(&e.priority).unwrap_or_default(),
         };
-        let reason = match w.why_not(&open) {
-            Some(reason) => reason,
-            None if e.expires_at.is_some_and(|x| x <= now) => "expired",
-            None if decided_at.is_some_and(|d| e.joined_at > d) => "joined_after",
-            None => "not_decided",
+        // Why the slot is not for the entry itself, whatever has become of the slot since.
+        let entry = eligibility::Entry {
+            active: true,
+            expires_at: e.expires_at,
+        };
+        let why = eligibility::why_not_for_entry(now, &open, Some(entry), Fit::Check(&w));
+        let reason = match why {
+            Some(why) => why.as_str(),
+            None if decided_at.is_some_and(|d| e.joined_at > d) => JOINED_AFTER,
+            None => NOT_DECIDED,
         };
         not_considered.push((
             w,
@@ -229,4 +230,174 @@ async fn decisions(
         considered,
         not_considered: not_considered.into_iter().map(|(_, n)| n).collect(),
     }))
+}
+
+/// Every decision about the slot, in the fair order: an offer pending or told is recorded in
+/// `pending` or `told`, anything else in `considered`. Where both hold one patient (a later
+/// wave told someone who was waiting, a slot opened again), the offer says what came of it,
+/// and the first decision their place in the order (pure, unit-tested).
+fn decided(
+    recorded: Vec<considered::Model>,
+    pending: Vec<pending::Model>,
+    told: Vec<told::Model>,
+) -> Vec<ConsideredView> {
+    let mut by_patient: HashMap<Uuid, ConsideredView> = HashMap::new();
+    for c in recorded {
+        by_patient.insert(
+            c.patient_id,
+            ConsideredView {
+                rank: c.rank,
+                patient_id: c.patient_id,
+                entry_id: c.entry_id,
+                priority: c.priority,
+                outcome: c.outcome,
+                reason: c.reason,
+                wave: c.wave,
+                notification_id: c.notification_id,
+                at: c.at,
+            },
+        );
+    }
+    let offers = pending
+        .into_iter()
+        .map(|p| ConsideredView {
+            rank: p.rank,
+            patient_id: p.patient_id,
+            entry_id: p.entry_id,
+            priority: p.priority,
+            outcome: Outcome::Pending,
+            reason: None,
+            wave: p.wave,
+            notification_id: None,
+            at: p.decided_at.unwrap_or(p.due_at),
+        })
+        .chain(told.into_iter().map(|t| ConsideredView {
+            rank: t.rank,
+            patient_id: t.patient_id,
+            entry_id: t.entry_id,
+            priority: t.priority,
+            outcome: Outcome::Told,
+            reason: None,
+            wave: t.wave,
+            notification_id: Some(t.notification_id),
+            at: t.told_at,
+        }));
+    // `told` last: a pair is never pending and told at once, but if it were, told wins.
+    for offer in offers {
+        match by_patient.get_mut(&offer.patient_id) {
+            Some(first) => {
+                *first = ConsideredView {
+                    rank: first.rank,
+                    priority: std::mem::take(&mut first.priority),
+                    ..offer
+                }
+            }
+            None => {
+                by_patient.insert(offer.patient_id, offer);
+            }
+        }
+    }
+    let mut all: Vec<ConsideredView> = by_patient.into_values().collect();
+    all.sort_by_key(|c| (c.rank, c.at, c.patient_id));
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
+    }
+
+    fn recorded(patient: u128, rank: i32, outcome: Outcome) -> considered::Model {
+        considered::Model {
+            slot_id: Uuid::nil(),
+            patient_id: Uuid::from_u128(patient),
+            entry_id: Uuid::from_u128(patient + 100),
+            rank,
+            priority: "urgent".into(),
+            outcome,
+            reason: (outcome == Outcome::Skipped).then_some(Reason::Expired),
+            wave: None,
+            notification_id: None,
+            at: at(0),
+        }
+    }
+
+    fn pending_for(patient: u128, rank: i32) -> pending::Model {
+        pending::Model {
+            patient_id: Uuid::from_u128(patient),
+            slot_id: Uuid::nil(),
+            practitioner_id: Uuid::nil(),
+            entry_id: Uuid::from_u128(patient + 100),
+            batch_id: Uuid::nil(),
+            reason: "new".into(),
+            rank,
+            priority: "routine".into(),
+            wave: None,
+            held_until: None,
+            due_at: at(2),
+            trace: "{}".into(),
+            decided_at: Some(at(1)),
+        }
+    }
+
+    fn told_for(patient: u128, rank: i32, wave: Option<i32>) -> told::Model {
+        told::Model {
+            slot_id: Uuid::nil(),
+            patient_id: Uuid::from_u128(patient),
+            notification_id: Uuid::from_u128(patient + 200),
+            entry_id: Uuid::from_u128(patient + 100),
+            told_at: at(3),
+            rank,
+            priority: "routine".into(),
+            wave,
+        }
+    }
+
+    #[test]
+    fn offers_say_what_came_of_them_and_the_first_decision_keeps_the_place() {
+        let shown = decided(
+            vec![
+                recorded(1, 2, Outcome::Skipped),
+                // Waiting in wave 1, told in wave 2, ranked 1 among those left then.
+                recorded(4, 4, Outcome::Waiting),
+                recorded(5, 5, Outcome::Waiting),
+            ],
+            vec![pending_for(3, 3)],
+            vec![told_for(2, 1, Some(1)), told_for(4, 1, Some(2))],
+        );
+        let rows: Vec<(u128, i32, Outcome, Option<i32>, &str)> = shown
+            .iter()
+            .map(|c| {
+                (
+                    c.patient_id.as_u128(),
+                    c.rank,
+                    c.outcome,
+                    c.wave,
+                    c.priority.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (2, 1, Outcome::Told, Some(1), "routine"),
+                (1, 2, Outcome::Skipped, None, "urgent"),
+                (3, 3, Outcome::Pending, None, "routine"),
+                (4, 4, Outcome::Told, Some(2), "urgent"),
+                (5, 5, Outcome::Waiting, None, "urgent"),
+            ]
+        );
+        let told = &shown[0];
+        assert_eq!(told.notification_id, Some(Uuid::from_u128(202)));
+        assert_eq!(told.at, at(3));
+        assert_eq!(
+            shown[2].at,
+            at(1),
+            "a pending offer is shown when it was decided"
+        );
+        assert_eq!(shown[1].reason, Some(Reason::Expired));
+    }
 }

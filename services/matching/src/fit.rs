@@ -6,6 +6,8 @@ use chrono::{DateTime, Utc};
 use slotcast_events::{Priority, WaitKind};
 use uuid::Uuid;
 
+use crate::vocabulary::Reason;
+
 /// A slot of an opening, as matching sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpenSlot {
@@ -35,24 +37,24 @@ impl Waiting {
         self.why_not(slot).is_none()
     }
 
-    /// Why `slot` is not what this entry asked for: `gave_it_up` (they just released it),
-    /// `outside_window` (before `earliest` or ending after `latest`) or `not_earlier` (a move-up
-    /// to a time not before the appointment they hold). `None` when it fits.
-    pub fn why_not(&self, slot: &OpenSlot) -> Option<&'static str> {
+    /// Why `slot` is not what this entry asked for: they just released it, it is outside
+    /// their window (before `earliest` or ending after `latest`), or it is a move-up to a time
+    /// not before the appointment they hold. `None` when it fits.
+    pub fn why_not(&self, slot: &OpenSlot) -> Option<Reason> {
         if slot.released_by == Some(self.patient_id) {
-            return Some("gave_it_up");
+            return Some(Reason::GaveItUp);
         }
         if self.earliest.is_some_and(|e| slot.starts_at < e)
             || self.latest.is_some_and(|l| slot.ends_at > l)
         {
-            return Some("outside_window");
+            return Some(Reason::OutsideWindow);
         }
         match self.kind {
             WaitKind::New => None,
             // Only a slot that starts before the appointment they hold is a move up.
             WaitKind::MoveUp => match self.held_starts_at {
                 Some(held) if slot.starts_at < held => None,
-                _ => Some("not_earlier"),
+                _ => Some(Reason::NotEarlier),
             },
         }
     }
@@ -212,13 +214,13 @@ mod tests {
             earliest: Some(Utc::now() + Duration::hours(5)),
             ..waiting(WaitKind::New)
         };
-        assert_eq!(w.why_not(&slot(1)), Some("outside_window"));
+        assert_eq!(w.why_not(&slot(1)), Some(Reason::OutsideWindow));
         assert_eq!(w.why_not(&slot(6)), None);
         let m = Waiting {
             held_starts_at: Some(Utc::now() + Duration::hours(3)),
             ..waiting(WaitKind::MoveUp)
         };
-        assert_eq!(m.why_not(&slot(4)), Some("not_earlier"));
+        assert_eq!(m.why_not(&slot(4)), Some(Reason::NotEarlier));
     }
 
     #[test]

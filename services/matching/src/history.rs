@@ -18,7 +18,10 @@ use slotcast_kit::{
 };
 use uuid::Uuid;
 
-use crate::entities::{history, slot, told};
+use crate::{
+    entities::{history, slot, told},
+    vocabulary::{HistoryKind, SlotStatus},
+};
 
 #[derive(Clone)]
 pub struct HistoryState {
@@ -68,8 +71,8 @@ pub struct Happened {
 #[derive(Debug, Serialize)]
 pub struct SlotOffers {
     pub slot_id: Uuid,
-    /// `open`, `booked` or `withdrawn`, as matching last heard.
-    pub status: Option<String>,
+    /// As matching last heard.
+    pub status: Option<SlotStatus>,
     /// In the order they were told.
     pub offered: Vec<Offered>,
     /// Oldest first.
@@ -117,23 +120,23 @@ async fn slot_offers(
 /// Puts the offers and the events together (pure, unit-tested).
 fn assemble(
     slot_id: Uuid,
-    status: Option<String>,
+    status: Option<SlotStatus>,
     told: Vec<told::Model>,
     events: Vec<history::Model>,
 ) -> SlotOffers {
     let offered = told
         .iter()
         .map(|t| {
-            let mine = |kind: &str| {
+            let mine = |kind: HistoryKind| {
                 events.iter().rev().find(|e| {
                     e.kind == kind
                         && e.patient_id == Some(t.patient_id)
                         && e.notification_id == Some(t.notification_id)
                 })
             };
-            let (outcome, lost_reason) = if mine("claimed").is_some() {
+            let (outcome, lost_reason) = if mine(HistoryKind::Claimed).is_some() {
                 ("claimed", None)
-            } else if let Some(lost) = mine("lost") {
+            } else if let Some(lost) = mine(HistoryKind::Lost) {
                 ("lost", lost.reason.clone())
             } else {
                 ("none", None)
@@ -159,7 +162,7 @@ fn assemble(
         })
         .chain(events.into_iter().map(|e| Happened {
             at: e.at,
-            kind: e.kind,
+            kind: e.kind.as_str().to_owned(),
             patient_id: e.patient_id,
             notification_id: e.notification_id,
             reason: e.reason,
@@ -183,15 +186,20 @@ mod tests {
         DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
     }
 
-    fn event(s: i64, kind: &str, patient: Option<Uuid>, nid: Option<Uuid>) -> history::Model {
+    fn event(
+        s: i64,
+        kind: HistoryKind,
+        patient: Option<Uuid>,
+        nid: Option<Uuid>,
+    ) -> history::Model {
         history::Model {
             event_id: Uuid::now_v7(),
             slot_id: Uuid::nil(),
             at: at(s),
-            kind: kind.to_owned(),
+            kind,
             patient_id: patient,
             notification_id: nid,
-            reason: (kind == "lost").then(|| "taken".to_owned()),
+            reason: (kind == HistoryKind::Lost).then(|| "taken".to_owned()),
         }
     }
 
@@ -207,15 +215,18 @@ mod tests {
                 notification_id,
                 entry_id: Uuid::now_v7(),
                 told_at: at(1),
+                rank: 1,
+                priority: "routine".into(),
+                wave: None,
             })
             .collect();
         let events = vec![
-            event(0, "published", None, None),
-            event(5, "booked", Some(bob), None),
-            event(5, "claimed", Some(bob), Some(n2)),
-            event(6, "lost", Some(ann), Some(n1)),
+            event(0, HistoryKind::Published, None, None),
+            event(5, HistoryKind::Booked, Some(bob), None),
+            event(5, HistoryKind::Claimed, Some(bob), Some(n2)),
+            event(6, HistoryKind::Lost, Some(ann), Some(n1)),
         ];
-        let shown = assemble(Uuid::nil(), Some("booked".into()), told, events);
+        let shown = assemble(Uuid::nil(), Some(SlotStatus::Booked), told, events);
         let outcomes: Vec<_> = shown.offered.iter().map(|o| o.outcome).collect();
         assert_eq!(outcomes, ["lost", "claimed", "none"]);
         assert_eq!(shown.offered[0].lost_reason.as_deref(), Some("taken"));

@@ -7,17 +7,31 @@
 //! together share a `batch_id`; the opening is decided when all `batch_size` of them are in.
 //!
 //! # Layout
-//! - [`fit`]: the pure rules of who fits which slot (unit-tested).
+//! - [`vocabulary`]: slot status, outcome, reason, wave status, history kind; enums stored as
+//!   strings.
+//! - [`fit`]: the pure rules of who fits which slot, and the fair order (unit-tested).
+//! - [`eligibility`]: the one rule of who is told now, later or not at all, and why (pure,
+//!   unit-tested).
+//! - [`policy`]: the policy's settings (`PolicyConfig`).
 //! - [`inbox`]: the scheduling events, decoded once into [`inbox::Input`].
 //! - [`projector`]: applying events to the projection, many practitioners at once in lanes, each
 //!   event in a transaction with the pending offers of the opening it completes.
 //! - [`fence`]: one practitioner's (or patient's) events applied in the order of their stamps.
-//! - [`projection`]: deciding an opening (who fits, in the fair order).
+//! - [`projection`]: deciding an opening (who is told, in the fair order), and the lookups and
+//!   records the workers share.
+//! - [`dispatch`]: the [`dispatch::Dispatcher`], due offers to `notify.patient` messages.
+//! - [`waves`]: the [`waves::WaveRunner`], the `waves` policy's timers.
+//! - [`holds`]: scheduling's hold API, as the waves call it.
+//! - [`passes`]: the loop the dispatcher and the wave runner run, and what wakes them.
 //! - [`history`]: `GET /v1/slots/{id}/offers`, a slot's offer history for staff.
-//! - [`entities`] and [`migration`]: matching's own tables.
-//! - this file: configuration and the [`Application`] (consumer, outbox relay, ops endpoints).
+//! - [`explain`]: `GET /v1/slots/{id}/decisions`, why each patient was or was not told.
+//! - [`entities`]: matching's own tables.
+//! - [`migration`]: their schema migrations.
+//! - this file: configuration and the [`Application`] (consumer, workers, outbox relay, ops
+//!   endpoints).
 
 pub mod dispatch;
+pub mod eligibility;
 pub mod entities;
 pub mod explain;
 pub mod fence;
@@ -26,9 +40,11 @@ pub mod history;
 pub mod holds;
 pub mod inbox;
 pub mod migration;
+pub mod passes;
 pub mod policy;
 pub mod projection;
 pub mod projector;
+pub mod vocabulary;
 pub mod waves;
 
 use std::{sync::Arc, time::Duration};
@@ -105,7 +121,9 @@ pub struct Application {
     db: DatabaseConnection,
     nats: async_nats::Client,
     js: JetStream,
-    matcher: Arc<projection::Matcher>,
+    relay: Relay,
+    dispatcher: Arc<dispatch::Dispatcher>,
+    waves: Arc<waves::WaveRunner>,
     projector: Arc<projector::Projector>,
     auth: Arc<Authenticator>,
 }
@@ -118,19 +136,26 @@ impl Application {
             js,
             listener,
         } = Foundation::connect::<migration::Migrator>(&config.common, "matching").await?;
-        let matcher = Arc::new(projection::Matcher {
-            db: db.clone(),
-            relay: Relay::new(db.clone(), js.clone()),
-            signer: OfferSigner::from_config(config.offer_keys.as_deref(), &config.jwt_secret)?,
-            public_base_url: config.public_base_url,
-            holds: holds::Holds::new(&config.policy.scheduling_url, &config.jwt_secret)?,
-            policy: config.policy,
-            wakers: policy::Wakers::default(),
-        });
+        let wakers = passes::Wakers::default();
+        let relay = Relay::new(db.clone(), js.clone());
+        let dispatcher = Arc::new(dispatch::Dispatcher::new(
+            db.clone(),
+            relay.clone(),
+            OfferSigner::from_config(config.offer_keys.as_deref(), &config.jwt_secret)?,
+            config.public_base_url,
+            config.policy.daily_cap,
+            wakers.clone(),
+        ));
+        let waves = Arc::new(waves::WaveRunner::new(
+            db.clone(),
+            holds::Holds::new(&config.policy.scheduling_url, &config.jwt_secret)?,
+            waves::WavePolicy::from(&config.policy),
+            wakers.clone(),
+        ));
         let projector = Arc::new(projector::Projector {
             db: db.clone(),
-            policy: matcher.policy.clone(),
-            wakers: matcher.wakers.clone(),
+            policy: config.policy,
+            wakers,
         });
         Ok(Self {
             listener,
@@ -138,7 +163,9 @@ impl Application {
             db,
             nats,
             js,
-            matcher,
+            relay,
+            dispatcher,
+            waves,
             auth: Authenticator::hs256(&config.jwt_secret),
         })
     }
@@ -149,6 +176,16 @@ impl Application {
 
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// The dispatcher, to pump its [`dispatch::Dispatcher::run_once`] in tests.
+    pub fn dispatcher(&self) -> Arc<dispatch::Dispatcher> {
+        self.dispatcher.clone()
+    }
+
+    /// The wave runner, to pump its [`waves::WaveRunner::run_once`] in tests.
+    pub fn wave_runner(&self) -> Arc<waves::WaveRunner> {
+        self.waves.clone()
     }
 
     /// Consumes, publishes and serves the ops endpoints until `shutdown`; then finishes the
@@ -167,9 +204,9 @@ impl Application {
                 .merge(explain::router(staff))
                 .merge(slotcast_kit::ops::router(readiness)),
         );
-        let relay = tokio::spawn(self.matcher.relay.clone().run(shutdown.clone()));
-        let dispatcher = tokio::spawn(self.matcher.clone().run_dispatcher(shutdown.clone()));
-        let waves = tokio::spawn(self.matcher.clone().run_waves(shutdown.clone()));
+        let relay = tokio::spawn(self.relay.clone().run(shutdown.clone()));
+        let dispatcher = tokio::spawn(self.dispatcher.clone().run(shutdown.clone()));
+        let waves = tokio::spawn(self.waves.clone().run(shutdown.clone()));
         let consumer = tokio::spawn(consumer::run_batches(
             self.js.clone(),
             consumer_spec(),

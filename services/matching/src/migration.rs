@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateSlotHistory),
             Box::new(IndexEntriesByWindow),
             Box::new(CreatePolicy),
+            Box::new(DecisionsWithTheirOffers),
             Box::new(slotcast_bus::order::AddOrderStamp),
             Box::new(CreateOrderProgress),
         ]
@@ -95,6 +96,9 @@ enum Told {
     NotificationId,
     EntryId,
     ToldAt,
+    Rank,
+    Priority,
+    Wave,
 }
 
 struct CreateProjection;
@@ -359,6 +363,8 @@ enum Pending {
     HeldUntil,
     DueAt,
     Trace,
+    Priority,
+    DecidedAt,
 }
 
 #[derive(DeriveIden)]
@@ -633,6 +639,112 @@ impl MigrationTrait for CreatePolicy {
     }
 }
 
+/// Fewer rows per notification: `told` and `pending` carry their decision (rank, priority,
+/// wave; when it was decided), so `considered` keeps only the outcomes they do not record, and
+/// the daily cap counts the notifications in `told` (by patient and time, indexed), so
+/// `messages` goes.
+pub struct DecisionsWithTheirOffers;
+
+impl MigrationName for DecisionsWithTheirOffers {
+    fn name(&self) -> &str {
+        "m0005_decisions_with_their_offers"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for DecisionsWithTheirOffers {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // SQLite adds one column per ALTER TABLE.
+        for col in [
+            ColumnDef::new(Told::Rank)
+                .integer()
+                .not_null()
+                .default(0)
+                .to_owned(),
+            ColumnDef::new(Told::Priority)
+                .string()
+                .not_null()
+                .default("")
+                .to_owned(),
+            ColumnDef::new(Told::Wave).integer().null().to_owned(),
+        ] {
+            m.alter_table(Table::alter().table(Told::Table).add_column(col).to_owned())
+                .await?;
+        }
+        for col in [
+            ColumnDef::new(Pending::Priority)
+                .string()
+                .not_null()
+                .default("")
+                .to_owned(),
+            ColumnDef::new(Pending::DecidedAt)
+                .timestamp_with_time_zone()
+                .null()
+                .to_owned(),
+        ] {
+            m.alter_table(
+                Table::alter()
+                    .table(Pending::Table)
+                    .add_column(col)
+                    .to_owned(),
+            )
+            .await?;
+        }
+        m.create_index(
+            Index::create()
+                .if_not_exists()
+                .name("told_patient_told_at")
+                .table(Told::Table)
+                .col(Told::PatientId)
+                .col(Told::ToldAt)
+                .to_owned(),
+        )
+        .await?;
+        m.drop_table(Table::drop().table(Messages::Table).if_exists().to_owned())
+            .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(Messages::Table)
+                .if_not_exists()
+                .col(pk_uuid(Messages::NotificationId))
+                .col(uuid(Messages::PatientId))
+                .col(timestamp_with_time_zone(Messages::SentAt))
+                .to_owned(),
+        )
+        .await?;
+        m.drop_index(
+            Index::drop()
+                .if_exists()
+                .name("told_patient_told_at")
+                .table(Told::Table)
+                .to_owned(),
+        )
+        .await?;
+        for col in [Pending::Priority, Pending::DecidedAt] {
+            m.alter_table(
+                Table::alter()
+                    .table(Pending::Table)
+                    .drop_column(col)
+                    .to_owned(),
+            )
+            .await?;
+        }
+        for col in [Told::Rank, Told::Priority, Told::Wave] {
+            m.alter_table(
+                Table::alter()
+                    .table(Told::Table)
+                    .drop_column(col)
+                    .to_owned(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(DeriveIden)]
 enum OrderProgress {
     Table,
@@ -646,7 +758,7 @@ pub struct CreateOrderProgress;
 
 impl MigrationName for CreateOrderProgress {
     fn name(&self) -> &str {
-        "m0005_create_order_progress"
+        "m0006_create_order_progress"
     }
 }
 

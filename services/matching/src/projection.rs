@@ -1,42 +1,28 @@
 //! Deciding an opening: who fits, in the fair order, and the offers that are pending for them;
-//! with the lookups the dispatcher and the waves share.
+//! with the lookups and records the dispatcher and the waves share.
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
-    EntityTrait, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    QuerySelect, Set,
+    sea_query::{Expr, ExprTrait, OnConflict},
 };
-use slotcast_bus::outbox::Relay;
 use slotcast_events::{OfferPolicy, Priority, WaitKind};
-use slotcast_kit::offer::OfferSigner;
 use uuid::Uuid;
 
 use crate::{
-    entities::{considered, entry, pending, slot, told, wave},
+    eligibility::{self, Cap, Case, Channels, Fit, Verdict},
+    entities::{considered, entry, patient, pending, slot, told, wave},
     fit::{self, OpenSlot, Waiting},
-    policy::{PolicyConfig, Wakers},
+    policy::PolicyConfig,
+    vocabulary::{Outcome, Reason, SlotStatus, WaveStatus},
 };
-
-pub(crate) const OPEN: &str = "open";
 /// Rows written by one `INSERT`: matching's rows (ids, times, a short trace) are 150 to 250
 /// bytes, so 48 of them stay under `slotcast_bus::rows::STATEMENT_BYTES` and travel in one
 /// piece (a larger statement waits 40 ms for a delayed ACK; see `slotcast_bus::rows`).
 pub(crate) const ROWS_PER_INSERT: usize = 48;
-
-/// Sends due offers and runs waves ([`crate::dispatch`], [`crate::waves`]).
-pub struct Matcher {
-    pub db: DatabaseConnection,
-    pub relay: Relay,
-    pub signer: OfferSigner,
-    /// `PUBLIC_BASE_URL`, where booking links point.
-    pub public_base_url: String,
-    pub policy: PolicyConfig,
-    pub wakers: Wakers,
-    /// Scheduling's hold API, for the `waves` policy.
-    pub holds: crate::holds::Holds,
-}
 
 /// Decides an opening. `broadcast`: every fitting patient gets an offer of the opening's
 /// slots still open, due when the coalescing window ends (the dispatcher sends it). `waves`:
@@ -62,7 +48,7 @@ pub(crate) async fn decide<C: ConnectionTrait>(
             next_wave: Set(1),
             due_at: Set(now),
             hold_id: Set(None),
-            status: Set(crate::waves::RUNNING.to_owned()),
+            status: Set(WaveStatus::Running),
             attempts: Set(0),
             trace: Set(current_trace()),
         })
@@ -73,6 +59,7 @@ pub(crate) async fn decide<C: ConnectionTrait>(
         return Ok(1);
     }
     let ranked = candidates(conn, practitioner_id, &slots).await?;
+    let channels = channels(conn, &ranked).await?;
     metrics::histogram!("slotcast_matching_decide_seconds").record(started.elapsed().as_secs_f64());
     let due = now
         + chrono::Duration::from_std(config.coalesce_window).unwrap_or(chrono::Duration::zero());
@@ -81,16 +68,25 @@ pub(crate) async fn decide<C: ConnectionTrait>(
     let mut count = 0;
     let trace = current_trace();
     for c in &ranked {
-        let skipped = c.is_expired(now).then_some(crate::policy::EXPIRED);
+        let mut told = false;
         for s in &c.decision.slots {
-            decisions.push(c.considered(s.id, skipped, now));
-            if skipped.is_none() {
-                offers.push(c.pending(s.id, practitioner_id, batch_id, None, due, &trace));
+            // The cap is counted when the message is formed: this offer may join one that goes
+            // anyway.
+            let verdict = eligibility::verdict(&Case {
+                cap: Cap::NotCounted,
+                ..c.case(s, &channels, now)
+            });
+            // `pending` records the offer: `considered` only what does not become one.
+            if verdict == Verdict::Tell {
+                offers.push(c.pending(s.id, practitioner_id, batch_id, None, (now, due), &trace));
+                told = true;
+            } else {
+                decisions.push(c.considered(s.id, verdict.outcome(), now));
             }
         }
-        count += usize::from(skipped.is_none());
+        count += usize::from(told);
     }
-    crate::policy::record_considered(conn, decisions).await?;
+    record_considered(conn, decisions).await?;
     insert_new(
         conn,
         &offers,
@@ -165,7 +161,7 @@ pub(crate) async fn open_slots<C: ConnectionTrait>(
 ) -> Result<Vec<OpenSlot>, DbErr> {
     Ok(slot::Entity::find()
         .filter(slot::Column::Id.is_in(slot_ids.to_vec()))
-        .filter(slot::Column::Status.eq(OPEN))
+        .filter(slot::Column::Status.eq(SlotStatus::Open))
         .filter(slot::Column::StartsAt.gt(now))
         .all(conn)
         .await?
@@ -190,14 +186,32 @@ pub(crate) struct Candidate {
 }
 
 impl Candidate {
-    pub fn is_expired(&self, now: chrono::DateTime<Utc>) -> bool {
-        self.expires_at.is_some_and(|e| e <= now)
+    /// The case of telling this candidate about `slot`, one of the open slots their entries fit
+    /// (the caller sets the cap and the wave).
+    pub fn case<'a>(
+        &self,
+        slot: &'a OpenSlot,
+        channels: &HashMap<Uuid, Channels>,
+        now: chrono::DateTime<Utc>,
+    ) -> Case<'a> {
+        Case {
+            now,
+            slot: Some((slot, SlotStatus::Open)),
+            entry: Some(eligibility::Entry {
+                active: true,
+                expires_at: self.expires_at,
+            }),
+            fit: Fit::Decided,
+            channels: channels.get(&self.decision.patient_id).copied(),
+            cap: Cap::NotCounted,
+            wave: eligibility::Wave::None,
+        }
     }
 
     pub fn considered(
         &self,
         slot_id: Uuid,
-        skipped: Option<&str>,
+        (outcome, reason): (Outcome, Option<Reason>),
         now: chrono::DateTime<Utc>,
     ) -> considered::ActiveModel {
         considered::ActiveModel {
@@ -206,13 +220,8 @@ impl Candidate {
             entry_id: Set(self.decision.entry_id),
             rank: Set(self.rank),
             priority: Set(self.priority.as_str().to_owned()),
-            outcome: Set(if skipped.is_some() {
-                "skipped"
-            } else {
-                "pending"
-            }
-            .to_owned()),
-            reason: Set(skipped.map(str::to_owned)),
+            outcome: Set(outcome),
+            reason: Set(reason),
             wave: Set(None),
             notification_id: Set(None),
             at: Set(now),
@@ -226,7 +235,8 @@ impl Candidate {
         batch_id: Uuid,
         // A wave's number and the end of its hold; `None` for a broadcast.
         wave: Option<(i32, chrono::DateTime<Utc>)>,
-        due_at: chrono::DateTime<Utc>,
+        // When it was decided, and when it falls due.
+        (decided_at, due_at): (chrono::DateTime<Utc>, chrono::DateTime<Utc>),
         trace: &str,
     ) -> pending::ActiveModel {
         pending::ActiveModel {
@@ -237,10 +247,12 @@ impl Candidate {
             batch_id: Set(batch_id),
             reason: Set(self.decision.reason.as_str().to_owned()),
             rank: Set(self.rank),
+            priority: Set(self.priority.as_str().to_owned()),
             wave: Set(wave.map(|(n, _)| n)),
             held_until: Set(wave.map(|(_, until)| until)),
             due_at: Set(due_at),
             trace: Set(trace.to_owned()),
+            decided_at: Set(Some(decided_at)),
         }
     }
 }
@@ -360,4 +372,82 @@ pub(crate) async fn candidates<C: ConnectionTrait>(
             }
         })
         .collect())
+}
+
+/// The channels of each candidate's patient (absent: unknown to the projection).
+pub(crate) async fn channels<C: ConnectionTrait>(
+    conn: &C,
+    candidates: &[Candidate],
+) -> Result<HashMap<Uuid, Channels>, DbErr> {
+    let ids: Vec<Uuid> = candidates.iter().map(|c| c.decision.patient_id).collect();
+    Ok(
+        find_in::<patient::Entity, _>(conn, patient::Column::Id, &ids)
+            .await?
+            .into_iter()
+            .map(|p| {
+                let channels = Channels {
+                    email: p.email_enabled,
+                    inapp: p.inapp_enabled,
+                };
+                (p.id, channels)
+            })
+            .collect(),
+    )
+}
+
+/// Records decisions: a row per slot and patient, the newest outcome winning.
+pub(crate) async fn record_considered<C: ConnectionTrait>(
+    conn: &C,
+    rows: Vec<considered::ActiveModel>,
+) -> Result<(), DbErr> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        considered::Entity::insert_many(chunk.to_vec())
+            .on_conflict(
+                OnConflict::columns([considered::Column::SlotId, considered::Column::PatientId])
+                    .update_columns([
+                        considered::Column::EntryId,
+                        considered::Column::Outcome,
+                        considered::Column::Reason,
+                        considered::Column::Wave,
+                        considered::Column::NotificationId,
+                        considered::Column::At,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// How many availability messages (notifications in `told`) each of `patients` was sent in the 24 hours before `now`
+/// (absent: none). Empty when there is no cap to check.
+pub(crate) async fn sent_today<C: ConnectionTrait>(
+    conn: &C,
+    daily_cap: u32,
+    patients: &[Uuid],
+    now: DateTime<Utc>,
+) -> Result<HashMap<Uuid, i64>, DbErr> {
+    let mut sent = HashMap::new();
+    if daily_cap == 0 {
+        return Ok(sent);
+    }
+    for run in slotcast_bus::rows::ids(patients) {
+        sent.extend(
+            told::Entity::find()
+                .select_only()
+                .column(told::Column::PatientId)
+                .column_as(
+                    Expr::col(told::Column::NotificationId).count_distinct(),
+                    "n",
+                )
+                .filter(told::Column::PatientId.is_in(run.iter().copied()))
+                .filter(told::Column::ToldAt.gt(now - chrono::Duration::hours(24)))
+                .group_by(told::Column::PatientId)
+                .into_tuple::<(Uuid, i64)>()
+                .all(conn)
+                .await?,
+        );
+    }
+    Ok(sent)
 }

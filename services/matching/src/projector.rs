@@ -26,12 +26,11 @@ use crate::{
     entities::{entry, history, opening, opening_slot, patient, practitioner, slot},
     fence::{self, Gate},
     inbox::Input,
-    policy::{PolicyConfig, Wakers},
-    projection::{OPEN, decide},
+    passes::Wakers,
+    policy::PolicyConfig,
+    projection::decide,
+    vocabulary::{HistoryKind, SlotStatus},
 };
-
-const BOOKED: &str = "booked";
-const WITHDRAWN: &str = "withdrawn";
 
 /// Applies scheduling events to the projection and decides the openings they complete.
 pub struct Projector {
@@ -328,7 +327,8 @@ impl Projector {
                 0
             }
             Input::SlotCreated(ev) => {
-                record(txn, &ev, ev.data.slot_id, "published", None, None, None).await?;
+                let slot_id = ev.data.slot_id;
+                record(txn, &ev, slot_id, HistoryKind::Published, None, None, None).await?;
                 let e = ev.data;
                 // A redelivered `created` must not reopen a slot booked since: insert only.
                 slot::Entity::insert(slot::ActiveModel {
@@ -336,7 +336,7 @@ impl Projector {
                     practitioner_id: Set(e.practitioner_id),
                     starts_at: Set(e.starts_at),
                     ends_at: Set(e.ends_at),
-                    status: Set(OPEN.to_owned()),
+                    status: Set(SlotStatus::Open),
                     released_by: Set(None),
                 })
                 .on_conflict_do_nothing_on([slot::Column::Id])
@@ -356,14 +356,23 @@ impl Projector {
                     ReleaseReason::MovedUp => "moved_up",
                 };
                 let (slot_id, by) = (ev.data.slot_id, ev.data.released_by);
-                record(txn, &ev, slot_id, "released", by, None, Some(reason)).await?;
+                record(
+                    txn,
+                    &ev,
+                    slot_id,
+                    HistoryKind::Released,
+                    by,
+                    None,
+                    Some(reason),
+                )
+                .await?;
                 let e = ev.data;
                 slot::Entity::insert(slot::ActiveModel {
                     id: Set(e.slot_id),
                     practitioner_id: Set(e.practitioner_id),
                     starts_at: Set(e.starts_at),
                     ends_at: Set(e.ends_at),
-                    status: Set(OPEN.to_owned()),
+                    status: Set(SlotStatus::Open),
                     released_by: Set(e.released_by),
                 })
                 .on_conflict(upsert(
@@ -382,28 +391,31 @@ impl Projector {
             }
             Input::SlotBooked(ev) => {
                 let (slot_id, by) = (ev.data.slot_id, Some(ev.data.patient_id));
-                record(txn, &ev, slot_id, "booked", by, None, None).await?;
+                record(txn, &ev, slot_id, HistoryKind::Booked, by, None, None).await?;
                 let e = ev.data;
-                set_slot_status(txn, e.slot_id, BOOKED).await?;
+                set_slot_status(txn, e.slot_id, SlotStatus::Booked).await?;
                 0
             }
             Input::SlotWithdrawn(ev) => {
-                record(txn, &ev, ev.data.slot_id, "withdrawn", None, None, None).await?;
+                let slot_id = ev.data.slot_id;
+                record(txn, &ev, slot_id, HistoryKind::Withdrawn, None, None, None).await?;
                 let e = ev.data;
-                set_slot_status(txn, e.slot_id, WITHDRAWN).await?;
+                set_slot_status(txn, e.slot_id, SlotStatus::Withdrawn).await?;
                 0
             }
             Input::OfferClaimed(ev) => {
                 let e = &ev.data;
                 let (slot_id, patient, nid) = (e.slot_id, e.patient_id, e.notification_id);
-                record(txn, &ev, slot_id, "claimed", Some(patient), Some(nid), None).await?;
+                let (patient, nid) = (Some(patient), Some(nid));
+                record(txn, &ev, slot_id, HistoryKind::Claimed, patient, nid, None).await?;
                 0
             }
             Input::OfferLost(ev) => {
                 let e = &ev.data;
                 let (slot_id, patient, nid) = (e.slot_id, e.patient_id, e.notification_id);
                 let reason = Some(e.reason.as_str());
-                record(txn, &ev, slot_id, "lost", Some(patient), Some(nid), reason).await?;
+                let (patient, nid) = (Some(patient), Some(nid));
+                record(txn, &ev, slot_id, HistoryKind::Lost, patient, nid, reason).await?;
                 0
             }
             Input::Ignored => 0,
@@ -488,7 +500,7 @@ async fn record<C: ConnectionTrait, T>(
     conn: &C,
     event: &CloudEvent<T>,
     slot_id: Uuid,
-    kind: &str,
+    kind: HistoryKind,
     patient_id: Option<Uuid>,
     notification_id: Option<Uuid>,
     reason: Option<&str>,
@@ -497,7 +509,7 @@ async fn record<C: ConnectionTrait, T>(
         event_id: Set(event.id),
         slot_id: Set(slot_id),
         at: Set(event.time),
-        kind: Set(kind.to_owned()),
+        kind: Set(kind),
         patient_id: Set(patient_id),
         notification_id: Set(notification_id),
         reason: Set(reason.map(str::to_owned)),
@@ -511,7 +523,7 @@ async fn record<C: ConnectionTrait, T>(
 async fn set_slot_status<C: ConnectionTrait>(
     conn: &C,
     slot_id: Uuid,
-    status: &str,
+    status: SlotStatus,
 ) -> Result<(), DbErr> {
     slot::Entity::update_many()
         .col_expr(slot::Column::Status, Expr::value(status))

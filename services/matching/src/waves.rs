@@ -30,8 +30,8 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait, sea_query::Expr,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait, sea_query::Expr,
 };
 use slotcast_events::ID_NAMESPACE;
 use tokio_util::sync::CancellationToken;
@@ -39,17 +39,19 @@ use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::{
-    entities::{considered, opening, opening_slot, patient, pending, told, wave, wave_member},
+    eligibility::{self, Cap, Verdict},
+    entities::{considered, opening, opening_slot, pending, told, wave, wave_member},
     fit,
-    holds::HoldError,
-    policy::{self, CAPPED, EXPIRED, OPTED_OUT},
+    holds::{HoldError, Holds},
+    passes::{Wakers, run_passes},
+    policy::PolicyConfig,
     projection::{
-        Candidate, Matcher, candidates, continuing, current_trace, find_in, insert_new, open_slots,
+        Candidate, candidates, channels, continuing, current_trace, insert_new, open_slots,
+        record_considered, sent_today,
     },
+    vocabulary::{Outcome, Reason, WaveStatus},
 };
 
-pub const RUNNING: &str = "running";
-pub const DONE: &str = "done";
 /// The advisory lock key of the wave runner (one per database).
 const WAVES_LOCK: i64 = 0x5107_ca57_3a7e;
 const TICK: Duration = Duration::from_millis(250);
@@ -75,7 +77,7 @@ enum Plan {
     /// scheduling's pre-hold (no wave placed yet), to take over and release, so they are not
     /// kept from everyone until it lapses.
     Stop {
-        why: &'static str,
+        why: Reason,
         release: Vec<Uuid>,
         take_over: Vec<Uuid>,
     },
@@ -96,18 +98,59 @@ struct WavePlan {
     waiting: Vec<considered::ActiveModel>,
 }
 
-impl Matcher {
+/// What the waves need of the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WavePolicy {
+    /// Patients told per slot and wave.
+    pub size: u32,
+    /// The bounds of a wave's hold.
+    pub hold_min: Duration,
+    pub hold_max: Duration,
+    /// Availability messages a patient gets in any 24 hours (0: no cap).
+    pub daily_cap: u32,
+}
+
+impl From<&PolicyConfig> for WavePolicy {
+    fn from(p: &PolicyConfig) -> Self {
+        Self {
+            size: p.wave_size,
+            hold_min: p.hold_min,
+            hold_max: p.hold_max,
+            daily_cap: p.daily_cap,
+        }
+    }
+}
+
+/// Runs the waves of openings offered under the `waves` policy.
+pub struct WaveRunner {
+    db: DatabaseConnection,
+    /// Scheduling's hold API.
+    holds: Holds,
+    policy: WavePolicy,
+    wakers: Wakers,
+}
+
+impl WaveRunner {
+    pub fn new(db: DatabaseConnection, holds: Holds, policy: WavePolicy, wakers: Wakers) -> Self {
+        Self {
+            db,
+            holds,
+            policy,
+            wakers,
+        }
+    }
+
     /// Advances due waves until `shutdown`.
-    pub async fn run_waves(self: Arc<Self>, shutdown: CancellationToken) {
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let full = usize::try_from(PER_PASS).unwrap_or(usize::MAX);
-        policy::run_passes(
+        run_passes(
             "advancing waves",
             "slotcast_matching_wave_failures_total",
             &self.wakers.waves,
             TICK,
             full,
             shutdown,
-            || self.advance_due_waves(),
+            || self.run_once(),
             || self.next_wave_due(),
         )
         .await;
@@ -118,18 +161,19 @@ impl Matcher {
         wave::Entity::find()
             .select_only()
             .column_as(wave::Column::DueAt.min(), "due")
-            .filter(wave::Column::Status.eq(RUNNING))
+            .filter(wave::Column::Status.eq(WaveStatus::Running))
             .into_tuple::<Option<DateTime<Utc>>>()
             .one(&self.db)
             .await
             .map(Option::flatten)
     }
 
-    /// Advances every opening whose wave is due; returns how many it looked at.
-    pub async fn advance_due_waves(&self) -> Result<usize, DbErr> {
+    /// Advances every opening whose wave is due (up to a pass's worth); returns how many it
+    /// looked at.
+    pub async fn run_once(&self) -> Result<usize, DbErr> {
         let now = Utc::now();
         let due = wave::Entity::find()
-            .filter(wave::Column::Status.eq(RUNNING))
+            .filter(wave::Column::Status.eq(WaveStatus::Running))
             .filter(wave::Column::DueAt.lte(now))
             .order_by_asc(wave::Column::DueAt)
             .limit(PER_PASS)
@@ -171,7 +215,7 @@ impl Matcher {
                 return Ok(());
             }
             let Some(w) = wave::Entity::find_by_id(batch_id)
-                .filter(wave::Column::Status.eq(RUNNING))
+                .filter(wave::Column::Status.eq(WaveStatus::Running))
                 .filter(wave::Column::DueAt.lte(now))
                 .one(&txn)
                 .await?
@@ -218,14 +262,14 @@ impl Matcher {
                     .await
                 {
                     Ok(held) if held.is_empty() => {
-                        return self.apply_stop(&w, "slot_gone").await;
+                        return self.apply_stop(&w, Reason::SlotGone).await;
                     }
                     Ok(held) => (plan, held),
                     Err(HoldError::Transient(e)) => return Err(WaveError::Hold(e)),
                     Err(HoldError::Refused(status)) => {
                         metrics::counter!("slotcast_matching_hold_refused_total").increment(1);
                         tracing::error!(batch_id = %w.batch_id, wave = w.next_wave, %status, "scheduling refused the hold; the waves of this opening stop");
-                        return self.apply_stop(&w, "hold_refused").await;
+                        return self.apply_stop(&w, Reason::HoldRefused).await;
                     }
                 }
             }
@@ -248,60 +292,47 @@ impl Matcher {
         if slots.is_empty() {
             // Taken, withdrawn, started, or opened again in a newer opening.
             return Ok(Plan::Stop {
-                why: "slot_gone",
+                why: Reason::SlotGone,
                 release: Vec::new(),
                 take_over: Vec::new(),
             });
         }
         let ranked = candidates(conn, w.practitioner_id, &slots).await?;
         let patient_ids: Vec<Uuid> = ranked.iter().map(|c| c.decision.patient_id).collect();
-        let prefs: HashMap<Uuid, (bool, bool)> =
-            find_in::<patient::Entity, _>(conn, patient::Column::Id, &patient_ids)
-                .await?
-                .into_iter()
-                .map(|p| (p.id, (p.email_enabled, p.inapp_enabled)))
-                .collect();
-        let sent_today = policy::sent_today(conn, &self.policy, &patient_ids, now).await?;
+        let channels = channels(conn, &ranked).await?;
+        let sent_today = sent_today(conn, self.policy.daily_cap, &patient_ids, now).await?;
         // Each slot gets its own first `WAVE_SIZE` patients who fit it: a slot nobody in the
         // wave wants is not held for them.
-        let size = usize::try_from(self.policy.wave_size).unwrap_or(usize::MAX);
+        let size = usize::try_from(self.policy.size).unwrap_or(usize::MAX);
         let mut per_slot: HashMap<Uuid, usize> = HashMap::new();
         let mut chosen: Vec<(Candidate, Vec<Uuid>)> = Vec::new();
         let mut skipped: Vec<considered::ActiveModel> = Vec::new();
         let mut waiting: Vec<considered::ActiveModel> = Vec::new();
         for c in ranked {
-            let p = c.decision.patient_id;
-            let reason = if c.is_expired(now) {
-                Some(EXPIRED)
-            } else if prefs.get(&p).is_some_and(|(email, inapp)| !email && !inapp) {
-                Some(OPTED_OUT)
-            } else if self.policy.daily_cap > 0
-                && sent_today.get(&p).copied().unwrap_or(0) >= i64::from(self.policy.daily_cap)
-            {
-                Some(CAPPED)
-            } else {
-                None
+            let cap = Cap::Count {
+                sent: sent_today.get(&c.decision.patient_id).copied().unwrap_or(0),
+                max: self.policy.daily_cap,
             };
-            if let Some(reason) = reason {
-                skipped.extend(
-                    c.decision
-                        .slots
-                        .iter()
-                        .map(|s| c.considered(s.id, Some(reason), now)),
-                );
-                continue;
-            }
             let mut offered = Vec::new();
             for s in &c.decision.slots {
                 let taken = per_slot.entry(s.id).or_default();
-                if *taken < size {
-                    *taken += 1;
-                    offered.push(s.id);
-                } else {
-                    waiting.push(considered::ActiveModel {
-                        outcome: Set("waiting".to_owned()),
-                        ..c.considered(s.id, None, now)
-                    });
+                let verdict = eligibility::verdict(&eligibility::Case {
+                    cap,
+                    wave: eligibility::Wave::Planning {
+                        taken: *taken,
+                        size,
+                    },
+                    ..c.case(s, &channels, now)
+                });
+                match verdict {
+                    Verdict::Tell => {
+                        *taken += 1;
+                        offered.push(s.id);
+                    }
+                    Verdict::Later => waiting.push(c.considered(s.id, verdict.outcome(), now)),
+                    Verdict::Skip(_) | Verdict::NotReached(_) => {
+                        skipped.push(c.considered(s.id, verdict.outcome(), now));
+                    }
                 }
             }
             if !offered.is_empty() {
@@ -310,7 +341,7 @@ impl Matcher {
         }
         if chosen.is_empty() {
             return Ok(Plan::Stop {
-                why: "list_ran_out",
+                why: Reason::ListRanOut,
                 release,
                 take_over: if w.hold_id.is_none() {
                     slots.iter().map(|s| s.id).collect()
@@ -433,7 +464,7 @@ impl Matcher {
         let held: HashSet<Uuid> = held.iter().copied().collect();
         let mut offers: Vec<pending::ActiveModel> = Vec::new();
         let mut joined: Vec<wave_member::ActiveModel> = Vec::new();
-        let mut decisions = plan.skipped;
+        let decisions = plan.skipped;
         let trace = current_trace();
         for (c, slot_ids) in &plan.chosen {
             let slot_ids: Vec<&Uuid> = slot_ids.iter().filter(|s| held.contains(s)).collect();
@@ -446,18 +477,15 @@ impl Matcher {
                 wave: Set(plan.number),
             });
             for s in slot_ids {
+                // `pending` records the offer and its wave, so `considered` need not.
                 offers.push(c.pending(
                     *s,
                     w.practitioner_id,
                     w.batch_id,
                     Some((plan.number, plan.until)),
-                    now,
+                    (now, now),
                     &trace,
                 ));
-                decisions.push(considered::ActiveModel {
-                    wave: Set(Some(plan.number)),
-                    ..c.considered(*s, None, now)
-                });
             }
         }
         insert_new(
@@ -472,7 +500,7 @@ impl Matcher {
             &[pending::Column::PatientId, pending::Column::SlotId],
         )
         .await?;
-        policy::record_considered(&txn, decisions).await?;
+        record_considered(&txn, decisions).await?;
         // Patients in the order not reached yet (`waiting`); a decision already recorded for
         // one stays as it is.
         insert_new(
@@ -496,7 +524,7 @@ impl Matcher {
         Ok(())
     }
 
-    async fn apply_stop(&self, w: &wave::Model, why: &str) -> Result<(), WaveError> {
+    async fn apply_stop(&self, w: &wave::Model, why: Reason) -> Result<(), WaveError> {
         let txn = self.db.begin().await?;
         if !slotcast_kit::db::try_xact_lock(&txn, WAVES_LOCK).await? || !still_at(&txn, w).await? {
             return Ok(());
@@ -505,7 +533,7 @@ impl Matcher {
         let slot_ids = self.own_slots(&txn, w.batch_id).await?;
         stop(&txn, w, &slot_ids, why).await?;
         txn.commit().await?;
-        tracing::info!(batch_id = %w.batch_id, waves = w.next_wave - 1, why, "waves stopped");
+        tracing::info!(batch_id = %w.batch_id, waves = w.next_wave - 1, why = why.as_str(), "waves stopped");
         Ok(())
     }
 }
@@ -521,7 +549,7 @@ fn hold_id(batch_id: Uuid, number: i32) -> Uuid {
 /// Whether the opening's timer still stands at the wave `w` saw.
 async fn still_at<C: ConnectionTrait>(conn: &C, w: &wave::Model) -> Result<bool, DbErr> {
     Ok(wave::Entity::find_by_id(w.batch_id)
-        .filter(wave::Column::Status.eq(RUNNING))
+        .filter(wave::Column::Status.eq(WaveStatus::Running))
         .filter(wave::Column::NextWave.eq(w.next_wave))
         .one(conn)
         .await?
@@ -533,18 +561,20 @@ async fn stop<C: ConnectionTrait>(
     conn: &C,
     w: &wave::Model,
     slot_ids: &[Uuid],
-    why: &str,
+    why: Reason,
 ) -> Result<(), DbErr> {
     wave::Entity::update_many()
-        .col_expr(wave::Column::Status, Expr::value(DONE))
+        .col_expr(wave::Column::Status, Expr::value(WaveStatus::Done))
         .filter(wave::Column::BatchId.eq(w.batch_id))
         .exec(conn)
         .await?;
+    // What the rule says of everyone a stopped wave had not reached.
+    let (outcome, reason) = eligibility::Verdict::NotReached(why).outcome();
     considered::Entity::update_many()
-        .col_expr(considered::Column::Outcome, Expr::value("not_reached"))
-        .col_expr(considered::Column::Reason, Expr::value(why))
+        .col_expr(considered::Column::Outcome, Expr::value(outcome))
+        .col_expr(considered::Column::Reason, Expr::value(reason))
         .filter(considered::Column::SlotId.is_in(slot_ids.to_vec()))
-        .filter(considered::Column::Outcome.eq("waiting"))
+        .filter(considered::Column::Outcome.eq(Outcome::Waiting))
         .exec(conn)
         .await?;
     Ok(())

@@ -97,6 +97,11 @@ pub fn hours(h: i64) -> DateTime<Utc> {
 }
 
 impl TestMatching {
+    /// Matching's database.
+    pub fn database(&self) -> &TestDatabase {
+        &self._db
+    }
+
     /// Publishes `data` as scheduling would: a fresh CloudEvent id each time, and the next
     /// order number of its order key.
     pub async fn publish<T: Event>(&self, data: T) {

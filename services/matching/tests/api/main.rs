@@ -8,3 +8,4 @@ mod migrations;
 mod order;
 mod policy;
 mod process;
+mod rows;

@@ -1,0 +1,480 @@
+//! The one rule of who is told: for a patient, an entry and a slot at a given moment, whether
+//! the patient is told now, later, or not at all, and why. Deciding a broadcast
+//! ([`crate::projection::decide`]), planning a wave ([`crate::waves`]), sending a message
+//! ([`crate::dispatch`]) and explaining a slot ([`crate::explain`]) all ask [`verdict`], with
+//! what they know at that moment; it does no I/O.
+
+use chrono::{DateTime, Utc};
+
+use crate::{
+    fit::{OpenSlot, Waiting},
+    vocabulary::{Outcome, Reason, SlotStatus},
+};
+
+/// Everything the rule looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct Case<'a> {
+    pub now: DateTime<Utc>,
+    /// The slot and its status; `None` when the projection does not know it.
+    pub slot: Option<(&'a OpenSlot, SlotStatus)>,
+    /// The entry that asked; `None` when the projection does not know it.
+    pub entry: Option<Entry>,
+    pub fit: Fit<'a>,
+    /// The patient's channels; `None` when the patient or the practitioner is unknown.
+    pub channels: Option<Channels>,
+    pub cap: Cap,
+    pub wave: Wave,
+}
+
+/// The entry's state, as far as the rule cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    pub active: bool,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Whether the slot is what the entry asked for.
+#[derive(Debug, Clone, Copy)]
+pub enum Fit<'a> {
+    /// To be checked against this entry ([`Waiting::why_not`]).
+    Check(&'a Waiting),
+    /// Settled when the opening was decided ([`crate::fit::decide`]): neither a slot's times nor
+    /// an entry's window and held time change afterwards.
+    Decided,
+}
+
+/// The patient's preferences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Channels {
+    pub email: bool,
+    pub inapp: bool,
+}
+
+/// The daily cap, as it applies here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cap {
+    /// Not counted here: a broadcast is counted when its message is formed, and a wave's offer
+    /// when its wave was planned (or it joins a message that goes anyway).
+    NotCounted,
+    /// `sent` availability messages in the last 24 hours, against at most `max` (0: no cap).
+    Count { sent: i64, max: u32 },
+}
+
+/// Where the offer stands in the `waves` policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wave {
+    /// Not under waves, or a wave's offer already decided.
+    None,
+    /// Planning a wave: `taken` of the wave's `size` places for this slot are given already.
+    Planning { taken: usize, size: usize },
+    /// The waves stopped, for this reason, before reaching the patient.
+    Stopped(Reason),
+}
+
+/// What the rule says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Tell them now (or when the coalescing window ends).
+    Tell,
+    /// Not in this wave: a later one may tell them.
+    Later,
+    /// Not told, and why.
+    Skip(Reason),
+    /// The waves stopped before reaching them, and why.
+    NotReached(Reason),
+}
+
+impl Verdict {
+    /// What `considered` records of it: a patient to be told is `pending` until the message
+    /// goes.
+    pub fn outcome(self) -> (Outcome, Option<Reason>) {
+        match self {
+            Verdict::Tell => (Outcome::Pending, None),
+            Verdict::Later => (Outcome::Waiting, None),
+            Verdict::Skip(why) => (Outcome::Skipped, Some(why)),
+            Verdict::NotReached(why) => (Outcome::NotReached, Some(why)),
+        }
+    }
+}
+
+/// Decides one case. Precedence: the waves having stopped; the slot (taken before gone); the
+/// entry (no longer waiting, then fit, then expired); the patient (unknown, opted out, capped);
+/// the wave's places.
+pub fn verdict(case: &Case<'_>) -> Verdict {
+    if let Wave::Stopped(why) = case.wave {
+        return Verdict::NotReached(why);
+    }
+    let slot = match case.slot {
+        None | Some((_, SlotStatus::Withdrawn)) => return Verdict::Skip(Reason::Gone),
+        Some((_, SlotStatus::Booked)) => return Verdict::Skip(Reason::Taken),
+        Some((s, SlotStatus::Open)) if s.starts_at <= case.now => {
+            return Verdict::Skip(Reason::Gone);
+        }
+        Some((s, SlotStatus::Open)) => s,
+    };
+    if let Some(why) = why_not_for_entry(case.now, slot, case.entry, case.fit) {
+        return Verdict::Skip(why);
+    }
+    match case.channels {
+        None => return Verdict::Skip(Reason::Gone),
+        Some(Channels {
+            email: false,
+            inapp: false,
+        }) => return Verdict::Skip(Reason::OptedOut),
+        Some(_) => {}
+    }
+    if let Cap::Count { sent, max } = case.cap
+        && max > 0
+        && sent >= i64::from(max)
+    {
+        return Verdict::Skip(Reason::Capped);
+    }
+    match case.wave {
+        Wave::Planning { taken, size } if taken >= size => Verdict::Later,
+        _ => Verdict::Tell,
+    }
+}
+
+/// The part of [`verdict`] about the entry alone: it is still waiting, the slot fits it, and it
+/// has not expired. `None` when nothing about the entry stands in the way.
+pub fn why_not_for_entry(
+    now: DateTime<Utc>,
+    slot: &OpenSlot,
+    entry: Option<Entry>,
+    fit: Fit<'_>,
+) -> Option<Reason> {
+    let Some(entry) = entry.filter(|e| e.active) else {
+        return Some(Reason::NoLongerWaiting);
+    };
+    if let Fit::Check(waiting) = fit
+        && let Some(why) = waiting.why_not(slot)
+    {
+        return Some(why);
+    }
+    entry
+        .expires_at
+        .is_some_and(|e| e <= now)
+        .then_some(Reason::Expired)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+    use slotcast_events::{Priority, WaitKind};
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+    }
+
+    fn slot(hours: i64) -> OpenSlot {
+        let starts_at = now() + Duration::hours(hours);
+        OpenSlot {
+            id: Uuid::from_u128(1),
+            starts_at,
+            ends_at: starts_at + Duration::minutes(30),
+            released_by: None,
+        }
+    }
+
+    fn waiting(kind: WaitKind) -> Waiting {
+        Waiting {
+            entry_id: Uuid::from_u128(2),
+            patient_id: Uuid::from_u128(3),
+            kind,
+            held_starts_at: None,
+            earliest: None,
+            latest: None,
+            joined_at: now() - Duration::days(1),
+            priority: Priority::Routine,
+        }
+    }
+
+    const ACTIVE: Entry = Entry {
+        active: true,
+        expires_at: None,
+    };
+    const BOTH: Channels = Channels {
+        email: true,
+        inapp: true,
+    };
+
+    /// A case in which the patient is told; each test changes what it is about.
+    fn told<'a>(s: &'a OpenSlot, w: &'a Waiting) -> Case<'a> {
+        Case {
+            now: now(),
+            slot: Some((s, SlotStatus::Open)),
+            entry: Some(ACTIVE),
+            fit: Fit::Check(w),
+            channels: Some(BOTH),
+            cap: Cap::Count { sent: 0, max: 6 },
+            wave: Wave::None,
+        }
+    }
+
+    #[test]
+    fn a_fitting_open_slot_for_a_waiting_reachable_patient_is_told() {
+        let (s, w) = (slot(5), waiting(WaitKind::New));
+        assert_eq!(verdict(&told(&s, &w)), Verdict::Tell);
+        let decided = Case {
+            fit: Fit::Decided,
+            cap: Cap::NotCounted,
+            ..told(&s, &w)
+        };
+        assert_eq!(verdict(&decided), Verdict::Tell);
+    }
+
+    #[test]
+    fn a_booked_slot_is_taken_and_a_withdrawn_started_or_unknown_one_is_gone() {
+        let (s, w) = (slot(5), waiting(WaitKind::New));
+        let with = |slot| {
+            verdict(&Case {
+                slot,
+                ..told(&s, &w)
+            })
+        };
+        assert_eq!(
+            with(Some((&s, SlotStatus::Booked))),
+            Verdict::Skip(Reason::Taken)
+        );
+        assert_eq!(
+            with(Some((&s, SlotStatus::Withdrawn))),
+            Verdict::Skip(Reason::Gone)
+        );
+        assert_eq!(with(None), Verdict::Skip(Reason::Gone));
+        let started = slot(0);
+        assert_eq!(
+            with(Some((&started, SlotStatus::Open))),
+            Verdict::Skip(Reason::Gone),
+            "a slot starting this very moment is gone"
+        );
+        let past = slot(-1);
+        assert_eq!(
+            with(Some((&past, SlotStatus::Booked))),
+            Verdict::Skip(Reason::Taken),
+            "booked, then started: it was taken"
+        );
+    }
+
+    #[test]
+    fn a_closed_or_unknown_entry_is_no_longer_waiting() {
+        let (s, w) = (slot(5), waiting(WaitKind::New));
+        for entry in [
+            None,
+            Some(Entry {
+                active: false,
+                ..ACTIVE
+            }),
+        ] {
+            let case = Case {
+                entry,
+                ..told(&s, &w)
+            };
+            assert_eq!(verdict(&case), Verdict::Skip(Reason::NoLongerWaiting));
+        }
+    }
+
+    #[test]
+    fn a_slot_that_does_not_fit_says_why() {
+        let s = slot(5);
+        let early = Waiting {
+            earliest: Some(s.starts_at + Duration::seconds(1)),
+            ..waiting(WaitKind::New)
+        };
+        assert_eq!(
+            verdict(&told(&s, &early)),
+            Verdict::Skip(Reason::OutsideWindow)
+        );
+        let late = Waiting {
+            latest: Some(s.ends_at - Duration::seconds(1)),
+            ..waiting(WaitKind::New)
+        };
+        assert_eq!(
+            verdict(&told(&s, &late)),
+            Verdict::Skip(Reason::OutsideWindow)
+        );
+        let exactly = Waiting {
+            earliest: Some(s.starts_at),
+            latest: Some(s.ends_at),
+            ..waiting(WaitKind::New)
+        };
+        assert_eq!(verdict(&told(&s, &exactly)), Verdict::Tell);
+        let gave_up = waiting(WaitKind::New);
+        let released = OpenSlot {
+            released_by: Some(gave_up.patient_id),
+            ..slot(5)
+        };
+        assert_eq!(
+            verdict(&told(&released, &gave_up)),
+            Verdict::Skip(Reason::GaveItUp)
+        );
+    }
+
+    #[test]
+    fn a_move_up_is_told_only_of_a_strictly_earlier_slot() {
+        let s = slot(5);
+        let held = |at| Waiting {
+            held_starts_at: at,
+            ..waiting(WaitKind::MoveUp)
+        };
+        let same = held(Some(s.starts_at));
+        assert_eq!(verdict(&told(&s, &same)), Verdict::Skip(Reason::NotEarlier));
+        let later = held(Some(s.starts_at + Duration::seconds(1)));
+        assert_eq!(verdict(&told(&s, &later)), Verdict::Tell);
+        let unknown = held(None);
+        assert_eq!(
+            verdict(&told(&s, &unknown)),
+            Verdict::Skip(Reason::NotEarlier)
+        );
+        // Settled at the decision: not checked again.
+        let decided = Case {
+            fit: Fit::Decided,
+            ..told(&s, &same)
+        };
+        assert_eq!(verdict(&decided), Verdict::Tell);
+    }
+
+    #[test]
+    fn an_entry_expiring_at_this_moment_has_expired() {
+        let (s, w) = (slot(5), waiting(WaitKind::New));
+        let expiring = |at| Case {
+            entry: Some(Entry {
+                active: true,
+                expires_at: Some(at),
+            }),
+            ..told(&s, &w)
+        };
+        assert_eq!(verdict(&expiring(now())), Verdict::Skip(Reason::Expired));
+        assert_eq!(
+            verdict(&expiring(now() - Duration::days(1))),
+            Verdict::Skip(Reason::Expired)
+        );
+        assert_eq!(
+            verdict(&expiring(now() + Duration::milliseconds(1))),
+            Verdict::Tell
+        );
+    }
+
+    #[test]
+    fn both_channels_off_is_opted_out_one_is_enough_and_an_unknown_patient_is_gone() {
+        let (s, w) = (slot(5), waiting(WaitKind::New));
+        let with = |channels| {
+            verdict(&Case {
+                channels,
+                ..told(&s, &w)
+            })
+        };
+        assert_eq!(
+            with(Some(Channels {
+                email: false,
+                inapp: false
+            })),
+            Verdict::Skip(Reason::OptedOut)
+        );
+        for (email, inapp) in [(true, false), (false, true)] {
+            assert_eq!(with(Some(Channels { email, inapp })), Verdict::Tell);
+        }
+        assert_eq!(with(None), Verdict::Skip(Reason::Gone));
+    }
+
+    #[test]
+    fn the_cap_is_reached_at_exactly_its_number_and_zero_means_none() {
+        let (s, w) = (slot(5), waiting(WaitKind::New));
+        let with = |cap| {
+            verdict(&Case {
+                cap,
+                ..told(&s, &w)
+            })
+        };
+        assert_eq!(with(Cap::Count { sent: 5, max: 6 }), Verdict::Tell);
+        assert_eq!(
+            with(Cap::Count { sent: 6, max: 6 }),
+            Verdict::Skip(Reason::Capped)
+        );
+        assert_eq!(
+            with(Cap::Count { sent: 7, max: 6 }),
+            Verdict::Skip(Reason::Capped)
+        );
+        assert_eq!(with(Cap::Count { sent: 99, max: 0 }), Verdict::Tell);
+        assert_eq!(with(Cap::NotCounted), Verdict::Tell);
+    }
+
+    #[test]
+    fn a_full_wave_leaves_the_patient_for_a_later_one_and_stopped_waves_never_reach_them() {
+        let (s, w) = (slot(5), waiting(WaitKind::New));
+        let with = |wave| {
+            verdict(&Case {
+                wave,
+                ..told(&s, &w)
+            })
+        };
+        assert_eq!(with(Wave::Planning { taken: 4, size: 5 }), Verdict::Tell);
+        assert_eq!(with(Wave::Planning { taken: 5, size: 5 }), Verdict::Later);
+        assert_eq!(
+            with(Wave::Stopped(Reason::ListRanOut)),
+            Verdict::NotReached(Reason::ListRanOut)
+        );
+    }
+
+    #[test]
+    fn the_first_reason_in_precedence_is_the_one_given() {
+        let s = slot(5);
+        let w = Waiting {
+            held_starts_at: Some(s.starts_at),
+            ..waiting(WaitKind::MoveUp)
+        };
+        // Everything wrong at once, then one thing fixed at a time.
+        let mut case = Case {
+            now: now(),
+            slot: Some((&s, SlotStatus::Booked)),
+            entry: Some(Entry {
+                active: false,
+                expires_at: Some(now()),
+            }),
+            fit: Fit::Check(&w),
+            channels: Some(Channels {
+                email: false,
+                inapp: false,
+            }),
+            cap: Cap::Count { sent: 6, max: 6 },
+            wave: Wave::Stopped(Reason::SlotGone),
+        };
+        let mut seen = Vec::new();
+        seen.push(verdict(&case));
+        case.wave = Wave::Planning { taken: 5, size: 5 };
+        seen.push(verdict(&case));
+        case.slot = Some((&s, SlotStatus::Open));
+        seen.push(verdict(&case));
+        case.entry = Some(Entry {
+            active: true,
+            expires_at: Some(now()),
+        });
+        seen.push(verdict(&case));
+        case.fit = Fit::Decided;
+        seen.push(verdict(&case));
+        case.entry = Some(ACTIVE);
+        seen.push(verdict(&case));
+        case.channels = Some(BOTH);
+        seen.push(verdict(&case));
+        case.cap = Cap::Count { sent: 0, max: 6 };
+        seen.push(verdict(&case));
+        case.wave = Wave::None;
+        seen.push(verdict(&case));
+        assert_eq!(
+            seen,
+            [
+                Verdict::NotReached(Reason::SlotGone),
+                Verdict::Skip(Reason::Taken),
+                Verdict::Skip(Reason::NoLongerWaiting),
+                Verdict::Skip(Reason::NotEarlier),
+                Verdict::Skip(Reason::Expired),
+                Verdict::Skip(Reason::OptedOut),
+                Verdict::Skip(Reason::Capped),
+                Verdict::Later,
+                Verdict::Tell,
+            ]
+        );
+    }
+}
