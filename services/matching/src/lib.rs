@@ -95,8 +95,10 @@ impl Config {
     }
 }
 
-/// Scheduling events a replica takes at a time, to apply in [`projector::LANES`] lanes.
-pub const MAX_BATCH: usize = 512;
+/// Scheduling events in one batch at most, applied in [`projector::LANES`] lanes.
+pub const MAX_BATCH: usize = 256;
+/// Batches a replica applies at once: one waiting for another replica leaves the rest going.
+pub const BATCHES_AT_ONCE: usize = 4;
 
 /// The consumer of the scheduling stream, shared by every replica. Many messages are in flight
 /// at once: the order of one practitioner's (or patient's) events is kept by their order stamps
@@ -110,9 +112,8 @@ pub fn consumer_spec() -> ConsumerSpec {
         filter_subject: streams::SCHEDULING_SUBJECTS.to_owned(),
         max_deliver: 0,
         ack_wait: Duration::from_secs(30),
-        // One batch at a time: its lanes are what runs at once, and a key stays in one lane.
-        concurrency: 1,
-        max_ack_pending: 4 * MAX_BATCH as i64,
+        concurrency: BATCHES_AT_ONCE,
+        max_ack_pending: 2 * (BATCHES_AT_ONCE * MAX_BATCH) as i64,
     }
 }
 

@@ -87,8 +87,10 @@ impl BatchHandler for Projector {
     }
 }
 
-/// Lanes a replica applies at once (each a transaction at a time).
-pub const LANES: usize = 8;
+/// Lanes a batch is applied in at once (each a transaction at a time).
+pub const LANES: usize = 4;
+/// How long a lane holds messages that wait for an earlier event of their key.
+const HOLD_AT_MOST: Duration = Duration::from_secs(1);
 /// Messages applied in one transaction at most.
 const PER_TRANSACTION: usize = 64;
 
@@ -100,14 +102,39 @@ const WAIT_AT_MOST: i64 = 600;
 
 impl Projector {
     /// Applies one lane's messages, [`PER_TRANSACTION`] to a transaction, each key's in its
-    /// order; a transaction that fails is tried again message by message, so one message that
-    /// cannot be applied holds back only itself (and its key's later events).
+    /// order. Messages whose key waits for an earlier event (being applied by another batch or
+    /// replica, most often) are held and tried again for up to [`HOLD_AT_MOST`] before they are
+    /// handed back, so a key split between two pulls is applied in order within milliseconds.
     async fn apply_lane(&self, batch: &Batch<'_>, lane: &mut [usize]) -> Vec<(usize, Outcome)> {
         lane.sort_by_key(|&i| order_of(batch.deliveries, i));
         let mut answered = Vec::with_capacity(lane.len());
-        for chunk in lane.chunks(PER_TRANSACTION) {
+        let mut held = self.apply_chunks(batch, lane, &mut answered).await;
+        let started = tokio::time::Instant::now();
+        let mut pause = Duration::from_millis(5);
+        while !held.is_empty() && started.elapsed() < HOLD_AT_MOST {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
+            let waiting: Vec<usize> = held.iter().map(|(i, _)| *i).collect();
+            held = self.apply_chunks(batch, &waiting, &mut answered).await;
+        }
+        answered.extend(held);
+        answered
+    }
+
+    /// Applies `which` in transactions of [`PER_TRANSACTION`], answering into `answered`;
+    /// returns the messages that wait for an earlier event of their key. A transaction that
+    /// fails is tried again message by message, so a message that cannot be applied holds back
+    /// only itself (and its key's later events).
+    async fn apply_chunks(
+        &self,
+        batch: &Batch<'_>,
+        which: &[usize],
+        answered: &mut Vec<(usize, Outcome)>,
+    ) -> Vec<(usize, Outcome)> {
+        let mut outcomes = Vec::with_capacity(which.len());
+        for chunk in which.chunks(PER_TRANSACTION) {
             match self.apply_together(batch, chunk).await {
-                Ok(outcomes) => answered.extend(outcomes),
+                Ok(applied) => outcomes.extend(applied),
                 Err(e) => {
                     tracing::warn!(error = %e, messages = chunk.len(), "batch not applied; applying its messages one by one");
                     for &i in chunk {
@@ -115,12 +142,16 @@ impl Projector {
                             Ok(mut one) => one.remove(0).1,
                             Err(e) => self.failed(&batch.deliveries[i], e).await,
                         };
-                        answered.push((i, outcome));
+                        outcomes.push((i, outcome));
                     }
                 }
             }
         }
-        answered
+        let (held, done): (Vec<_>, Vec<_>) = outcomes
+            .into_iter()
+            .partition(|(_, o)| matches!(o, Outcome::Wait { .. }));
+        answered.extend(done);
+        held
     }
 
     /// Applies the messages `which` of `batch` in one transaction, one order key's in its order
