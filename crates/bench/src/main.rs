@@ -561,23 +561,9 @@ impl Bench {
         let stored0 = Metrics::scrape(&self.http, &inapp).await?.get(stored_key);
         let sent0 = self.sys.sink.accepted();
 
-        // Peak resident memory, sampled every 50 ms while the fan-out runs.
         let pids: Vec<u32> = self.sys.services.iter().map(|s| s.process.pid()).collect();
         let ticks = self.ticks;
-        let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let sampler = {
-            let sampling = sampling.clone();
-            tokio::spawn(async move {
-                let mut peak = vec![0u64; pids.len()];
-                while sampling.load(std::sync::atomic::Ordering::Relaxed) {
-                    for (i, pid) in pids.iter().enumerate() {
-                        peak[i] = peak[i].max(system::proc_stat(*pid, ticks).rss_kib);
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                peak
-            })
-        };
+        let sampler = system::PeakRss::start(pids, ticks);
         let tables0 = self.settled_table_stats().await?;
         let cpu0: Vec<f64> = self.stats().iter().map(|s| s.cpu_s).collect();
         let nats0 = system::proc_stat(self.sys.nats.pid(), ticks).cpu_s;
@@ -606,7 +592,7 @@ impl Bench {
                 }
             }
         }
-        sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+        let mut peak = sampler.stop().await?;
         if let Some(profiler) = profiler {
             let out = profiler.stop()?;
             self.report.note(format!(
@@ -614,7 +600,6 @@ impl Bench {
             ));
         }
         // The memory rows hold the highest peak of every run so far.
-        let mut peak = sampler.await?;
         for (p, before) in peak.iter_mut().zip(&self.fanout_peak) {
             *p = (*p).max(*before);
         }

@@ -493,6 +493,36 @@ fn cpu_seconds(pid: u32, ticks: f64) -> f64 {
     }
 }
 
+/// Each process's peak `VmRSS`, sampled every 50 ms from [`PeakRss::start`] to [`PeakRss::stop`].
+pub struct PeakRss {
+    sampling: Arc<std::sync::atomic::AtomicBool>,
+    sampler: tokio::task::JoinHandle<Vec<u64>>,
+}
+
+impl PeakRss {
+    pub fn start(pids: Vec<u32>, ticks: f64) -> Self {
+        let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let running = sampling.clone();
+        let sampler = tokio::spawn(async move {
+            let mut peak = vec![0u64; pids.len()];
+            while running.load(Ordering::Relaxed) {
+                for (i, pid) in pids.iter().enumerate() {
+                    peak[i] = peak[i].max(proc_stat(*pid, ticks).rss_kib);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            peak
+        });
+        Self { sampling, sampler }
+    }
+
+    /// The peaks in KiB, in the order of the pids given.
+    pub async fn stop(self) -> anyhow::Result<Vec<u64>> {
+        self.sampling.store(false, Ordering::Relaxed);
+        Ok(self.sampler.await?)
+    }
+}
+
 /// CPU seconds so far of each Postgres process, by pid, with the database it serves: the
 /// database word of a backend's title (`postgres: [<cluster>:] <user> <database> <client>
 /// <state>`), or `(server)` for the server's own processes (WAL writer, checkpointer…).
