@@ -6,15 +6,19 @@
 //! in `BENCHMARKS.md`. A benchmark, not a test: it asserts nothing; it reports figures against
 //! the targets.
 //!
-//! `BENCH_SCALE=small` runs in about a minute; the default (`full`) uses the sizes.
+//! `BENCH_SCALE=small` runs in about two minutes; the default (`full`) uses the sizes.
+//! `BENCH_ONLY=many_clinics` (a comma-separated list of [`SCENARIOS`]) runs only those.
 //!
 //! # Layout
 //! - [`system`]: the processes, the databases, `/proc` readings.
 //! - [`seed`]: waiting lists written by SQL into scheduling's and matching's databases.
 //! - [`probe`]: `/metrics`, the `notify.patient` events, the backlog of consumers and outboxes.
 //! - [`raw`]: the limits of the parts (JetStream, Postgres, SMTP) on this machine.
+//! - [`clinics`]: many practitioners posting a few slots each at once, with 1 and 2 matching
+//!   replicas.
 //! - this file: the scenarios and the report.
 
+mod clinics;
 mod probe;
 mod raw;
 mod seed;
@@ -54,7 +58,19 @@ struct Scale {
     matching_posts: usize,
     /// Messages, rows and emails for the limits of the parts.
     raw: usize,
+    /// Many clinics: practitioners, patients waiting on each, slots each posts (one a request),
+    /// requests in flight, and the matching replica counts it runs with.
+    clinics: u64,
+    clinic_patients: u64,
+    clinic_slots: usize,
+    clinic_concurrency: usize,
+    clinic_replicas: Vec<usize>,
+    /// The scenarios to run (`BENCH_ONLY`), all when empty.
+    only: Vec<String>,
 }
+
+/// The scenarios `BENCH_ONLY` may name, in the order they run.
+const SCENARIOS: [&str; 5] = ["limits", "latency", "fanout", "many_clinics", "matching"];
 
 const PER_PRACTITIONER: u64 = 100;
 
@@ -73,6 +89,12 @@ impl Scale {
                 matching_entries: 1_000_000,
                 matching_posts: 100,
                 raw: 10_000,
+                clinics: 1_000,
+                clinic_patients: 20,
+                clinic_slots: 5,
+                clinic_concurrency: 64,
+                clinic_replicas: vec![1, 2],
+                only: Vec::new(),
             },
             "small" => Self {
                 name,
@@ -85,6 +107,12 @@ impl Scale {
                 matching_entries: 100_000,
                 matching_posts: 30,
                 raw: 2_000,
+                clinics: 200,
+                clinic_patients: 20,
+                clinic_slots: 5,
+                clinic_concurrency: 64,
+                clinic_replicas: vec![1, 2],
+                only: Vec::new(),
             },
             other => anyhow::bail!("BENCH_SCALE is full or small, not {other:?}"),
         };
@@ -101,9 +129,45 @@ impl Scale {
         if let Some(v) = num("BENCH_POST_RATE") {
             s.post_rate = v as u32;
         }
+        if let Some(v) = num("BENCH_CLINICS") {
+            s.clinics = v.max(1);
+        }
+        if let Some(v) = num("BENCH_CLINIC_PATIENTS") {
+            s.clinic_patients = v.max(1);
+        }
+        if let Some(v) = num("BENCH_CLINIC_SLOTS") {
+            s.clinic_slots = (v as usize).max(1);
+        }
+        if let Some(v) = num("BENCH_CLINIC_CONCURRENCY") {
+            s.clinic_concurrency = (v as usize).max(1);
+        }
+        if let Ok(v) = std::env::var("BENCH_CLINIC_REPLICAS") {
+            s.clinic_replicas = list(&v)
+                .map(|r| r.parse::<usize>().ok().filter(|r| *r >= 1))
+                .collect::<Option<_>>()
+                .with_context(|| {
+                    format!("BENCH_CLINIC_REPLICAS is a list such as 1,2, not {v:?}")
+                })?;
+        }
+        if let Ok(v) = std::env::var("BENCH_ONLY") {
+            s.only = list(&v).map(str::to_owned).collect();
+            if let Some(bad) = s.only.iter().find(|o| !SCENARIOS.contains(&o.as_str())) {
+                anyhow::bail!("BENCH_ONLY names scenarios among {SCENARIOS:?}, not {bad:?}");
+            }
+        }
         s.other_waitlist = s.other_waitlist.min(s.matching_entries);
         Ok(s)
     }
+
+    /// Whether scenario `name` (one of [`SCENARIOS`]) runs.
+    fn runs(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| o == name)
+    }
+}
+
+/// The items of a comma-separated list, trimmed, empty ones left out.
+fn list(v: &str) -> impl Iterator<Item = &str> {
+    v.split(',').map(str::trim).filter(|x| !x.is_empty())
 }
 
 /// One line of the table.
@@ -561,23 +625,9 @@ impl Bench {
         let stored0 = Metrics::scrape(&self.http, &inapp).await?.get(stored_key);
         let sent0 = self.sys.sink.accepted();
 
-        // Peak resident memory, sampled every 50 ms while the fan-out runs.
         let pids: Vec<u32> = self.sys.services.iter().map(|s| s.process.pid()).collect();
         let ticks = self.ticks;
-        let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let sampler = {
-            let sampling = sampling.clone();
-            tokio::spawn(async move {
-                let mut peak = vec![0u64; pids.len()];
-                while sampling.load(std::sync::atomic::Ordering::Relaxed) {
-                    for (i, pid) in pids.iter().enumerate() {
-                        peak[i] = peak[i].max(system::proc_stat(*pid, ticks).rss_kib);
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                peak
-            })
-        };
+        let sampler = system::PeakRss::start(pids, ticks);
         let tables0 = self.settled_table_stats().await?;
         let cpu0: Vec<f64> = self.stats().iter().map(|s| s.cpu_s).collect();
         let nats0 = system::proc_stat(self.sys.nats.pid(), ticks).cpu_s;
@@ -606,7 +656,7 @@ impl Bench {
                 }
             }
         }
-        sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+        let mut peak = sampler.stop().await?;
         if let Some(profiler) = profiler {
             let out = profiler.stop()?;
             self.report.note(format!(
@@ -614,7 +664,6 @@ impl Bench {
             ));
         }
         // The memory rows hold the highest peak of every run so far.
-        let mut peak = sampler.await?;
         for (p, before) in peak.iter_mut().zip(&self.fanout_peak) {
             *p = (*p).max(*before);
         }
@@ -896,23 +945,9 @@ fn machine() -> String {
     )
 }
 
-async fn run(bench: &mut Bench) -> anyhow::Result<()> {
-    // Idle: after start, before any load.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    for (name, st) in SERVICES.iter().zip(bench.stats()) {
-        let idle = mib(st.rss_kib);
-        bench.report.add(
-            "memory",
-            format!("{name}: resident when idle"),
-            format!("{idle:.1} MiB"),
-            "< 30 MiB",
-            Some(idle < 30.0),
-        );
-    }
-
-    println!("limits of the parts...");
-    let limits = bench.limits().await?;
-
+/// POST latency with nobody waiting, with entries on other practitioners, and with entries on
+/// the practitioner posted to.
+async fn latency(bench: &mut Bench) -> anyhow::Result<()> {
     println!("POST latency with nobody waiting...");
     let a = bench.practitioner("Dr Empty").await?;
     bench.latency_scenario("0 waiting", a).await?;
@@ -969,12 +1004,53 @@ async fn run(bench: &mut Bench) -> anyhow::Result<()> {
     bench
         .latency_scenario(&format!("{same} waiting on the same practitioner"), c)
         .await?;
+    Ok(())
+}
 
-    println!("fan-out of one slot to {} patients...", bench.scale.fanout);
-    bench.fanout().await?;
+async fn run(bench: &mut Bench) -> anyhow::Result<()> {
+    // Idle: after start, before any load.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for (name, st) in SERVICES.iter().zip(bench.stats()) {
+        let idle = mib(st.rss_kib);
+        bench.report.add(
+            "memory",
+            format!("{name}: resident when idle"),
+            format!("{idle:.1} MiB"),
+            "< 30 MiB",
+            Some(idle < 30.0),
+        );
+    }
 
-    println!("matching with {} entries...", bench.scale.matching_entries);
-    bench.matching().await?;
+    let mut limits = Vec::new();
+    if bench.scale.runs("limits") {
+        println!("limits of the parts...");
+        limits = bench.limits().await?;
+    }
+
+    if bench.scale.runs("latency") {
+        latency(bench).await?;
+    } else {
+        // The matching scenario then seeds its whole waiting list itself.
+        bench.scale.other_waitlist = 0;
+    }
+
+    if bench.scale.runs("fanout") {
+        println!("fan-out of one slot to {} patients...", bench.scale.fanout);
+        bench.fanout().await?;
+    }
+
+    if bench.scale.runs("many_clinics") {
+        println!(
+            "many clinics: {} practitioners × {} patients, {} slots each...",
+            bench.scale.clinics, bench.scale.clinic_patients, bench.scale.clinic_slots
+        );
+        bench.many_clinics().await?;
+    }
+
+    if bench.scale.runs("matching") {
+        println!("matching with {} entries...", bench.scale.matching_entries);
+        bench.matching().await?;
+    }
 
     if let Some(rate) = bench.fanout_rate {
         let slowest = limits

@@ -55,10 +55,17 @@ impl Metrics {
 }
 
 /// Follows `slotcast.notify.patient` (a core subscription sees what the stream stores): when the
-/// first and the last notification of each batch were published, and how many there were.
+/// first and the last notification of each batch were published, how many there were, and when
+/// each slot was first offered.
 #[derive(Clone, Default)]
 pub struct NotifyWatch {
-    inner: Arc<Mutex<HashMap<Uuid, BatchSeen>>>,
+    inner: Arc<Mutex<Seen>>,
+}
+
+#[derive(Default)]
+struct Seen {
+    batches: HashMap<Uuid, BatchSeen>,
+    slots: HashMap<Uuid, Instant>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -66,6 +73,8 @@ pub struct BatchSeen {
     pub first: Instant,
     pub last: Instant,
     pub count: u64,
+    /// Slots listed, summed over the batch's notifications.
+    pub slots: u64,
 }
 
 impl NotifyWatch {
@@ -79,20 +88,35 @@ impl NotifyWatch {
         tokio::spawn(async move {
             while let Some(msg) = sub.next().await {
                 let now = Instant::now();
-                let Some(batch) = serde_json::from_slice::<serde_json::Value>(&msg.payload)
-                    .ok()
-                    .and_then(|v| v["data"]["batch_id"].as_str()?.parse::<Uuid>().ok())
+                let Ok(event) = serde_json::from_slice::<serde_json::Value>(&msg.payload) else {
+                    continue;
+                };
+                let data = &event["data"];
+                let Some(batch) = data["batch_id"]
+                    .as_str()
+                    .and_then(|b| b.parse::<Uuid>().ok())
                 else {
                     continue;
                 };
-                let mut map = inner.lock().unwrap_or_else(|e| e.into_inner());
-                let seen = map.entry(batch).or_insert(BatchSeen {
+                let slots: Vec<Uuid> = data["slots"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s["slot_id"].as_str()?.parse().ok())
+                    .collect();
+                let mut seen = inner.lock().unwrap_or_else(|e| e.into_inner());
+                let b = seen.batches.entry(batch).or_insert(BatchSeen {
                     first: now,
                     last: now,
                     count: 0,
+                    slots: 0,
                 });
-                seen.last = now;
-                seen.count += 1;
+                b.last = now;
+                b.count += 1;
+                b.slots += slots.len() as u64;
+                for slot in slots {
+                    seen.slots.entry(slot).or_insert(now);
+                }
             }
         });
         Ok(watch)
@@ -102,37 +126,82 @@ impl NotifyWatch {
         self.inner
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .batches
             .get(&batch)
+            .copied()
+    }
+
+    /// Notifications and slots offered so far in the batches `batches`, summed.
+    pub fn totals<'a>(&self, batches: impl IntoIterator<Item = &'a Uuid>) -> (u64, u64) {
+        let seen = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        batches
+            .into_iter()
+            .filter_map(|b| seen.batches.get(b))
+            .fold((0, 0), |(n, s), b| (n + b.count, s + b.slots))
+    }
+
+    /// When `slot` was first listed in a notification.
+    pub fn slot_first(&self, slot: Uuid) -> Option<Instant> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .slots
+            .get(&slot)
             .copied()
     }
 }
 
-/// Waits until nothing is pending anywhere (twice in a row), up to `patience`; returns how long
-/// that took. Besides the streams and the outboxes, offers matching has decided but not sent
-/// (the coalescing window) count as pending.
+/// The backlog of one durable consumer: messages not yet delivered, and delivered but not acked.
+pub async fn consumer_backlog(
+    js: &async_nats::jetstream::Context,
+    stream: &str,
+    durable: &str,
+) -> anyhow::Result<(u64, usize)> {
+    // No stream info request: only the consumer's is needed, and it is asked many times a second.
+    let info = js
+        .get_stream_no_info(stream)
+        .await
+        .map_err(|e| anyhow::anyhow!("stream {stream}: {e}"))?
+        .consumer_info(durable)
+        .await
+        .map_err(|e| anyhow::anyhow!("consumer {durable} on {stream}: {e}"))?;
+    Ok((info.num_pending, info.num_ack_pending))
+}
+
+/// Whether nothing is pending anywhere: no consumer has a backlog, no outbox holds an
+/// unpublished row, and matching holds no offer it has decided but not sent (the coalescing
+/// window).
+pub async fn is_quiet(
+    js: &async_nats::jetstream::Context,
+    outboxes: &[DatabaseConnection],
+    matching: &DatabaseConnection,
+) -> anyhow::Result<bool> {
+    use sea_orm::{ConnectionTrait as _, Statement};
+    let offers = Statement::from_string(
+        matching.get_database_backend(),
+        "SELECT count(*) AS n FROM pending",
+    );
+    let decided = match matching.query_one_raw(offers).await? {
+        Some(row) => row.try_get::<i64>("", "n")?,
+        None => 0,
+    };
+    Ok(decided == 0
+        && slotcast_bus::in_flight(js, outboxes.iter().map(|db| ("a service", db)))
+            .await?
+            .is_none())
+}
+
+/// Waits until [`is_quiet`] twice in a row, up to `patience`; returns how long that took.
 pub async fn wait_quiet(
     js: &async_nats::jetstream::Context,
     outboxes: &[DatabaseConnection],
     matching: &DatabaseConnection,
     patience: Duration,
 ) -> anyhow::Result<Duration> {
-    use sea_orm::{ConnectionTrait as _, Statement};
     let started = Instant::now();
     let mut quiet = 0;
-    let offers = Statement::from_string(
-        matching.get_database_backend(),
-        "SELECT count(*) AS n FROM pending",
-    );
     loop {
-        let decided = match matching.query_one_raw(offers.clone()).await? {
-            Some(row) => row.try_get::<i64>("", "n")?,
-            None => 0,
-        };
-        if decided == 0
-            && slotcast_bus::in_flight(js, outboxes.iter().map(|db| ("a service", db)))
-                .await?
-                .is_none()
-        {
+        if is_quiet(js, outboxes, matching).await? {
             quiet += 1;
             if quiet >= 2 {
                 return Ok(started.elapsed());

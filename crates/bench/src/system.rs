@@ -250,11 +250,16 @@ pub struct System {
     pub sink: SmtpSink,
     pub databases: Databases,
     pub services: Vec<Service>,
+    /// Matching processes beyond the first (`matching-2`, …), on the same database and NATS.
+    pub matching_replicas: Vec<Service>,
     pub jwt_secret: String,
     pub bin_dir: PathBuf,
+    public_base_url: String,
+    settings: Settings,
 }
 
 /// How the services are configured.
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub email_concurrency: usize,
     pub smtp_pool_size: usize,
@@ -321,6 +326,7 @@ impl System {
             uuid::Uuid::new_v4().simple(),
             uuid::Uuid::new_v4().simple()
         );
+        let scheduling_port = free_port()?;
         let mut system = Self {
             dir: dir.to_path_buf(),
             nats,
@@ -328,11 +334,12 @@ impl System {
             sink,
             databases,
             services: Vec::new(),
+            matching_replicas: Vec::new(),
             jwt_secret,
             bin_dir,
+            public_base_url: format!("http://127.0.0.1:{scheduling_port}"),
+            settings: settings.clone(),
         };
-        let scheduling_port = free_port()?;
-        let public_base_url = format!("http://127.0.0.1:{scheduling_port}");
         for (i, name) in SERVICES.iter().enumerate() {
             let port = if i == 0 {
                 scheduling_port
@@ -340,34 +347,68 @@ impl System {
                 free_port()?
             };
             let db = system.databases.names[i].clone();
-            let log = std::fs::File::create(dir.join(format!("logs/{name}.log")))?;
-            let mut command = Command::new(system.bin_dir.join(name));
-            command
-                .env_clear()
-                .env("PATH", std::env::var("PATH").unwrap_or_default())
-                .env("NATS_URL", &system.nats_url)
-                .env("DATABASE_URL", system.databases.url(&db))
-                .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-                .env("JWT_SECRET", &system.jwt_secret)
-                .env("PUBLIC_BASE_URL", &public_base_url)
-                .env("SMTP_URL", system.sink.url())
-                .env("SMTP_POOL_SIZE", settings.smtp_pool_size.to_string())
-                .env("EMAIL_CONCURRENCY", settings.email_concurrency.to_string())
-                .env(
-                    "COALESCE_WINDOW_MS",
-                    settings.coalesce_window_ms.to_string(),
-                )
-                .env("RUST_LOG", &settings.rust_log)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log);
-            let process = Process::spawn(name, command)?;
-            system.services.push(Service { process, port, db });
+            let service = system.spawn(name, name, port, db)?;
+            system.services.push(service);
         }
         for s in &mut system.services {
             wait_ready(s, Duration::from_secs(60)).await?;
         }
         Ok(system)
+    }
+
+    /// Starts service `name` as process `instance` (its log is `logs/<instance>.log`),
+    /// configured only through the documented variables.
+    fn spawn(&self, name: &str, instance: &str, port: u16, db: String) -> anyhow::Result<Service> {
+        let log = std::fs::File::create(self.dir.join(format!("logs/{instance}.log")))?;
+        let settings = &self.settings;
+        let mut command = Command::new(self.bin_dir.join(name));
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("NATS_URL", &self.nats_url)
+            .env("DATABASE_URL", self.databases.url(&db))
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("JWT_SECRET", &self.jwt_secret)
+            .env("PUBLIC_BASE_URL", &self.public_base_url)
+            .env("SMTP_URL", self.sink.url())
+            .env("SMTP_POOL_SIZE", settings.smtp_pool_size.to_string())
+            .env("EMAIL_CONCURRENCY", settings.email_concurrency.to_string())
+            .env(
+                "COALESCE_WINDOW_MS",
+                settings.coalesce_window_ms.to_string(),
+            )
+            .env("RUST_LOG", &settings.rust_log)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let process = Process::spawn(instance, command)?;
+        Ok(Service { process, port, db })
+    }
+
+    /// Starts or stops matching replicas until `count` matching processes run (at least one),
+    /// each waited for until ready.
+    pub async fn set_matching_replicas(&mut self, count: usize) -> anyhow::Result<()> {
+        while self.matching_replicas.len() + 1 > count.max(1) {
+            if let Some(mut replica) = self.matching_replicas.pop() {
+                replica.process.stop(Duration::from_secs(10));
+            }
+        }
+        while self.matching_replicas.len() + 1 < count {
+            let instance = format!("matching-{}", self.matching_replicas.len() + 2);
+            let db = self.service("matching").db.clone();
+            let mut replica = self.spawn("matching", &instance, free_port()?, db)?;
+            wait_ready(&mut replica, Duration::from_secs(60)).await?;
+            self.matching_replicas.push(replica);
+        }
+        Ok(())
+    }
+
+    /// Every service process: the four services, then the extra matching replicas.
+    pub fn processes(&self) -> impl Iterator<Item = &Process> {
+        self.services
+            .iter()
+            .chain(&self.matching_replicas)
+            .map(|s| &s.process)
     }
 
     pub fn service(&self, name: &str) -> &Service {
@@ -392,6 +433,9 @@ impl System {
 
     /// Stops the services (SIGTERM: they drain), then NATS and the sink, and drops the databases.
     pub async fn stop(mut self) {
+        for s in self.matching_replicas.iter_mut().rev() {
+            s.process.stop(Duration::from_secs(10));
+        }
         for s in self.services.iter_mut().rev() {
             s.process.stop(Duration::from_secs(10));
         }
@@ -490,6 +534,36 @@ fn cpu_seconds(pid: u32, ticks: f64) -> f64 {
     match (field(11), field(12)) {
         (Some(u), Some(s)) => (u + s) / ticks,
         _ => 0.0,
+    }
+}
+
+/// Each process's peak `VmRSS`, sampled every 50 ms from [`PeakRss::start`] to [`PeakRss::stop`].
+pub struct PeakRss {
+    sampling: Arc<std::sync::atomic::AtomicBool>,
+    sampler: tokio::task::JoinHandle<Vec<u64>>,
+}
+
+impl PeakRss {
+    pub fn start(pids: Vec<u32>, ticks: f64) -> Self {
+        let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let running = sampling.clone();
+        let sampler = tokio::spawn(async move {
+            let mut peak = vec![0u64; pids.len()];
+            while running.load(Ordering::Relaxed) {
+                for (i, pid) in pids.iter().enumerate() {
+                    peak[i] = peak[i].max(proc_stat(*pid, ticks).rss_kib);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            peak
+        });
+        Self { sampling, sampler }
+    }
+
+    /// The peaks in KiB, in the order of the pids given.
+    pub async fn stop(self) -> anyhow::Result<Vec<u64>> {
+        self.sampling.store(false, Ordering::Relaxed);
+        Ok(self.sampler.await?)
     }
 }
 
