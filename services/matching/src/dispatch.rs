@@ -25,8 +25,8 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, Order, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, Order,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
     sea_query::{Expr, Func},
 };
 use slotcast_bus::outbox::{self, Relay};
@@ -53,6 +53,10 @@ const DISPATCH_LOCK: i64 = 0x5107_ca57_d15b;
 const GROUPS_PER_PASS: u64 = 500;
 /// How often due offers are looked for when nothing wakes the dispatcher.
 const TICK: Duration = Duration::from_millis(200);
+/// How long an offer to a patient matching does not know yet waits for their registration.
+const UNKNOWN_GRACE: chrono::Duration = chrono::Duration::seconds(60);
+/// How soon such an offer is looked at again.
+const UNKNOWN_RETRY: chrono::Duration = chrono::Duration::milliseconds(500);
 
 /// Sends due offers: holds what sending needs, and nothing else.
 pub struct Dispatcher {
@@ -192,6 +196,7 @@ impl Dispatcher {
 
         let mut decisions: Vec<considered::ActiveModel> = Vec::new();
         let mut told_rows: Vec<told::ActiveModel> = Vec::new();
+        let mut retry: Vec<pending::ActiveModel> = Vec::new();
         let mut events: Vec<(CloudEvent<NotifyPatient>, &str)> = Vec::new();
         for (group, rows) in &taken {
             let mut rows: Vec<&pending::Model> = rows.iter().collect();
@@ -250,8 +255,14 @@ impl Dispatcher {
                             .increment(1);
                         decisions.push(skipped(r, why, now));
                     }
-                    // Waves are planned before their offers are pending.
-                    Verdict::Later => {}
+                    // A patient not known yet (their registration is another order key's
+                    // event): the offer waits a little, then counts as gone.
+                    Verdict::Later if r.decided_at.is_none_or(|d| now - d < UNKNOWN_GRACE) => {
+                        let mut again = pending::ActiveModel::from(r.clone()).reset_all();
+                        again.due_at = Set(now + UNKNOWN_RETRY);
+                        retry.push(again);
+                    }
+                    Verdict::Later => decisions.push(skipped(r, Reason::Gone, now)),
                 }
             }
             let (Some(p), Some(dr), false) = (p, dr, keep.is_empty()) else {
@@ -277,6 +288,12 @@ impl Dispatcher {
             events.push((event, first_trace(&keep)));
         }
 
+        insert_new(
+            conn,
+            &retry,
+            &[pending::Column::PatientId, pending::Column::SlotId],
+        )
+        .await?;
         insert_new(
             conn,
             &told_rows,

@@ -98,7 +98,8 @@ impl Verdict {
 }
 
 /// Decides one case. Precedence: the waves having stopped; the slot (taken before gone); the
-/// entry (no longer waiting, then fit, then expired); the patient (unknown, opted out, capped);
+/// entry (no longer waiting, then fit, then expired); the patient (unknown: later; opted out,
+/// capped);
 /// the wave's places.
 pub fn verdict(case: &Case<'_>) -> Verdict {
     if let Wave::Stopped(why) = case.wave {
@@ -116,7 +117,8 @@ pub fn verdict(case: &Case<'_>) -> Verdict {
         return Verdict::Skip(why);
     }
     match case.channels {
-        None => return Verdict::Skip(Reason::Gone),
+        // Its registration is another order key's event, which may not be applied yet.
+        None => return Verdict::Later,
         Some(Channels {
             email: false,
             inapp: false,
@@ -358,7 +360,7 @@ mod tests {
     }
 
     #[test]
-    fn both_channels_off_is_opted_out_one_is_enough_and_an_unknown_patient_is_gone() {
+    fn both_channels_off_is_opted_out_one_is_enough_and_an_unknown_patient_is_later() {
         let (s, w) = (slot(5), waiting(WaitKind::New));
         let with = |channels| {
             verdict(&Case {
@@ -376,7 +378,7 @@ mod tests {
         for (email, inapp) in [(true, false), (false, true)] {
             assert_eq!(with(Some(Channels { email, inapp })), Verdict::Tell);
         }
-        assert_eq!(with(None), Verdict::Skip(Reason::Gone));
+        assert_eq!(with(None), Verdict::Later);
     }
 
     #[test]

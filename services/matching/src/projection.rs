@@ -76,8 +76,9 @@ pub(crate) async fn decide<C: ConnectionTrait>(
                 cap: Cap::NotCounted,
                 ..c.case(s, &channels, now)
             });
-            // `pending` records the offer: `considered` only what does not become one.
-            if verdict == Verdict::Tell {
+            // `pending` records the offer: `considered` only what does not become one. `Later`
+            // is a patient not known yet: the dispatcher looks again when the offer is due.
+            if matches!(verdict, Verdict::Tell | Verdict::Later) {
                 offers.push(c.pending(s.id, practitioner_id, batch_id, None, (now, due), &trace));
                 told = true;
             } else {
