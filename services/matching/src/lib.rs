@@ -16,6 +16,8 @@
 //! - [`inbox`]: the scheduling events, decoded once into [`inbox::Input`].
 //! - [`projector`]: applying events to the projection, many practitioners at once in lanes, each
 //!   event in a transaction with the pending offers of the opening it completes.
+//! - [`apply`]: applying one event to the projection, a function per event; the opening it
+//!   completes is decided there.
 //! - [`fence`]: one practitioner's (or patient's) events applied in the order of their stamps.
 //! - [`projection`]: deciding an opening (who is told, in the fair order), and the lookups and
 //!   records the workers share.
@@ -30,6 +32,7 @@
 //! - this file: configuration and the [`Application`] (consumer, workers, outbox relay, ops
 //!   endpoints).
 
+pub mod apply;
 pub mod dispatch;
 pub mod eligibility;
 pub mod entities;
