@@ -52,26 +52,28 @@ impl Bench {
             s.clinics, s.clinic_patients, s.clinic_slots, s.clinic_slots, s.clinic_concurrency
         ));
         let counts = self.scale.clinic_replicas.clone();
-        for (run, replicas) in (1u64..).zip(counts) {
+        for (run, replicas) in (1u64..).zip(counts.iter().copied()) {
             self.sys.set_matching_replicas(replicas).await?;
             self.clinics_once(run, replicas).await?;
+        }
+        for (run, replicas) in (counts.len() as u64 + 1..).zip(counts) {
+            self.clinics_backlog(run, replicas).await?;
         }
         self.sys.set_matching_replicas(1).await?;
         Ok(())
     }
 
-    async fn clinics_once(&mut self, run: u64, replicas: usize) -> anyhow::Result<()> {
-        let (n, per, slots, in_flight) = (
+    /// Seeds run `run`'s practitioners and waiting patients; returns the POSTs of its slots.
+    async fn clinics_seed(
+        &mut self,
+        run: u64,
+        label: &str,
+    ) -> anyhow::Result<Vec<(String, serde_json::Value)>> {
+        let (n, per, slots) = (
             self.scale.clinics,
             self.scale.clinic_patients,
             self.scale.clinic_slots,
-            self.scale.clinic_concurrency,
         );
-        let label = if replicas == 1 {
-            "1 matching replica".to_owned()
-        } else {
-            format!("{replicas} matching replicas")
-        };
         let base = run * RUN_BASE;
         let tag = format!("c{run}");
         let seeded = Instant::now();
@@ -109,6 +111,71 @@ impl Bench {
                 ));
             }
         }
+        Ok(requests)
+    }
+
+    /// Matching's own pace, apart from scheduling's: the same POSTs with every matching process
+    /// stopped, so their events wait in the stream; then `replicas` matching processes start,
+    /// and the figure is the events over the time from their start until the consumer is
+    /// drained.
+    async fn clinics_backlog(&mut self, run: u64, replicas: usize) -> anyhow::Result<()> {
+        let label = if replicas == 1 {
+            "1 matching replica".to_owned()
+        } else {
+            format!("{replicas} matching replicas")
+        };
+        let requests = self
+            .clinics_seed(run, &format!("{label}, from a backlog"))
+            .await?;
+        self.sys.stop_matching();
+        let (http, token) = (self.http.clone(), self.token.clone());
+        let answers = futures::stream::iter(requests)
+            .map(|(url, body)| post(&http, &token, url, body))
+            .buffer_unordered(self.scale.clinic_concurrency)
+            .collect::<Vec<Posted>>()
+            .await;
+        let created = answers.iter().filter(|p| p.created.is_some()).count();
+        while slotcast_bus::outbox::unpublished(&self.scheduling_db).await? > 0 {
+            tokio::time::sleep(TICK).await;
+        }
+        let (backlog, _) = probe::consumer_backlog(&self.js, STREAM, DURABLE).await?;
+        let started = Instant::now();
+        self.sys.start_matching(replicas).await?;
+        let patience = Duration::from_secs(300);
+        while probe::consumer_backlog(&self.js, STREAM, DURABLE).await? != (0, 0) {
+            if started.elapsed() > patience {
+                anyhow::bail!(
+                    "many clinics, {label}: a backlog of {backlog} not drained within {patience:?}"
+                );
+            }
+            tokio::time::sleep(TICK).await;
+        }
+        let took = started.elapsed().as_secs_f64();
+        self.report.add(
+            "clinics",
+            format!(
+                "scheduling events matching absorbs per second from a backlog, {label} ({backlog} waiting, {created} of them slot.created; matching started → drained)"
+            ),
+            format!("{:.0}/s ({took:.2} s)", backlog as f64 / took),
+            "≥ 2,000/s",
+            Some(backlog as f64 / took >= 2000.0),
+        );
+        self.quiet(Duration::from_secs(300)).await?;
+        Ok(())
+    }
+
+    async fn clinics_once(&mut self, run: u64, replicas: usize) -> anyhow::Result<()> {
+        let (n, per, in_flight) = (
+            self.scale.clinics,
+            self.scale.clinic_patients,
+            self.scale.clinic_concurrency,
+        );
+        let label = if replicas == 1 {
+            "1 matching replica".to_owned()
+        } else {
+            format!("{replicas} matching replicas")
+        };
+        let requests = self.clinics_seed(run, &label).await?;
         let total = requests.len();
         let inapp = self.sys.service("inapp-notifier").base();
         let stored_key = "slotcast_inapp_notifier_notifications_stored_total";

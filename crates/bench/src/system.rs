@@ -403,6 +403,27 @@ impl System {
         Ok(())
     }
 
+    /// Stops every matching process (SIGTERM), so that scheduling's events wait in the stream.
+    pub fn stop_matching(&mut self) {
+        for replica in &mut self.matching_replicas {
+            replica.process.stop(Duration::from_secs(10));
+        }
+        self.matching_replicas.clear();
+        let i = SERVICES.iter().position(|s| *s == "matching").unwrap_or(1);
+        self.services[i].process.stop(Duration::from_secs(10));
+    }
+
+    /// Starts `count` matching processes again after [`System::stop_matching`], the first on
+    /// its old port; returns once every one is ready.
+    pub async fn start_matching(&mut self, count: usize) -> anyhow::Result<()> {
+        let i = SERVICES.iter().position(|s| *s == "matching").unwrap_or(1);
+        let (port, db) = (self.services[i].port, self.services[i].db.clone());
+        let mut first = self.spawn("matching", "matching", port, db)?;
+        wait_ready(&mut first, Duration::from_secs(60)).await?;
+        self.services[i] = first;
+        self.set_matching_replicas(count).await
+    }
+
     /// Every service process: the four services, then the extra matching replicas.
     pub fn processes(&self) -> impl Iterator<Item = &Process> {
         self.services

@@ -3,6 +3,7 @@
 use chrono::Utc;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QuerySelect, Set,
+    TryInsertResult,
     sea_query::{Expr, OnConflict},
 };
 use slotcast_events::{
@@ -314,6 +315,37 @@ async fn add_to_opening<C: ConnectionTrait>(
     slot_id: Uuid,
 ) -> Result<usize, DbErr> {
     let (batch_id, practitioner_id) = (o.batch_id, o.practitioner_id);
+    if o.size <= 1 {
+        // Complete with its one slot: decided at once, with no count of slots to wait for.
+        let inserted = opening::Entity::insert(opening::ActiveModel {
+            batch_id: Set(batch_id),
+            practitioner_id: Set(practitioner_id),
+            expected: Set(1),
+            decided_at: Set(Some(Utc::now())),
+            policy: Set(o.policy.as_str().to_owned()),
+        })
+        .on_conflict_do_nothing_on([opening::Column::BatchId])
+        .exec_without_returning(conn)
+        .await?;
+        if !matches!(inserted, TryInsertResult::Inserted(1)) {
+            return Ok(0);
+        }
+        opening_slot::Entity::insert(opening_slot::ActiveModel {
+            batch_id: Set(batch_id),
+            slot_id: Set(slot_id),
+        })
+        .exec_without_returning(conn)
+        .await?;
+        return decide(
+            conn,
+            policy,
+            practitioner_id,
+            batch_id,
+            &[slot_id],
+            o.policy,
+        )
+        .await;
+    }
     opening::Entity::insert(opening::ActiveModel {
         batch_id: Set(batch_id),
         practitioner_id: Set(practitioner_id),
