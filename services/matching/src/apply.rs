@@ -15,9 +15,10 @@ use uuid::Uuid;
 
 use crate::{
     entities::{entry, history, opening, opening_slot, patient, practitioner, slot},
+    fit::OpenSlot,
     inbox::Input,
     policy::PolicyConfig,
-    projection::decide,
+    projection::{Opened, decide},
     vocabulary::{HistoryKind, SlotStatus},
 };
 
@@ -181,7 +182,7 @@ async fn slot_created<C: ConnectionTrait>(
     record(txn, &ev, slot_id, HistoryKind::Published, None, None, None).await?;
     let e = ev.data;
     // A redelivered `created` must not reopen a slot booked since: insert only.
-    slot::Entity::insert(slot::ActiveModel {
+    let inserted = slot::Entity::insert(slot::ActiveModel {
         id: Set(e.slot_id),
         practitioner_id: Set(e.practitioner_id),
         starts_at: Set(e.starts_at),
@@ -192,13 +193,19 @@ async fn slot_created<C: ConnectionTrait>(
     .on_conflict_do_nothing_on([slot::Column::Id])
     .exec_without_returning(txn)
     .await?;
+    let fresh = matches!(inserted, TryInsertResult::Inserted(1)).then(|| OpenSlot {
+        id: e.slot_id,
+        starts_at: e.starts_at,
+        ends_at: e.ends_at,
+        released_by: None,
+    });
     let opening = Opening {
         batch_id: e.batch_id,
         practitioner_id: e.practitioner_id,
         size: e.batch_size,
         policy: e.offer_policy,
     };
-    add_to_opening(txn, policy, &opening, e.slot_id).await
+    add_to_opening(txn, policy, &opening, e.slot_id, fresh).await
 }
 
 /// A booked slot open again, never offered back to who gave it up, in its opening.
@@ -243,7 +250,7 @@ async fn slot_released<C: ConnectionTrait>(
         size: e.batch_size,
         policy: e.offer_policy,
     };
-    add_to_opening(txn, policy, &opening, e.slot_id).await
+    add_to_opening(txn, policy, &opening, e.slot_id, None).await
 }
 
 /// A slot booked: nobody is told of it any more.
@@ -313,6 +320,8 @@ async fn add_to_opening<C: ConnectionTrait>(
     policy: &PolicyConfig,
     o: &Opening,
     slot_id: Uuid,
+    // The slot, when this transaction created it.
+    fresh: Option<OpenSlot>,
 ) -> Result<usize, DbErr> {
     let (batch_id, practitioner_id) = (o.batch_id, o.practitioner_id);
     if o.size <= 1 {
@@ -336,15 +345,9 @@ async fn add_to_opening<C: ConnectionTrait>(
         })
         .exec_without_returning(conn)
         .await?;
-        return decide(
-            conn,
-            policy,
-            practitioner_id,
-            batch_id,
-            &[slot_id],
-            o.policy,
-        )
-        .await;
+        let one = [slot_id];
+        let opened = fresh.map_or(Opened::Slots(&one), Opened::Fresh);
+        return decide(conn, policy, practitioner_id, batch_id, opened, o.policy).await;
     }
     opening::Entity::insert(opening::ActiveModel {
         batch_id: Set(batch_id),
@@ -389,12 +392,13 @@ async fn add_to_opening<C: ConnectionTrait>(
         .exec(conn)
         .await?;
     let offer_policy = OfferPolicy::parse(&open.policy).unwrap_or_default();
+    let opened = Opened::Slots(&slot_ids);
     decide(
         conn,
         policy,
         practitioner_id,
         batch_id,
-        &slot_ids,
+        opened,
         offer_policy,
     )
     .await
