@@ -3,7 +3,6 @@
 use chrono::Utc;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QuerySelect, Set,
-    TryInsertResult,
     sea_query::{Expr, OnConflict},
 };
 use slotcast_events::{
@@ -15,10 +14,9 @@ use uuid::Uuid;
 
 use crate::{
     entities::{entry, history, opening, opening_slot, patient, practitioner, slot},
-    fit::OpenSlot,
     inbox::Input,
     policy::PolicyConfig,
-    projection::{Opened, decide},
+    projection::decide,
     vocabulary::{HistoryKind, SlotStatus},
 };
 
@@ -182,7 +180,7 @@ async fn slot_created<C: ConnectionTrait>(
     record(txn, &ev, slot_id, HistoryKind::Published, None, None, None).await?;
     let e = ev.data;
     // A redelivered `created` must not reopen a slot booked since: insert only.
-    let inserted = slot::Entity::insert(slot::ActiveModel {
+    slot::Entity::insert(slot::ActiveModel {
         id: Set(e.slot_id),
         practitioner_id: Set(e.practitioner_id),
         starts_at: Set(e.starts_at),
@@ -193,19 +191,13 @@ async fn slot_created<C: ConnectionTrait>(
     .on_conflict_do_nothing_on([slot::Column::Id])
     .exec_without_returning(txn)
     .await?;
-    let fresh = matches!(inserted, TryInsertResult::Inserted(1)).then(|| OpenSlot {
-        id: e.slot_id,
-        starts_at: e.starts_at,
-        ends_at: e.ends_at,
-        released_by: None,
-    });
     let opening = Opening {
         batch_id: e.batch_id,
         practitioner_id: e.practitioner_id,
         size: e.batch_size,
         policy: e.offer_policy,
     };
-    add_to_opening(txn, policy, &opening, e.slot_id, fresh).await
+    add_to_opening(txn, policy, &opening, e.slot_id).await
 }
 
 /// A booked slot open again, never offered back to who gave it up, in its opening.
@@ -250,7 +242,7 @@ async fn slot_released<C: ConnectionTrait>(
         size: e.batch_size,
         policy: e.offer_policy,
     };
-    add_to_opening(txn, policy, &opening, e.slot_id, None).await
+    add_to_opening(txn, policy, &opening, e.slot_id).await
 }
 
 /// A slot booked: nobody is told of it any more.
@@ -320,35 +312,8 @@ async fn add_to_opening<C: ConnectionTrait>(
     policy: &PolicyConfig,
     o: &Opening,
     slot_id: Uuid,
-    // The slot, when this transaction created it.
-    fresh: Option<OpenSlot>,
 ) -> Result<usize, DbErr> {
     let (batch_id, practitioner_id) = (o.batch_id, o.practitioner_id);
-    if o.size <= 1 {
-        // Complete with its one slot: decided at once, with no count of slots to wait for.
-        let inserted = opening::Entity::insert(opening::ActiveModel {
-            batch_id: Set(batch_id),
-            practitioner_id: Set(practitioner_id),
-            expected: Set(1),
-            decided_at: Set(Some(Utc::now())),
-            policy: Set(o.policy.as_str().to_owned()),
-        })
-        .on_conflict_do_nothing_on([opening::Column::BatchId])
-        .exec_without_returning(conn)
-        .await?;
-        if !matches!(inserted, TryInsertResult::Inserted(1)) {
-            return Ok(0);
-        }
-        opening_slot::Entity::insert(opening_slot::ActiveModel {
-            batch_id: Set(batch_id),
-            slot_id: Set(slot_id),
-        })
-        .exec_without_returning(conn)
-        .await?;
-        let one = [slot_id];
-        let opened = fresh.map_or(Opened::Slots(&one), Opened::Fresh);
-        return decide(conn, policy, practitioner_id, batch_id, opened, o.policy).await;
-    }
     opening::Entity::insert(opening::ActiveModel {
         batch_id: Set(batch_id),
         practitioner_id: Set(practitioner_id),
@@ -392,13 +357,12 @@ async fn add_to_opening<C: ConnectionTrait>(
         .exec(conn)
         .await?;
     let offer_policy = OfferPolicy::parse(&open.policy).unwrap_or_default();
-    let opened = Opened::Slots(&slot_ids);
     decide(
         conn,
         policy,
         practitioner_id,
         batch_id,
-        opened,
+        &slot_ids,
         offer_policy,
     )
     .await

@@ -32,18 +32,12 @@ pub(crate) async fn decide<C: ConnectionTrait>(
     config: &PolicyConfig,
     practitioner_id: Uuid,
     batch_id: Uuid,
-    opened: Opened<'_>,
+    slot_ids: &[Uuid],
     policy: OfferPolicy,
 ) -> Result<usize, DbErr> {
     let started = std::time::Instant::now();
     let now = Utc::now();
-    let (slots, told_before) = match opened {
-        Opened::Slots(ids) => (open_slots(conn, ids, now).await?, true),
-        Opened::Fresh(slot) => (
-            Vec::from_iter((slot.starts_at > now).then_some(slot)),
-            false,
-        ),
-    };
+    let slots = open_slots(conn, slot_ids, now).await?;
     if slots.is_empty() {
         return Ok(0);
     }
@@ -64,7 +58,7 @@ pub(crate) async fn decide<C: ConnectionTrait>(
         tracing::info!(%batch_id, %practitioner_id, slots = slots.len(), "opening to be offered in waves");
         return Ok(1);
     }
-    let ranked = candidates(conn, practitioner_id, &slots, told_before).await?;
+    let ranked = candidates(conn, practitioner_id, &slots).await?;
     let channels = channels(conn, &ranked).await?;
     metrics::histogram!("slotcast_matching_decide_seconds").record(started.elapsed().as_secs_f64());
     let due = now
@@ -264,24 +258,14 @@ impl Candidate {
     }
 }
 
-/// The slots of an opening, as [`decide`] is given them.
-pub(crate) enum Opened<'a> {
-    /// Their ids: the ones still open are read.
-    Slots(&'a [Uuid]),
-    /// One slot this very transaction created: open, and nobody can have been told of it.
-    Fresh(OpenSlot),
-}
-
 /// Every patient whose active entry fits some of `slots` and who was not told (nor is about to
-/// be) about them (unless `told_before` is false: nobody can have been), in the fair order, each
-/// with the slots that fit. A patient whose only
+/// be) about them, in the fair order, each with the slots that fit. A patient whose only
 /// fitting entries expired is in it (so the explanation can say why they were skipped); the
 /// caller skips them.
 pub(crate) async fn candidates<C: ConnectionTrait>(
     conn: &C,
     practitioner_id: Uuid,
     slots: &[OpenSlot],
-    told_before: bool,
 ) -> Result<Vec<Candidate>, DbErr> {
     let Some(first_start) = slots.iter().map(|s| s.starts_at).min() else {
         return Ok(Vec::new());
@@ -333,28 +317,24 @@ pub(crate) async fn candidates<C: ConnectionTrait>(
             })
         })
         .collect();
-    let mut already: HashSet<(Uuid, Uuid)> = HashSet::new();
-    if told_before {
-        let slot_ids: Vec<Uuid> = slots.iter().map(|s| s.id).collect();
-        // `pending` before `told`: the dispatcher moves rows from one to the other in one
-        // transaction, so a pair it moves between the two reads is still seen in one of them.
-        already.extend(
-            pending::Entity::find()
-                .filter(pending::Column::SlotId.is_in(slot_ids.clone()))
-                .all(conn)
-                .await?
-                .into_iter()
-                .map(|p| (p.slot_id, p.patient_id)),
-        );
-        already.extend(
-            told::Entity::find()
-                .filter(told::Column::SlotId.is_in(slot_ids))
-                .all(conn)
-                .await?
-                .into_iter()
-                .map(|t| (t.slot_id, t.patient_id)),
-        );
-    }
+    let slot_ids: Vec<Uuid> = slots.iter().map(|s| s.id).collect();
+    // `pending` before `told`: the dispatcher moves rows from one to the other in one
+    // transaction, so a pair it moves between the two reads is still seen in one of them.
+    let mut already: HashSet<(Uuid, Uuid)> = pending::Entity::find()
+        .filter(pending::Column::SlotId.is_in(slot_ids.clone()))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|p| (p.slot_id, p.patient_id))
+        .collect();
+    already.extend(
+        told::Entity::find()
+            .filter(told::Column::SlotId.is_in(slot_ids))
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(|t| (t.slot_id, t.patient_id)),
+    );
     // Expired entries are decided apart, so a patient's other, valid entry is what counts for
     // them; an expired one shows only for a patient with nothing else (to say why).
     let now = Utc::now();

@@ -297,7 +297,7 @@ impl WaveRunner {
                 take_over: Vec::new(),
             });
         }
-        let ranked = candidates(conn, w.practitioner_id, &slots, true).await?;
+        let ranked = candidates(conn, w.practitioner_id, &slots).await?;
         let patient_ids: Vec<Uuid> = ranked.iter().map(|c| c.decision.patient_id).collect();
         let channels = channels(conn, &ranked).await?;
         let sent_today = sent_today(conn, self.policy.daily_cap, &patient_ids, now).await?;

@@ -9,3 +9,4 @@ mod order;
 mod policy;
 mod process;
 mod rows;
+mod steps;
