@@ -260,6 +260,8 @@ impl Dispatcher {
                     Verdict::Later if r.decided_at.is_none_or(|d| now - d < UNKNOWN_GRACE) => {
                         let mut again = pending::ActiveModel::from(r.clone()).reset_all();
                         again.due_at = Set(now + UNKNOWN_RETRY);
+                        // A row from before `decided_at` existed gets its grace from now.
+                        again.decided_at = Set(Some(r.decided_at.unwrap_or(now)));
                         retry.push(again);
                     }
                     Verdict::Later => decisions.push(skipped(r, Reason::Gone, now)),

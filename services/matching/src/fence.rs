@@ -3,9 +3,9 @@
 //!
 //! Scheduling numbers each key's events 1, 2, 3… ([`slotcast_bus::order`]). `order_progress`
 //! holds, per key, the number of the last event applied; [`advance`] moves it by one inside the
-//! transaction that applies the event. The row stays locked until that transaction ends, so a
-//! replica applying the next event of the key waits for it and then sees it, and a redelivered
-//! event finds its number passed and changes nothing.
+//! transaction that applies the event, so a redelivered event finds its number passed and
+//! changes nothing, and the next event of the key finds it not passed yet until that
+//! transaction commits (it is then held and tried again).
 
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set, TryInsertResult,
@@ -60,9 +60,19 @@ pub async fn advance<C: ConnectionTrait>(conn: &C, stamp: OrderStamp) -> Result<
     })
 }
 
-/// Moves the key's progress to `stamp` whatever it was before, for an event that will never be
-/// applied (dead-lettered) or whose predecessors never came: the key's later events go on.
-pub async fn pass<C: ConnectionTrait>(conn: &C, stamp: OrderStamp) -> Result<(), DbErr> {
+/// Moves the key's progress past `stamp` without applying it, for an event that will never be
+/// applied (dead-lettered), once every earlier event of its key is applied; `false` while one is
+/// not, so the caller keeps it instead.
+pub async fn pass<C: ConnectionTrait>(conn: &C, stamp: OrderStamp) -> Result<bool, DbErr> {
+    Ok(match advance(conn, stamp).await? {
+        Gate::Next | Gate::Done => true,
+        Gate::Early { .. } => false,
+    })
+}
+
+/// Moves the key's progress to `stamp` whatever it was before: for an event whose earlier
+/// events never came (the stream no longer holds them), so the key's later events go on.
+pub async fn skip_to<C: ConnectionTrait>(conn: &C, stamp: OrderStamp) -> Result<(), DbErr> {
     order_progress::Entity::insert(order_progress::ActiveModel {
         key: Set(stamp.key),
         applied: Set(stamp.seq),

@@ -38,8 +38,8 @@ struct Batch<'a> {
 }
 
 impl BatchHandler for Projector {
-    /// Splits the batch into [`LANES`] lanes by order key, so one key's events are never
-    /// applied by two transactions of this replica at once, and applies the lanes at once.
+    /// Splits the batch into [`LANES`] lanes by order key, so one key's events in a batch are
+    /// applied by one transaction after another, in order, and applies the lanes at once.
     async fn handle_batch(&self, deliveries: &[Delivery]) -> Vec<Outcome> {
         let batch = Batch {
             deliveries,
@@ -86,8 +86,9 @@ const HOLD_AT_MOST: Duration = Duration::from_secs(1);
 /// Messages applied in one transaction at most.
 const PER_TRANSACTION: usize = 64;
 
-/// Deliveries of a message that fails to apply before it is dead-lettered.
-const GIVE_UP_AFTER: i64 = 20;
+/// Deliveries of a message that fails to apply before it is dead-lettered; the deliveries in
+/// which it waited for an earlier event count too, hence more than the 20 of other consumers.
+const GIVE_UP_AFTER: i64 = 50;
 /// Deliveries of a message that waits for an earlier event of its key before it is applied
 /// anyway (the earlier one is lost: the stream no longer holds it, say), with an error logged.
 const WAIT_AT_MOST: i64 = 600;
@@ -181,7 +182,7 @@ impl Projector {
                     Gate::Early { applied } => {
                         metrics::counter!("slotcast_matching_order_gaps_total").increment(1);
                         tracing::error!(key = %stamp.key, seq = stamp.seq, applied, "earlier events of this key never came; applying this one anyway");
-                        fence::pass(&txn, stamp).await?;
+                        fence::skip_to(&txn, stamp).await?;
                     }
                 }
             }
@@ -203,7 +204,8 @@ impl Projector {
     }
 
     /// The answer to a message that failed to apply on its own: again later, or, after
-    /// [`GIVE_UP_AFTER`] deliveries, dead-lettered with its key's progress moved past it.
+    /// [`GIVE_UP_AFTER`] deliveries (waits included), dead-lettered with its key's progress
+    /// moved past it, once every earlier event of its key is applied.
     async fn failed(&self, delivery: &Delivery, e: DbErr) -> Outcome {
         let e = anyhow::Error::from(e);
         if delivery.deliveries < GIVE_UP_AFTER {
@@ -211,11 +213,21 @@ impl Projector {
                 Duration::from_millis(250) * 2u32.pow(delivery.deliveries.clamp(1, 8) as u32 - 1);
             return Outcome::retry(backoff.min(Duration::from_secs(30)), &e);
         }
-        if let Some(stamp) = delivery.order
-            && let Err(pass_failed) = fence::pass(&self.db, stamp).await
-        {
-            // Not given up yet: the key's later events would wait for it.
-            return Outcome::retry(Duration::from_secs(30), &anyhow::Error::from(pass_failed));
+        if let Some(stamp) = delivery.order {
+            match fence::pass(&self.db, stamp).await {
+                Ok(true) => {}
+                // An earlier event of its key is still to come: dead-lettering this one now
+                // would let that one be taken for done.
+                Ok(false) => {
+                    return wait(delivery, "failing, and an earlier event of its key waits");
+                }
+                Err(pass_failed) => {
+                    return Outcome::retry(
+                        Duration::from_secs(30),
+                        &anyhow::Error::from(pass_failed),
+                    );
+                }
+            }
         }
         Outcome::Reject(format!(
             "gave up after {} deliveries: {e:#}",
