@@ -3,7 +3,10 @@
 //! A producer's outbox gives every event with an order key ([`slotcast_events::Event::order_key`])
 //! the next number of that key, in the transaction that writes the event: the counter row
 //! (`outbox_order`) is locked until the transaction ends, so two transactions about one key are
-//! numbered in the order they commit, and a transaction that rolls back leaves no gap. The
+//! numbered in the order they commit, and a transaction that rolls back leaves no gap. On
+//! Postgres the numbers are given at commit, by a deferred trigger ([`StampAtCommit`]), so the
+//! counter is the last lock a transaction takes and cannot close a cycle with the rows it
+//! locked before; SQLite has one writer at a time and numbers them as they are written. The
 //! relay sends the stamp as two headers ([`slotcast_events::order`]). A consumer that applies
 //! events of many keys at once reads it back ([`OrderStamp::from_headers`]) and applies one
 //! key's events strictly by number, whatever order, replica or redelivery brings them in.
@@ -150,6 +153,61 @@ impl MigrationTrait for AddOrderStamp {
             )
             .await?;
         }
+        Ok(())
+    }
+}
+
+/// The deferred trigger that numbers a Postgres transaction's stamped outbox rows at its commit,
+/// in the order they were written; a no-op on SQLite.
+pub struct StampAtCommit;
+
+impl MigrationName for StampAtCommit {
+    fn name(&self) -> &str {
+        "m0000_stamp_outbox_order_at_commit"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for StampAtCommit {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        if m.get_database_backend() != sea_orm::DbBackend::Postgres {
+            return Ok(());
+        }
+        let db = m.get_connection();
+        db.execute_unprepared(
+            "CREATE OR REPLACE FUNCTION slotcast_stamp_outbox_order() RETURNS trigger \
+             LANGUAGE plpgsql AS $$ \
+             DECLARE n bigint; \
+             BEGIN \
+               INSERT INTO outbox_order (key, last) VALUES (NEW.order_key, 1) \
+                 ON CONFLICT (key) DO UPDATE SET last = outbox_order.last + 1 \
+                 RETURNING last INTO n; \
+               UPDATE outbox SET order_seq = n WHERE seq = NEW.seq; \
+               RETURN NULL; \
+             END $$",
+        )
+        .await?;
+        db.execute_unprepared("DROP TRIGGER IF EXISTS outbox_stamp_order ON outbox")
+            .await?;
+        db.execute_unprepared(
+            "CREATE CONSTRAINT TRIGGER outbox_stamp_order AFTER INSERT ON outbox \
+             DEFERRABLE INITIALLY DEFERRED FOR EACH ROW \
+             WHEN (NEW.order_key IS NOT NULL AND NEW.order_seq IS NULL) \
+             EXECUTE FUNCTION slotcast_stamp_outbox_order()",
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        if m.get_database_backend() != sea_orm::DbBackend::Postgres {
+            return Ok(());
+        }
+        let db = m.get_connection();
+        db.execute_unprepared("DROP TRIGGER IF EXISTS outbox_stamp_order ON outbox")
+            .await?;
+        db.execute_unprepared("DROP FUNCTION IF EXISTS slotcast_stamp_outbox_order()")
+            .await?;
         Ok(())
     }
 }

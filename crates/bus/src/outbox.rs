@@ -159,7 +159,10 @@ pub async fn enqueue_traced<C: ConnectionTrait, T: Event>(
     events: &[(&CloudEvent<T>, &HashMap<String, String>)],
 ) -> Result<(), DbErr> {
     let mut rows = encode_traced(events)?;
-    crate::order::stamp(conn, &mut rows).await?;
+    if conn.get_database_backend() != DbBackend::Postgres {
+        // Postgres numbers them at commit (`order::StampAtCommit`); SQLite has one writer.
+        crate::order::stamp(conn, &mut rows).await?;
+    }
     for chunk in crate::rows::chunks(&rows, EncodedRow::size) {
         let models = chunk.iter().cloned().map(|r| ActiveModel {
             event_id: Set(r.event_id),

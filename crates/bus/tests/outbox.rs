@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(CreateOutbox),
             Box::new(slotcast_bus::order::AddOrderStamp),
+            Box::new(slotcast_bus::order::StampAtCommit),
         ]
     }
 }

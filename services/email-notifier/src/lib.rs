@@ -250,6 +250,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateOutbox),
             Box::new(deliveries::CreateEmailDeliveries),
             Box::new(slotcast_bus::order::AddOrderStamp),
+            Box::new(slotcast_bus::order::StampAtCommit),
         ]
     }
 }

@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateFeed),
             Box::new(CreateSlotStatesAndFeedLog),
             Box::new(slotcast_bus::order::AddOrderStamp),
+            Box::new(slotcast_bus::order::StampAtCommit),
         ]
     }
 }

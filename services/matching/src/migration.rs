@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreatePolicy),
             Box::new(DecisionsWithTheirOffers),
             Box::new(slotcast_bus::order::AddOrderStamp),
+            Box::new(slotcast_bus::order::StampAtCommit),
             Box::new(CreateOrderProgress),
         ]
     }

@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateOffers),
             Box::new(NotificationPolicy),
             Box::new(slotcast_bus::order::AddOrderStamp),
+            Box::new(slotcast_bus::order::StampAtCommit),
         ]
     }
 }
