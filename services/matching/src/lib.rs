@@ -52,7 +52,7 @@ pub mod waves;
 
 use std::{sync::Arc, time::Duration};
 
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DbBackend};
 use slotcast_bus::{
     Foundation, JetStream,
     consumer::{self, ConsumerSpec},
@@ -108,14 +108,19 @@ pub const BATCHES_AT_ONCE: usize = 4;
 /// ([`fence`]), not by the stream, so redeliveries and other replicas cannot break it. Never
 /// dead-lettered by the loop: a message waiting for an earlier one must not be; the projector
 /// gives up on a failing one itself.
-pub fn consumer_spec() -> ConsumerSpec {
+pub fn consumer_spec(backend: DbBackend) -> ConsumerSpec {
     ConsumerSpec {
         stream: streams::SCHEDULING,
         durable: DURABLE.to_owned(),
         filter_subject: streams::SCHEDULING_SUBJECTS.to_owned(),
         max_deliver: 0,
         ack_wait: Duration::from_secs(30),
-        concurrency: BATCHES_AT_ONCE,
+        // SQLite's one connection takes one transaction at a time: more would only queue on it.
+        concurrency: if backend == DbBackend::Sqlite {
+            1
+        } else {
+            BATCHES_AT_ONCE
+        },
         max_ack_pending: 2 * (BATCHES_AT_ONCE * MAX_BATCH) as i64,
     }
 }
@@ -213,7 +218,7 @@ impl Application {
         let waves = tokio::spawn(self.waves.clone().run(shutdown.clone()));
         let consumer = tokio::spawn(consumer::run_batches(
             self.js.clone(),
-            consumer_spec(),
+            consumer_spec(self.db.get_database_backend()),
             MAX_BATCH,
             self.projector.clone(),
             shutdown.clone(),

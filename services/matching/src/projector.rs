@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+use sea_orm::{DatabaseConnection, DbBackend, DbErr, TransactionTrait};
 use slotcast_bus::{
     consumer::{BatchHandler, Delivery, Outcome},
     order::OrderStamp,
@@ -48,12 +48,18 @@ impl BatchHandler for Projector {
                 .map(|d| Input::decode(&d.subject, &d.payload))
                 .collect(),
         };
-        let mut lanes: Vec<Vec<usize>> = vec![Vec::new(); LANES];
+        // SQLite's one connection would only queue the lanes: one lane there.
+        let count = if self.db.get_database_backend() == DbBackend::Sqlite {
+            1
+        } else {
+            LANES
+        };
+        let mut lanes: Vec<Vec<usize>> = vec![Vec::new(); count];
         for (i, d) in deliveries.iter().enumerate() {
             // Unstamped messages share lane 0, so they too are applied in the order they came.
             let lane = d
                 .order
-                .map_or(0, |s| (s.key.as_u128() % LANES as u128) as usize);
+                .map_or(0, |s| (s.key.as_u128() % count as u128) as usize);
             lanes[lane].push(i);
         }
         let answered = futures::future::join_all(
