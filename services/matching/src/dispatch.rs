@@ -25,8 +25,8 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, Order,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
+    EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
     sea_query::{Expr, Func},
 };
 use slotcast_bus::outbox::{self, Relay};
@@ -160,10 +160,7 @@ impl Dispatcher {
         let practitioner_ids = distinct(taken.iter().map(|((_, d), _)| *d));
         let slot_ids = distinct(rows().map(|r| r.slot_id));
         let entry_ids = distinct(rows().map(|r| r.entry_id));
-        let slots: HashMap<Uuid, slot::Model> = by_id(
-            find_in::<slot::Entity, _>(conn, slot::Column::Id, &slot_ids).await?,
-            |s| s.id,
-        );
+        let slots: HashMap<Uuid, slot::Model> = by_id(slots_held(conn, &slot_ids).await?, |s| s.id);
         let entries: HashMap<Uuid, entry::Model> = by_id(
             find_in::<entry::Entity, _>(conn, entry::Column::Id, &entry_ids).await?,
             |e| e.id,
@@ -436,6 +433,22 @@ async fn take_due<C: ConnectionTrait>(
         .into_iter()
         .filter_map(|group| Some((group, rows.remove(&group)?)))
         .collect())
+}
+
+/// The slots among `ids`, locked for share on Postgres until the pass commits. A slot the
+/// projector changes meanwhile (a booked slot released) waits for the pass, and the pass waits
+/// for a change under way: otherwise the pass could drop an offer as taken while the release's
+/// decision still counts it as pending, and the patient would never hear of the freed slot.
+async fn slots_held<C: ConnectionTrait>(conn: &C, ids: &[Uuid]) -> Result<Vec<slot::Model>, DbErr> {
+    let mut found = Vec::with_capacity(ids.len());
+    for run in slotcast_bus::rows::ids(ids) {
+        let mut select = slot::Entity::find().filter(slot::Column::Id.is_in(run.iter().copied()));
+        if conn.get_database_backend() == DbBackend::Postgres {
+            select = select.lock_shared();
+        }
+        found.extend(select.all(conn).await?);
+    }
+    Ok(found)
 }
 
 /// `ids` without repeats, in order (so lookups and their runs are the same from pass to pass).

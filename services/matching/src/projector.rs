@@ -15,6 +15,7 @@ use slotcast_bus::{
     order::OrderStamp,
 };
 use slotcast_events::DecodeError;
+use tracing::Instrument as _;
 
 use crate::{
     apply::apply,
@@ -194,7 +195,15 @@ impl Projector {
             }
             match &batch.inputs[i] {
                 Ok(input) => {
-                    decided += apply(&txn, &self.policy, input.clone()).await?;
+                    // The decision's offers continue the trace of the event, not of the batch.
+                    let span = tracing::info_span!("apply", subject = %delivery.subject, seq = delivery.stream_sequence);
+                    slotcast_kit::telemetry::set_parent_from(
+                        &span,
+                        delivery.trace.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                    );
+                    decided += apply(&txn, &self.policy, input.clone())
+                        .instrument(span)
+                        .await?;
                     outcomes.push((i, Outcome::Done));
                 }
                 // Its key's progress moves past it all the same: it can never be applied.
