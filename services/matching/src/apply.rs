@@ -1,8 +1,11 @@
 //! Applying one scheduling event to matching's projection: one function per event.
 
+use std::collections::BTreeMap;
+
 use chrono::Utc;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
     sea_query::{Expr, OnConflict},
 };
 use slotcast_events::{
@@ -16,7 +19,7 @@ use crate::{
     entities::{entry, history, opening, opening_slot, patient, practitioner, slot},
     inbox::Input,
     policy::PolicyConfig,
-    projection::decide,
+    projection::{Complete, decide, find_in, insert_new},
     vocabulary::{HistoryKind, SlotStatus},
 };
 
@@ -176,28 +179,64 @@ async fn slot_created<C: ConnectionTrait>(
     policy: &PolicyConfig,
     ev: CloudEvent<SlotCreated>,
 ) -> Result<usize, DbErr> {
-    let slot_id = ev.data.slot_id;
-    record(txn, &ev, slot_id, HistoryKind::Published, None, None, None).await?;
-    let e = ev.data;
+    let trace = crate::projection::current_trace();
+    slots_created(txn, policy, vec![(ev, trace)]).await
+}
+
+/// Published slots, each open in its opening, with a statement per kind of row for them all
+/// (not one per slot); each with the trace its offers continue. The slots are new and of keys
+/// whose events in between, if any, do not touch them, so applying them together is applying
+/// them one after the other.
+pub async fn slots_created<C: ConnectionTrait>(
+    txn: &C,
+    policy: &PolicyConfig,
+    events: Vec<(CloudEvent<SlotCreated>, String)>,
+) -> Result<usize, DbErr> {
+    let history: Vec<history::ActiveModel> = events
+        .iter()
+        .map(|(ev, _)| {
+            history_row(
+                ev,
+                ev.data.slot_id,
+                HistoryKind::Published,
+                None,
+                None,
+                None,
+            )
+        })
+        .collect();
+    insert_new(txn, &history, &[history::Column::EventId]).await?;
     // A redelivered `created` must not reopen a slot booked since: insert only.
-    slot::Entity::insert(slot::ActiveModel {
-        id: Set(e.slot_id),
-        practitioner_id: Set(e.practitioner_id),
-        starts_at: Set(e.starts_at),
-        ends_at: Set(e.ends_at),
-        status: Set(SlotStatus::Open),
-        released_by: Set(None),
-    })
-    .on_conflict_do_nothing_on([slot::Column::Id])
-    .exec_without_returning(txn)
-    .await?;
-    let opening = Opening {
-        batch_id: e.batch_id,
-        practitioner_id: e.practitioner_id,
-        size: e.batch_size,
-        policy: e.offer_policy,
-    };
-    add_to_opening(txn, policy, &opening, e.slot_id).await
+    let slots: Vec<slot::ActiveModel> = events
+        .iter()
+        .map(|(ev, _)| {
+            let e = &ev.data;
+            slot::ActiveModel {
+                id: Set(e.slot_id),
+                practitioner_id: Set(e.practitioner_id),
+                starts_at: Set(e.starts_at),
+                ends_at: Set(e.ends_at),
+                status: Set(SlotStatus::Open),
+                released_by: Set(None),
+            }
+        })
+        .collect();
+    insert_new(txn, &slots, &[slot::Column::Id]).await?;
+    let added: Vec<(Opening, Uuid)> = events
+        .into_iter()
+        .map(|(ev, trace)| {
+            let e = ev.data;
+            let opening = Opening {
+                batch_id: e.batch_id,
+                practitioner_id: e.practitioner_id,
+                size: e.batch_size,
+                policy: e.offer_policy,
+                trace,
+            };
+            (opening, e.slot_id)
+        })
+        .collect();
+    add_to_openings(txn, policy, &added).await
 }
 
 /// A booked slot open again, never offered back to who gave it up, in its opening.
@@ -241,8 +280,9 @@ async fn slot_released<C: ConnectionTrait>(
         practitioner_id: e.practitioner_id,
         size: e.batch_size,
         policy: e.offer_policy,
+        trace: crate::projection::current_trace(),
     };
-    add_to_opening(txn, policy, &opening, e.slot_id).await
+    add_to_openings(txn, policy, &[(opening, e.slot_id)]).await
 }
 
 /// A slot booked: nobody is told of it any more.
@@ -304,68 +344,102 @@ fn upsert<C: sea_orm::sea_query::IntoIden>(
         .to_owned()
 }
 
-/// Records that `slot_id` belongs to opening `batch_id`; once every slot of the opening is
-/// there, decides it. The opening row is locked first, so two replicas handling slots of one
-/// batch at once neither both decide nor both miss the last slot.
-async fn add_to_opening<C: ConnectionTrait>(
+/// Records that each slot belongs to its opening; decides the openings whose slots are then
+/// all in. The opening rows are locked first (in one order), so two replicas handling slots of
+/// one batch at once neither both decide nor both miss the last slot.
+async fn add_to_openings<C: ConnectionTrait>(
     conn: &C,
     policy: &PolicyConfig,
-    o: &Opening,
-    slot_id: Uuid,
+    added: &[(Opening, Uuid)],
 ) -> Result<usize, DbErr> {
-    let (batch_id, practitioner_id) = (o.batch_id, o.practitioner_id);
-    opening::Entity::insert(opening::ActiveModel {
-        batch_id: Set(batch_id),
-        practitioner_id: Set(practitioner_id),
-        expected: Set(i32::try_from(o.size).unwrap_or(i32::MAX)),
-        decided_at: Set(None),
-        policy: Set(o.policy.as_str().to_owned()),
-    })
-    .on_conflict_do_nothing_on([opening::Column::BatchId])
-    .exec_without_returning(conn)
-    .await?;
-    let mut lock = opening::Entity::find_by_id(batch_id);
-    if conn.get_database_backend() == DbBackend::Postgres {
-        lock = lock.lock_exclusive();
+    let mut openings: BTreeMap<Uuid, &Opening> = BTreeMap::new();
+    for (o, _) in added {
+        openings.entry(o.batch_id).or_insert(o);
     }
-    let Some(open) = lock.one(conn).await? else {
-        return Err(DbErr::RecordNotFound(format!("opening {batch_id}")));
-    };
-    opening_slot::Entity::insert(opening_slot::ActiveModel {
-        batch_id: Set(batch_id),
-        slot_id: Set(slot_id),
-    })
-    .on_conflict_do_nothing_on([opening_slot::Column::BatchId, opening_slot::Column::SlotId])
-    .exec_without_returning(conn)
-    .await?;
-    if open.decided_at.is_some() {
-        return Ok(0);
-    }
-    let slot_ids: Vec<Uuid> = opening_slot::Entity::find()
-        .filter(opening_slot::Column::BatchId.eq(batch_id))
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|s| s.slot_id)
+    let rows: Vec<opening::ActiveModel> = openings
+        .values()
+        .map(|o| opening::ActiveModel {
+            batch_id: Set(o.batch_id),
+            practitioner_id: Set(o.practitioner_id),
+            expected: Set(i32::try_from(o.size).unwrap_or(i32::MAX)),
+            decided_at: Set(None),
+            policy: Set(o.policy.as_str().to_owned()),
+        })
         .collect();
-    if (slot_ids.len() as i64) < i64::from(open.expected) {
+    insert_new(conn, &rows, &[opening::Column::BatchId]).await?;
+    let batch_ids: Vec<Uuid> = openings.keys().copied().collect();
+    let mut open: Vec<opening::Model> = Vec::with_capacity(batch_ids.len());
+    for run in slotcast_bus::rows::ids(&batch_ids) {
+        let mut lock = opening::Entity::find()
+            .filter(opening::Column::BatchId.is_in(run.iter().copied()))
+            .order_by_asc(opening::Column::BatchId);
+        if conn.get_database_backend() == DbBackend::Postgres {
+            lock = lock.lock_exclusive();
+        }
+        open.extend(lock.all(conn).await?);
+    }
+    if open.len() < batch_ids.len() {
+        let missing = batch_ids
+            .iter()
+            .find(|b| !open.iter().any(|o| o.batch_id == **b));
+        return Err(DbErr::RecordNotFound(format!("opening {missing:?}")));
+    }
+    let members: Vec<opening_slot::ActiveModel> = added
+        .iter()
+        .map(|(o, slot_id)| opening_slot::ActiveModel {
+            batch_id: Set(o.batch_id),
+            slot_id: Set(*slot_id),
+        })
+        .collect();
+    insert_new(
+        conn,
+        &members,
+        &[opening_slot::Column::BatchId, opening_slot::Column::SlotId],
+    )
+    .await?;
+    let undecided: Vec<Uuid> = open
+        .iter()
+        .filter(|o| o.decided_at.is_none())
+        .map(|o| o.batch_id)
+        .collect();
+    let mut slots_of: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
+    for s in
+        find_in::<opening_slot::Entity, _>(conn, opening_slot::Column::BatchId, &undecided).await?
+    {
+        slots_of.entry(s.batch_id).or_default().push(s.slot_id);
+    }
+    let complete: Vec<Complete> = open
+        .iter()
+        .filter(|o| o.decided_at.is_none())
+        .filter_map(|o| {
+            let slot_ids = slots_of.remove(&o.batch_id).unwrap_or_default();
+            if (slot_ids.len() as i64) < i64::from(o.expected) {
+                return None;
+            }
+            Some(Complete {
+                practitioner_id: o.practitioner_id,
+                batch_id: o.batch_id,
+                slot_ids,
+                policy: OfferPolicy::parse(&o.policy).unwrap_or_default(),
+                trace: openings
+                    .get(&o.batch_id)
+                    .map(|a| a.trace.clone())
+                    .unwrap_or_default(),
+            })
+        })
+        .collect();
+    if complete.is_empty() {
         return Ok(0);
     }
-    opening::Entity::update_many()
-        .col_expr(opening::Column::DecidedAt, Expr::value(Utc::now()))
-        .filter(opening::Column::BatchId.eq(batch_id))
-        .exec(conn)
-        .await?;
-    let offer_policy = OfferPolicy::parse(&open.policy).unwrap_or_default();
-    decide(
-        conn,
-        policy,
-        practitioner_id,
-        batch_id,
-        &slot_ids,
-        offer_policy,
-    )
-    .await
+    let decided: Vec<Uuid> = complete.iter().map(|c| c.batch_id).collect();
+    for run in slotcast_bus::rows::ids(&decided) {
+        opening::Entity::update_many()
+            .col_expr(opening::Column::DecidedAt, Expr::value(Utc::now()))
+            .filter(opening::Column::BatchId.is_in(run.iter().copied()))
+            .exec(conn)
+            .await?;
+    }
+    decide(conn, policy, &complete).await
 }
 
 /// An opening as a slot event describes it.
@@ -374,6 +448,8 @@ struct Opening {
     practitioner_id: Uuid,
     size: u32,
     policy: OfferPolicy,
+    /// The trace of the event that brought the slot: the opening's offers continue it.
+    trace: String,
 }
 
 /// Adds `event` to the history of `slot_id`, once (keyed by the event id).
@@ -386,7 +462,20 @@ async fn record<C: ConnectionTrait, T>(
     notification_id: Option<Uuid>,
     reason: Option<&str>,
 ) -> Result<(), DbErr> {
-    history::Entity::insert(history::ActiveModel {
+    let row = history_row(event, slot_id, kind, patient_id, notification_id, reason);
+    insert_new(conn, &[row], &[history::Column::EventId]).await
+}
+
+/// The history row of `event` about `slot_id`.
+fn history_row<T>(
+    event: &CloudEvent<T>,
+    slot_id: Uuid,
+    kind: HistoryKind,
+    patient_id: Option<Uuid>,
+    notification_id: Option<Uuid>,
+    reason: Option<&str>,
+) -> history::ActiveModel {
+    history::ActiveModel {
         event_id: Set(event.id),
         slot_id: Set(slot_id),
         at: Set(event.time),
@@ -394,11 +483,7 @@ async fn record<C: ConnectionTrait, T>(
         patient_id: Set(patient_id),
         notification_id: Set(notification_id),
         reason: Set(reason.map(str::to_owned)),
-    })
-    .on_conflict_do_nothing_on([history::Column::EventId])
-    .exec_without_returning(conn)
-    .await?;
-    Ok(())
+    }
 }
 
 async fn set_slot_status<C: ConnectionTrait>(

@@ -24,68 +24,103 @@ use crate::{
 /// piece (a larger statement waits 40 ms for a delayed ACK; see `slotcast_bus::rows`).
 pub(crate) const ROWS_PER_INSERT: usize = 48;
 
-/// Decides an opening. `broadcast`: every fitting patient gets an offer of the opening's
-/// slots still open, due when the coalescing window ends (the dispatcher sends it). `waves`:
-/// a timer, due now, for the first wave ([`crate::waves`]).
+/// An opening whose slots are all in: decided by [`decide`].
+#[derive(Debug, Clone)]
+pub(crate) struct Complete {
+    pub practitioner_id: Uuid,
+    pub batch_id: Uuid,
+    pub slot_ids: Vec<Uuid>,
+    pub policy: OfferPolicy,
+    /// The trace its offers continue (JSON headers from [`current_trace`]).
+    pub trace: String,
+}
+
+/// Decides openings, together: a statement per lookup for all of them, not one per opening.
+/// `broadcast`: every fitting patient gets an offer of the opening's slots still open, due
+/// when the coalescing window ends (the dispatcher sends it). `waves`: a timer, due now, for
+/// the first wave ([`crate::waves`]). Returns the patients and wave timers decided.
 pub(crate) async fn decide<C: ConnectionTrait>(
     conn: &C,
     config: &PolicyConfig,
-    practitioner_id: Uuid,
-    batch_id: Uuid,
-    slot_ids: &[Uuid],
-    policy: OfferPolicy,
+    openings: &[Complete],
 ) -> Result<usize, DbErr> {
     let started = std::time::Instant::now();
     let now = Utc::now();
-    let slots = open_slots(conn, slot_ids, now).await?;
-    if slots.is_empty() {
-        return Ok(0);
+    let all_slots: Vec<Uuid> = openings.iter().flat_map(|o| o.slot_ids.clone()).collect();
+    let open: HashMap<Uuid, OpenSlot> = open_slots(conn, &all_slots, now)
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s))
+        .collect();
+    let mut waves = Vec::new();
+    let mut broadcast: Vec<(&Complete, Vec<OpenSlot>)> = Vec::new();
+    for o in openings {
+        let slots: Vec<OpenSlot> = o
+            .slot_ids
+            .iter()
+            .filter_map(|id| open.get(id).cloned())
+            .collect();
+        if slots.is_empty() {
+            continue;
+        }
+        if o.policy == OfferPolicy::Waves {
+            tracing::info!(batch_id = %o.batch_id, practitioner_id = %o.practitioner_id, slots = slots.len(), "opening to be offered in waves");
+            waves.push(wave::ActiveModel {
+                batch_id: Set(o.batch_id),
+                practitioner_id: Set(o.practitioner_id),
+                next_wave: Set(1),
+                due_at: Set(now),
+                hold_id: Set(None),
+                status: Set(WaveStatus::Running),
+                attempts: Set(0),
+                trace: Set(o.trace.clone()),
+            });
+        } else {
+            broadcast.push((o, slots));
+        }
     }
-    if policy == OfferPolicy::Waves {
-        wave::Entity::insert(wave::ActiveModel {
-            batch_id: Set(batch_id),
-            practitioner_id: Set(practitioner_id),
-            next_wave: Set(1),
-            due_at: Set(now),
-            hold_id: Set(None),
-            status: Set(WaveStatus::Running),
-            attempts: Set(0),
-            trace: Set(current_trace()),
-        })
-        .on_conflict_do_nothing_on([wave::Column::BatchId])
-        .exec_without_returning(conn)
-        .await?;
-        tracing::info!(%batch_id, %practitioner_id, slots = slots.len(), "opening to be offered in waves");
-        return Ok(1);
+    let mut count = waves.len();
+    insert_new(conn, &waves, &[wave::Column::BatchId]).await?;
+    if broadcast.is_empty() {
+        return Ok(count);
     }
-    let ranked = candidates(conn, practitioner_id, &slots).await?;
-    let channels = channels(conn, &ranked).await?;
+    let asked: Vec<(Uuid, &[OpenSlot])> = broadcast
+        .iter()
+        .map(|(o, slots)| (o.practitioner_id, slots.as_slice()))
+        .collect();
+    let ranked = candidates_of(conn, &asked).await?;
+    let channels = channels(conn, ranked.iter().flatten()).await?;
     metrics::histogram!("slotcast_matching_decide_seconds").record(started.elapsed().as_secs_f64());
     let due = now
         + chrono::Duration::from_std(config.coalesce_window).unwrap_or(chrono::Duration::zero());
     let mut offers: Vec<pending::ActiveModel> = Vec::new();
     let mut decisions: Vec<considered::ActiveModel> = Vec::new();
-    let mut count = 0;
-    let trace = current_trace();
-    for c in &ranked {
-        let mut told = false;
-        for s in &c.decision.slots {
-            // The cap is counted when the message is formed: this offer may join one that goes
-            // anyway.
-            let verdict = eligibility::verdict(&Case {
-                cap: Cap::NotCounted,
-                ..c.case(s, &channels, now)
-            });
-            // `pending` records the offer: `considered` only what does not become one. `Later`
-            // is a patient not known yet: the dispatcher looks again when the offer is due.
-            if matches!(verdict, Verdict::Tell | Verdict::Later) {
-                offers.push(c.pending(s.id, practitioner_id, batch_id, None, (now, due), &trace));
-                told = true;
-            } else {
-                decisions.push(c.considered(s.id, verdict.outcome(), now));
+    for ((o, slots), ranked) in broadcast.iter().zip(&ranked) {
+        let mut patients = 0;
+        for c in ranked {
+            let mut told = false;
+            for s in &c.decision.slots {
+                // The cap is counted when the message is formed: this offer may join one that
+                // goes anyway.
+                let verdict = eligibility::verdict(&Case {
+                    cap: Cap::NotCounted,
+                    ..c.case(s, &channels, now)
+                });
+                // `pending` records the offer: `considered` only what does not become one.
+                // `Later` is a patient not known yet: the dispatcher looks again when the
+                // offer is due.
+                if matches!(verdict, Verdict::Tell | Verdict::Later) {
+                    let (p, b) = (o.practitioner_id, o.batch_id);
+                    offers.push(c.pending(s.id, p, b, None, (now, due), &o.trace));
+                    told = true;
+                } else {
+                    decisions.push(c.considered(s.id, verdict.outcome(), now));
+                }
             }
+            patients += usize::from(told);
         }
-        count += usize::from(told);
+        tracing::info!(batch_id = %o.batch_id, practitioner_id = %o.practitioner_id, slots = slots.len(), patients, "opening decided");
+        count += patients;
     }
     record_considered(conn, decisions).await?;
     insert_new(
@@ -94,7 +129,6 @@ pub(crate) async fn decide<C: ConnectionTrait>(
         &[pending::Column::PatientId, pending::Column::SlotId],
     )
     .await?;
-    tracing::info!(%batch_id, %practitioner_id, slots = slots.len(), patients = count, "opening decided");
     Ok(count)
 }
 
@@ -160,12 +194,18 @@ pub(crate) async fn open_slots<C: ConnectionTrait>(
     slot_ids: &[Uuid],
     now: chrono::DateTime<Utc>,
 ) -> Result<Vec<OpenSlot>, DbErr> {
-    Ok(slot::Entity::find()
-        .filter(slot::Column::Id.is_in(slot_ids.to_vec()))
-        .filter(slot::Column::Status.eq(SlotStatus::Open))
-        .filter(slot::Column::StartsAt.gt(now))
-        .all(conn)
-        .await?
+    let mut found = Vec::with_capacity(slot_ids.len());
+    for run in slotcast_bus::rows::ids(slot_ids) {
+        found.extend(
+            slot::Entity::find()
+                .filter(slot::Column::Id.is_in(run.iter().copied()))
+                .filter(slot::Column::Status.eq(SlotStatus::Open))
+                .filter(slot::Column::StartsAt.gt(now))
+                .all(conn)
+                .await?,
+        );
+    }
+    Ok(found
         .into_iter()
         .map(|s| OpenSlot {
             id: s.id,
@@ -267,87 +307,127 @@ pub(crate) async fn candidates<C: ConnectionTrait>(
     practitioner_id: Uuid,
     slots: &[OpenSlot],
 ) -> Result<Vec<Candidate>, DbErr> {
-    let Some(first_start) = slots.iter().map(|s| s.starts_at).min() else {
-        return Ok(Vec::new());
-    };
+    Ok(candidates_of(conn, &[(practitioner_id, slots)])
+        .await?
+        .pop()
+        .unwrap_or_default())
+}
+
+/// [`candidates`] of each practitioner's slots in `asked`, in its order, with one lookup of
+/// each kind for all of them. The slots of one entry of `asked` are not in another's.
+pub(crate) async fn candidates_of<C: ConnectionTrait>(
+    conn: &C,
+    asked: &[(Uuid, &[OpenSlot])],
+) -> Result<Vec<Vec<Candidate>>, DbErr> {
     // Only the entries that can fit one of the slots come back (the index
-    // `entries_practitioner_active_earliest` serves the window); `fit::decide` then checks
+    // `entries_practitioner_active_earliest` serves each window); `fit::decide` then checks
     // each pair exactly. A long list of patients waiting for other times costs nothing here.
-    let last_start = slots
-        .iter()
-        .map(|s| s.starts_at)
-        .max()
-        .unwrap_or(first_start);
-    let first_end = slots.iter().map(|s| s.ends_at).min().unwrap_or(first_start);
+    let mut windows = Condition::any();
+    for (practitioner_id, slots) in asked {
+        let Some(first_start) = slots.iter().map(|s| s.starts_at).min() else {
+            continue;
+        };
+        let last_start = slots
+            .iter()
+            .map(|s| s.starts_at)
+            .max()
+            .unwrap_or(first_start);
+        let first_end = slots.iter().map(|s| s.ends_at).min().unwrap_or(first_start);
+        windows = windows.add(
+            Condition::all()
+                .add(entry::Column::PractitionerId.eq(*practitioner_id))
+                .add(
+                    Condition::any()
+                        .add(entry::Column::Earliest.is_null())
+                        .add(entry::Column::Earliest.lte(last_start)),
+                )
+                .add(
+                    Condition::any()
+                        .add(entry::Column::Latest.is_null())
+                        .add(entry::Column::Latest.gte(first_end)),
+                )
+                .add(
+                    Condition::any()
+                        .add(entry::Column::Kind.eq(WaitKind::New.as_str()))
+                        .add(entry::Column::HeldStartsAt.gt(first_start)),
+                ),
+        );
+    }
+    if windows.is_empty() {
+        return Ok(vec![Vec::new(); asked.len()]);
+    }
     let entries = entry::Entity::find()
-        .filter(entry::Column::PractitionerId.eq(practitioner_id))
         .filter(entry::Column::Active.eq(true))
-        .filter(
-            Condition::any()
-                .add(entry::Column::Earliest.is_null())
-                .add(entry::Column::Earliest.lte(last_start)),
-        )
-        .filter(
-            Condition::any()
-                .add(entry::Column::Latest.is_null())
-                .add(entry::Column::Latest.gte(first_end)),
-        )
-        .filter(
-            Condition::any()
-                .add(entry::Column::Kind.eq(WaitKind::New.as_str()))
-                .add(entry::Column::HeldStartsAt.gt(first_start)),
-        )
+        .filter(windows)
         .all(conn)
         .await?;
     let mut meta: HashMap<Uuid, (Priority, Option<chrono::DateTime<Utc>>)> = HashMap::new();
-    let waiting: Vec<Waiting> = entries
-        .into_iter()
-        .filter_map(|e| {
-            let priority = Priority::parse(&e.priority).unwrap_or_default();
-            meta.insert(e.id, (priority, e.expires_at));
-            Some(Waiting {
-                entry_id: e.id,
-                patient_id: e.patient_id,
-                kind: WaitKind::parse(&e.kind)?,
-                held_starts_at: e.held_starts_at,
-                earliest: e.earliest,
-                latest: e.latest,
-                joined_at: e.joined_at,
-                priority,
-            })
-        })
+    let mut waiting: HashMap<Uuid, Vec<Waiting>> = HashMap::new();
+    for e in entries {
+        let priority = Priority::parse(&e.priority).unwrap_or_default();
+        meta.insert(e.id, (priority, e.expires_at));
+        let Some(kind) = WaitKind::parse(&e.kind) else {
+            continue;
+        };
+        waiting.entry(e.practitioner_id).or_default().push(Waiting {
+            entry_id: e.id,
+            patient_id: e.patient_id,
+            kind,
+            held_starts_at: e.held_starts_at,
+            earliest: e.earliest,
+            latest: e.latest,
+            joined_at: e.joined_at,
+            priority,
+        });
+    }
+    let slot_ids: Vec<Uuid> = asked
+        .iter()
+        .flat_map(|(_, slots)| slots.iter().map(|s| s.id))
         .collect();
-    let slot_ids: Vec<Uuid> = slots.iter().map(|s| s.id).collect();
     // `pending` before `told`: the dispatcher moves rows from one to the other in one
     // transaction, so a pair it moves between the two reads is still seen in one of them.
-    let mut already: HashSet<(Uuid, Uuid)> = pending::Entity::find()
-        .filter(pending::Column::SlotId.is_in(slot_ids.clone()))
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|p| (p.slot_id, p.patient_id))
-        .collect();
+    let mut already: HashSet<(Uuid, Uuid)> =
+        find_in::<pending::Entity, _>(conn, pending::Column::SlotId, &slot_ids)
+            .await?
+            .into_iter()
+            .map(|p| (p.slot_id, p.patient_id))
+            .collect();
     already.extend(
-        told::Entity::find()
-            .filter(told::Column::SlotId.is_in(slot_ids))
-            .all(conn)
+        find_in::<told::Entity, _>(conn, told::Column::SlotId, &slot_ids)
             .await?
             .into_iter()
             .map(|t| (t.slot_id, t.patient_id)),
     );
+    let now = Utc::now();
+    Ok(asked
+        .iter()
+        .map(|(practitioner_id, slots)| {
+            let waiting = waiting.get(practitioner_id).map_or(&[][..], Vec::as_slice);
+            rank(slots, waiting, &already, &meta, now)
+        })
+        .collect())
+}
+
+/// The candidates among `waiting` for `slots`, in the fair order.
+fn rank(
+    slots: &[OpenSlot],
+    waiting: &[Waiting],
+    already: &HashSet<(Uuid, Uuid)>,
+    meta: &HashMap<Uuid, (Priority, Option<chrono::DateTime<Utc>>)>,
+    now: DateTime<Utc>,
+) -> Vec<Candidate> {
     // Expired entries are decided apart, so a patient's other, valid entry is what counts for
     // them; an expired one shows only for a patient with nothing else (to say why).
-    let now = Utc::now();
     let expired = |w: &Waiting| {
         meta.get(&w.entry_id)
             .and_then(|m| m.1)
             .is_some_and(|e| e <= now)
     };
-    let (lapsed, valid): (Vec<Waiting>, Vec<Waiting>) = waiting.into_iter().partition(expired);
-    let mut decisions = fit::decide(slots, &valid, &already);
+    let (lapsed, valid): (Vec<Waiting>, Vec<Waiting>) = waiting.iter().cloned().partition(expired);
+    let mut decisions = fit::decide(slots, &valid, already);
     let offered: HashSet<Uuid> = decisions.iter().map(|d| d.patient_id).collect();
     decisions.extend(
-        fit::decide(slots, &lapsed, &already)
+        fit::decide(slots, &lapsed, already)
             .into_iter()
             .filter(|d| !offered.contains(&d.patient_id)),
     );
@@ -357,7 +437,7 @@ pub(crate) async fn candidates<C: ConnectionTrait>(
         .map(|w| (w.entry_id, w.order_key()))
         .collect();
     decisions.sort_by_key(|d| order.get(&d.entry_id).copied());
-    Ok(decisions
+    decisions
         .into_iter()
         .enumerate()
         .map(|(i, decision)| {
@@ -372,15 +452,20 @@ pub(crate) async fn candidates<C: ConnectionTrait>(
                 expires_at,
             }
         })
-        .collect())
+        .collect()
 }
 
 /// The channels of each candidate's patient (absent: unknown to the projection).
-pub(crate) async fn channels<C: ConnectionTrait>(
+pub(crate) async fn channels<'a, C: ConnectionTrait>(
     conn: &C,
-    candidates: &[Candidate],
+    candidates: impl IntoIterator<Item = &'a Candidate>,
 ) -> Result<HashMap<Uuid, Channels>, DbErr> {
-    let ids: Vec<Uuid> = candidates.iter().map(|c| c.decision.patient_id).collect();
+    let mut ids: Vec<Uuid> = candidates
+        .into_iter()
+        .map(|c| c.decision.patient_id)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
     Ok(
         find_in::<patient::Entity, _>(conn, patient::Column::Id, &ids)
             .await?

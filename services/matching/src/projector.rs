@@ -9,20 +9,21 @@
 
 use std::time::Duration;
 
-use sea_orm::{DatabaseConnection, DbBackend, DbErr, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, TransactionTrait};
 use slotcast_bus::{
     consumer::{BatchHandler, Delivery, Outcome},
     order::OrderStamp,
 };
-use slotcast_events::DecodeError;
+use slotcast_events::{CloudEvent, DecodeError, SlotCreated};
 use tracing::Instrument as _;
 
 use crate::{
-    apply::apply,
+    apply::{apply, slots_created},
     fence::{self, Gate},
     inbox::Input,
     passes::Wakers,
     policy::PolicyConfig,
+    projection::current_trace,
 };
 
 /// Applies scheduling events to the projection and decides the openings they complete.
@@ -166,6 +167,7 @@ impl Projector {
         let mut outcomes: Vec<(usize, Outcome)> = Vec::with_capacity(order.len());
         let mut held_back = std::collections::HashSet::new();
         let mut decided = 0;
+        let mut created = Vec::new();
         let txn = self.db.begin().await?;
         for i in order {
             let delivery = &batch.deliveries[i];
@@ -194,15 +196,17 @@ impl Projector {
                 }
             }
             match &batch.inputs[i] {
+                // New slots wait to be applied together, until an event of another kind comes.
+                Ok(Input::SlotCreated(ev)) => {
+                    let trace = apply_span(delivery).in_scope(current_trace);
+                    created.push((ev.clone(), trace));
+                    outcomes.push((i, Outcome::Done));
+                }
                 Ok(input) => {
+                    decided += self.apply_created(&txn, &mut created).await?;
                     // The decision's offers continue the trace of the event, not of the batch.
-                    let span = tracing::info_span!("apply", subject = %delivery.subject, seq = delivery.stream_sequence);
-                    slotcast_kit::telemetry::set_parent_from(
-                        &span,
-                        delivery.trace.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-                    );
                     decided += apply(&txn, &self.policy, input.clone())
-                        .instrument(span)
+                        .instrument(apply_span(delivery))
                         .await?;
                     outcomes.push((i, Outcome::Done));
                 }
@@ -210,12 +214,28 @@ impl Projector {
                 Err(e) => outcomes.push((i, Outcome::Reject(e.to_string()))),
             }
         }
+        decided += self.apply_created(&txn, &mut created).await?;
         txn.commit().await?;
         if decided > 0 {
             self.wakers.dispatch.notify_one();
             self.wakers.waves.notify_one();
         }
         Ok(outcomes)
+    }
+
+    /// Applies the new slots gathered so far, together ([`slots_created`]), and empties `created`.
+    async fn apply_created<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        created: &mut Vec<(CloudEvent<SlotCreated>, String)>,
+    ) -> Result<usize, DbErr> {
+        if created.is_empty() {
+            return Ok(0);
+        }
+        let span = tracing::info_span!("apply slot.created", events = created.len());
+        slots_created(txn, &self.policy, std::mem::take(created))
+            .instrument(span)
+            .await
     }
 
     /// The answer to a message that failed to apply on its own: again later, or, after
@@ -249,6 +269,17 @@ impl Projector {
             delivery.deliveries
         ))
     }
+}
+
+/// The span an event is applied in: it continues the event's trace, not the batch's.
+fn apply_span(delivery: &Delivery) -> tracing::Span {
+    let span =
+        tracing::info_span!("apply", subject = %delivery.subject, seq = delivery.stream_sequence);
+    slotcast_kit::telemetry::set_parent_from(
+        &span,
+        delivery.trace.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    span
 }
 
 /// Stamped messages by key and number; unstamped ones after them, as they came.
