@@ -379,11 +379,13 @@ async fn add_to_openings<C: ConnectionTrait>(
         open.extend(lock.all(conn).await?);
     }
     if open.len() < batch_ids.len() {
-        let missing = batch_ids
-            .iter()
-            .find(|b| !open.iter().any(|o| o.batch_id == **b));
-        return Err(DbErr::RecordNotFound(format!("opening {missing:?}")));
+        return Err(DbErr::RecordNotFound(format!(
+            "{} of openings {batch_ids:?}",
+            batch_ids.len() - open.len()
+        )));
     }
+    // A decided opening only gains the slot: its offers went out with the slots it had.
+    open.retain(|o| o.decided_at.is_none());
     let members: Vec<opening_slot::ActiveModel> = added
         .iter()
         .map(|(o, slot_id)| opening_slot::ActiveModel {
@@ -397,11 +399,7 @@ async fn add_to_openings<C: ConnectionTrait>(
         &[opening_slot::Column::BatchId, opening_slot::Column::SlotId],
     )
     .await?;
-    let undecided: Vec<Uuid> = open
-        .iter()
-        .filter(|o| o.decided_at.is_none())
-        .map(|o| o.batch_id)
-        .collect();
+    let undecided: Vec<Uuid> = open.iter().map(|o| o.batch_id).collect();
     let mut slots_of: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
     for s in
         find_in::<opening_slot::Entity, _>(conn, opening_slot::Column::BatchId, &undecided).await?
@@ -410,7 +408,6 @@ async fn add_to_openings<C: ConnectionTrait>(
     }
     let complete: Vec<Complete> = open
         .iter()
-        .filter(|o| o.decided_at.is_none())
         .filter_map(|o| {
             let slot_ids = slots_of.remove(&o.batch_id).unwrap_or_default();
             if (slot_ids.len() as i64) < i64::from(o.expected) {

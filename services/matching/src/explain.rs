@@ -18,7 +18,6 @@ use axum::{Router, extract::State, routing::get};
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::Serialize;
-use slotcast_events::{Priority, WaitKind};
 use slotcast_kit::{ApiJson, Problem, auth::Caller, problem::ApiPath};
 use uuid::Uuid;
 
@@ -187,18 +186,8 @@ async fn decisions(
         if seen.contains(&e.patient_id) {
             continue;
         }
-        let Some(kind) = WaitKind::parse(&e.kind) else {
+        let Some(w) = crate::projection::waiting_of(&e) else {
             continue;
-        };
-        let w = Waiting {
-            entry_id: e.id,
-            patient_id: e.patient_id,
-            kind,
-            held_starts_at: e.held_starts_at,
-            earliest: e.earliest,
-            latest: e.latest,
-            joined_at: e.joined_at,
-            priority: Priority::parse(&e.priority).unwrap_or_default(),
         };
         // Why the slot is not for the entry itself, whatever has become of the slot since.
         let entry = eligibility::Entry {

@@ -366,19 +366,9 @@ pub(crate) async fn candidates_of<C: ConnectionTrait>(
     for e in entries {
         let priority = Priority::parse(&e.priority).unwrap_or_default();
         meta.insert(e.id, (priority, e.expires_at));
-        let Some(kind) = WaitKind::parse(&e.kind) else {
-            continue;
-        };
-        waiting.entry(e.practitioner_id).or_default().push(Waiting {
-            entry_id: e.id,
-            patient_id: e.patient_id,
-            kind,
-            held_starts_at: e.held_starts_at,
-            earliest: e.earliest,
-            latest: e.latest,
-            joined_at: e.joined_at,
-            priority,
-        });
+        if let Some(w) = waiting_of(&e) {
+            waiting.entry(e.practitioner_id).or_default().push(w);
+        }
     }
     let slot_ids: Vec<Uuid> = asked
         .iter()
@@ -406,6 +396,20 @@ pub(crate) async fn candidates_of<C: ConnectionTrait>(
             rank(slots, waiting, &already, &meta, now)
         })
         .collect())
+}
+
+/// An entry as the fit rules see it; `None` for a kind this code does not know.
+pub(crate) fn waiting_of(e: &entry::Model) -> Option<Waiting> {
+    Some(Waiting {
+        entry_id: e.id,
+        patient_id: e.patient_id,
+        kind: WaitKind::parse(&e.kind)?,
+        held_starts_at: e.held_starts_at,
+        earliest: e.earliest,
+        latest: e.latest,
+        joined_at: e.joined_at,
+        priority: Priority::parse(&e.priority).unwrap_or_default(),
+    })
 }
 
 /// The candidates among `waiting` for `slots`, in the fair order.
