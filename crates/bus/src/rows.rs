@@ -1,14 +1,9 @@
-//! Multi-row statements, cut to a size that travels in one piece.
+//! Multi-row statements, cut to a bounded size.
 //!
-//! sqlx 0.9 opens its database sockets with Nagle's algorithm on (0.8 turned it off; the fix,
-//! sqlx pull request 4336, is not released yet). A statement that the kernel sends in more than
-//! one piece then has its last piece held back until the server acknowledges the first, and the
-//! server delays that acknowledgement by 40 ms. Measured here against Postgres on loopback: an
-//! insert of up to about 16 KB (the socket's initial send buffer, `net.ipv4.tcp_wmem`) took
-//! under 1 ms, one of 16.5 KB or more 43–47 ms, whatever its row count; a 127-row insert of
-//! notifications (about 60 KB) took 45 ms, of which Postgres needed 2. Cutting multi-row
-//! statements at [`STATEMENT_BYTES`] keeps each in one piece, at the cost of a round trip per
-//! cut (well under a millisecond). When sqlx sets `TCP_NODELAY` again, the budget can grow.
+//! One statement for a run of rows saves a round trip per row; the cut bounds a statement's
+//! memory and keeps it under the database's limit of bound values. sqlx sets `TCP_NODELAY`
+//! (0.9.1 and later; 0.9.0 held every statement over about 16 KB back 40 ms), and cuts 20
+//! times larger than these measured no faster here (BENCHMARKS.md).
 
 /// What one multi-row statement carries at most, roughly (its values, as estimated by the caller,
 /// plus 64 bytes a row for the fixed-size columns and the protocol's framing).
@@ -62,8 +57,9 @@ mod tests {
 
     #[test]
     fn runs_keep_the_order_and_stay_under_the_budget() {
+        let (big, small) = (2 * STATEMENT_BYTES, STATEMENT_BYTES / 40);
         let items: Vec<usize> = (0..100)
-            .map(|i| if i == 50 { 100_000 } else { 1000 })
+            .map(|i| if i == 50 { big } else { small })
             .collect();
         let runs: Vec<&[usize]> = chunks(&items, |&b| b).collect();
         assert_eq!(runs.concat(), items);
@@ -71,7 +67,7 @@ mod tests {
             assert!(run.len() == 1 || run.iter().map(|b| b + 64).sum::<usize>() <= STATEMENT_BYTES);
         }
         // An item larger than the budget goes alone.
-        assert!(runs.iter().any(|r| r == &[100_000]));
+        assert!(runs.iter().any(|r| r == &[big]));
         let small = vec![0u8; 2500];
         assert!(chunks(&small, |_| 0).all(|r| r.len() <= STATEMENT_ROWS));
         assert_eq!(chunks(&[] as &[u8], |_| 0).count(), 0);

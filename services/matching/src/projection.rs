@@ -20,8 +20,7 @@ use crate::{
     vocabulary::{Outcome, Reason, SlotStatus, WaveStatus},
 };
 /// Rows written by one `INSERT`: matching's rows (ids, times, a short trace) are 150 to 250
-/// bytes, so 48 of them stay under `slotcast_bus::rows::STATEMENT_BYTES` and travel in one
-/// piece (a larger statement waits 40 ms for a delayed ACK; see `slotcast_bus::rows`).
+/// bytes, so 48 of them stay under `slotcast_bus::rows::STATEMENT_BYTES`.
 pub(crate) const ROWS_PER_INSERT: usize = 48;
 
 /// An opening whose slots are all in: decided by [`decide`].
