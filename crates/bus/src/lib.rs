@@ -8,10 +8,12 @@
 //! - [`outbox`]: the transactional outbox: write an event in the same database transaction as
 //!   the state change, and a relay that publishes rows in order and marks them sent only after
 //!   JetStream's ack.
+//! - [`bundle`]: many events in one outbox row, written and marked once.
 //! - [`order`]: the order stamp: each order key's events numbered by the outbox, so a consumer
 //!   can apply one key's events in order while it applies many keys' at once.
 //! - [`rows`]: multi-row statements cut to a size that reaches the database in one piece.
 
+pub mod bundle;
 pub mod consumer;
 pub mod order;
 pub mod outbox;

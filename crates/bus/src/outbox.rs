@@ -1,7 +1,8 @@
 //! The transactional outbox.
 //!
 //! A service writes each event into its own `outbox` table in the same transaction as the state
-//! change ([`enqueue`], or [`enqueue_many`] for many events in one statement). The [`Relay`]
+//! change ([`enqueue`], or [`enqueue_many`] for many events in one statement, or
+//! [`enqueue_bundle`] for many events in one row, [`crate::bundle`]). The [`Relay`]
 //! publishes unsent rows in order, awaits JetStream's ack for each, then marks them sent. If NATS
 //! or the process goes down in between, the rows stay and are published again with the same
 //! `Nats-Msg-Id`, which the stream's duplicate window drops.
@@ -58,6 +59,8 @@ pub mod entity {
         /// The order stamp ([`crate::order`]), for events with an order key.
         pub order_key: Option<Uuid>,
         pub order_seq: Option<i64>,
+        /// The number of events of a bundle row ([`crate::bundle`]); `None` for one event.
+        pub bundled: Option<i32>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -173,6 +176,7 @@ pub async fn enqueue_traced<C: ConnectionTrait, T: Event>(
             published_at: Set(None),
             order_key: Set(r.order_key),
             order_seq: Set(r.order_seq),
+            bundled: Set(r.bundled),
             ..Default::default()
         });
         Entity::insert_many(models)
@@ -183,11 +187,39 @@ pub async fn enqueue_traced<C: ConnectionTrait, T: Event>(
     Ok(())
 }
 
+/// Writes `events`, each with the trace context it continues, as bundle rows
+/// ([`crate::bundle`]): one row for many events, for a producer that writes many events in
+/// one transaction and none with an order key. Ids are not checked against earlier rows: a
+/// repeat is dropped by the stream's duplicate window and by the consumers' idempotence.
+pub async fn enqueue_bundle<C: ConnectionTrait, T: Event>(
+    conn: &C,
+    events: &[(&CloudEvent<T>, &HashMap<String, String>)],
+) -> Result<(), DbErr> {
+    for row in crate::bundle::encode(events)? {
+        Entity::insert(ActiveModel {
+            event_id: Set(row.event_id),
+            subject: Set(row.subject.to_owned()),
+            payload: Set(row.payload),
+            trace: Set(row.trace),
+            created_at: Set(row.created_at),
+            published_at: Set(None),
+            order_key: Set(None),
+            order_seq: Set(None),
+            bundled: Set(row.bundled),
+            ..Default::default()
+        })
+        .exec_without_returning(conn)
+        .await?;
+    }
+    Ok(())
+}
+
 /// An outbox row as [`enqueue_traced`] writes it, for a producer that writes it with a statement
 /// of its own (a data-modifying `WITH` that records a state change and its event at once, say).
 /// The row goes into `outbox (event_id, subject, payload, trace, created_at)`; `event_id` is
 /// unique there (`ON CONFLICT (event_id) DO NOTHING`). Such a producer's events have no order
-/// key: only [`enqueue_traced`] stamps them ([`crate::order`]).
+/// key: only [`enqueue_traced`] stamps them ([`crate::order`]); and a bundle row
+/// ([`crate::bundle::encode`]) is written by [`enqueue_bundle`] alone, `bundled` included.
 #[derive(Debug, Clone)]
 pub struct EncodedRow {
     pub event_id: uuid::Uuid,
@@ -198,6 +230,8 @@ pub struct EncodedRow {
     pub order_key: Option<uuid::Uuid>,
     /// Set by [`enqueue_traced`] for rows with an order key.
     pub order_seq: Option<i64>,
+    /// The number of events of a bundle row ([`crate::bundle`]); `None` for one event.
+    pub bundled: Option<i32>,
 }
 
 impl EncodedRow {
@@ -232,6 +266,7 @@ pub fn encode_traced<T: Event>(
                 created_at: now,
                 order_key: event.data.order_key(),
                 order_seq: None,
+                bundled: None,
             })
         })
         .collect()
@@ -264,10 +299,21 @@ pub struct Relay {
     linger: Duration,
 }
 
-/// A batch published and not yet settled: the rows' `seq` and their acks, in order.
+/// What one turn of the relay did.
+#[derive(Debug, Default)]
+struct Turn {
+    /// Events published and marked.
+    published: usize,
+    /// The turn ended with rows left to publish (its last batch was full).
+    more: bool,
+}
+
+/// A batch published and not yet settled: each row's `seq` and the acks of its events (one, or
+/// a bundle's), in order.
 struct Published {
-    seqs: Vec<i64>,
-    acks: Vec<async_nats::jetstream::context::PublishAckFuture>,
+    rows: Vec<(i64, Vec<async_nats::jetstream::context::PublishAckFuture>)>,
+    /// Whether rows were left for the next batch (the batch was full).
+    full: bool,
 }
 
 /// The advisory lock key of the outbox publisher (one per database; each service has its own).
@@ -307,14 +353,12 @@ impl Relay {
         let mut failures = 0u32;
         let mut last_purge = tokio::time::Instant::now();
         loop {
-            match self.publish_pending().await {
-                Ok(n) => {
+            match self.turn().await {
+                Ok(Turn { more: true, .. }) => {
                     failures = 0;
-                    if n as u64 >= self.batch * self.batches_per_turn as u64 {
-                        // A full turn: there is probably more.
-                        continue;
-                    }
+                    continue;
                 }
+                Ok(Turn { more: false, .. }) => failures = 0,
                 Err(e) => {
                     failures += 1;
                     metrics::counter!("slotcast_outbox_publish_failures_total").increment(1);
@@ -351,38 +395,39 @@ impl Relay {
     }
 
     /// Publishes unsent rows in order, a few batches overlapped (at most `batches_per_turn`);
-    /// returns how many were sent.
+    /// returns how many events were sent.
     pub async fn publish_pending(&self) -> anyhow::Result<usize> {
+        self.turn().await.map(|t| t.published)
+    }
+
+    /// One turn of [`Relay::publish_pending`], and whether it stopped with rows left.
+    async fn turn(&self) -> anyhow::Result<Turn> {
         if self.db.get_database_backend() == DbBackend::Postgres {
             let txn = self.db.begin().await?;
             if !slotcast_kit::db::try_xact_lock(&txn, PUBLISHER_LOCK).await? {
                 // Another replica is publishing; it will take these rows too.
-                return Ok(0);
+                return Ok(Turn::default());
             }
-            let (n, failed) = self.publish_on(&txn).await;
+            let (turn, failed) = self.publish_on(&txn).await;
             // What was acknowledged before a failure is kept marked.
             txn.commit().await?;
-            match failed {
-                Some(e) => Err(e),
-                None => Ok(n),
-            }
+            failed.map_or(Ok(turn), Err)
         } else {
-            let (n, failed) = self.publish_on(&self.db).await;
-            match failed {
-                Some(e) => Err(e),
-                None => Ok(n),
-            }
+            let (turn, failed) = self.publish_on(&self.db).await;
+            failed.map_or(Ok(turn), Err)
         }
     }
 
     /// One turn: reads a batch, publishes it, and while its acks are on their way reads and
     /// publishes the next; then awaits the first batch's acks in order and marks those rows
-    /// sent. Returns how many rows were marked, and the error that ended the turn early.
-    async fn publish_on<C: ConnectionTrait>(&self, conn: &C) -> (usize, Option<anyhow::Error>) {
+    /// sent. Returns what the turn did, and the error that ended it early.
+    async fn publish_on<C: ConnectionTrait>(&self, conn: &C) -> (Turn, Option<anyhow::Error>) {
         let mut in_flight: std::collections::VecDeque<Published> = Default::default();
         let mut marked = 0;
         let mut after = i64::MIN;
         let mut failed = None;
+        // Whether the last batch read left rows behind: a turn that ends so has more to do.
+        let mut last_full = false;
         for _ in 0..self.batches_per_turn {
             let published = match self.publish_batch(conn, after).await {
                 Ok(p) => p,
@@ -391,11 +436,12 @@ impl Relay {
                     break;
                 }
             };
-            let Some(&last) = published.seqs.last() else {
+            let Some(&(last, _)) = published.rows.last() else {
                 break;
             };
             after = last;
-            let full = published.seqs.len() as u64 == self.batch;
+            let full = published.full;
+            last_full = full;
             in_flight.push_back(published);
             // Keep one batch's acks on their way while the next is read and published.
             if in_flight.len() > 1 {
@@ -426,81 +472,130 @@ impl Relay {
             }
         }
         metrics::counter!("slotcast_outbox_published_total").increment(marked as u64);
-        (marked, failed)
+        let turn = Turn {
+            published: marked,
+            more: failed.is_none() && last_full,
+        };
+        (turn, failed)
     }
 
-    /// Reads up to a batch of unsent rows after `seq` `after` (claimed `FOR UPDATE SKIP LOCKED`
-    /// on Postgres) and publishes them pipelined, in order, without waiting for the acks.
+    /// Claims the next unsent rows after `seq` `after` (`FOR UPDATE SKIP LOCKED` on Postgres),
+    /// about `batch` events' worth (a bundle counts its events), and publishes their
+    /// events pipelined, in order, without waiting for the acks. The rows' heads are read
+    /// first, so that a run of bundles is never read whole into memory.
     async fn publish_batch<C: ConnectionTrait>(
         &self,
         conn: &C,
         after: i64,
     ) -> anyhow::Result<Published> {
-        let mut unsent = Entity::find()
+        let mut heads = Entity::find()
+            .select_only()
+            .column(Column::Seq)
+            .column(Column::Bundled)
             .filter(Column::PublishedAt.is_null())
             .filter(Column::Seq.gt(after))
             .order_by_asc(Column::Seq)
             .limit(self.batch);
         if conn.get_database_backend() == DbBackend::Postgres {
-            unsent = unsent.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+            heads = heads.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         }
-        let rows = unsent.all(conn).await?;
-        let mut published = Published {
-            seqs: Vec::with_capacity(rows.len()),
-            acks: Vec::with_capacity(rows.len()),
-        };
-        for row in rows {
-            let trace: std::collections::HashMap<String, String> =
-                serde_json::from_str(&row.trace).unwrap_or_default();
-            let mut headers = crate::headers(&row.event_id.to_string(), &trace);
-            if let (Some(key), Some(seq)) = (row.order_key, row.order_seq) {
-                crate::order::OrderStamp { key, seq }.insert_into(&mut headers);
+        let heads: Vec<(i64, Option<i32>)> = heads.into_tuple().all(conn).await?;
+        let mut weight = 0;
+        let mut take = Vec::with_capacity(heads.len());
+        for (seq, bundled) in &heads {
+            if weight >= self.batch {
+                break;
             }
-            let ack = self
-                .js
-                .publish_with_headers(row.subject, headers, row.payload.into_bytes().into())
-                .await;
-            match ack {
-                Ok(ack) => {
-                    published.seqs.push(row.seq);
-                    published.acks.push(ack);
-                }
+            weight += bundled.map_or(1, |n| u64::from(n.unsigned_abs()));
+            take.push(*seq);
+        }
+        let mut published = Published {
+            rows: Vec::with_capacity(take.len()),
+            full: heads.len() as u64 == self.batch || take.len() < heads.len(),
+        };
+        if take.is_empty() {
+            return Ok(published);
+        }
+        let rows = Entity::find()
+            .filter(Column::Seq.is_in(take))
+            .order_by_asc(Column::Seq)
+            .all(conn)
+            .await?;
+        for row in rows {
+            let seq = row.seq;
+            match self.publish_row(row).await {
+                Ok(acks) => published.rows.push((seq, acks)),
                 // Not sent: this row and the ones after it wait for the next turn. Those
                 // before it are in flight and are settled as usual.
-                Err(e) if !published.seqs.is_empty() => {
-                    tracing::warn!(seq = row.seq, error = %e, "outbox row not published; the rest of the batch waits");
+                Err(e) if !published.rows.is_empty() => {
+                    tracing::warn!(seq, error = %e, "outbox row not published; the rest of the batch waits");
+                    published.full = false;
                     break;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
         }
         Ok(published)
     }
 
-    /// Awaits a batch's acks in order and marks the acknowledged prefix sent; an ack that does
-    /// not come is an error (the rows from it on stay unsent).
+    /// Publishes the events of one row (one, or a bundle's), pipelined; the acks to await.
+    async fn publish_row(
+        &self,
+        row: entity::Model,
+    ) -> anyhow::Result<Vec<async_nats::jetstream::context::PublishAckFuture>> {
+        let events = if row.bundled.is_some() {
+            crate::bundle::decode(row.seq, &row.payload, &row.trace)
+        } else {
+            vec![crate::bundle::Bundled {
+                event_id: row.event_id,
+                trace: serde_json::from_str(&row.trace).unwrap_or_default(),
+                payload: row.payload,
+            }]
+        };
+        let mut acks = Vec::with_capacity(events.len());
+        for event in events {
+            let mut headers = crate::headers(&event.event_id.to_string(), &event.trace);
+            if let (Some(key), Some(seq)) = (row.order_key, row.order_seq) {
+                crate::order::OrderStamp { key, seq }.insert_into(&mut headers);
+            }
+            let payload = event.payload.into_bytes().into();
+            acks.push(
+                self.js
+                    .publish_with_headers(row.subject.clone(), headers, payload)
+                    .await?,
+            );
+        }
+        Ok(acks)
+    }
+
+    /// Awaits a batch's acks in order and marks the rows whose events were all acknowledged,
+    /// up to the first that was not (an error; the rows from it on stay unsent). Returns the
+    /// events marked.
     async fn settle<C: ConnectionTrait>(
         &self,
         conn: &C,
         published: Published,
     ) -> anyhow::Result<usize> {
-        let mut sent = Vec::with_capacity(published.seqs.len());
+        let mut sent = Vec::with_capacity(published.rows.len());
+        let mut events = 0;
         let mut failed = None;
-        for (seq, ack) in published.seqs.into_iter().zip(published.acks) {
-            match ack.await {
-                Ok(_) => sent.push(seq),
-                Err(e) => {
+        'rows: for (seq, acks) in published.rows {
+            let n = acks.len();
+            for ack in acks {
+                if let Err(e) = ack.await {
                     failed = Some(anyhow::anyhow!(
                         "publish of outbox row {seq} not acknowledged: {e}"
                     ));
-                    break;
+                    break 'rows;
                 }
             }
+            sent.push(seq);
+            events += n;
         }
         self.mark_sent(conn, &sent).await?;
         match failed {
             Some(e) => Err(e),
-            None => Ok(sent.len()),
+            None => Ok(events),
         }
     }
 

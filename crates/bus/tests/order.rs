@@ -18,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateOutbox),
             Box::new(slotcast_bus::order::AddOrderStamp),
             Box::new(slotcast_bus::order::StampAtCommit),
+            Box::new(slotcast_bus::bundle::AddOutboxBundles),
         ]
     }
 }

@@ -251,6 +251,7 @@ impl MigratorTrait for Migrator {
             Box::new(deliveries::CreateEmailDeliveries),
             Box::new(slotcast_bus::order::AddOrderStamp),
             Box::new(slotcast_bus::order::StampAtCommit),
+            Box::new(slotcast_bus::bundle::AddOutboxBundles),
         ]
     }
 }

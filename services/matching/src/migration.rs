@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(slotcast_bus::order::AddOrderStamp),
             Box::new(slotcast_bus::order::StampAtCommit),
             Box::new(CreateOrderProgress),
+            Box::new(slotcast_bus::bundle::AddOutboxBundles),
         ]
     }
 }

@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
             Box::new(NotificationPolicy),
             Box::new(slotcast_bus::order::AddOrderStamp),
             Box::new(slotcast_bus::order::StampAtCommit),
+            Box::new(slotcast_bus::bundle::AddOutboxBundles),
         ]
     }
 }
