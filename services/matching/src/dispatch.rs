@@ -310,7 +310,7 @@ impl Dispatcher {
             .zip(&traces)
             .map(|((event, _), trace)| (event, trace))
             .collect();
-        outbox::enqueue_traced(conn, &traced).await?;
+        outbox::enqueue_bundle(conn, &traced).await?;
         Ok(events.len())
     }
 
