@@ -54,6 +54,14 @@ pub mod subjects {
 }
 
 /// The CloudEvents spec version we speak.
+/// The CloudEvent `source` of each producer: `/slotcast/<service>`.
+pub mod sources {
+    pub const SCHEDULING: &str = "/slotcast/scheduling";
+    pub const MATCHING: &str = "/slotcast/matching";
+    pub const EMAIL_NOTIFIER: &str = "/slotcast/email-notifier";
+    pub const INAPP_NOTIFIER: &str = "/slotcast/inapp-notifier";
+}
+
 pub const SPECVERSION: &str = "1.0";
 /// Namespace for ids derived from content (UUID v5), so a redelivery yields the same id.
 pub const ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2a4e_5b7d_4c1e_9a3f_2d8b_7e6c_5a41);

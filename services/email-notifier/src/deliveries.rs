@@ -28,7 +28,7 @@ use slotcast_events::{CloudEvent, EmailFailed, EmailSent, ID_NAMESPACE};
 use uuid::Uuid;
 
 /// The `source` of the events this service publishes.
-pub const SOURCE: &str = "email-notifier";
+pub const SOURCE: &str = slotcast_events::sources::EMAIL_NOTIFIER;
 
 /// The `email_deliveries` row.
 pub mod entity {

@@ -35,7 +35,7 @@ use crate::{
 };
 
 /// The `source` of the events this service publishes.
-pub const EVENT_SOURCE: &str = "slotcast/inapp-notifier";
+pub const EVENT_SOURCE: &str = slotcast_events::sources::INAPP_NOTIFIER;
 
 /// A notification to store, read from a `NotifyPatient` event.
 #[derive(Debug, Clone, PartialEq)]

@@ -63,7 +63,7 @@ mod tests {
     #[test]
     fn a_used_subject_is_decoded_and_a_malformed_one_is_an_error() {
         let event = CloudEvent::new(
-            "/slotcast/scheduling",
+            slotcast_events::sources::SCHEDULING,
             SlotWithdrawn {
                 slot_id: Uuid::now_v7(),
                 practitioner_id: Uuid::now_v7(),

@@ -69,7 +69,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// The CloudEvent `source` of what matching publishes.
-pub const SOURCE: &str = "/slotcast/matching";
+pub const SOURCE: &str = slotcast_events::sources::MATCHING;
 /// The durable consumer on the scheduling stream.
 pub const DURABLE: &str = "matching";
 

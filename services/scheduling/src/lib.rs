@@ -47,7 +47,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// The CloudEvent `source` of everything this service publishes.
-pub const SOURCE: &str = "/slotcast/scheduling";
+pub const SOURCE: &str = slotcast_events::sources::SCHEDULING;
 
 /// Settings from the environment.
 #[derive(Debug, Clone)]

@@ -119,7 +119,7 @@ impl TestMatching {
 
     /// Publishes `data` with the order stamp given (or none).
     pub async fn publish_stamped<T: Event>(&self, data: T, stamp: Option<OrderStamp>) {
-        let event = CloudEvent::new("/slotcast/scheduling", data);
+        let event = CloudEvent::new(slotcast_events::sources::SCHEDULING, data);
         let mut headers = slotcast_bus::headers(&event.id.to_string(), &Default::default());
         if let Some(stamp) = stamp {
             stamp.insert_into(&mut headers);

@@ -37,7 +37,7 @@ impl Events {
             OrderStamp { key, seq: *seq }
         });
         self.seq += 1;
-        let event = CloudEvent::new("/slotcast/scheduling", data);
+        let event = CloudEvent::new(slotcast_events::sources::SCHEDULING, data);
         Delivery {
             subject: T::SUBJECT.to_owned(),
             payload: serde_json::to_vec(&event).unwrap().into(),
