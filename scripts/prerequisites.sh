@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Makes sure the servers the tests use are there: nats-server on PATH, and Postgres answering on
 # TEST_POSTGRES_URL's host (default 127.0.0.1:5432). Installs or starts them where it can (as
-# root on Debian); otherwise stops with the one command that does.
+# root on Debian); otherwise stops with the one command that does. `prerequisites.sh nats`
+# sees to nats-server alone (what `make run` needs).
 set -euo pipefail
+only=${1:-}
 
 as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
 
@@ -13,6 +15,8 @@ if ! command -v nats-server >/dev/null && [[ ! -x /usr/sbin/nats-server ]]; then
     exit 1
   fi
 fi
+
+[[ $only == nats ]] && exit 0
 
 pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
 installed_pg=""

@@ -31,7 +31,7 @@ trap cleanup EXIT
 
 if [[ -z ${NATS_URL:-} ]]; then
   nats_bin=$(command -v nats-server || echo /usr/sbin/nats-server)
-  [[ -x $nats_bin ]] || { echo "nats-server is missing: apt-get install -y nats-server" >&2; exit 1; }
+  [[ -x $nats_bin ]] || { scripts/prerequisites.sh nats; nats_bin=$(command -v nats-server || echo /usr/sbin/nats-server); }
   port=""
   for _ in $(seq 1 50); do # a free port, found with bash alone
     candidate=$((20000 + RANDOM % 20000))
