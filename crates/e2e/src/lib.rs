@@ -78,6 +78,7 @@ impl Stack {
             jwt_secret: TEST_SECRET.to_owned(),
             offer_keys: None,
             public_base_url: scheduling_url.clone(),
+            policy: scheduling::Policy::default(),
         })
         .await
         .context("scheduling")?;

@@ -25,8 +25,6 @@ pub const NOTIFY_DURABLE: &str = "inapp-notifier";
 /// Durable name of the slot events consumer; dead letters go to
 /// `slotcast.deadletter.inapp-notifier-slots`.
 pub const SLOTS_DURABLE: &str = "inapp-notifier-slots";
-/// The consumer of `slot.booked` alone that `SLOTS_DURABLE` replaced; removed at start.
-pub const RETIRED_SLOT_BOOKED_DURABLE: &str = "inapp-notifier-slot-booked";
 /// Every slot event: created, booked, released, withdrawn.
 pub const SLOT_EVENTS: &str = "slotcast.scheduling.slot.>";
 

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use sea_orm::DatabaseConnection;
 use slotcast_bus::{Foundation, JetStream, consumer, outbox::Relay};
-use slotcast_events::streams;
 use slotcast_kit::{auth::Authenticator, http, ops};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -43,7 +42,6 @@ impl Application {
         for spec in [consumers::notify_spec(), consumers::slots_spec()] {
             consumer::ensure_consumer(&js, &spec).await?;
         }
-        retire_consumer(&js, consumers::RETIRED_SLOT_BOOKED_DURABLE).await;
         let port = listener.local_addr()?.port();
         let auth = Authenticator::hs256(&config.jwt_secret);
         Ok(Self {
@@ -130,20 +128,5 @@ impl Application {
             tracing::warn!(error = %e, "NATS connection not drained");
         }
         served.context("HTTP server failed")
-    }
-}
-
-/// Deletes a durable consumer this version no longer uses, so the server stops keeping messages
-/// for it. Best effort: an old replica still running during a rolling update may recreate it.
-async fn retire_consumer(js: &JetStream, durable: &str) {
-    let Ok(stream) = js.get_stream(streams::SCHEDULING).await else {
-        return;
-    };
-    if stream.consumer_info(durable).await.is_err() {
-        return;
-    }
-    match stream.delete_consumer(durable).await {
-        Ok(_) => tracing::info!(consumer = durable, "retired consumer deleted"),
-        Err(e) => tracing::warn!(consumer = durable, error = %e, "retired consumer not deleted"),
     }
 }

@@ -59,6 +59,8 @@ pub struct Config {
     pub offer_keys: Option<String>,
     /// `PUBLIC_BASE_URL`: where this service is reached, for the links it shows.
     pub public_base_url: String,
+    /// The notification-policy settings.
+    pub policy: Policy,
 }
 
 impl Config {
@@ -68,13 +70,13 @@ impl Config {
             jwt_secret: slotcast_kit::config::jwt_secret()?,
             offer_keys: slotcast_kit::offer::keys_from_env()?,
             public_base_url: slotcast_kit::config::public_base_url(),
+            policy: Policy::from_env()?,
         })
     }
 }
 
 /// The notification-policy settings: `OFFER_POLICY`, `WAITLIST_DEFAULT_TTL_DAYS`,
-/// `WAVES_FIRST_HOLD_SECS`. Read apart from [`Config`] so that code building a [`Config`] by
-/// hand keeps working; [`Application::with_policy`] applies them.
+/// `WAVES_FIRST_HOLD_SECS`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
     /// The offering policy of practitioners without one of their own.
@@ -173,19 +175,13 @@ impl Application {
             auth: Authenticator::hs256(&config.jwt_secret),
             offers,
             public_base_url: config.public_base_url,
-            policy: Policy::default(),
+            policy: config.policy,
         };
         Ok(Self {
             listener,
             state,
             nats,
         })
-    }
-
-    /// Applies the notification-policy settings (the defaults until called).
-    pub fn with_policy(mut self, policy: Policy) -> Self {
-        self.state.policy = policy;
-        self
     }
 
     pub fn port(&self) -> u16 {

@@ -1,7 +1,7 @@
 //! `scheduling`: serve the API; `scheduling mint-token --role staff [--sub UUID] [--hours N]`:
 //! print a development token signed with `JWT_SECRET`.
 
-use scheduling::{Application, Config, Policy};
+use scheduling::{Application, Config};
 use slotcast_kit::{auth, shutdown, telemetry};
 
 #[tokio::main]
@@ -11,8 +11,7 @@ async fn main() -> anyhow::Result<()> {
         return mint_token(&args[1..]);
     }
     telemetry::init("scheduling");
-    let (config, policy) = (Config::from_env()?, Policy::from_env()?);
-    let app = Application::build(config).await?.with_policy(policy);
+    let app = Application::build(Config::from_env()?).await?;
     app.run_until_stopped(shutdown::on_signal()).await?;
     telemetry::shutdown();
     Ok(())

@@ -1,51 +1,17 @@
 //! What this version does to a database and a NATS server set up by the version before.
 
-use std::time::Duration;
-
 use chrono::{SubsecRound, Utc};
 use inapp_notifier::{
-    consumers,
     entities::{notification, notification_slot, slot_state},
     migration::Migrator,
 };
 use sea_orm::{ActiveValue::Set, EntityTrait};
 use sea_orm_migration::MigratorTrait;
-use slotcast_bus::consumer::{self, ConsumerSpec};
-use slotcast_events::{WaitKind, streams, subjects};
-use slotcast_test_support::{NatsServer, TestDatabase};
+use slotcast_events::WaitKind;
+use slotcast_test_support::TestDatabase;
 use uuid::Uuid;
 
-use crate::helpers::{notify_event, spawn_app_with};
-
-#[tokio::test]
-async fn the_retired_slot_booked_consumer_is_deleted_at_start() {
-    let nats = NatsServer::start().await.unwrap();
-    let client = slotcast_bus::connect(&nats.url(), "upgrade-test", Duration::from_secs(5))
-        .await
-        .unwrap();
-    let js = async_nats::jetstream::new(client);
-    slotcast_bus::ensure_streams(&js, 1).await.unwrap();
-    let retired = ConsumerSpec {
-        stream: streams::SCHEDULING,
-        durable: consumers::RETIRED_SLOT_BOOKED_DURABLE.to_owned(),
-        filter_subject: subjects::SLOT_BOOKED.to_owned(),
-        max_deliver: 50,
-        ack_wait: Duration::from_secs(30),
-        concurrency: 4,
-        max_ack_pending: 64,
-    };
-    consumer::ensure_consumer(&js, &retired).await.unwrap();
-
-    let app = spawn_app_with(TestDatabase::postgres().await.unwrap(), nats).await;
-    let stream = app.js.get_stream(streams::SCHEDULING).await.unwrap();
-    assert!(
-        stream
-            .consumer_info(consumers::RETIRED_SLOT_BOOKED_DURABLE)
-            .await
-            .is_err()
-    );
-    assert!(stream.consumer_info(consumers::SLOTS_DURABLE).await.is_ok());
-}
+use crate::helpers::notify_event;
 
 async fn slots_taken_before_the_upgrade_stay_taken(database: TestDatabase) {
     let db = database.connect().await.unwrap();

@@ -53,11 +53,11 @@ pub async fn spawn_app_with(db: TestDatabase, policy: Policy) -> TestApp {
         jwt_secret: SECRET.to_owned(),
         offer_keys: None,
         public_base_url: PUBLIC_BASE_URL.to_owned(),
+        policy,
     };
     let app = Application::build(config)
         .await
-        .expect("application builds")
-        .with_policy(policy);
+        .expect("application builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     let shutdown = CancellationToken::new();
     tokio::spawn(app.run_until_stopped(shutdown.clone()));
