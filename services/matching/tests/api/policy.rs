@@ -1,7 +1,7 @@
 //! The notification policy in matching: the coalescing window, the daily cap, preferences,
 //! expiry, a slot taken before its message goes out, the fair order, and the explanation of
 //! every decision (`GET /v1/slots/{id}/decisions`). The `waves` policy needs scheduling's holds:
-//! it is tested end to end (`crates/e2e`).
+//! it is tested end to end (`testing/e2e`).
 
 use std::time::Duration;
 
