@@ -342,17 +342,11 @@ impl Stack {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = anyhow::Result<bool>>,
     {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            if check().await? {
-                return Ok(());
-            }
-            anyhow::ensure!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for {what}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        slotcast_test_support::poll(within, what, || {
+            let checked = check();
+            async move { Ok(checked.await?.then_some(())) }
+        })
+        .await
     }
 }
 

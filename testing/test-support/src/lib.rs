@@ -11,6 +11,7 @@
 //!   [`CapturedMail`] and can be told to fail ([`ReplyMode`]).
 //! - [`run_until_ready_then_sigterm`] runs a service's binary and stops it as an orchestrator would.
 //! - [`init_tracing`] turns on log output when `TEST_LOG` is set; [`free_port`] finds a port.
+//! - [`poll`] and [`eventually`] wait for a condition without a fixed sleep.
 //!
 //! # Layout
 //! - `nats.rs`: the nats-server process, single and clustered.
@@ -63,6 +64,47 @@ pub fn init_tracing() {
 /// If the operating system cannot bind 127.0.0.1:0 at all, which leaves no test able to run.
 pub fn free_port() -> u16 {
     try_free_port().unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// How often [`poll`] looks again.
+const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Calls `check` every 50 ms until it gives a value; an error naming `what` once `within` has
+/// passed, or at `check`'s first error.
+pub async fn poll<T, F, Fut>(
+    within: std::time::Duration,
+    what: &str,
+    mut check: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+/// [`poll`] for a check that cannot fail, as tests use it: panics once `within` has passed.
+pub async fn eventually<T, F, Fut>(within: std::time::Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    poll(within, what, || {
+        let checked = check();
+        async move { Ok(checked.await) }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 pub(crate) fn try_free_port() -> anyhow::Result<u16> {

@@ -240,22 +240,12 @@ impl Drop for TestApp {
 }
 
 /// Polls `probe` until it gives a value; panics after [`PATIENCE`], naming `what`.
-pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    slotcast_test_support::eventually(PATIENCE, what, probe).await
 }
 
 /// A notification for a patient about two slots of Dr Ada Lovelace (Europe/Paris) on

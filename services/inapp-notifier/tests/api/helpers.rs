@@ -396,22 +396,12 @@ impl TestApp {
 }
 
 /// Polls `check` until it gives a value, or fails the test after a deadline.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    slotcast_test_support::eventually(PATIENCE, what, check).await
 }
 
 /// A `NotifyPatient` telling `patient_id` about `slots` new slots with Dr Ada Byron, starting
