@@ -25,8 +25,6 @@ pub const NOTIFY_DURABLE: &str = "inapp-notifier";
 /// Durable name of the slot events consumer; dead letters go to
 /// `slotcast.deadletter.inapp-notifier-slots`.
 pub const SLOTS_DURABLE: &str = "inapp-notifier-slots";
-/// Every slot event: created, booked, released, withdrawn.
-pub const SLOT_EVENTS: &str = "slotcast.scheduling.slot.>";
 
 const MAX_DELIVER: i64 = 50;
 const ACK_WAIT: Duration = Duration::from_secs(30);
@@ -60,7 +58,7 @@ pub fn slots_spec() -> ConsumerSpec {
     ConsumerSpec {
         stream: streams::SCHEDULING,
         durable: SLOTS_DURABLE.to_owned(),
-        filter_subject: SLOT_EVENTS.to_owned(),
+        filter_subject: subjects::SLOT_EVENTS.to_owned(),
         max_deliver: MAX_DELIVER,
         ack_wait: ACK_WAIT,
         concurrency: 4,

@@ -1,0 +1,96 @@
+//! What matching publishes: a patient to be told about slots.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{Event, ID_NAMESPACE, WaitKind, subjects};
+
+/// A patient is to be told about slots. One per patient per opening, listing every slot of the
+/// opening that fits them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotifyPatient {
+    /// Derived from the patient and the slots, so a redelivered decision has the same id.
+    pub notification_id: Uuid,
+    pub patient: PatientContact,
+    pub practitioner: PractitionerCard,
+    pub slots: Vec<OfferedSlot>,
+    pub reason: WaitKind,
+    pub entry_id: Uuid,
+    /// The opening it is about (the first, when openings within the coalescing window were
+    /// merged into one message).
+    pub batch_id: Uuid,
+    /// Which notifiers deliver it: the patient's preferences. Absent means both.
+    #[serde(default)]
+    pub channels: Channels,
+    /// For the `waves` policy: the wave this message belongs to (1 is the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wave: Option<u32>,
+    /// The patient's preferences page (no login needed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferences_url: Option<String>,
+    /// The RFC 8058 one-click unsubscribe address: a `POST` turns availability email off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsubscribe_url: Option<String>,
+}
+event!(NotifyPatient, subjects::NOTIFY_PATIENT, notification_id);
+
+/// The channels a notification goes out on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Channels {
+    pub email: bool,
+    pub inapp: bool,
+}
+
+impl Default for Channels {
+    fn default() -> Self {
+        Self {
+            email: true,
+            inapp: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PatientContact {
+    pub id: Uuid,
+    pub name: String,
+    pub email: String,
+    pub locale: String,
+    pub timezone: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PractitionerCard {
+    pub id: Uuid,
+    pub name: String,
+    pub specialty: String,
+    pub timezone: String,
+    pub consultation_fee_cents: Option<i64>,
+    pub currency: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OfferedSlot {
+    pub slot_id: Uuid,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub booking_url: String,
+    /// For the `waves` policy: the slot is held for this message's wave until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_until: Option<DateTime<Utc>>,
+}
+
+impl NotifyPatient {
+    /// The notification id for telling `patient_id` about `slot_ids` (order does not matter).
+    pub fn derive_id(patient_id: Uuid, slot_ids: &[Uuid]) -> Uuid {
+        let mut ids = slot_ids.to_vec();
+        ids.sort();
+        let mut key = format!("notify:{patient_id}");
+        for id in ids {
+            key.push(':');
+            key.push_str(&id.to_string());
+        }
+        Uuid::new_v5(&ID_NAMESPACE, key.as_bytes())
+    }
+}
