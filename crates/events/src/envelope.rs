@@ -30,7 +30,7 @@ pub trait Event: Serialize + DeserializeOwned {
     /// The CloudEvent `subject` attribute: the id of the thing the event is about.
     fn about(&self) -> String;
     /// The practitioner or patient whose events must be applied in the order they happened
-    /// ([`order`]); `None` for events no consumer orders.
+    /// ([`crate::order`]); `None` for events no consumer orders.
     fn order_key(&self) -> Option<Uuid> {
         None
     }

@@ -9,10 +9,12 @@
 //! checks that what the types serialise validates against them.
 //!
 //! # Layout
-//! - this file: the names (streams, subjects, sources), the order-stamp headers and the
-//!   catalogue of subjects and schemas.
+//! - this file: the names (streams, subjects, sources), the order-stamp headers, the catalogue
+//!   of subjects and schemas, and the `event!` macro that ties a payload to its subject.
 //! - [`envelope`]: the CloudEvent envelope, the [`Event`] trait and [`decode`].
-//! - [`scheduling`], [`notify`], [`delivery`]: the payloads, by producer.
+//! - [`scheduling`], [`notify`]: what scheduling and matching publish.
+//! - [`delivery`]: the notifiers' delivery results, and the dead letters every consumer
+//!   publishes.
 
 // Ties a payload type to its subject, and to its order key where it has one.
 macro_rules! event {
