@@ -22,6 +22,26 @@ impl MigratorTrait for Migrator {
     }
 }
 
+/// A nats-server with the catalogue's streams, and `db` migrated with the outbox.
+async fn start(
+    db: &TestDatabase,
+) -> (
+    NatsServer,
+    async_nats::jetstream::Context,
+    sea_orm::DatabaseConnection,
+) {
+    slotcast_test_support::init_tracing();
+    let nats = NatsServer::start().await.unwrap();
+    let client = slotcast_bus::connect(&nats.url(), "test", Duration::from_secs(5))
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(client);
+    slotcast_bus::ensure_streams(&js, 1).await.unwrap();
+    let conn = db.connect().await.unwrap();
+    Migrator::up(&conn, None).await.unwrap();
+    (nats, js, conn)
+}
+
 /// Reads every event on `subject` of `stream_name` from the start, in the stream's order.
 async fn ids_in_stream<T: slotcast_events::Event>(
     js: &async_nats::jetstream::Context,
@@ -67,15 +87,7 @@ async fn ids_in_stream<T: slotcast_events::Event>(
 /// Enqueues `n` events (in a few calls of `enqueue_many`, one id twice), publishes them, and
 /// checks the stream holds each once, in the outbox's order.
 async fn publishes_in_order(db: TestDatabase, n: usize) {
-    slotcast_test_support::init_tracing();
-    let nats = NatsServer::start().await.unwrap();
-    let client = slotcast_bus::connect(&nats.url(), "test", Duration::from_secs(5))
-        .await
-        .unwrap();
-    let js = async_nats::jetstream::new(client);
-    slotcast_bus::ensure_streams(&js, 1).await.unwrap();
-    let conn = db.connect().await.unwrap();
-    Migrator::up(&conn, None).await.unwrap();
+    let (_nats, js, conn) = start(&db).await;
 
     let events: Vec<CloudEvent<SlotWithdrawn>> = (0..n)
         .map(|_| {
@@ -129,15 +141,7 @@ async fn the_relay_publishes_more_than_a_batch_once_each_in_order_on_sqlite() {
 /// Bundles and single rows mixed: every event once, in the outbox's order, whatever row it
 /// came in.
 async fn publishes_bundles_in_order(db: TestDatabase) {
-    slotcast_test_support::init_tracing();
-    let nats = NatsServer::start().await.unwrap();
-    let client = slotcast_bus::connect(&nats.url(), "test", Duration::from_secs(5))
-        .await
-        .unwrap();
-    let js = async_nats::jetstream::new(client);
-    slotcast_bus::ensure_streams(&js, 1).await.unwrap();
-    let conn = db.connect().await.unwrap();
-    Migrator::up(&conn, None).await.unwrap();
+    let (_nats, js, conn) = start(&db).await;
 
     let events: Vec<CloudEvent<InappStored>> = (0..3_000)
         .map(|_| {
