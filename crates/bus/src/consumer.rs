@@ -26,6 +26,7 @@ use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 use opentelemetry::trace::TraceContextExt as _;
 use slotcast_events::{DeadLetter, subjects};
+use slotcast_kit::retry::Backoff;
 use tokio::{sync::Semaphore, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -235,7 +236,7 @@ async fn consume<H: BatchHandler>(
     let spec = Arc::new(spec);
     let limit = Arc::new(Semaphore::new(spec.concurrency.max(1)));
     let mut tasks = JoinSet::new();
-    let mut pause = Duration::from_millis(200);
+    let mut pauses = Backoff::new(Duration::from_millis(200), Duration::from_secs(5)).attempts();
     // Ask the server for a batch's worth at a time, at least the client's default.
     let pull_batch = max_batch.max(PULL_BATCH);
     while !shutdown.is_cancelled() {
@@ -254,8 +255,7 @@ async fn consume<H: BatchHandler>(
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(consumer = %spec.durable, error = %format!("{e:#}"), "cannot consume yet");
-                sleep_or_cancel(pause, &shutdown).await;
-                pause = (pause * 2).min(Duration::from_secs(5));
+                sleep_or_cancel(pauses.next_delay(), &shutdown).await;
                 continue;
             }
         };
@@ -270,7 +270,7 @@ async fn consume<H: BatchHandler>(
             };
             let mut after = None;
             if let Next::Message(first) = next {
-                pause = Duration::from_millis(200);
+                pauses.reset();
                 // What the client already holds joins the batch; nothing is waited for.
                 let mut batch = vec![*first];
                 while batch.len() < max_batch {
@@ -301,13 +301,12 @@ async fn consume<H: BatchHandler>(
                 }
                 Some(Next::Failed(e)) => {
                     tracing::warn!(consumer = %spec.durable, error = %e, "consumer stream failed, recreating");
-                    sleep_or_cancel(pause, &shutdown).await;
-                    pause = (pause * 2).min(Duration::from_secs(5));
+                    sleep_or_cancel(pauses.next_delay(), &shutdown).await;
                     break;
                 }
                 Some(Next::Ended) => {
                     // The server ended the pull stream: pull again after a pause, never in a tight loop.
-                    sleep_or_cancel(pause, &shutdown).await;
+                    sleep_or_cancel(pauses.upcoming(), &shutdown).await;
                     break;
                 }
             }

@@ -26,6 +26,7 @@ use async_nats::{
     jetstream::{self, stream},
 };
 use slotcast_events::streams;
+use slotcast_kit::retry::Backoff;
 
 pub use async_nats::jetstream::Context as JetStream;
 
@@ -63,8 +64,9 @@ pub async fn connect(
 ) -> anyhow::Result<async_nats::Client> {
     let servers = server_addrs(url)?;
     let deadline = tokio::time::Instant::now() + patience;
-    let mut delay = Duration::from_millis(100);
+    let mut retries = Backoff::new(Duration::from_millis(100), Duration::from_secs(2)).attempts();
     loop {
+        let delay = retries.next_delay();
         let opts = async_nats::ConnectOptions::new()
             .name(name)
             .connection_timeout(Duration::from_secs(3))
@@ -74,7 +76,6 @@ pub async fn connect(
             Err(e) if tokio::time::Instant::now() + delay < deadline => {
                 tracing::warn!(error = %e, url, "NATS not reachable yet, retrying");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(2));
             }
             Err(e) => return Err(anyhow::anyhow!("cannot connect to NATS at {url}: {e}")),
         }
@@ -137,14 +138,14 @@ pub async fn start(
     let client = connect(url, name, patience).await?;
     let js = jetstream::new(client.clone());
     // A cluster that has just formed (or lost a node) may not place replicated streams at once.
-    let mut delay = Duration::from_millis(200);
+    let mut retries = Backoff::new(Duration::from_millis(200), Duration::from_secs(5)).attempts();
     loop {
+        let delay = retries.next_delay();
         match ensure_streams(&js, replicas).await {
             Ok(()) => return Ok((client, js)),
             Err(e) if tokio::time::Instant::now() + delay < deadline => {
                 tracing::warn!(error = %format!("{e:#}"), "streams not ready yet, retrying");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
             }
             Err(e) => return Err(e),
         }

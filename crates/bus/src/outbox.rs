@@ -32,6 +32,7 @@ use sea_orm::{
 };
 use sea_orm_migration::{prelude::*, schema::*};
 use slotcast_events::{CloudEvent, Event};
+use slotcast_kit::retry::Backoff;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -350,17 +351,18 @@ impl Relay {
 
     /// Publishes until `shutdown`; then publishes what it holds and returns.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut failures = 0u32;
+        let mut retries = Backoff::new(POLL * 2, POLL * 16).attempts();
         let mut last_purge = tokio::time::Instant::now();
         loop {
+            let mut wait = POLL;
             match self.turn().await {
                 Ok(Turn { more: true, .. }) => {
-                    failures = 0;
+                    retries.reset();
                     continue;
                 }
-                Ok(Turn { more: false, .. }) => failures = 0,
+                Ok(Turn { more: false, .. }) => retries.reset(),
                 Err(e) => {
-                    failures += 1;
+                    wait = retries.next_delay();
                     metrics::counter!("slotcast_outbox_publish_failures_total").increment(1);
                     tracing::warn!(error = %format!("{e:#}"), "outbox not published, will retry");
                 }
@@ -371,11 +373,6 @@ impl Relay {
                     tracing::warn!(error = %e, "outbox purge failed");
                 }
             }
-            let wait = if failures == 0 {
-                POLL
-            } else {
-                POLL * 2u32.pow(Ord::min(failures, 4))
-            };
             tokio::select! {
                 _ = self.wake.notified() => {
                     if !self.linger.is_zero() {

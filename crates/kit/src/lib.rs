@@ -10,6 +10,7 @@
 //! - [`problem`]: RFC 9457 `application/problem+json` errors and a JSON extractor that uses them.
 //! - [`http`]: serving a router with the common layers and graceful shutdown.
 //! - [`shutdown`]: SIGTERM / Ctrl-C as a cancellation token.
+//! - [`retry`]: the one retry policy, [`retry::Backoff`].
 
 pub mod auth;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod http;
 pub mod offer;
 pub mod ops;
 pub mod problem;
+pub mod retry;
 pub mod shutdown;
 pub mod telemetry;
 

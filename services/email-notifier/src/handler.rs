@@ -18,6 +18,7 @@ use slotcast_bus::{
     outbox::Relay,
 };
 use slotcast_events::{DecodeError, NotifyPatient};
+use slotcast_kit::retry::Backoff;
 use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 
@@ -28,16 +29,15 @@ use crate::{
     render::Templates,
 };
 
-/// Delays between transient failures: `base`, `2 × base`, `4 × base` … up to `max`, for as
-/// long as `horizon` after the first attempt; then the notification is given up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    pub base: Duration,
-    pub max: Duration,
+/// Retries after transient failures: the `delays` of the one retry policy, for as long as
+/// `horizon` after the first attempt; then the notification is given up.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Retry {
+    pub delays: Backoff,
     pub horizon: Duration,
 }
 
-impl Backoff {
+impl Retry {
     /// Whether a notification first tried at `first_tried` may still be retried at `now`.
     pub fn within_horizon(&self, first_tried: DateTime<Utc>, now: DateTime<Utc>) -> bool {
         (now - first_tried).to_std().unwrap_or_default() < self.horizon
@@ -45,10 +45,7 @@ impl Backoff {
 
     /// The delay after the `deliveries`-th delivery failed (1 for the first).
     pub fn delay(&self, deliveries: i64) -> Duration {
-        let doublings = deliveries.saturating_sub(1).clamp(0, 30) as u32;
-        self.base
-            .saturating_mul(2u32.saturating_pow(doublings))
-            .min(self.max)
+        self.delays.delay(deliveries)
     }
 }
 
@@ -69,7 +66,7 @@ pub struct NotifyHandler {
     pub mailer: Mailer,
     pub templates: Templates,
     pub from: Mailbox,
-    pub backoff: Backoff,
+    pub retry: Retry,
     /// How long a claimed attempt keeps others away (the consumer's ack wait).
     pub lease: Duration,
     /// The consumer's `max_deliver`: the last delivery records a failure instead of retrying.
@@ -89,7 +86,7 @@ impl NotifyHandler {
         mailer: Mailer,
         templates: Templates,
         from: Mailbox,
-        backoff: Backoff,
+        retry: Retry,
         lease: Duration,
         max_deliver: i64,
         concurrency: usize,
@@ -100,7 +97,7 @@ impl NotifyHandler {
             mailer,
             templates,
             from,
-            backoff,
+            retry,
             lease,
             max_deliver,
             sends: Semaphore::new(concurrency.max(1)),
@@ -149,7 +146,7 @@ impl BatchHandler for NotifyHandler {
             .into_iter()
             .map(|o| {
                 o.unwrap_or_else(|| Outcome::Retry {
-                    delay: self.backoff.base,
+                    delay: self.retry.delays.base,
                     reason: "the message was not answered".to_owned(),
                 })
             })
@@ -304,7 +301,7 @@ impl NotifyHandler {
             }
             Err(e) => {
                 return Outcome::retry(
-                    self.backoff.delay(deliveries),
+                    self.retry.delay(deliveries),
                     &anyhow::Error::new(e).context("cannot claim the delivery"),
                 );
             }
@@ -316,7 +313,7 @@ impl NotifyHandler {
         // Held from the send until the outcome is written: the crash window's bound.
         let Ok(_sending) = self.sends.acquire().await else {
             return Outcome::Retry {
-                delay: self.backoff.base,
+                delay: self.retry.delays.base,
                 reason: "the sender is closed".to_owned(),
             };
         };
@@ -332,7 +329,7 @@ impl NotifyHandler {
                 }
                 Err(e) => {
                     return Outcome::retry(
-                        self.backoff.delay(deliveries),
+                        self.retry.delay(deliveries),
                         &anyhow::Error::new(e).context("cannot renew the claim"),
                     );
                 }
@@ -347,7 +344,7 @@ impl NotifyHandler {
             Err(SendError::Permanent(reason)) => self.give_up(&key, &reason, true).await,
             Err(SendError::Transient(reason))
                 if deliveries >= self.max_deliver
-                    || !self.backoff.within_horizon(first_tried, Utc::now()) =>
+                    || !self.retry.within_horizon(first_tried, Utc::now()) =>
             {
                 self.give_up(
                     &key,
@@ -358,7 +355,7 @@ impl NotifyHandler {
             }
             Err(SendError::Transient(reason)) => {
                 metrics::counter!("slotcast_email_retried_total").increment(1);
-                let delay = self.backoff.delay(deliveries);
+                let delay = self.retry.delay(deliveries);
                 tracing::warn!(%reason, ?delay, "email not sent, will retry");
                 if let Err(e) =
                     deliveries::record_transient(&self.db, key.notification_id, &reason).await
@@ -420,7 +417,7 @@ impl NotifyHandler {
             }
             Err(e) => {
                 let err = anyhow::Error::new(e).context("cannot record the failed delivery");
-                Outcome::retry(self.backoff.base, &err)
+                Outcome::retry(self.retry.delays.base, &err)
             }
         }
     }
@@ -436,23 +433,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_backoff_doubles_up_to_its_cap() {
-        let b = Backoff {
-            base: Duration::from_secs(5),
-            max: Duration::from_secs(900),
+    fn the_delays_double_up_to_their_cap() {
+        let b = Retry {
+            delays: Backoff::new(Duration::from_secs(5), Duration::from_secs(900)),
             horizon: Duration::from_secs(3600),
         };
-        let delays: Vec<_> = (1..=10).map(|n| b.delay(n).as_secs()).collect();
+        let delays: Vec<_> = (1..=10).map(|n| b.delays.ceiling(n).as_secs()).collect();
         assert_eq!(delays, vec![5, 10, 20, 40, 80, 160, 320, 640, 900, 900]);
-        assert_eq!(b.delay(0), Duration::from_secs(5));
-        assert_eq!(b.delay(i64::MAX), Duration::from_secs(900));
+        assert!(b.delay(i64::MAX) <= Duration::from_secs(900));
     }
 
     #[test]
     fn retries_end_at_the_horizon() {
-        let b = Backoff {
-            base: Duration::from_secs(5),
-            max: Duration::from_secs(900),
+        let b = Retry {
+            delays: Backoff::new(Duration::from_secs(5), Duration::from_secs(900)),
             horizon: Duration::from_secs(3600),
         };
         let first = Utc::now();

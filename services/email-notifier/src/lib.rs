@@ -54,7 +54,7 @@
 //! | `SMTP_POOL_SIZE` | `EMAIL_CONCURRENCY` | idle SMTP connections kept open |
 //! | `MAIL_DIR` | `var/mail` | where emails go without `SMTP_URL` |
 //! | `EMAIL_CONCURRENCY` | 32 | emails out at once (sent, outcome not yet written) |
-//! | `EMAIL_RETRY_BASE_MS` | 5000 | first delay after a transient failure; it doubles |
+//! | `EMAIL_RETRY_BASE_MS` | 5000 | first delay after a transient failure; it doubles, each delay less up to a fifth at random |
 //! | `EMAIL_RETRY_MAX_MS` | 900000 | the longest delay between attempts |
 //! | `EMAIL_RETRY_HORIZON_SECS` | 43200 | how long after the first attempt retries go on (12 h) |
 //!
@@ -125,7 +125,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    handler::{Backoff, NotifyHandler},
+    handler::{NotifyHandler, Retry},
     mailer::Mailer,
     render::Templates,
 };
@@ -164,7 +164,7 @@ pub struct Config {
     /// `EMAIL_CONCURRENCY`: emails out at once, from the send to the written outcome (default 32).
     pub concurrency: usize,
     /// Delays between transient failures (`EMAIL_RETRY_BASE_MS`, `EMAIL_RETRY_MAX_MS`).
-    pub retry: Backoff,
+    pub retry: Retry,
 }
 
 /// `EMAIL_CONCURRENCY` by default. Emails go out at most at `EMAIL_CONCURRENCY` divided by the
@@ -216,9 +216,11 @@ impl Config {
             )?,
             mail_dir: PathBuf::from(var("MAIL_DIR").unwrap_or_else(|| "var/mail".to_owned())),
             concurrency,
-            retry: Backoff {
-                base: Duration::from_millis(parse_or("EMAIL_RETRY_BASE_MS", 5_000)?),
-                max: Duration::from_millis(parse_or("EMAIL_RETRY_MAX_MS", 15 * 60 * 1000)?),
+            retry: Retry {
+                delays: slotcast_kit::retry::Backoff::new(
+                    Duration::from_millis(parse_or("EMAIL_RETRY_BASE_MS", 5_000)?),
+                    Duration::from_millis(parse_or("EMAIL_RETRY_MAX_MS", 15 * 60 * 1000)?),
+                ),
                 horizon: Duration::from_secs(parse_or("EMAIL_RETRY_HORIZON_SECS", 12 * 3600)?),
             },
         })

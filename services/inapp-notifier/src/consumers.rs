@@ -12,6 +12,7 @@ use slotcast_bus::{
     outbox::Relay,
 };
 use slotcast_events::{NotifyPatient, streams, subjects};
+use slotcast_kit::retry::Backoff;
 
 use crate::{
     feed_log::FeedSignal,
@@ -67,9 +68,10 @@ pub fn slots_spec() -> ConsumerSpec {
 }
 
 /// 2 s, 4 s, 8 s, ... up to 30 s: a database that is down gets time to come back.
+const RETRY: Backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(30));
+
 fn backoff(deliveries: i64) -> Duration {
-    let exponent = deliveries.clamp(1, 5) as u32;
-    Duration::from_secs(2u64.pow(exponent)).min(Duration::from_secs(30))
+    RETRY.delay(deliveries)
 }
 
 /// Stores each `NotifyPatient` in the patient's feed, a batch at a time.
@@ -221,8 +223,9 @@ mod tests {
 
     #[test]
     fn the_retry_delay_grows_to_thirty_seconds() {
-        assert_eq!(backoff(1), Duration::from_secs(2));
-        assert_eq!(backoff(3), Duration::from_secs(8));
-        assert_eq!(backoff(49), Duration::from_secs(30));
+        assert_eq!(RETRY.ceiling(1), Duration::from_secs(2));
+        assert_eq!(RETRY.ceiling(3), Duration::from_secs(8));
+        assert_eq!(RETRY.ceiling(49), Duration::from_secs(30));
+        assert!(backoff(49) <= Duration::from_secs(30));
     }
 }

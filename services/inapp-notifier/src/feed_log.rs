@@ -20,6 +20,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
     sea_query::{Expr, ExprTrait as _, OnConflict, Query},
 };
+use slotcast_kit::retry::Backoff;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -290,20 +291,21 @@ impl FeedSignal {
         let Some(nats) = self.nats.clone() else {
             return;
         };
-        let mut pause = Duration::from_millis(200);
+        let mut pauses =
+            Backoff::new(Duration::from_millis(200), Duration::from_secs(5)).attempts();
         while !shutdown.is_cancelled() {
             let mut wake_ups = match nats.subscribe(FEED_CHANGED_SUBJECT).await {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot subscribe to feed wake-ups yet");
                     tokio::select! {
-                        _ = tokio::time::sleep(pause) => {},
+                        _ = tokio::time::sleep(pauses.next_delay()) => {},
                         _ = shutdown.cancelled() => {},
                     }
-                    pause = (pause * 2).min(Duration::from_secs(5));
                     continue;
                 }
             };
+            pauses.reset();
             loop {
                 let message = tokio::select! {
                     m = wake_ups.next() => m,

@@ -5,6 +5,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use sea_orm::DbErr;
+use slotcast_kit::retry::Backoff;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -36,17 +37,17 @@ pub(crate) async fn run_passes<F, Fut, N, NFut>(
     N: Fn() -> NFut,
     NFut: Future<Output = Result<Option<DateTime<Utc>>, DbErr>>,
 {
-    let mut failures = 0u32;
+    let mut retries = Backoff::new(tick * 2, tick * 32).attempts();
     loop {
         let mut wait = tick;
         let started = Utc::now();
         match pass().await {
             Ok(n) if n == full => {
-                failures = 0;
+                retries.reset();
                 continue;
             }
             Ok(_) => {
-                failures = 0;
+                retries.reset();
                 match next_due().await {
                     Ok(Some(due)) => wait = until(due, started, Utc::now(), tick),
                     Ok(None) => {}
@@ -56,10 +57,9 @@ pub(crate) async fn run_passes<F, Fut, N, NFut>(
                 }
             }
             Err(e) => {
-                failures += 1;
                 metrics::counter!(failures_metric).increment(1);
                 tracing::warn!(error = %e, "{what} failed, will retry");
-                wait = tick * 2u32.pow(Ord::min(failures, 5));
+                wait = retries.next_delay();
             }
         }
         tokio::select! {

@@ -15,6 +15,7 @@ use slotcast_bus::{
     order::OrderStamp,
 };
 use slotcast_events::{CloudEvent, DecodeError, SlotCreated};
+use slotcast_kit::retry::Backoff;
 use tracing::Instrument as _;
 
 use crate::{
@@ -91,6 +92,12 @@ impl BatchHandler for Projector {
 pub const LANES: usize = 4;
 /// How long a lane holds messages that wait for an earlier event of their key.
 const HOLD_AT_MOST: Duration = Duration::from_secs(1);
+/// The pauses between a lane's tries of the messages it holds.
+const HOLD_PAUSE: Backoff = Backoff::new(Duration::from_millis(5), Duration::from_millis(100));
+/// When a message whose key waits for an earlier event is delivered again.
+const WAIT_RETRY: Backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(500));
+/// When a message that failed to apply is delivered again.
+const FAILED_RETRY: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
 /// Messages applied in one transaction at most.
 const PER_TRANSACTION: usize = 64;
 
@@ -111,10 +118,9 @@ impl Projector {
         let mut answered = Vec::with_capacity(lane.len());
         let mut held = self.apply_chunks(batch, lane, &mut answered).await;
         let started = tokio::time::Instant::now();
-        let mut pause = Duration::from_millis(5);
+        let mut pauses = HOLD_PAUSE.attempts();
         while !held.is_empty() && started.elapsed() < HOLD_AT_MOST {
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(100));
+            tokio::time::sleep(pauses.next_delay()).await;
             let waiting: Vec<usize> = held.iter().map(|(i, _)| *i).collect();
             held = self.apply_chunks(batch, &waiting, &mut answered).await;
         }
@@ -244,9 +250,7 @@ impl Projector {
     async fn failed(&self, delivery: &Delivery, e: DbErr) -> Outcome {
         let e = anyhow::Error::from(e);
         if delivery.deliveries < GIVE_UP_AFTER {
-            let backoff =
-                Duration::from_millis(250) * 2u32.pow(delivery.deliveries.clamp(1, 8) as u32 - 1);
-            return Outcome::retry(backoff.min(Duration::from_secs(30)), &e);
+            return Outcome::retry(FAILED_RETRY.delay(delivery.deliveries), &e);
         }
         if let Some(stamp) = delivery.order {
             match fence::pass(&self.db, stamp).await {
@@ -289,9 +293,8 @@ fn order_of(deliveries: &[Delivery], i: usize) -> (bool, Option<OrderStamp>, usi
 
 /// Asks for `delivery` again soon: 20 ms after its first delivery, doubling to half a second.
 fn wait(delivery: &Delivery, why: &str) -> Outcome {
-    let delay = Duration::from_millis(20) * 2u32.pow(delivery.deliveries.clamp(1, 6) as u32 - 1);
     Outcome::Wait {
-        delay: delay.min(Duration::from_millis(500)),
+        delay: WAIT_RETRY.delay(delivery.deliveries),
         reason: why.to_owned(),
     }
 }

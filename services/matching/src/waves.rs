@@ -34,6 +34,7 @@ use sea_orm::{
     QuerySelect, Set, TransactionTrait, sea_query::Expr,
 };
 use slotcast_events::ID_NAMESPACE;
+use slotcast_kit::retry::Backoff;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 use uuid::Uuid;
@@ -55,6 +56,8 @@ use crate::{
 /// The advisory lock key of the wave runner (one per database).
 const WAVES_LOCK: i64 = 0x5107_ca57_3a7e;
 const TICK: Duration = Duration::from_millis(250);
+/// When a wave whose hold scheduling did not take is tried again.
+const HOLD_RETRY: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(32));
 /// Openings advanced per transaction.
 const PER_PASS: u64 = 20;
 /// The next wave's hold is placed up to this long before the current one ends (a tenth of the
@@ -185,8 +188,8 @@ impl WaveRunner {
                 Ok(()) => {}
                 Err(WaveError::Hold(e)) => {
                     let attempts = w.attempts.saturating_add(1);
-                    let backoff = chrono::Duration::milliseconds(500)
-                        * 2i32.pow(attempts.clamp(1, 7) as u32 - 1);
+                    let backoff = chrono::Duration::from_std(HOLD_RETRY.delay(attempts.into()))
+                        .unwrap_or(chrono::Duration::MAX);
                     metrics::counter!("slotcast_matching_hold_failures_total").increment(1);
                     tracing::warn!(batch_id = %w.batch_id, wave = w.next_wave, attempts, error = %e, "wave held back: scheduling did not take the hold");
                     wave::Entity::update_many()

@@ -105,9 +105,11 @@ impl Stack {
             smtp_pool_size: 2,
             mail_dir: mail_dir.path().to_owned(),
             concurrency: 4,
-            retry: email_notifier::handler::Backoff {
-                base: Duration::from_millis(200),
-                max: Duration::from_secs(2),
+            retry: email_notifier::handler::Retry {
+                delays: slotcast_kit::retry::Backoff::new(
+                    Duration::from_millis(200),
+                    Duration::from_secs(2),
+                ),
                 horizon: Duration::from_secs(3600),
             },
         })

@@ -6,7 +6,7 @@ use std::time::Duration;
 use email_notifier::{
     Migrator,
     deliveries::{self, Status},
-    handler::{Backoff, NotifyHandler},
+    handler::{NotifyHandler, Retry},
     mailer::Mailer,
     render::Templates,
 };
@@ -59,9 +59,11 @@ async fn setup(lease: Duration) -> Setup {
         Mailer::smtp(&smtp.url(), 2).unwrap(),
         Templates::new().unwrap(),
         "slotcast <no-reply@slotcast.localhost>".parse().unwrap(),
-        Backoff {
-            base: Duration::from_millis(200),
-            max: Duration::from_secs(1),
+        Retry {
+            delays: slotcast_kit::retry::Backoff::new(
+                Duration::from_millis(200),
+                Duration::from_secs(1),
+            ),
             horizon: Duration::from_secs(3600),
         },
         lease,

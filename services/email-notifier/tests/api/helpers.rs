@@ -9,7 +9,7 @@ use std::{
 };
 
 use chrono::{TimeZone, Utc};
-use email_notifier::{Application, Config, handler::Backoff};
+use email_notifier::{Application, Config, handler::Retry};
 use futures::StreamExt;
 use sea_orm::DatabaseConnection;
 use slotcast_bus::JetStream;
@@ -18,6 +18,7 @@ use slotcast_events::{
     WaitKind, streams, subjects,
 };
 use slotcast_kit::config::Common;
+use slotcast_kit::retry::Backoff;
 use slotcast_test_support::{NatsServer, SmtpServer, TestDatabase};
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
@@ -122,9 +123,8 @@ pub async fn spawn_app_retrying_for(db: Db, mail: Mail, horizon: Duration) -> Te
         smtp_pool_size: 2,
         mail_dir: mail_dir.path().join("mail"),
         concurrency: 4,
-        retry: Backoff {
-            base: Duration::from_millis(200),
-            max: Duration::from_secs(1),
+        retry: Retry {
+            delays: Backoff::new(Duration::from_millis(200), Duration::from_secs(1)),
             horizon,
         },
     };
