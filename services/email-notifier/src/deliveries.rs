@@ -23,122 +23,15 @@ use sea_orm::{
     QueryFilter, QueryTrait, Set, Statement, TransactionTrait,
     sea_query::{Expr, ExprTrait, OnConflict},
 };
-use sea_orm_migration::{prelude::*, schema::*};
 use slotcast_events::{CloudEvent, EmailFailed, EmailSent, ID_NAMESPACE};
 use uuid::Uuid;
 
 /// The `source` of the events this service publishes.
 pub const SOURCE: &str = slotcast_events::sources::EMAIL_NOTIFIER;
 
-/// The `email_deliveries` row.
-pub mod entity {
-    use sea_orm::entity::prelude::*;
-
-    /// Where a notification's email stands.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
-    #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
-    pub enum Status {
-        /// An attempt was made or is being made; not known to have arrived.
-        #[sea_orm(string_value = "sending")]
-        Sending,
-        /// The SMTP server (or the mail folder) took it.
-        #[sea_orm(string_value = "sent")]
-        Sent,
-        /// Given up on: refused for good, or out of retries.
-        #[sea_orm(string_value = "failed")]
-        Failed,
-    }
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "email_deliveries")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub notification_id: Uuid,
-        pub patient_id: Uuid,
-        pub status: Status,
-        /// Attempts claimed so far, the one in flight included.
-        pub attempts: i32,
-        /// An attempt was claimed and its outcome is not written yet.
-        pub in_flight: bool,
-        /// The last SMTP reply or error, with addresses taken out.
-        #[sea_orm(column_type = "Text", nullable)]
-        pub last_error: Option<String>,
-        /// The `Message-ID` header, `<notification_id@slotcast>`.
-        pub message_id: String,
-        pub created_at: DateTimeUtc,
-        pub updated_at: DateTimeUtc,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
-use entity::{ActiveModel, Column, Entity};
-pub use entity::{Model as Delivery, Status};
-
-/// Creates `email_deliveries`.
-pub struct CreateEmailDeliveries;
-
-impl MigrationName for CreateEmailDeliveries {
-    fn name(&self) -> &str {
-        "m0001_create_email_deliveries"
-    }
-}
-
-#[derive(DeriveIden)]
-enum EmailDeliveries {
-    Table,
-    NotificationId,
-    PatientId,
-    Status,
-    Attempts,
-    InFlight,
-    LastError,
-    MessageId,
-    CreatedAt,
-    UpdatedAt,
-}
-
-#[async_trait::async_trait]
-impl MigrationTrait for CreateEmailDeliveries {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_table(
-                Table::create()
-                    .table(EmailDeliveries::Table)
-                    .if_not_exists()
-                    .col(pk_uuid(EmailDeliveries::NotificationId))
-                    .col(uuid(EmailDeliveries::PatientId))
-                    .col(string_len(EmailDeliveries::Status, 16))
-                    .col(integer(EmailDeliveries::Attempts))
-                    .col(boolean(EmailDeliveries::InFlight))
-                    .col(text_null(EmailDeliveries::LastError))
-                    .col(string(EmailDeliveries::MessageId))
-                    .col(timestamp_with_time_zone(EmailDeliveries::CreatedAt))
-                    .col(timestamp_with_time_zone(EmailDeliveries::UpdatedAt))
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .if_not_exists()
-                    .name("email_deliveries_patient")
-                    .table(EmailDeliveries::Table)
-                    .col(EmailDeliveries::PatientId)
-                    .to_owned(),
-            )
-            .await
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(EmailDeliveries::Table).to_owned())
-            .await
-    }
-}
+pub use crate::entities as entity;
+use crate::entities::{ActiveModel, Column, Entity};
+pub use crate::entities::{Model as Delivery, Status};
 
 /// What a claim found.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,6 +3,13 @@
 //! Errors are sorted into [`SendError::Permanent`] (the server said 5xx: sending again cannot
 //! help) and [`SendError::Transient`] (a 4xx or 53x reply, a dropped connection, a timeout, a
 //! full disk: it may work later). Their text never holds an email address.
+//!
+//! `SMTP_URL` gives the TLS mode as lettre's `from_url` reads it: `smtps://user:pass@host:465`
+//! (implicit TLS, recommended), `smtp://…:587?tls=required` (STARTTLS or fail),
+//! `?tls=opportunistic` (STARTTLS when offered), or plain `smtp://host:25` for a trusted relay.
+//! Credentials are percent-encoded; certificates are checked against the webpki roots. Without
+//! `SMTP_URL`, each message is written under a hidden name and renamed to
+//! `<MAIL_DIR>/<notification_id>.eml`, so a reader never sees half a file.
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 

@@ -1,0 +1,94 @@
+//! The service's settings, from the environment.
+
+use std::{path::PathBuf, time::Duration};
+
+use lettre::message::Mailbox;
+use slotcast_kit::config::{Common, ConfigError, parse_or, var};
+
+use crate::{DEFAULT_PORT, SERVICE, handler::Retry, mailer};
+
+/// The service's settings.
+#[derive(Clone)]
+pub struct Config {
+    pub common: Common,
+    /// `SMTP_URL`; `None` writes `.eml` files into `mail_dir`.
+    pub smtp_url: Option<String>,
+    /// `SMTP_FROM`; default `slotcast <no-reply@slotcast.localhost>`.
+    pub smtp_from: Mailbox,
+    /// `SMTP_POOL_SIZE`: idle SMTP connections kept open (default: `EMAIL_CONCURRENCY`).
+    pub smtp_pool_size: u32,
+    /// `MAIL_DIR`: where mail goes without `SMTP_URL` (default `var/mail`).
+    pub mail_dir: PathBuf,
+    /// `EMAIL_CONCURRENCY`: emails out at once, from the send to the written outcome (default 32).
+    pub concurrency: usize,
+    /// Delays between transient failures (`EMAIL_RETRY_BASE_MS`, `EMAIL_RETRY_MAX_MS`).
+    pub retry: Retry,
+}
+
+/// `EMAIL_CONCURRENCY` by default: more sends at once reach more emails a second and widen the
+/// crash window by as many (figures in BENCHMARKS.md).
+const DEFAULT_CONCURRENCY: usize = 32;
+
+impl Config {
+    /// Reads the settings from the environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let smtp_url = var("SMTP_URL");
+        if let Some(url) = &smtp_url {
+            lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url).map_err(|e| {
+                ConfigError::Invalid {
+                    name: "SMTP_URL",
+                    reason: mailer::redact_addresses(&e.to_string()),
+                }
+            })?;
+        }
+        let smtp_from = var("SMTP_FROM")
+            .unwrap_or_else(|| "slotcast <no-reply@slotcast.localhost>".to_owned())
+            .parse::<Mailbox>()
+            .map_err(|e| ConfigError::Invalid {
+                name: "SMTP_FROM",
+                reason: e.to_string(),
+            })?;
+        let concurrency: usize = parse_or("EMAIL_CONCURRENCY", DEFAULT_CONCURRENCY)?;
+        if concurrency == 0 {
+            return Err(ConfigError::Invalid {
+                name: "EMAIL_CONCURRENCY",
+                reason: "must be at least 1".to_owned(),
+            });
+        }
+        Ok(Self {
+            common: Common::from_env(SERVICE, DEFAULT_PORT)?,
+            smtp_url,
+            smtp_from,
+            // As many idle connections as sends at once, so a busy sender never closes one only to
+            // open another for the next email.
+            smtp_pool_size: parse_or(
+                "SMTP_POOL_SIZE",
+                u32::try_from(concurrency).unwrap_or(u32::MAX),
+            )?,
+            mail_dir: PathBuf::from(var("MAIL_DIR").unwrap_or_else(|| "var/mail".to_owned())),
+            concurrency,
+            retry: Retry {
+                delays: slotcast_kit::retry::Backoff::new(
+                    Duration::from_millis(parse_or("EMAIL_RETRY_BASE_MS", 5_000)?),
+                    Duration::from_millis(parse_or("EMAIL_RETRY_MAX_MS", 15 * 60 * 1000)?),
+                ),
+                horizon: Duration::from_secs(parse_or("EMAIL_RETRY_HORIZON_SECS", 12 * 3600)?),
+            },
+        })
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // SMTP_URL may carry a password.
+        f.debug_struct("Config")
+            .field("common", &self.common)
+            .field("smtp_url", &self.smtp_url.as_ref().map(|_| "<set>"))
+            .field("smtp_from", &self.smtp_from)
+            .field("smtp_pool_size", &self.smtp_pool_size)
+            .field("mail_dir", &self.mail_dir)
+            .field("concurrency", &self.concurrency)
+            .field("retry", &self.retry)
+            .finish()
+    }
+}
