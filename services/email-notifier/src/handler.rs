@@ -1,5 +1,5 @@
 //! The consumer of `slotcast.notify.patient`: one email per notification, at most once as far
-//! as this service can tell (see the crate docs for the one window where it cannot).
+//! as this service can tell (the README, Reliability, names the one window where it cannot).
 
 use std::time::{Duration, Instant};
 
