@@ -19,7 +19,7 @@ use serde::Deserialize;
 use slotcast_events::{CloudEvent, Event};
 use uuid::Uuid;
 
-use crate::outbox::EncodedRow;
+use crate::encoded::EncodedRow;
 
 /// The events' JSON one bundle row carries at most (their traces come on top), so that a row
 /// stays a modest statement.
@@ -38,7 +38,7 @@ pub struct Bundled {
 pub fn encode<T: Event>(
     events: &[(&CloudEvent<T>, &HashMap<String, String>)],
 ) -> Result<Vec<EncodedRow>, DbErr> {
-    let singles = crate::outbox::encode_traced(events)?;
+    let singles = crate::encoded::encode_traced(events)?;
     if singles.iter().any(|r| r.order_key.is_some()) {
         return Err(DbErr::Custom(format!(
             "{} events carry an order key and cannot be bundled",

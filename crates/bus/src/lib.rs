@@ -8,6 +8,7 @@
 //! - [`outbox`]: the transactional outbox: write an event in the same database transaction as
 //!   the state change, and a relay that publishes rows in order and marks them sent only after
 //!   JetStream's ack.
+//! - [`encoded`]: an event as an outbox row, before it is written.
 //! - [`bundle`]: many events in one outbox row, written and marked once.
 //! - [`order`]: the order stamp: each order key's events numbered by the outbox, so a consumer
 //!   can apply one key's events in order while it applies many keys' at once.
@@ -15,6 +16,7 @@
 
 pub mod bundle;
 pub mod consumer;
+pub mod encoded;
 pub mod order;
 pub mod outbox;
 pub mod rows;

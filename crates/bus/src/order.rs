@@ -22,7 +22,7 @@ use sea_orm_migration::{prelude::*, schema::*};
 use slotcast_events::order::{KEY_HEADER, SEQ_HEADER};
 use uuid::Uuid;
 
-use crate::outbox::EncodedRow;
+use crate::encoded::EncodedRow;
 
 /// An event's place among the events of its order key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
