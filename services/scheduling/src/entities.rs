@@ -68,6 +68,11 @@ pub mod slot {
 pub mod appointment {
     use sea_orm::entity::prelude::*;
 
+    /// `status` of an appointment that holds its slot.
+    pub const BOOKED: &str = "booked";
+    /// `status` of an appointment given up.
+    pub const CANCELLED: &str = "cancelled";
+
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "appointments")]
     pub struct Model {

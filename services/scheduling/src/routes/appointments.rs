@@ -35,8 +35,9 @@ use crate::{
     error::ApiResult,
 };
 
-pub const APPOINTMENT_BOOKED: &str = "booked";
-pub const APPOINTMENT_CANCELLED: &str = "cancelled";
+pub use crate::entities::appointment::{
+    BOOKED as APPOINTMENT_BOOKED, CANCELLED as APPOINTMENT_CANCELLED,
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -28,7 +28,8 @@ use slotcast_kit::{
 };
 use uuid::Uuid;
 
-use super::{appointments::APPOINTMENT_BOOKED, emit, for_update};
+use super::{emit, for_update};
+use crate::entities::appointment::BOOKED as APPOINTMENT_BOOKED;
 use crate::{
     AppState,
     domain::{NewWaitlistEntry, WaitlistPatch, expiry},
