@@ -45,38 +45,35 @@ pub fn encode<T: Event>(
             T::SUBJECT
         )));
     }
+    // Each event's JSON and trace are already encoded: a bundle joins them as text.
     let mut rows = Vec::new();
-    let mut payload = String::new();
-    let mut traces: Vec<serde_json::Value> = Vec::new();
-    let mut flush = |payload: &mut String, traces: &mut Vec<serde_json::Value>| {
-        if payload.is_empty() {
-            return Ok::<(), DbErr>(());
-        }
-        let bundled = <i32 as TryFrom<usize>>::try_from(traces.len()).unwrap_or(i32::MAX);
+    let mut run: &[EncodedRow] = &singles;
+    while !run.is_empty() {
+        let mut bytes = 0;
+        let n = run
+            .iter()
+            .take_while(|r| {
+                bytes += r.payload.len() + 1;
+                bytes <= BUNDLE_BYTES
+            })
+            .count()
+            .max(1);
+        let (bundle, rest) = run.split_at(n);
+        run = rest;
+        let joined = |part: fn(&EncodedRow) -> &str, separator| {
+            bundle.iter().map(part).collect::<Vec<_>>().join(separator)
+        };
         rows.push(EncodedRow {
             event_id: Uuid::now_v7(),
             subject: T::SUBJECT,
-            payload: std::mem::take(payload),
-            trace: serde_json::to_string(&std::mem::take(traces))
-                .map_err(|e| DbErr::Custom(e.to_string()))?,
-            created_at: singles[0].created_at,
+            payload: joined(|r| &r.payload, "\n"),
+            trace: format!("[{}]", joined(|r| &r.trace, ",")),
+            created_at: bundle[0].created_at,
             order_key: None,
             order_seq: None,
-            bundled: Some(bundled),
+            bundled: Some(<i32 as TryFrom<usize>>::try_from(n).unwrap_or(i32::MAX)),
         });
-        Ok(())
-    };
-    for single in &singles {
-        if !payload.is_empty() && payload.len() + single.size() > BUNDLE_BYTES {
-            flush(&mut payload, &mut traces)?;
-        }
-        if !payload.is_empty() {
-            payload.push('\n');
-        }
-        payload.push_str(&single.payload);
-        traces.push(serde_json::from_str(&single.trace).unwrap_or_default());
     }
-    flush(&mut payload, &mut traces)?;
     Ok(rows)
 }
 

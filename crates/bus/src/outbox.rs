@@ -168,7 +168,24 @@ pub async fn enqueue_traced<C: ConnectionTrait, T: Event>(
         // Postgres numbers them at commit (`order::StampAtCommit`); SQLite has one writer.
         crate::order::stamp(conn, &mut rows).await?;
     }
-    for chunk in crate::rows::chunks(&rows, EncodedRow::size) {
+    insert(conn, &rows).await
+}
+
+/// Writes `events`, each with the trace context it continues, as bundle rows
+/// ([`crate::bundle`]): one row for many events, for a producer that writes many events in
+/// one transaction and none with an order key. Ids are not checked against earlier rows: a
+/// repeat is dropped by the stream's duplicate window and by the consumers' idempotence.
+pub async fn enqueue_bundle<C: ConnectionTrait, T: Event>(
+    conn: &C,
+    events: &[(&CloudEvent<T>, &HashMap<String, String>)],
+) -> Result<(), DbErr> {
+    insert(conn, &crate::bundle::encode(events)?).await
+}
+
+/// Inserts encoded rows, a few to a statement ([`crate::rows`]); an event id already there is
+/// ignored.
+async fn insert<C: ConnectionTrait>(conn: &C, rows: &[EncodedRow]) -> Result<(), DbErr> {
+    for chunk in crate::rows::chunks(rows, EncodedRow::size) {
         let models = chunk.iter().cloned().map(|r| ActiveModel {
             event_id: Set(r.event_id),
             subject: Set(r.subject.to_owned()),
@@ -185,33 +202,6 @@ pub async fn enqueue_traced<C: ConnectionTrait, T: Event>(
             .on_conflict_do_nothing_on([Column::EventId])
             .exec_without_returning(conn)
             .await?;
-    }
-    Ok(())
-}
-
-/// Writes `events`, each with the trace context it continues, as bundle rows
-/// ([`crate::bundle`]): one row for many events, for a producer that writes many events in
-/// one transaction and none with an order key. Ids are not checked against earlier rows: a
-/// repeat is dropped by the stream's duplicate window and by the consumers' idempotence.
-pub async fn enqueue_bundle<C: ConnectionTrait, T: Event>(
-    conn: &C,
-    events: &[(&CloudEvent<T>, &HashMap<String, String>)],
-) -> Result<(), DbErr> {
-    for row in crate::bundle::encode(events)? {
-        Entity::insert(ActiveModel {
-            event_id: Set(row.event_id),
-            subject: Set(row.subject.to_owned()),
-            payload: Set(row.payload),
-            trace: Set(row.trace),
-            created_at: Set(row.created_at),
-            published_at: Set(None),
-            order_key: Set(None),
-            order_seq: Set(None),
-            bundled: Set(row.bundled),
-            ..Default::default()
-        })
-        .exec_without_returning(conn)
-        .await?;
     }
     Ok(())
 }
