@@ -79,11 +79,6 @@ impl Attempts {
         self.policy.delay(self.failures.saturating_add(1))
     }
 
-    /// The failures counted since the last success.
-    pub fn failures(&self) -> i64 {
-        self.failures
-    }
-
     /// Starts again from the first delay.
     pub fn reset(&mut self) {
         self.failures = 0;
@@ -122,7 +117,6 @@ mod tests {
         let mut a = Backoff::new(S, 4 * S).with_jitter(0.0).attempts();
         let first: Vec<u64> = (0..4).map(|_| a.next_delay().as_secs()).collect();
         assert_eq!(first, [1, 2, 4, 4]);
-        assert_eq!(a.failures(), 4);
         a.reset();
         assert_eq!(a.next_delay(), S);
     }

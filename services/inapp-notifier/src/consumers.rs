@@ -70,10 +70,6 @@ pub fn slots_spec() -> ConsumerSpec {
 /// 2 s, 4 s, 8 s, ... up to 30 s: a database that is down gets time to come back.
 const RETRY: Backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(30));
 
-fn backoff(deliveries: i64) -> Duration {
-    RETRY.delay(deliveries)
-}
-
 /// Stores each `NotifyPatient` in the patient's feed, a batch at a time.
 pub struct StoreNotification {
     pub db: DatabaseConnection,
@@ -115,13 +111,15 @@ impl BatchHandler for StoreNotification {
                                 self.stored(one, &stored).await;
                                 Outcome::Done
                             }
-                            Err(e) => Outcome::retry(backoff(deliveries[i].deliveries), &e),
+                            Err(e) => Outcome::retry(RETRY.delay(deliveries[i].deliveries), &e),
                         });
                     }
                 }
                 Err(e) => {
-                    outcomes[at[0]] =
-                        Some(Outcome::retry(backoff(deliveries[at[0]].deliveries), &e));
+                    outcomes[at[0]] = Some(Outcome::retry(
+                        RETRY.delay(deliveries[at[0]].deliveries),
+                        &e,
+                    ));
                 }
             }
         }
@@ -212,7 +210,7 @@ impl Handler for ApplySlotEvents {
                 tracing::debug!(slot_id = %change.slot_id, "slot event older than the state, ignored");
                 Outcome::Done
             }
-            Err(e) => Outcome::retry(backoff(delivery.deliveries), &e),
+            Err(e) => Outcome::retry(RETRY.delay(delivery.deliveries), &e),
         }
     }
 }
@@ -226,6 +224,6 @@ mod tests {
         assert_eq!(RETRY.ceiling(1), Duration::from_secs(2));
         assert_eq!(RETRY.ceiling(3), Duration::from_secs(8));
         assert_eq!(RETRY.ceiling(49), Duration::from_secs(30));
-        assert!(backoff(49) <= Duration::from_secs(30));
+        assert!(RETRY.delay(49) <= Duration::from_secs(30));
     }
 }
