@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use chrono::Utc;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set,
@@ -19,11 +18,11 @@ use crate::{
     entities::{entry, history, opening, opening_slot, patient, practitioner, slot},
     inbox::Input,
     policy::PolicyConfig,
-    projection::{Complete, decide, find_in, insert_new},
+    projection::{Complete, find_in, insert_new, settle},
     vocabulary::{HistoryKind, SlotStatus},
 };
 
-/// Applies one event on `txn`; returns how many offers (or wave timers) it decided.
+/// Applies one event on `txn`; returns how many openings it settled.
 pub async fn apply<C: ConnectionTrait>(
     txn: &C,
     policy: &PolicyConfig,
@@ -344,9 +343,9 @@ fn upsert<C: sea_orm::sea_query::IntoIden>(
         .to_owned()
 }
 
-/// Records that each slot belongs to its opening; decides the openings whose slots are then
-/// all in. The opening rows are locked first (in one order), so two replicas handling slots of
-/// one batch at once neither both decide nor both miss the last slot.
+/// Records that each slot belongs to its opening; settles the openings whose slots are then all
+/// in ([`settle`]). The opening rows are locked first (in one order), so two replicas handling
+/// slots of one batch at once neither both settle nor both miss the last slot.
 async fn add_to_openings<C: ConnectionTrait>(
     conn: &C,
     policy: &PolicyConfig,
@@ -364,6 +363,8 @@ async fn add_to_openings<C: ConnectionTrait>(
             expected: Set(i32::try_from(o.size).unwrap_or(i32::MAX)),
             decided_at: Set(None),
             policy: Set(o.policy.as_str().to_owned()),
+            due_at: Set(None),
+            trace: Set(o.trace.clone()),
         })
         .collect();
     insert_new(conn, &rows, &[opening::Column::BatchId]).await?;
@@ -384,8 +385,8 @@ async fn add_to_openings<C: ConnectionTrait>(
             batch_ids.len() - open.len()
         )));
     }
-    // A decided opening only gains the slot: its offers went out with the slots it had.
-    open.retain(|o| o.decided_at.is_none());
+    // A settled opening only gains the slot: its offers go out with the slots it had.
+    open.retain(|o| o.decided_at.is_none() && o.due_at.is_none());
     let members: Vec<opening_slot::ActiveModel> = added
         .iter()
         .map(|(o, slot_id)| opening_slot::ActiveModel {
@@ -418,25 +419,14 @@ async fn add_to_openings<C: ConnectionTrait>(
                 batch_id: o.batch_id,
                 slot_ids,
                 policy: OfferPolicy::parse(&o.policy).unwrap_or_default(),
-                trace: openings
-                    .get(&o.batch_id)
-                    .map(|a| a.trace.clone())
-                    .unwrap_or_default(),
+                trace: o.trace.clone(),
             })
         })
         .collect();
     if complete.is_empty() {
         return Ok(0);
     }
-    let decided: Vec<Uuid> = complete.iter().map(|c| c.batch_id).collect();
-    for run in slotcast_bus::rows::ids(&decided) {
-        opening::Entity::update_many()
-            .col_expr(opening::Column::DecidedAt, Expr::value(Utc::now()))
-            .filter(opening::Column::BatchId.is_in(run.iter().copied()))
-            .exec(conn)
-            .await?;
-    }
-    decide(conn, policy, &complete).await
+    settle(conn, policy, &complete).await
 }
 
 /// An opening as a slot event describes it.

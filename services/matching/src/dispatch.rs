@@ -1,9 +1,14 @@
-//! The dispatcher: turns due offers (`pending` rows) into `notify.patient` messages.
+//! The dispatcher: decides broadcast openings when they fall due, and turns their offers and
+//! the due `pending` rows into `notify.patient` messages.
 //!
-//! An offer is due when the coalescing window of the first offer to that patient from that
-//! practitioner ends (`COALESCE_WINDOW_MS`), or at once for a wave. Everything pending for that
-//! patient and practitioner then goes out as one message, so slots published in separate
-//! requests within the window reach the patient together. Before it goes out:
+//! A broadcast opening falls due when its coalescing window ends (`COALESCE_WINDOW_MS`); it is
+//! decided then ([`crate::projection::offers`]), with every other opening of its practitioner
+//! waiting out its window, so slots published in separate requests within the window reach a
+//! patient together, and a patient who joined the list meanwhile is told too. Its offers go out
+//! in the same pass, never written down; an opening too big for one pass is written to `pending`
+//! and sent over the next passes. A `pending` offer (a wave's, due at once; one to a patient not
+//! known yet, due again a moment later) goes with everything else pending for its patient and
+//! practitioner, as one message. Before a message goes out:
 //! - a slot booked, withdrawn or started since the decision is dropped from it;
 //! - an entry that stopped waiting or expired drops its slots;
 //! - a patient who switched both email and in-app off is skipped (`opted_out`); one who
@@ -12,10 +17,10 @@
 //!   skipped (`capped`).
 //!
 //! Each is [`crate::eligibility::verdict`] at the moment of sending. A message sent is recorded
-//! in `told` (with its decision: rank, priority, wave), a skip in `considered`. One dispatcher runs at a time across replicas (a
-//! transaction-scoped advisory lock), and a patient's pending rows are read, turned into `told`
-//! rows and the outbox event, and deleted in one transaction: a crash sends nothing twice and
-//! loses nothing.
+//! in `told` (with its decision: rank, priority, wave), a skip in `considered`. One dispatcher
+//! runs at a time across replicas (a transaction-scoped advisory lock). A pass decides its
+//! openings, takes its `pending` rows, writes the `told` rows and the outbox events in one
+//! transaction: a crash sends nothing twice and loses nothing.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet},
@@ -31,7 +36,8 @@ use sea_orm::{
 };
 use slotcast_bus::outbox::{self, Relay};
 use slotcast_events::{
-    Channels, CloudEvent, NotifyPatient, OfferedSlot, PatientContact, PractitionerCard, WaitKind,
+    Channels, CloudEvent, NotifyPatient, OfferPolicy, OfferedSlot, PatientContact,
+    PractitionerCard, WaitKind,
 };
 use slotcast_kit::offer::OfferSigner;
 use tokio_util::sync::CancellationToken;
@@ -40,10 +46,12 @@ use uuid::Uuid;
 use crate::{
     SOURCE,
     eligibility::{self, Cap, Case, Fit, Verdict},
-    entities::{considered, entry, patient, pending, practitioner, slot, told},
+    entities::{
+        considered, entry, opening, opening_slot, patient, pending, practitioner, slot, told,
+    },
     fit::OpenSlot,
     passes::{Wakers, run_passes},
-    projection::{find_in, insert_new, record_considered, sent_today},
+    projection::{self, Complete, find_in, insert_new, record_considered, sent_today},
     vocabulary::{Outcome, Reason},
 };
 
@@ -51,12 +59,17 @@ use crate::{
 const DISPATCH_LOCK: i64 = 0x5107_ca57_d15b;
 /// Patient and practitioner pairs sent per transaction.
 const GROUPS_PER_PASS: u64 = 500;
+/// Due openings looked at per pass (with the other openings of their practitioners).
+const OPENINGS_PER_PASS: u64 = 100;
 /// How often due offers are looked for when nothing wakes the dispatcher.
 const TICK: Duration = Duration::from_millis(200);
 /// How long an offer to a patient matching does not know yet waits for their registration.
 const UNKNOWN_GRACE: chrono::Duration = chrono::Duration::seconds(60);
 /// How soon such an offer is looked at again.
 const UNKNOWN_RETRY: chrono::Duration = chrono::Duration::milliseconds(500);
+
+/// A patient and practitioner pair, with the offers that go to the patient in one message.
+type Pair = ((Uuid, Uuid), Vec<pending::Model>);
 
 /// Sends due offers: holds what sending needs, and nothing else.
 pub struct Dispatcher {
@@ -108,51 +121,81 @@ impl Dispatcher {
             TICK,
             full,
             shutdown,
-            || async { self.run_once().await.map(|d| d.groups) },
+            || async {
+                let (done, more) = self.pass().await?;
+                Ok(if more { full } else { done.groups })
+            },
             || self.next_due(),
         )
         .await;
     }
 
-    /// When the first offer not sent yet falls due (it may be due already).
+    /// When the first offer or opening not sent yet falls due (it may be due already).
     pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>, DbErr> {
-        pending::Entity::find()
+        let offer = pending::Entity::find()
             .select_only()
             .column_as(pending::Column::DueAt.min(), "due")
             .into_tuple::<Option<DateTime<Utc>>>()
             .one(&self.db)
-            .await
-            .map(Option::flatten)
+            .await?
+            .flatten();
+        let opening = opening::Entity::find()
+            .select_only()
+            .column_as(opening::Column::DueAt.min(), "due")
+            .into_tuple::<Option<DateTime<Utc>>>()
+            .one(&self.db)
+            .await?
+            .flatten();
+        Ok(offer.into_iter().chain(opening).min())
     }
 
-    /// Sends one pass of due offers (nothing while another replica is sending).
+    /// Sends one pass of due offers and openings (nothing while another replica is sending).
     pub async fn run_once(&self) -> Result<Dispatched, DbErr> {
+        self.pass().await.map(|(done, _)| done)
+    }
+
+    /// [`Self::run_once`], and whether more was due than the pass could take.
+    async fn pass(&self) -> Result<(Dispatched, bool), DbErr> {
         let txn = self.db.begin().await?;
         if !slotcast_kit::db::try_xact_lock(&txn, DISPATCH_LOCK).await? {
             // Another replica is dispatching.
-            return Ok(Dispatched::default());
+            return Ok((Dispatched::default(), false));
         }
         let now = Utc::now();
-        let taken = take_due(&txn, now).await?;
-        if taken.is_empty() {
-            return Ok(Dispatched::default());
+        let budget = usize::try_from(GROUPS_PER_PASS).unwrap_or(usize::MAX);
+        let mut taken = take_due(&txn, now, budget).await?;
+        let mut more = taken.len() == budget;
+        let mut decided = Decided::default();
+        if taken.len() < budget {
+            decided = decide_due(&txn, now, budget - taken.len()).await?;
+            more |= decided.more;
+            if decided.spilled {
+                let left = budget - taken.len();
+                taken = merged(taken, take_due(&txn, now, left).await?);
+            }
+            taken = merged(taken, std::mem::take(&mut decided.offers));
+        }
+        if taken.is_empty() && decided.openings == 0 {
+            return Ok((Dispatched::default(), more));
         }
         let groups = taken.len();
-        let sent = self.send(&txn, taken, now).await?;
+        let sent = self.send(&txn, taken, decided.considered, now).await?;
         txn.commit().await?;
         if sent > 0 {
             self.relay.wake();
         }
         metrics::counter!("slotcast_matching_notifications_total").increment(sent as u64);
-        Ok(Dispatched { groups, sent })
+        Ok((Dispatched { groups, sent }, more))
     }
 
-    /// Sends the offers `taken` out of `pending`, a patient and practitioner pair at a time in
-    /// the order given; returns the messages sent.
+    /// Sends the offers `taken` (out of `pending`, or decided in this pass), a patient and
+    /// practitioner pair at a time in the order given, and records `decisions` with its own;
+    /// returns the messages sent.
     async fn send<C: ConnectionTrait>(
         &self,
         conn: &C,
-        taken: Vec<((Uuid, Uuid), Vec<pending::Model>)>,
+        taken: Vec<Pair>,
+        mut decisions: Vec<considered::ActiveModel>,
         now: DateTime<Utc>,
     ) -> Result<usize, DbErr> {
         let rows = || taken.iter().flat_map(|(_, rows)| rows);
@@ -191,7 +234,6 @@ impl Dispatcher {
         }
         let mut sent_today = sent_today(conn, self.daily_cap, &patient_ids, now).await?;
 
-        let mut decisions: Vec<considered::ActiveModel> = Vec::new();
         let mut told_rows: Vec<told::ActiveModel> = Vec::new();
         let mut retry: Vec<pending::ActiveModel> = Vec::new();
         let mut events: Vec<(CloudEvent<NotifyPatient>, &str)> = Vec::new();
@@ -381,8 +423,7 @@ impl Dispatcher {
     }
 }
 
-/// Takes the pending offers of the first [`GROUPS_PER_PASS`] patient and practitioner pairs
-/// that are due (a pair is due once its first offer is; only due rows are read, through the
+/// Takes the pending offers of the first `budget` patient and practitioner pairs that are due (a pair is due once its first offer is; only due rows are read, through the
 /// `due_at` index) out of `pending`: a `DELETE … RETURNING` per practitioner and run of
 /// patients, so the rows are read and removed by the same statement. Returns each pair with
 /// its offers, the pair whose first offer was due first first. Every offer of a pair goes, due
@@ -391,7 +432,8 @@ impl Dispatcher {
 async fn take_due<C: ConnectionTrait>(
     conn: &C,
     now: DateTime<Utc>,
-) -> Result<Vec<((Uuid, Uuid), Vec<pending::Model>)>, DbErr> {
+    budget: usize,
+) -> Result<Vec<Pair>, DbErr> {
     let groups: Vec<(Uuid, Uuid)> = pending::Entity::find()
         .select_only()
         .column(pending::Column::PatientId)
@@ -403,7 +445,7 @@ async fn take_due<C: ConnectionTrait>(
             Expr::expr(Func::min(Expr::col(pending::Column::DueAt))),
             Order::Asc,
         )
-        .limit(GROUPS_PER_PASS)
+        .limit(u64::try_from(budget).unwrap_or(u64::MAX))
         .into_tuple()
         .all(conn)
         .await?;
@@ -433,6 +475,204 @@ async fn take_due<C: ConnectionTrait>(
         .into_iter()
         .filter_map(|group| Some((group, rows.remove(&group)?)))
         .collect())
+}
+
+/// The broadcast openings decided in a pass, by [`decide_due`].
+#[derive(Default)]
+struct Decided {
+    /// Their offers, by patient and practitioner pair.
+    offers: Vec<Pair>,
+    /// What did not become an offer, for `considered`.
+    considered: Vec<considered::ActiveModel>,
+    /// How many openings were decided.
+    openings: usize,
+    /// Whether openings that are due were left for the next pass.
+    more: bool,
+    /// Whether an opening's offers were written to `pending` (too many for one pass).
+    spilled: bool,
+}
+
+/// Decides the broadcast openings that are due ([`projection::offers`]), each with every other
+/// opening of its practitioner waiting out its window (slots posted apart within the window go
+/// out together): practitioner by practitioner in the order they fell due, while their pairs
+/// fit in `budget`. An opening too big for any pass has its offers written to `pending`, due
+/// now, for the passes that follow. A pair's offers already in
+/// `pending` go with it (one message per pair).
+async fn decide_due<C: ConnectionTrait>(
+    conn: &C,
+    now: DateTime<Utc>,
+    budget: usize,
+) -> Result<Decided, DbErr> {
+    let full = usize::try_from(GROUPS_PER_PASS).unwrap_or(usize::MAX);
+    let due = opening::Entity::find()
+        .filter(opening::Column::DueAt.lte(now))
+        .order_by_asc(opening::Column::DueAt)
+        .limit(OPENINGS_PER_PASS)
+        .all(conn)
+        .await?;
+    let mut decided = Decided {
+        more: due.len() as u64 == OPENINGS_PER_PASS,
+        ..Decided::default()
+    };
+    let mut practitioners: Vec<Uuid> = Vec::new();
+    for o in &due {
+        if !practitioners.contains(&o.practitioner_id) {
+            practitioners.push(o.practitioner_id);
+        }
+    }
+    if practitioners.is_empty() {
+        return Ok(decided);
+    }
+    let mut waiting: Vec<opening::Model> = Vec::new();
+    for run in slotcast_bus::rows::ids(&practitioners) {
+        waiting.extend(
+            opening::Entity::find()
+                .filter(opening::Column::PractitionerId.is_in(run.iter().copied()))
+                .filter(opening::Column::DueAt.is_not_null())
+                .all(conn)
+                .await?,
+        );
+    }
+    let batch_ids: Vec<Uuid> = waiting.iter().map(|o| o.batch_id).collect();
+    let mut slots_of: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for s in
+        find_in::<opening_slot::Entity, _>(conn, opening_slot::Column::BatchId, &batch_ids).await?
+    {
+        slots_of.entry(s.batch_id).or_default().push(s.slot_id);
+    }
+    let complete: Vec<Complete> = waiting
+        .iter()
+        .map(|o| Complete {
+            practitioner_id: o.practitioner_id,
+            batch_id: o.batch_id,
+            slot_ids: slots_of.remove(&o.batch_id).unwrap_or_default(),
+            policy: OfferPolicy::Broadcast,
+            trace: o.trace.clone(),
+        })
+        .collect();
+    let (offers, considered) = projection::offers(conn, &complete, now).await?;
+    let mut pairs_of: HashMap<Uuid, Vec<Pair>> = HashMap::new();
+    for offer in offers {
+        let pairs = pairs_of.entry(offer.practitioner_id).or_default();
+        let pair = (offer.patient_id, offer.practitioner_id);
+        match pairs.iter_mut().find(|(p, _)| *p == pair) {
+            Some((_, rows)) => rows.push(offer),
+            None => pairs.push((pair, vec![offer])),
+        }
+    }
+    let mut accepted: HashSet<Uuid> = HashSet::new();
+    let mut spilled: Vec<pending::ActiveModel> = Vec::new();
+    for dr in &practitioners {
+        let pairs = pairs_of.remove(dr).unwrap_or_default();
+        if decided.offers.len() + pairs.len() > budget {
+            decided.more = true;
+            if accepted.is_empty() && pairs.len() > full {
+                accepted.insert(*dr);
+                decided.spilled = true;
+                spilled.extend(
+                    pairs
+                        .into_iter()
+                        .flat_map(|(_, rows)| rows)
+                        .map(|r| pending::ActiveModel::from(r).reset_all()),
+                );
+            }
+            break;
+        }
+        accepted.insert(*dr);
+        decided.offers.extend(pairs);
+    }
+    let settled: Vec<&Complete> = complete
+        .iter()
+        .filter(|o| accepted.contains(&o.practitioner_id))
+        .collect();
+    decided.considered = considered
+        .into_iter()
+        .filter(|(dr, _)| accepted.contains(dr))
+        .map(|(_, c)| c)
+        .collect();
+    decided.openings = settled.len();
+    let batch_ids: Vec<Uuid> = settled.iter().map(|o| o.batch_id).collect();
+    for run in slotcast_bus::rows::ids(&batch_ids) {
+        opening::Entity::update_many()
+            .col_expr(opening::Column::DecidedAt, Expr::value(now))
+            .col_expr(
+                opening::Column::DueAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .filter(opening::Column::BatchId.is_in(run.iter().copied()))
+            .exec(conn)
+            .await?;
+    }
+    insert_new(
+        conn,
+        &spilled,
+        &[pending::Column::PatientId, pending::Column::SlotId],
+    )
+    .await?;
+    decided.offers = with_pending(conn, std::mem::take(&mut decided.offers)).await?;
+    Ok(decided)
+}
+
+/// `pairs` with the offers of each pair already in `pending`, taken out of it.
+async fn with_pending<C: ConnectionTrait>(
+    conn: &C,
+    mut pairs: Vec<Pair>,
+) -> Result<Vec<Pair>, DbErr> {
+    let patients = distinct(pairs.iter().map(|((p, _), _)| *p));
+    let mut found: Vec<pending::Model> = Vec::new();
+    for run in slotcast_bus::rows::ids(&patients) {
+        found.extend(
+            pending::Entity::find()
+                .filter(pending::Column::PatientId.is_in(run.iter().copied()))
+                .all(conn)
+                .await?,
+        );
+    }
+    let at: HashMap<(Uuid, Uuid), usize> = pairs
+        .iter()
+        .enumerate()
+        .map(|(i, (pair, _))| (*pair, i))
+        .collect();
+    for row in found {
+        let Some(&i) = at.get(&(row.patient_id, row.practitioner_id)) else {
+            continue;
+        };
+        pending::Entity::delete_by_id((row.patient_id, row.slot_id))
+            .exec(conn)
+            .await?;
+        let rows = &mut pairs[i].1;
+        if !rows.iter().any(|r| r.slot_id == row.slot_id) {
+            rows.push(row);
+        }
+    }
+    Ok(pairs)
+}
+
+/// `first` then `then`, a pair in both once (with the offers of both).
+fn merged(first: Vec<Pair>, then: Vec<Pair>) -> Vec<Pair> {
+    let mut all = first;
+    let mut at: HashMap<(Uuid, Uuid), usize> = all
+        .iter()
+        .enumerate()
+        .map(|(i, (pair, _))| (*pair, i))
+        .collect();
+    for (pair, rows) in then {
+        match at.get(&pair) {
+            Some(&i) => {
+                let have = &mut all[i].1;
+                for r in rows {
+                    if !have.iter().any(|h| h.slot_id == r.slot_id) {
+                        have.push(r);
+                    }
+                }
+            }
+            None => {
+                at.insert(pair, all.len());
+                all.push((pair, rows));
+            }
+        }
+    }
+    all
 }
 
 /// The slots among `ids`, locked for share on Postgres until the pass commits. A slot the

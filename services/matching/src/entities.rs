@@ -69,6 +69,11 @@ pub mod opening {
         pub decided_at: Option<DateTimeUtc>,
         /// `broadcast` or `waves`, as scheduling said when the slots opened.
         pub policy: String,
+        /// A broadcast opening with all its slots in: when the dispatcher decides and sends it
+        /// (the coalescing window's end).
+        pub due_at: Option<DateTimeUtc>,
+        /// The trace its offers continue (JSON headers).
+        pub trace: String,
     }
     slotcast_kit::no_relations!();
 }
@@ -155,9 +160,10 @@ pub mod history {
     slotcast_kit::no_relations!();
 }
 
-/// An offer decided and waiting to go out: the coalescing window (everything due for a patient
-/// and practitioner goes out as one message when the first is due), or a wave's offer (due at
-/// once). The key keeps one row per patient and slot.
+/// An offer decided and waiting to go out: a wave's offer (due at once), an offer to a patient
+/// matching does not know yet (due again a moment later), or one of a broadcast opening too big
+/// for one pass of the dispatcher. Everything due for a patient and practitioner goes out as
+/// one message when the first is due. The key keeps one row per patient and slot.
 pub mod pending {
     use sea_orm::entity::prelude::*;
 

@@ -4,7 +4,7 @@
 //!   offered under, and for `waves` who each wave told;
 //! - `considered`: every patient whose entry fitted the slot when it was decided, in the fair
 //!   order (`rank`), with what came of it: `told` (in which wave, in which notification),
-//!   `pending` (waiting out the coalescing window), `waiting` (a later wave), `not_reached`
+//!   `pending` (waiting out the coalescing window: as it would be decided now), `waiting` (a later wave), `not_reached`
 //!   (the slot was taken, or the waves stopped, first) or `skipped` with the reason (`expired`,
 //!   `opted_out`, `capped`, `taken`, `gone`, `no_longer_waiting`);
 //! - `not_considered`: the practitioner's other active entries, as they stand now, and why the
@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use axum::{Router, extract::State, routing::get};
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TryIntoModel};
 use serde::Serialize;
 use slotcast_kit::{ApiJson, Problem, auth::Caller, problem::ApiPath};
 use uuid::Uuid;
@@ -26,6 +26,7 @@ use crate::{
     entities::{considered, entry, opening, opening_slot, pending, slot, told, wave_member},
     fit::{OpenSlot, Waiting},
     history::HistoryState,
+    projection::{self, Complete},
     vocabulary::{Outcome, Reason, SlotStatus},
 };
 
@@ -123,6 +124,7 @@ async fn decisions(
         .map_err(internal)?;
     let told_here: HashSet<Uuid> = told_rows.iter().map(|t| t.patient_id).collect();
     let mut openings: Vec<OpeningView> = Vec::new();
+    let mut waiting: Vec<Complete> = Vec::new();
     for o in opening::Entity::find()
         .filter(opening::Column::BatchId.is_in(batch_ids.clone()))
         .all(db)
@@ -141,6 +143,22 @@ async fn decisions(
                 waves.entry(m.wave).or_default().push(m.patient_id);
             }
         }
+        if o.due_at.is_some() {
+            waiting.push(Complete {
+                practitioner_id: o.practitioner_id,
+                batch_id: o.batch_id,
+                slot_ids: opening_slot::Entity::find()
+                    .filter(opening_slot::Column::BatchId.eq(o.batch_id))
+                    .all(db)
+                    .await
+                    .map_err(internal)?
+                    .into_iter()
+                    .map(|m| m.slot_id)
+                    .collect(),
+                policy: slotcast_events::OfferPolicy::Broadcast,
+                trace: String::new(),
+            });
+        }
         openings.push(OpeningView {
             batch_id: o.batch_id,
             policy: o.policy,
@@ -155,16 +173,29 @@ async fn decisions(
         });
     }
     openings.sort_by_key(|o| o.decided_at);
-    let recorded = considered::Entity::find()
+    let mut recorded = considered::Entity::find()
         .filter(considered::Column::SlotId.eq(slot_id))
         .all(db)
         .await
         .map_err(internal)?;
-    let pending_rows = pending::Entity::find()
+    let mut pending_rows = pending::Entity::find()
         .filter(pending::Column::SlotId.eq(slot_id))
         .all(db)
         .await
         .map_err(internal)?;
+    // An opening waiting out its window is decided when it goes: shown as it would be now.
+    if let Some(o) = waiting.first() {
+        let (offers, skipped) = projection::offers(db, std::slice::from_ref(o), Utc::now())
+            .await
+            .map_err(internal)?;
+        pending_rows.extend(offers.into_iter().filter(|p| p.slot_id == slot_id));
+        for (_, c) in skipped {
+            let c = c.try_into_model().map_err(internal)?;
+            if c.slot_id == slot_id {
+                recorded.push(c);
+            }
+        }
+    }
     let considered = decided(recorded, pending_rows, told_rows);
     let seen: HashSet<Uuid> = considered.iter().map(|c| c.patient_id).collect();
     let decided_at = openings.iter().filter_map(|o| o.decided_at).min();

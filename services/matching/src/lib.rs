@@ -4,7 +4,8 @@
 //! waiting-list entries; it never reads scheduling's tables). When slots open (`slot.created`,
 //! `slot.released`) it tells every patient whose entry fits, once per slot, with one
 //! `notify.patient` per patient listing every slot of the opening that fits them. Slots posted
-//! together share a `batch_id`; the opening is decided when all `batch_size` of them are in.
+//! together share a `batch_id`; the opening is complete when all `batch_size` of them are in,
+//! and decided when its coalescing window ends.
 //!
 //! # Layout
 //! - [`config`]: [`Config`] from the environment.
@@ -18,13 +19,14 @@
 //! - [`policy`]: the policy's settings (`PolicyConfig`).
 //! - [`inbox`]: the scheduling events, decoded once into [`inbox::Input`].
 //! - [`projector`]: applying events to the projection, many practitioners at once in lanes, each
-//!   event in a transaction with the pending offers of the opening it completes.
+//!   event in a transaction with the opening it completes.
 //! - [`apply`]: applying one event to the projection, a function per event; the opening it
-//!   completes is decided there.
+//!   completes is settled there (due when its window ends, or its first wave now).
 //! - [`fence`]: one practitioner's (or patient's) events applied in the order of their stamps.
 //! - [`projection`]: deciding an opening (who is told, in the fair order), and the lookups and
 //!   records the workers share.
-//! - [`dispatch`]: the [`dispatch::Dispatcher`], due offers to `notify.patient` messages.
+//! - [`dispatch`]: the [`dispatch::Dispatcher`], due openings and offers to `notify.patient`
+//!   messages.
 //! - [`waves`]: the [`waves::WaveRunner`], the `waves` policy's timers.
 //! - [`holds`]: scheduling's hold API, as the waves call it.
 //! - [`passes`]: the loop the dispatcher and the wave runner run, and what wakes them.

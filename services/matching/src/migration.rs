@@ -17,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(slotcast_bus::order::StampAtCommit),
             Box::new(CreateOrderProgress),
             Box::new(slotcast_bus::bundle::AddOutboxBundles),
+            Box::new(DecideWhenDue),
         ]
     }
 }
@@ -63,6 +64,8 @@ enum Openings {
     Expected,
     DecidedAt,
     Policy,
+    DueAt,
+    Trace,
 }
 
 #[derive(DeriveIden)]
@@ -781,5 +784,71 @@ impl MigrationTrait for CreateOrderProgress {
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.drop_table(Table::drop().table(OrderProgress::Table).to_owned())
             .await
+    }
+}
+
+/// A broadcast opening is decided when its coalescing window ends, by the dispatcher that sends
+/// it: `due_at` says when, and `trace` is the trace its offers continue.
+pub struct DecideWhenDue;
+
+impl MigrationName for DecideWhenDue {
+    fn name(&self) -> &str {
+        "m0007_decide_when_due"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for DecideWhenDue {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // SQLite adds one column per ALTER TABLE.
+        for col in [
+            ColumnDef::new(Openings::DueAt)
+                .timestamp_with_time_zone()
+                .null()
+                .to_owned(),
+            ColumnDef::new(Openings::Trace)
+                .text()
+                .not_null()
+                .default("{}")
+                .to_owned(),
+        ] {
+            m.alter_table(
+                Table::alter()
+                    .table(Openings::Table)
+                    .add_column(col)
+                    .to_owned(),
+            )
+            .await?;
+        }
+        m.create_index(
+            Index::create()
+                .if_not_exists()
+                .name("openings_due_at")
+                .table(Openings::Table)
+                .col(Openings::DueAt)
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_index(
+            Index::drop()
+                .if_exists()
+                .name("openings_due_at")
+                .table(Openings::Table)
+                .to_owned(),
+        )
+        .await?;
+        for col in [Openings::DueAt, Openings::Trace] {
+            m.alter_table(
+                Table::alter()
+                    .table(Openings::Table)
+                    .drop_column(col)
+                    .to_owned(),
+            )
+            .await?;
+        }
+        Ok(())
     }
 }

@@ -10,8 +10,8 @@ pub const MAX_WAVE_SIZE: u32 = 1_000;
 /// How openings are offered; from the environment (defaults in brackets).
 #[derive(Debug, Clone)]
 pub struct PolicyConfig {
-    /// `COALESCE_WINDOW_MS` [2000]: offers to one patient from one practitioner that are
-    /// decided within this window of the first go out as one message when it ends.
+    /// `COALESCE_WINDOW_MS` [2000]: slots a practitioner opens within this window of the first
+    /// are decided together when it ends, one message per patient.
     pub coalesce_window: Duration,
     /// `DAILY_MESSAGE_CAP` [6]: availability messages a patient gets in any 24 hours; 0 means
     /// no cap.

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::{
     eligibility::{self, Cap, Case, Channels, Fit, Verdict},
-    entities::{considered, entry, patient, pending, slot, told, wave},
+    entities::{considered, entry, opening, patient, pending, slot, told, wave},
     fit::{self, OpenSlot, Waiting},
     policy::PolicyConfig,
     vocabulary::{Outcome, Reason, SlotStatus, WaveStatus},
@@ -34,37 +34,32 @@ pub(crate) struct Complete {
     pub trace: String,
 }
 
-/// Decides openings, together: a statement per lookup for all of them, not one per opening.
-/// `broadcast`: every fitting patient gets an offer of the opening's slots still open, due
-/// when the coalescing window ends (the dispatcher sends it). `waves`: a timer, due now, for
-/// the first wave ([`crate::waves`]). Returns the patients and wave timers decided.
-pub(crate) async fn decide<C: ConnectionTrait>(
+/// Settles openings whose slots are all in. A `waves` opening is decided at once: a timer, due
+/// now, for its first wave ([`crate::waves`]). A `broadcast` one falls due when the coalescing
+/// window ends, and the dispatcher decides it then ([`offers`]): its offers go out as they are
+/// decided, never written down, to the patients waiting when it goes out. Returns the openings
+/// settled.
+pub(crate) async fn settle<C: ConnectionTrait>(
     conn: &C,
     config: &PolicyConfig,
     openings: &[Complete],
 ) -> Result<usize, DbErr> {
-    let started = std::time::Instant::now();
     let now = Utc::now();
-    let all_slots: Vec<Uuid> = openings.iter().flat_map(|o| o.slot_ids.clone()).collect();
-    let open: HashMap<Uuid, OpenSlot> = open_slots(conn, &all_slots, now)
+    let (waves, broadcast): (Vec<&Complete>, Vec<&Complete>) = openings
+        .iter()
+        .partition(|o| o.policy == OfferPolicy::Waves);
+    let wave_slots: Vec<Uuid> = waves.iter().flat_map(|o| o.slot_ids.clone()).collect();
+    let open: HashSet<Uuid> = open_slots(conn, &wave_slots, now)
         .await?
         .into_iter()
-        .map(|s| (s.id, s))
+        .map(|s| s.id)
         .collect();
-    let mut waves = Vec::new();
-    let mut broadcast: Vec<(&Complete, Vec<OpenSlot>)> = Vec::new();
-    for o in openings {
-        let slots: Vec<OpenSlot> = o
-            .slot_ids
-            .iter()
-            .filter_map(|id| open.get(id).cloned())
-            .collect();
-        if slots.is_empty() {
-            continue;
-        }
-        if o.policy == OfferPolicy::Waves {
-            tracing::info!(batch_id = %o.batch_id, practitioner_id = %o.practitioner_id, slots = slots.len(), "opening to be offered in waves");
-            waves.push(wave::ActiveModel {
+    let timers: Vec<wave::ActiveModel> = waves
+        .iter()
+        .filter(|o| o.slot_ids.iter().any(|id| open.contains(id)))
+        .map(|o| {
+            tracing::info!(batch_id = %o.batch_id, practitioner_id = %o.practitioner_id, "opening to be offered in waves");
+            wave::ActiveModel {
                 batch_id: Set(o.batch_id),
                 practitioner_id: Set(o.practitioner_id),
                 next_wave: Set(1),
@@ -73,62 +68,111 @@ pub(crate) async fn decide<C: ConnectionTrait>(
                 status: Set(WaveStatus::Running),
                 attempts: Set(0),
                 trace: Set(o.trace.clone()),
-            });
-        } else {
-            broadcast.push((o, slots));
-        }
+            }
+        })
+        .collect();
+    insert_new(conn, &timers, &[wave::Column::BatchId]).await?;
+    let decided: Vec<Uuid> = waves.iter().map(|o| o.batch_id).collect();
+    set_on(conn, &decided, opening::Column::DecidedAt, now).await?;
+    let due = now
+        + chrono::Duration::from_std(config.coalesce_window).unwrap_or(chrono::Duration::zero());
+    let waiting: Vec<Uuid> = broadcast.iter().map(|o| o.batch_id).collect();
+    set_on(conn, &waiting, opening::Column::DueAt, due).await?;
+    Ok(timers.len() + waiting.len())
+}
+
+/// Sets `column` to `at` on the openings `batch_ids`.
+pub(crate) async fn set_on<C: ConnectionTrait>(
+    conn: &C,
+    batch_ids: &[Uuid],
+    column: opening::Column,
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    for run in slotcast_bus::rows::ids(batch_ids) {
+        opening::Entity::update_many()
+            .col_expr(column, Expr::value(at))
+            .filter(opening::Column::BatchId.is_in(run.iter().copied()))
+            .exec(conn)
+            .await?;
     }
-    let mut count = waves.len();
-    insert_new(conn, &waves, &[wave::Column::BatchId]).await?;
-    if broadcast.is_empty() {
-        return Ok(count);
-    }
-    let asked: Vec<(Uuid, &[OpenSlot])> = broadcast
+    Ok(())
+}
+
+/// Decides broadcast openings now, together (a statement per lookup for all of them): every
+/// fitting patient gets an offer of the opening's slots still open, in the fair order. Returns
+/// the offers, due now, and what did not become one, for `considered`, with its practitioner.
+pub(crate) async fn offers<C: ConnectionTrait>(
+    conn: &C,
+    openings: &[Complete],
+    now: DateTime<Utc>,
+) -> Result<(Vec<pending::Model>, Vec<(Uuid, considered::ActiveModel)>), DbErr> {
+    let started = std::time::Instant::now();
+    let all_slots: Vec<Uuid> = openings.iter().flat_map(|o| o.slot_ids.clone()).collect();
+    // Every slot, open or not: the one rule says why a slot taken in the window is not offered.
+    let status: HashMap<Uuid, (OpenSlot, SlotStatus)> =
+        find_in::<slot::Entity, _>(conn, slot::Column::Id, &all_slots)
+            .await?
+            .into_iter()
+            .map(|s| {
+                let open = OpenSlot {
+                    id: s.id,
+                    starts_at: s.starts_at,
+                    ends_at: s.ends_at,
+                    released_by: s.released_by,
+                };
+                (s.id, (open, s.status))
+            })
+            .collect();
+    let opened: Vec<(&Complete, Vec<OpenSlot>)> = openings
+        .iter()
+        .map(|o| {
+            let slots = o.slot_ids.iter().filter_map(|id| status.get(id));
+            (o, slots.map(|(s, _)| s.clone()).collect())
+        })
+        .collect();
+    let asked: Vec<(Uuid, &[OpenSlot])> = opened
         .iter()
         .map(|(o, slots)| (o.practitioner_id, slots.as_slice()))
         .collect();
     let ranked = candidates_of(conn, &asked).await?;
     let channels = channels(conn, ranked.iter().flatten()).await?;
     metrics::histogram!("slotcast_matching_decide_seconds").record(started.elapsed().as_secs_f64());
-    let due = now
-        + chrono::Duration::from_std(config.coalesce_window).unwrap_or(chrono::Duration::zero());
-    let mut offers: Vec<pending::ActiveModel> = Vec::new();
-    let mut decisions: Vec<considered::ActiveModel> = Vec::new();
-    for ((o, slots), ranked) in broadcast.iter().zip(&ranked) {
+    let mut offers: Vec<pending::Model> = Vec::new();
+    let mut decisions: Vec<(Uuid, considered::ActiveModel)> = Vec::new();
+    // A slot in two openings at once (booked and freed within the window) is decided once.
+    let mut seen: HashSet<(Uuid, Uuid)> = HashSet::new();
+    for ((o, slots), ranked) in opened.iter().zip(&ranked) {
         let mut patients = 0;
         for c in ranked {
             let mut told = false;
             for s in &c.decision.slots {
+                if !seen.insert((s.id, c.decision.patient_id)) {
+                    continue;
+                }
                 // The cap is counted when the message is formed: this offer may join one that
                 // goes anyway.
+                let state = status
+                    .get(&s.id)
+                    .map_or(SlotStatus::Withdrawn, |(_, st)| *st);
                 let verdict = eligibility::verdict(&Case {
                     cap: Cap::NotCounted,
-                    ..c.case(s, &channels, now)
+                    ..c.case((s, state), &channels, now)
                 });
-                // `pending` records the offer: `considered` only what does not become one.
-                // `Later` is a patient not known yet: the dispatcher looks again when the
-                // offer is due.
+                // `Later` is a patient not known yet: the dispatcher holds the offer back.
                 if matches!(verdict, Verdict::Tell | Verdict::Later) {
                     let (p, b) = (o.practitioner_id, o.batch_id);
-                    offers.push(c.pending(s.id, p, b, None, (now, due), &o.trace));
+                    offers.push(c.offer(s.id, p, b, None, (now, now), &o.trace));
                     told = true;
                 } else {
-                    decisions.push(c.considered(s.id, verdict.outcome(), now));
+                    let decision = c.considered(s.id, verdict.outcome(), now);
+                    decisions.push((o.practitioner_id, decision));
                 }
             }
             patients += usize::from(told);
         }
         tracing::info!(batch_id = %o.batch_id, practitioner_id = %o.practitioner_id, slots = slots.len(), patients, "opening decided");
-        count += patients;
     }
-    record_considered(conn, decisions).await?;
-    insert_new(
-        conn,
-        &offers,
-        &[pending::Column::PatientId, pending::Column::SlotId],
-    )
-    .await?;
-    Ok(count)
+    Ok((offers, decisions))
 }
 
 /// Inserts `rows`, [`ROWS_PER_INSERT`] to a statement; a row whose `key` is there already (a
@@ -226,17 +270,17 @@ pub(crate) struct Candidate {
 }
 
 impl Candidate {
-    /// The case of telling this candidate about `slot`, one of the open slots their entries fit
-    /// (the caller sets the cap and the wave).
+    /// The case of telling this candidate about `slot`, one of the slots their entries fit, as
+    /// it stands (the caller sets the cap and the wave).
     pub fn case<'a>(
         &self,
-        slot: &'a OpenSlot,
+        slot: (&'a OpenSlot, SlotStatus),
         channels: &HashMap<Uuid, Channels>,
         now: chrono::DateTime<Utc>,
     ) -> Case<'a> {
         Case {
             now,
-            slot: Some((slot, SlotStatus::Open)),
+            slot: Some(slot),
             entry: Some(eligibility::Entry {
                 active: true,
                 expires_at: self.expires_at,
@@ -268,7 +312,8 @@ impl Candidate {
         }
     }
 
-    pub fn pending(
+    /// The offer of `slot_id` to this candidate.
+    pub fn offer(
         &self,
         slot_id: Uuid,
         practitioner_id: Uuid,
@@ -278,21 +323,21 @@ impl Candidate {
         // When it was decided, and when it falls due.
         (decided_at, due_at): (chrono::DateTime<Utc>, chrono::DateTime<Utc>),
         trace: &str,
-    ) -> pending::ActiveModel {
-        pending::ActiveModel {
-            patient_id: Set(self.decision.patient_id),
-            slot_id: Set(slot_id),
-            practitioner_id: Set(practitioner_id),
-            entry_id: Set(self.decision.entry_id),
-            batch_id: Set(batch_id),
-            reason: Set(self.decision.reason.as_str().to_owned()),
-            rank: Set(self.rank),
-            priority: Set(self.priority.as_str().to_owned()),
-            wave: Set(wave.map(|(n, _)| n)),
-            held_until: Set(wave.map(|(_, until)| until)),
-            due_at: Set(due_at),
-            trace: Set(trace.to_owned()),
-            decided_at: Set(Some(decided_at)),
+    ) -> pending::Model {
+        pending::Model {
+            patient_id: self.decision.patient_id,
+            slot_id,
+            practitioner_id,
+            entry_id: self.decision.entry_id,
+            batch_id,
+            reason: self.decision.reason.as_str().to_owned(),
+            rank: self.rank,
+            priority: self.priority.as_str().to_owned(),
+            wave: wave.map(|(n, _)| n),
+            held_until: wave.map(|(_, until)| until),
+            due_at,
+            trace: trace.to_owned(),
+            decided_at: Some(decided_at),
         }
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! A pulled batch is split into [`LANES`] lanes by order key, applied at once. A lane applies
 //! its events up to [`PER_TRANSACTION`] to a transaction, each key's in the order of its stamps
-//! ([`crate::fence`]): the projection change, the pending offers it decides and the key's
-//! progress commit or roll back together, so a redelivered event finds its work done and
+//! ([`crate::fence`]): the projection change, the openings it settles and the key's progress
+//! commit or roll back together, so a redelivered event finds its work done and
 //! changes nothing, and an event whose predecessor is not applied yet waits for it.
 
 use std::time::Duration;
@@ -27,7 +27,7 @@ use crate::{
     projection::current_trace,
 };
 
-/// Applies scheduling events to the projection and decides the openings they complete.
+/// Applies scheduling events to the projection and settles the openings they complete.
 pub struct Projector {
     pub db: DatabaseConnection,
     pub policy: PolicyConfig,

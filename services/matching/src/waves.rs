@@ -30,8 +30,8 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait, sea_query::Expr,
 };
 use slotcast_events::ID_NAMESPACE;
 use slotcast_kit::retry::Backoff;
@@ -50,7 +50,7 @@ use crate::{
         Candidate, candidates, channels, continuing, current_trace, insert_new, open_slots,
         record_considered, sent_today,
     },
-    vocabulary::{Outcome, Reason, WaveStatus},
+    vocabulary::{Outcome, Reason, SlotStatus, WaveStatus},
 };
 
 /// The advisory lock key of the wave runner (one per database).
@@ -325,7 +325,7 @@ impl WaveRunner {
                         taken: *taken,
                         size,
                     },
-                    ..c.case(s, &channels, now)
+                    ..c.case((s, SlotStatus::Open), &channels, now)
                 });
                 match verdict {
                     Verdict::Tell => {
@@ -481,14 +481,17 @@ impl WaveRunner {
             });
             for s in slot_ids {
                 // `pending` records the offer and its wave, so `considered` need not.
-                offers.push(c.pending(
-                    *s,
-                    w.practitioner_id,
-                    w.batch_id,
-                    Some((plan.number, plan.until)),
-                    (now, now),
-                    &trace,
-                ));
+                offers.push(
+                    pending::ActiveModel::from(c.offer(
+                        *s,
+                        w.practitioner_id,
+                        w.batch_id,
+                        Some((plan.number, plan.until)),
+                        (now, now),
+                        &trace,
+                    ))
+                    .reset_all(),
+                );
             }
         }
         insert_new(

@@ -169,7 +169,7 @@ pub async fn consumer_backlog(
 }
 
 /// Whether nothing is pending anywhere: no consumer has a backlog, no outbox holds an
-/// unpublished row, and matching holds no offer it has decided but not sent (the coalescing
+/// unpublished row, and matching holds no offer or opening it has not sent (the coalescing
 /// window).
 pub async fn is_quiet(
     js: &async_nats::jetstream::Context,
@@ -179,7 +179,8 @@ pub async fn is_quiet(
     use sea_orm::{ConnectionTrait as _, Statement};
     let offers = Statement::from_string(
         matching.get_database_backend(),
-        "SELECT count(*) AS n FROM pending",
+        "SELECT (SELECT count(*) FROM pending) \
+         + (SELECT count(*) FROM openings WHERE due_at IS NOT NULL) AS n",
     );
     let decided = match matching.query_one_raw(offers).await? {
         Some(row) => row.try_get::<i64>("", "n")?,

@@ -766,8 +766,8 @@ impl System {
         }
     }
 
-    /// What is still in flight, if anything: messages, outboxes, and offers matching has
-    /// decided but not sent yet (the coalescing window, a wave due).
+    /// What is still in flight, if anything: messages, outboxes, and offers or openings
+    /// matching has not sent yet (the coalescing window, a wave due).
     async fn busy(&self) -> anyhow::Result<Option<String>> {
         if let Some(what) = slotcast_bus::in_flight(
             &self.js,
@@ -781,10 +781,11 @@ impl System {
         }
         let pending = count(
             self.db(Service::Matching),
-            "SELECT count(*) AS n FROM pending",
+            "SELECT (SELECT count(*) FROM pending) \
+             + (SELECT count(*) FROM openings WHERE due_at IS NOT NULL) AS n",
         )
         .await?;
-        Ok((pending > 0).then(|| format!("matching has {pending} offers to send")))
+        Ok((pending > 0).then(|| format!("matching has {pending} offers or openings to send")))
     }
 
     /// How many emails each address received.
