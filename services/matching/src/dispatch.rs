@@ -61,6 +61,8 @@ const DISPATCH_LOCK: i64 = 0x5107_ca57_d15b;
 const GROUPS_PER_PASS: u64 = 500;
 /// Due openings looked at per pass (with the other openings of their practitioners).
 const OPENINGS_PER_PASS: u64 = 100;
+/// Practitioners whose openings are decided together, while the pass has room.
+const PRACTITIONERS_AT_ONCE: usize = 16;
 /// How often due offers are looked for when nothing wakes the dispatcher.
 const TICK: Duration = Duration::from_millis(200);
 /// How long an offer to a patient matching does not know yet waits for their registration.
@@ -503,7 +505,6 @@ async fn decide_due<C: ConnectionTrait>(
     now: DateTime<Utc>,
     budget: usize,
 ) -> Result<Decided, DbErr> {
-    let full = usize::try_from(GROUPS_PER_PASS).unwrap_or(usize::MAX);
     let due = opening::Entity::find()
         .filter(opening::Column::DueAt.lte(now))
         .order_by_asc(opening::Column::DueAt)
@@ -520,19 +521,33 @@ async fn decide_due<C: ConnectionTrait>(
             practitioners.push(o.practitioner_id);
         }
     }
-    if practitioners.is_empty() {
-        return Ok(decided);
+    // A few practitioners at a time: those past the budget are not decided for nothing.
+    let mut chunks = practitioners.chunks(PRACTITIONERS_AT_ONCE);
+    for chunk in chunks.by_ref() {
+        if decide_for(conn, now, chunk, budget, &mut decided).await? {
+            break;
+        }
     }
-    let mut waiting: Vec<opening::Model> = Vec::new();
-    for run in slotcast_bus::rows::ids(&practitioners) {
-        waiting.extend(
-            opening::Entity::find()
-                .filter(opening::Column::PractitionerId.is_in(run.iter().copied()))
-                .filter(opening::Column::DueAt.is_not_null())
-                .all(conn)
-                .await?,
-        );
-    }
+    decided.more |= chunks.next().is_some();
+    decided.offers = with_pending(conn, std::mem::take(&mut decided.offers)).await?;
+    Ok(decided)
+}
+
+/// [`decide_due`] for `practitioners`, in order, into `decided`; returns whether the budget
+/// stopped it.
+async fn decide_for<C: ConnectionTrait>(
+    conn: &C,
+    now: DateTime<Utc>,
+    practitioners: &[Uuid],
+    budget: usize,
+    decided: &mut Decided,
+) -> Result<bool, DbErr> {
+    let full = usize::try_from(GROUPS_PER_PASS).unwrap_or(usize::MAX);
+    let waiting = opening::Entity::find()
+        .filter(opening::Column::PractitionerId.is_in(practitioners.iter().copied()))
+        .filter(opening::Column::DueAt.is_not_null())
+        .all(conn)
+        .await?;
     let batch_ids: Vec<Uuid> = waiting.iter().map(|o| o.batch_id).collect();
     let mut slots_of: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
     for s in
@@ -552,21 +567,26 @@ async fn decide_due<C: ConnectionTrait>(
         .collect();
     let (offers, considered) = projection::offers(conn, &complete, now).await?;
     let mut pairs_of: HashMap<Uuid, Vec<Pair>> = HashMap::new();
+    let mut at: HashMap<(Uuid, Uuid), usize> = HashMap::new();
     for offer in offers {
         let pairs = pairs_of.entry(offer.practitioner_id).or_default();
         let pair = (offer.patient_id, offer.practitioner_id);
-        match pairs.iter_mut().find(|(p, _)| *p == pair) {
-            Some((_, rows)) => rows.push(offer),
-            None => pairs.push((pair, vec![offer])),
+        match at.get(&pair) {
+            Some(&i) => pairs[i].1.push(offer),
+            None => {
+                at.insert(pair, pairs.len());
+                pairs.push((pair, vec![offer]));
+            }
         }
     }
     let mut accepted: HashSet<Uuid> = HashSet::new();
     let mut spilled: Vec<pending::ActiveModel> = Vec::new();
-    for dr in &practitioners {
+    let mut stopped = false;
+    for dr in practitioners {
         let pairs = pairs_of.remove(dr).unwrap_or_default();
         if decided.offers.len() + pairs.len() > budget {
-            decided.more = true;
-            if accepted.is_empty() && pairs.len() > full {
+            stopped = true;
+            if decided.offers.is_empty() && pairs.len() > full {
                 accepted.insert(*dr);
                 decided.spilled = true;
                 spilled.extend(
@@ -581,18 +601,19 @@ async fn decide_due<C: ConnectionTrait>(
         accepted.insert(*dr);
         decided.offers.extend(pairs);
     }
-    let settled: Vec<&Complete> = complete
+    let settled: Vec<Uuid> = complete
         .iter()
         .filter(|o| accepted.contains(&o.practitioner_id))
+        .map(|o| o.batch_id)
         .collect();
-    decided.considered = considered
-        .into_iter()
-        .filter(|(dr, _)| accepted.contains(dr))
-        .map(|(_, c)| c)
-        .collect();
-    decided.openings = settled.len();
-    let batch_ids: Vec<Uuid> = settled.iter().map(|o| o.batch_id).collect();
-    for run in slotcast_bus::rows::ids(&batch_ids) {
+    decided.considered.extend(
+        considered
+            .into_iter()
+            .filter(|(dr, _)| accepted.contains(dr))
+            .map(|(_, c)| c),
+    );
+    decided.openings += settled.len();
+    for run in slotcast_bus::rows::ids(&settled) {
         opening::Entity::update_many()
             .col_expr(opening::Column::DecidedAt, Expr::value(now))
             .col_expr(
@@ -609,8 +630,7 @@ async fn decide_due<C: ConnectionTrait>(
         &[pending::Column::PatientId, pending::Column::SlotId],
     )
     .await?;
-    decided.offers = with_pending(conn, std::mem::take(&mut decided.offers)).await?;
-    Ok(decided)
+    Ok(stopped)
 }
 
 /// `pairs` with the offers of each pair already in `pending`, taken out of it.

@@ -828,18 +828,31 @@ impl MigrationTrait for DecideWhenDue {
                 .col(Openings::DueAt)
                 .to_owned(),
         )
+        .await?;
+        // A practitioner's openings waiting out their window, decided with the one due.
+        m.create_index(
+            Index::create()
+                .if_not_exists()
+                .name("openings_practitioner_due_at")
+                .table(Openings::Table)
+                .col(Openings::PractitionerId)
+                .col(Openings::DueAt)
+                .to_owned(),
+        )
         .await
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        m.drop_index(
-            Index::drop()
-                .if_exists()
-                .name("openings_due_at")
-                .table(Openings::Table)
-                .to_owned(),
-        )
-        .await?;
+        for name in ["openings_due_at", "openings_practitioner_due_at"] {
+            m.drop_index(
+                Index::drop()
+                    .if_exists()
+                    .name(name)
+                    .table(Openings::Table)
+                    .to_owned(),
+            )
+            .await?;
+        }
         for col in [Openings::DueAt, Openings::Trace] {
             m.alter_table(
                 Table::alter()

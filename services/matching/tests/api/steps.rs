@@ -250,7 +250,10 @@ async fn an_offer_to_a_patient_not_known_yet_goes_out_once_they_are() {
     );
 
     let registration = events.delivery(registered(alice));
-    assert_eq!(projector.handle_batch(&[registration]).await, [Outcome::Done]);
+    assert_eq!(
+        projector.handle_batch(&[registration]).await,
+        [Outcome::Done]
+    );
     // The offer was put back a moment ahead.
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(
