@@ -630,7 +630,11 @@ impl Bench {
         let sampler = system::PeakRss::start(pids, ticks);
         let tables0 = self.settled_table_stats().await?;
         let cpu0: Vec<f64> = self.stats().iter().map(|s| s.cpu_s).collect();
-        let nats0 = system::proc_stat(self.sys.nats.pid(), ticks).cpu_s;
+        let nats0 = self
+            .sys
+            .nats
+            .pid()
+            .map_or(0.0, |pid| system::proc_stat(pid, ticks).cpu_s);
         let pg0 = system::postgres_cpu_by_pid(ticks);
 
         // BENCH_PERF=<file>: the whole machine's CPU profile of the fan-out, for `perf report`.
@@ -669,7 +673,12 @@ impl Bench {
         }
         self.fanout_peak = peak.clone();
         let cpu1: Vec<f64> = self.stats().iter().map(|s| s.cpu_s).collect();
-        let nats_cpu = system::proc_stat(self.sys.nats.pid(), ticks).cpu_s - nats0;
+        let nats_cpu = self
+            .sys
+            .nats
+            .pid()
+            .map_or(0.0, |pid| system::proc_stat(pid, ticks).cpu_s)
+            - nats0;
         let pg_split = system::postgres_cpu_between(&pg0, &system::postgres_cpu_by_pid(ticks));
         let pg_cpu: f64 = pg_split.values().sum();
         self.table_rows(n, &tables0).await?;

@@ -1,11 +1,12 @@
-//! The system under test, as real processes: a nats-server of its own, a fresh Postgres database
-//! per service, Postfix's `smtp-sink`, and the four release binaries. Everything is stopped and
-//! dropped again by [`System::stop`] (or, on a panic, by the processes' `Drop`).
+//! The system under test, as real processes: a nats-server of its own and a fresh Postgres
+//! database per service (test-support's, as the tests use them), Postfix's `smtp-sink`, and the
+//! four release binaries. Everything is stopped and dropped again by [`System::stop`] (or, on a
+//! panic, by the processes' and test-support's `Drop`).
 
 use std::{
     collections::HashMap,
     io::Read as _,
-    net::{Ipv4Addr, TcpListener},
+    net::Ipv4Addr,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{
@@ -16,7 +17,8 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-use sea_orm::{ConnectionTrait as _, Database, DatabaseConnection};
+use sea_orm::DatabaseConnection;
+use slotcast_test_support::{NatsServer, TestDatabase, try_free_port};
 
 /// The four services, in start order.
 pub const SERVICES: [&str; 4] = ["scheduling", "matching", "email-notifier", "inapp-notifier"];
@@ -72,14 +74,7 @@ impl Drop for Process {
     }
 }
 
-/// A port on 127.0.0.1 that was free a moment ago.
-pub fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
-}
-
-/// A binary on `PATH` or in the sbin folders, where Debian puts nats-server and smtp-sink.
+/// A binary on `PATH` or in the sbin folders, where Debian puts smtp-sink.
 pub fn find_binary(name: &str, env: &str) -> anyhow::Result<PathBuf> {
     if let Ok(p) = std::env::var(env) {
         return Ok(PathBuf::from(p));
@@ -103,7 +98,7 @@ pub struct SmtpSink {
 impl SmtpSink {
     pub fn start() -> anyhow::Result<Self> {
         let bin = find_binary("smtp-sink", "SMTP_SINK_BIN")?;
-        let port = free_port()?;
+        let port = try_free_port()?;
         let mut command = Command::new(bin);
         // As root it must drop privileges; as anyone else `-u` is refused.
         if is_root() {
@@ -169,63 +164,39 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// The fresh Postgres databases of one run.
+/// The fresh Postgres databases of one run (test-support's: each is dropped with it).
 pub struct Databases {
-    admin_url: String,
+    databases: Vec<TestDatabase>,
     pub names: Vec<String>,
 }
 
 impl Databases {
-    pub async fn create(admin_url: &str, run_id: &str, which: &[&str]) -> anyhow::Result<Self> {
-        let admin = Database::connect(admin_url)
-            .await
-            .with_context(|| format!("cannot connect to Postgres at {admin_url}"))?;
-        let mut names = Vec::new();
-        for w in which {
-            let name = format!("slotcast_bench_{}_{run_id}", w.replace('-', "_"));
-            admin
-                .execute_unprepared(&format!(r#"CREATE DATABASE "{name}""#))
-                .await
-                .with_context(|| format!("cannot create database {name}"))?;
-            names.push(name);
+    pub async fn create(admin_url: &str, count: usize) -> anyhow::Result<Self> {
+        let mut databases = Vec::with_capacity(count);
+        for _ in 0..count {
+            databases.push(TestDatabase::postgres_at(admin_url).await?);
         }
-        let _ = admin.close().await;
-        Ok(Self {
-            admin_url: admin_url.to_owned(),
-            names,
-        })
+        let names = databases
+            .iter()
+            .map(|d| d.postgres_name().unwrap_or_default().to_owned())
+            .collect();
+        Ok(Self { databases, names })
     }
 
-    /// The URL of database `name`: the admin URL with its database replaced, its parameters
-    /// (`?sslmode=disable`, say) kept.
-    pub fn url(&self, name: &str) -> String {
-        let (url, query) = self
-            .admin_url
-            .split_once('?')
-            .map_or((self.admin_url.as_str(), String::new()), |(u, q)| {
-                (u, format!("?{q}"))
-            });
-        let base = url.rsplit_once('/').map_or(url, |(b, _)| b);
-        format!("{base}/{name}{query}")
+    fn get(&self, name: &str) -> anyhow::Result<&TestDatabase> {
+        self.databases
+            .iter()
+            .find(|d| d.postgres_name() == Some(name))
+            .with_context(|| format!("no bench database {name}"))
+    }
+
+    /// The URL of database `name`.
+    pub fn url(&self, name: &str) -> anyhow::Result<String> {
+        Ok(self.get(name)?.url())
     }
 
     pub async fn connect(&self, name: &str) -> anyhow::Result<DatabaseConnection> {
-        let mut opts = sea_orm::ConnectOptions::new(self.url(name));
-        opts.max_connections(8).sqlx_logging(false);
-        Database::connect(opts)
-            .await
-            .with_context(|| format!("cannot connect to {name}"))
-    }
-
-    pub async fn drop_all(&self) -> anyhow::Result<()> {
-        let admin = Database::connect(&self.admin_url).await?;
-        for name in &self.names {
-            admin
-                .execute_unprepared(&format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#))
-                .await?;
-        }
-        let _ = admin.close().await;
-        Ok(())
+        self.get(name)?.connect().await
     }
 }
 
@@ -245,7 +216,7 @@ impl Service {
 /// Everything the benchmark runs.
 pub struct System {
     pub dir: PathBuf,
-    pub nats: Process,
+    pub nats: NatsServer,
     pub nats_url: String,
     pub sink: SmtpSink,
     pub databases: Databases,
@@ -283,32 +254,9 @@ impl System {
             }
         }
         std::fs::create_dir_all(dir.join("logs"))?;
-        let run_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
 
-        // nats-server with a store of its own, on a port of its own.
-        let nats_bin = find_binary("nats-server", "NATS_SERVER_BIN")?;
-        let nats_port = free_port()?;
-        let store = dir.join("nats-store");
-        let _ = std::fs::remove_dir_all(&store);
-        let mut command = Command::new(nats_bin);
-        command
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &nats_port.to_string(),
-                "-sd",
-            ])
-            .arg(&store)
-            .arg("-l")
-            .arg(dir.join("logs/nats-server.log"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let nats = Process::spawn("nats-server", command)?;
-        let nats_url = format!("nats://127.0.0.1:{nats_port}");
-        wait_for_port(nats_port, Duration::from_secs(10)).await?;
+        let nats = NatsServer::start().await?;
+        let nats_url = nats.url();
 
         let sink = SmtpSink::start()?;
         wait_for_port(sink.port, Duration::from_secs(10)).await?;
@@ -316,9 +264,8 @@ impl System {
         let admin_url = std::env::var("BENCH_POSTGRES_URL")
             .or_else(|_| std::env::var("TEST_POSTGRES_URL"))
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-        let mut which: Vec<&str> = SERVICES.to_vec();
-        which.push("raw");
-        let databases = Databases::create(&admin_url, &run_id, &which).await?;
+        // One per service, and one for the raw publishing baseline.
+        let databases = Databases::create(&admin_url, SERVICES.len() + 1).await?;
 
         // Generated for this run only, never written anywhere.
         let jwt_secret = format!(
@@ -326,7 +273,7 @@ impl System {
             uuid::Uuid::new_v4().simple(),
             uuid::Uuid::new_v4().simple()
         );
-        let scheduling_port = free_port()?;
+        let scheduling_port = try_free_port()?;
         let mut system = Self {
             dir: dir.to_path_buf(),
             nats,
@@ -344,7 +291,7 @@ impl System {
             let port = if i == 0 {
                 scheduling_port
             } else {
-                free_port()?
+                try_free_port()?
             };
             let db = system.databases.names[i].clone();
             let service = system.spawn(name, name, port, db)?;
@@ -366,7 +313,7 @@ impl System {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("NATS_URL", &self.nats_url)
-            .env("DATABASE_URL", self.databases.url(&db))
+            .env("DATABASE_URL", self.databases.url(&db)?)
             .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
             .env("JWT_SECRET", &self.jwt_secret)
             .env("PUBLIC_BASE_URL", &self.public_base_url)
@@ -396,7 +343,7 @@ impl System {
         while self.matching_replicas.len() + 1 < count {
             let instance = format!("matching-{}", self.matching_replicas.len() + 2);
             let db = self.service("matching").db.clone();
-            let mut replica = self.spawn("matching", &instance, free_port()?, db)?;
+            let mut replica = self.spawn("matching", &instance, try_free_port()?, db)?;
             wait_ready(&mut replica, Duration::from_secs(60)).await?;
             self.matching_replicas.push(replica);
         }
@@ -461,11 +408,7 @@ impl System {
             s.process.stop(Duration::from_secs(10));
         }
         self.sink.process.stop(Duration::from_secs(2));
-        self.nats.stop(Duration::from_secs(5));
-        if let Err(e) = self.databases.drop_all().await {
-            eprintln!("warning: bench databases not dropped: {e:#}");
-        }
-        let _ = std::fs::remove_dir_all(self.dir.join("nats-store"));
+        // Dropping them stops nats-server and drops the databases.
     }
 }
 

@@ -107,7 +107,8 @@ where
     .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
-pub(crate) fn try_free_port() -> anyhow::Result<u16> {
+/// [`free_port`], with an error in place of the panic.
+pub fn try_free_port() -> anyhow::Result<u16> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .context("cannot bind 127.0.0.1:0 to find a free port")?;
     Ok(listener.local_addr()?.port())

@@ -72,6 +72,11 @@ impl NatsServer {
         self.process.is_running()
     }
 
+    /// The server's process id while it runs (for its CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.pid()
+    }
+
     /// Starts the server again on the same port and store directory (killing it first if it
     /// still runs) and waits until it accepts client connections.
     pub async fn restart(&self) -> anyhow::Result<()> {
@@ -375,6 +380,10 @@ impl ServerProcess {
 
     fn is_running(&self) -> bool {
         matches!(self.child().as_mut().map(Child::try_wait), Some(Ok(None)))
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.child().as_ref().map(Child::id)
     }
 
     fn kill(&self) {
