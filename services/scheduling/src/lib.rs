@@ -19,6 +19,11 @@
 //!
 //! # Layout
 //! - [`domain`]: request bodies parsed into checked domain values (422 on bad input).
+//! - [`booking`], [`waiting`], [`holds`]: the use-cases the routes call: taking and booking a
+//!   slot, moving up, freeing a slot for the next in line; closing waiting-list entries; placing
+//!   and letting go the holds of the `waves` policy.
+//! - [`availability`]: a slot's status at a moment, and how a slot that opens starts.
+//! - [`store`]: events into the outbox and row locks, inside the caller's transaction.
 //! - [`entities`] and [`migration`]: the tables, the same on Postgres and SQLite.
 //! - [`routes`]: one module per resource; each exposes `router()`, merged in [`routes::router`].
 //! - [`error`]: the API error type, mapped once to problem+json.
@@ -26,13 +31,18 @@
 //! - [`startup`]: the [`Application`] that wires the HTTP server, the database and the outbox
 //!   relay together and stops them on a token, and the handlers' [`AppState`].
 
+pub mod availability;
+pub mod booking;
 pub mod config;
 pub mod domain;
 pub mod entities;
 pub mod error;
+pub mod holds;
 pub mod migration;
 pub mod routes;
 pub mod startup;
+pub mod store;
+pub mod waiting;
 
 pub use config::{Config, Policy};
 pub use startup::{AppState, Application};

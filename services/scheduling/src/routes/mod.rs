@@ -1,4 +1,5 @@
-//! The `/v1` API, one module per resource.
+//! The `/v1` API, one module per resource: each parses its requests, calls the use-cases
+//! (`crate::booking`, `crate::waiting`, `crate::holds`) and shapes the answers.
 //!
 //! - `practitioners`, `patients`, `slots`, `appointments`, `waitlist`: the resources.
 //! - `offers`: booking links (no login; the signed token is the credential).
@@ -16,11 +17,8 @@ mod slots;
 mod waitlist;
 
 use axum::Router;
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, QuerySelect, Select};
-use slotcast_bus::outbox;
-use slotcast_events::{CloudEvent, Event};
 
-use crate::{AppState, SOURCE};
+use crate::AppState;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -38,19 +36,4 @@ pub fn router(state: AppState) -> Router {
 /// layers are applied to [`router`].
 pub fn holds_router(state: AppState) -> Router {
     holds::router(state)
-}
-
-/// Writes `data` as an event into the outbox, inside the caller's transaction.
-async fn emit<C: ConnectionTrait, T: Event>(conn: &C, data: T) -> Result<(), DbErr> {
-    outbox::enqueue(conn, &CloudEvent::new(SOURCE, data)).await
-}
-
-/// `SELECT ... FOR UPDATE` on Postgres, so concurrent writers of one row wait for each other;
-/// SQLite serialises writers already.
-fn for_update<E: EntityTrait, C: ConnectionTrait>(select: Select<E>, conn: &C) -> Select<E> {
-    if conn.get_database_backend() == DbBackend::Postgres {
-        select.lock_exclusive()
-    } else {
-        select
-    }
 }

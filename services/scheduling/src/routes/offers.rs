@@ -34,16 +34,16 @@ use slotcast_kit::{
 };
 use uuid::Uuid;
 
-use super::{
-    appointments::{APPOINTMENT_BOOKED, AppointmentView, Refusal, book_slot, move_up},
-    emit, for_update,
-    slots::{AVAILABLE, BOOKED, HELD, WITHDRAWN, held_until, status_at},
-    waitlist::ACTIVE,
-};
+use super::appointments::AppointmentView;
 use crate::{
     AppState, Policy,
+    availability::{AVAILABLE, BOOKED, HELD, WITHDRAWN, held_until, status_at},
+    booking::{Refusal, book_slot, move_up},
+    entities::appointment::BOOKED as APPOINTMENT_BOOKED,
     entities::{appointment, hold_patient, offer, practitioner, slot, waitlist_entry},
     error::ApiError,
+    store::{emit, for_update},
+    waiting::ACTIVE,
 };
 
 pub fn router() -> Router<AppState> {
@@ -358,13 +358,13 @@ async fn book_from_offer(
             } else {
                 move_up(&txn, held, entry, slot_id, settings)
                     .await?
-                    .map(|a| (a, Some(held_slot.id)))
+                    .map(|b| (AppointmentView::from(b), Some(held_slot.id)))
                     .map_err(lost)
             }
         }
         None => book_slot(&txn, patient_id, slot_id)
             .await?
-            .map(|a| (a, None))
+            .map(|b| (AppointmentView::from(b), None))
             .map_err(lost),
     };
     match booked {

@@ -13,8 +13,7 @@ use slotcast_events::PatientRegistered;
 use slotcast_kit::{ApiJson, Problem, auth::Caller, problem::ApiPath};
 use uuid::Uuid;
 
-use super::emit;
-use crate::{AppState, domain::NewPatient, entities::patient, error::ApiResult};
+use crate::{AppState, domain::NewPatient, entities::patient, error::ApiResult, store::emit};
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -14,12 +14,13 @@ use slotcast_events::{OfferPolicy, PractitionerPolicyChanged, PractitionerRegist
 use slotcast_kit::{ApiJson, Problem, auth::Caller, problem::ApiPath};
 use uuid::Uuid;
 
-use super::{emit, for_update};
 use crate::{
     AppState, Policy,
+    availability::own_policy,
     domain::{NewPractitioner, present},
     entities::practitioner,
     error::ApiResult,
+    store::{emit, for_update},
 };
 
 pub fn router() -> Router<AppState> {
@@ -41,11 +42,6 @@ pub struct PractitionerView {
     /// The policy their openings are offered with now.
     pub effective_offer_policy: OfferPolicy,
     pub created_at: DateTime<Utc>,
-}
-
-/// A practitioner's own offering policy as stored (an unknown value reads as none).
-pub fn own_policy(m: &practitioner::Model) -> Option<OfferPolicy> {
-    m.offer_policy.as_deref().and_then(OfferPolicy::parse)
 }
 
 impl PractitionerView {

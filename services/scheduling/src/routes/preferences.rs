@@ -27,11 +27,12 @@ use slotcast_events::PatientPreferencesChanged;
 use slotcast_kit::{ApiJson, Problem, auth::Caller, offer::OfferError, problem::ApiPath};
 use uuid::Uuid;
 
-use super::{emit, for_update, offers::Format};
+use super::offers::Format;
 use crate::{
     AppState,
     entities::patient,
     error::{ApiError, ApiResult},
+    store::{emit, for_update},
 };
 
 pub fn router() -> Router<AppState> {

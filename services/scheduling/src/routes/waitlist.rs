@@ -20,7 +20,7 @@ use sea_orm::{
     Set, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
-use slotcast_events::{CloseReason, Priority, WaitlistClosed, WaitlistJoined, WaitlistUpdated};
+use slotcast_events::{CloseReason, Priority, WaitlistJoined, WaitlistUpdated};
 use slotcast_kit::{
     ApiJson, Problem,
     auth::{Caller, Role},
@@ -28,18 +28,15 @@ use slotcast_kit::{
 };
 use uuid::Uuid;
 
-use super::{emit, for_update};
 use crate::entities::appointment::BOOKED as APPOINTMENT_BOOKED;
 use crate::{
     AppState,
     domain::{NewWaitlistEntry, WaitlistPatch, expiry},
     entities::{appointment, patient, practitioner, slot, waitlist_entry},
     error::ApiResult,
+    store::{emit, for_update},
+    waiting::{ACTIVE, FULFILLED, LEFT, close_entries, expired},
 };
-
-pub const ACTIVE: &str = "active";
-pub const FULFILLED: &str = "fulfilled";
-pub const LEFT: &str = "left";
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -65,11 +62,6 @@ pub struct EntryView {
     pub expired: bool,
     /// 1-based rank among the practitioner's active, unexpired entries; `null` otherwise.
     pub position: Option<u32>,
-}
-
-/// Whether `e` has expired at `now`.
-pub fn expired(e: &waitlist_entry::Model, now: DateTime<Utc>) -> bool {
-    e.expires_at.is_some_and(|t| t <= now)
 }
 
 /// The fair order: urgent first, then longest waiting, then id.
@@ -135,37 +127,6 @@ async fn view_of<C: ConnectionTrait>(
     let now = Utc::now();
     let ranks = positions(conn, vec![entry.practitioner_id], now).await?;
     Ok(EntryView::new(entry, now, &ranks))
-}
-
-/// Closes `entries` with `reason` and says so on the bus, inside the caller's transaction.
-pub async fn close_entries<C: ConnectionTrait>(
-    conn: &C,
-    entries: Vec<waitlist_entry::Model>,
-    reason: CloseReason,
-) -> Result<(), DbErr> {
-    let status = if reason == CloseReason::Fulfilled {
-        FULFILLED
-    } else {
-        LEFT
-    };
-    for e in entries {
-        let (id, patient_id, practitioner_id) = (e.id, e.patient_id, e.practitioner_id);
-        let mut m: waitlist_entry::ActiveModel = e.into();
-        m.status = Set(status.to_owned());
-        m.closed_at = Set(Some(Utc::now()));
-        m.update(conn).await?;
-        emit(
-            conn,
-            WaitlistClosed {
-                entry_id: id,
-                patient_id,
-                practitioner_id,
-                reason,
-            },
-        )
-        .await?;
-    }
-    Ok(())
 }
 
 async fn join(
