@@ -19,9 +19,9 @@
 //!
 //! # Layout
 //! - [`domain`]: request bodies parsed into checked domain values (422 on bad input).
-//! - [`booking`], [`waiting`], [`holds`]: the use-cases the routes call: taking and booking a
-//!   slot, moving up, freeing a slot for the next in line; closing waiting-list entries; placing
-//!   and letting go the holds of the `waves` policy.
+//! - [`booking`], [`claims`], [`waiting`], [`holds`]: the use-cases the routes call: taking and
+//!   booking a slot, moving up, freeing a slot for the next in line; claiming an offer through
+//!   its link; closing waiting-list entries; placing and letting go the holds of `waves`.
 //! - [`availability`]: a slot's status at a moment, and how a slot that opens starts.
 //! - [`store`]: events into the outbox and row locks, inside the caller's transaction.
 //! - [`entities`] and [`migration`]: the tables, the same on Postgres and SQLite.
@@ -33,6 +33,7 @@
 
 pub mod availability;
 pub mod booking;
+pub mod claims;
 pub mod config;
 pub mod domain;
 pub mod entities;

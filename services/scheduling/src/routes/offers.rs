@@ -21,12 +21,8 @@ use axum::{
     routing::{get, post},
 };
 use chrono::{DateTime, TimeZone, Utc};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    Set, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
-use slotcast_events::{LostReason, OfferClaimed, OfferLost, WaitKind};
 use slotcast_kit::{
     ApiJson, Problem,
     offer::{OfferClaims, OfferError},
@@ -36,14 +32,12 @@ use uuid::Uuid;
 
 use super::appointments::AppointmentView;
 use crate::{
-    AppState, Policy,
+    AppState,
     availability::{AVAILABLE, BOOKED, HELD, WITHDRAWN, held_until, status_at},
-    booking::{Refusal, book_slot, move_up},
+    claims::{Refused, claim as book_from_offer},
     entities::appointment::BOOKED as APPOINTMENT_BOOKED,
-    entities::{appointment, hold_patient, offer, practitioner, slot, waitlist_entry},
+    entities::{appointment, hold_patient, offer, practitioner, slot},
     error::ApiError,
-    store::{emit, for_update},
-    waiting::ACTIVE,
 };
 
 pub fn router() -> Router<AppState> {
@@ -241,6 +235,12 @@ async fn claim(
     match book_from_offer(&state.db, &state.policy, &claims, body.slot_id)
         .await
         .map_err(|e| fail(format, e))?
+        .map(|claim| Claimed {
+            appointment: claim.booked.into(),
+            notification_id: claims.nid,
+            moved_from_slot_id: claim.moved_from_slot_id,
+        })
+        .map_err(Refused::problem)
     {
         Ok(claimed) => {
             state.relay.wake();
@@ -290,186 +290,6 @@ async fn claim(
             })
         }
     }
-}
-
-/// Books `slot_id` for the offer's patient: a move-up when they hold a later appointment with
-/// this practitioner and wait to move up, a new appointment otherwise. `Err` is the refusal to
-/// answer (409 taken, 410 link used); a lost race is recorded as `offer.lost`.
-async fn book_from_offer(
-    db: &DatabaseConnection,
-    settings: &Policy,
-    claims: &OfferClaims,
-    slot_id: Uuid,
-) -> Result<Result<Claimed, Problem>, ApiError> {
-    let patient_id = claims.sub;
-    let txn = db.begin().await?;
-    let offer = lock_offer(&txn, claims).await?;
-    if offer.used_at.is_some() {
-        return Ok(Err(Problem::new(
-            StatusCode::GONE,
-            "this link has already booked an appointment",
-        )
-        .with("appointment_id", offer.appointment_id)));
-    }
-    let Some(target) = slot::Entity::find_by_id(slot_id).one(&txn).await? else {
-        return Ok(Err(Problem::not_found("no such slot")));
-    };
-    // The entry the offer answers, locked: a claim through another link for the same entry
-    // waits here, then finds it fulfilled.
-    let entry = match claims.eid {
-        Some(eid) => {
-            let entry = for_update(waitlist_entry::Entity::find_by_id(eid), &txn)
-                .one(&txn)
-                .await?
-                .filter(|e| e.patient_id == patient_id && e.status == ACTIVE);
-            match entry {
-                Some(entry) => Some(entry),
-                None => return Ok(Err(closed_entry())),
-            }
-        }
-        // A link signed before links named their entry: the patient's move-up entry, if any.
-        None => {
-            waitlist_entry::Entity::find()
-                .filter(waitlist_entry::Column::PatientId.eq(patient_id))
-                .filter(waitlist_entry::Column::PractitionerId.eq(target.practitioner_id))
-                .filter(waitlist_entry::Column::Kind.eq(WaitKind::MoveUp.as_str()))
-                .filter(waitlist_entry::Column::Status.eq(ACTIVE))
-                .one(&txn)
-                .await?
-        }
-    };
-    let moving = match entry {
-        Some(entry) if entry.kind == WaitKind::MoveUp.as_str() => {
-            match held_by(&txn, &entry).await? {
-                Some((held, held_slot)) => Some((held, held_slot, entry)),
-                // Never a second appointment for a patient who asked to move one.
-                None => return Ok(Err(closed_entry())),
-            }
-        }
-        _ => None,
-    };
-    let booked = match moving {
-        Some((held, held_slot, entry)) => {
-            if target.starts_at >= held_slot.starts_at {
-                Err((
-                    LostReason::NotEarlier,
-                    Problem::conflict("your appointment is already at this time or earlier"),
-                ))
-            } else {
-                move_up(&txn, held, entry, slot_id, settings)
-                    .await?
-                    .map(|b| (AppointmentView::from(b), Some(held_slot.id)))
-                    .map_err(lost)
-            }
-        }
-        None => book_slot(&txn, patient_id, slot_id)
-            .await?
-            .map(|b| (AppointmentView::from(b), None))
-            .map_err(lost),
-    };
-    match booked {
-        Ok((appointment, moved_from_slot_id)) => {
-            let mut used: offer::ActiveModel = offer.into();
-            used.used_at = Set(Some(Utc::now()));
-            used.slot_id = Set(Some(slot_id));
-            used.appointment_id = Set(Some(appointment.id));
-            used.update(&txn).await?;
-            emit(
-                &txn,
-                OfferClaimed {
-                    notification_id: claims.nid,
-                    patient_id,
-                    slot_id,
-                    appointment_id: appointment.id,
-                    moved_from_slot_id,
-                },
-            )
-            .await?;
-            txn.commit().await?;
-            Ok(Ok(Claimed {
-                appointment,
-                notification_id: claims.nid,
-                moved_from_slot_id,
-            }))
-        }
-        Err((reason, problem)) => {
-            // The attempt is history even though the booking rolled back.
-            emit(
-                &txn,
-                OfferLost {
-                    notification_id: claims.nid,
-                    patient_id,
-                    slot_id,
-                    reason,
-                },
-            )
-            .await?;
-            txn.commit().await?;
-            Ok(Err(problem))
-        }
-    }
-}
-
-fn lost(refusal: Refusal) -> (LostReason, Problem) {
-    (
-        refusal.lost().unwrap_or(LostReason::Withdrawn),
-        refusal.problem(),
-    )
-}
-
-/// The offer's row, created on first use and locked for the rest of the transaction, so two
-/// claims through one link run one after the other.
-async fn lock_offer<C: ConnectionTrait>(
-    conn: &C,
-    claims: &OfferClaims,
-) -> Result<offer::Model, ApiError> {
-    let at = |secs: i64| Utc.timestamp_opt(secs, 0).single().unwrap_or_else(Utc::now);
-    offer::Entity::insert(offer::ActiveModel {
-        notification_id: Set(claims.nid),
-        patient_id: Set(claims.sub),
-        issued_at: Set(at(claims.iat)),
-        expires_at: Set(at(claims.exp)),
-        first_claimed_at: Set(Utc::now()),
-        used_at: Set(None),
-        slot_id: Set(None),
-        appointment_id: Set(None),
-    })
-    .on_conflict_do_nothing_on([offer::Column::NotificationId])
-    .exec_without_returning(conn)
-    .await?;
-    for_update(offer::Entity::find_by_id(claims.nid), conn)
-        .one(conn)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("offer {} vanished", claims.nid).into())
-}
-
-fn closed_entry() -> Problem {
-    Problem::new(
-        StatusCode::GONE,
-        "this offer is closed: the waiting-list entry it answered is no longer open",
-    )
-}
-
-/// The booked appointment a `move_up` entry holds, locked, with its slot.
-async fn held_by<C: ConnectionTrait>(
-    conn: &C,
-    entry: &waitlist_entry::Model,
-) -> Result<Option<(appointment::Model, slot::Model)>, ApiError> {
-    let Some(appointment_id) = entry.appointment_id else {
-        return Ok(None);
-    };
-    let Some(held) = for_update(appointment::Entity::find_by_id(appointment_id), conn)
-        .one(conn)
-        .await?
-        .filter(|a| a.status == APPOINTMENT_BOOKED && a.patient_id == entry.patient_id)
-    else {
-        return Ok(None);
-    };
-    let held_slot = slot::Entity::find_by_id(held.slot_id)
-        .one(conn)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("appointment {} points at a missing slot", held.id))?;
-    Ok(Some((held, held_slot)))
 }
 
 /// The offer as it stands: its slots' current state, from this patient's point of view.
