@@ -187,7 +187,7 @@ pub async fn is_quiet(
         None => 0,
     };
     Ok(decided == 0
-        && slotcast_bus::in_flight(js, outboxes.iter().map(|db| ("a service", db)))
+        && slotcast_test_support::in_flight(js, outboxes.iter().map(|db| ("a service", db)))
             .await?
             .is_none())
 }

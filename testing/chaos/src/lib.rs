@@ -769,7 +769,7 @@ impl System {
     /// What is still in flight, if anything: messages, outboxes, and offers or openings
     /// matching has not sent yet (the coalescing window, a wave due).
     async fn busy(&self) -> anyhow::Result<Option<String>> {
-        if let Some(what) = slotcast_bus::in_flight(
+        if let Some(what) = slotcast_test_support::in_flight(
             &self.js,
             self.dbs
                 .iter()

@@ -1,4 +1,4 @@
-//! Real servers for integration tests (a dev-dependency only).
+//! Real servers for integration tests and the benchmark.
 //!
 //! Every test gets its own servers, so tests run in parallel without sharing state:
 //!
@@ -11,23 +11,27 @@
 //!   [`CapturedMail`] and can be told to fail ([`ReplyMode`]).
 //! - [`run_until_ready_then_sigterm`] runs a service's binary and stops it as an orchestrator would.
 //! - [`init_tracing`] turns on log output when `TEST_LOG` is set; [`free_port`] finds a port.
-//! - [`poll`] and [`eventually`] wait for a condition without a fixed sleep.
+//! - [`poll`] and [`eventually`] wait for a condition without a fixed sleep; [`in_flight`] says
+//!   what the system still has to do (consumers, outboxes) before it has settled.
 //!
 //! # Layout
 //! - `nats.rs`: the nats-server process, single and clustered.
 //! - `database.rs`: Postgres and SQLite test databases.
 //! - `process.rs`: a service's real binary, started and stopped with SIGTERM.
 //! - `smtp.rs`: the SMTP server; `mime.rs`: header and body decoding for captured mail.
+//! - `settled.rs`: [`in_flight`].
 
 mod database;
 mod mime;
 mod nats;
 mod process;
+mod settled;
 mod smtp;
 
 pub use database::TestDatabase;
 pub use nats::{NatsCluster, NatsServer};
 pub use process::run_until_ready_then_sigterm;
+pub use settled::in_flight;
 pub use smtp::{CapturedMail, ReplyMode, SmtpServer};
 
 use std::net::{Ipv4Addr, TcpListener};
