@@ -6,7 +6,6 @@
 //! - [`ops`]: `/healthz`, `/readyz` and `/metrics`.
 //! - [`db`]: connecting to Postgres or SQLite and running a service's migrations.
 //! - [`auth`]: bearer JWTs with the three roles, and minting dev tokens.
-//! - [`offer`]: the signed, expiring tokens that booking links carry.
 //! - [`problem`]: RFC 9457 `application/problem+json` errors and a JSON extractor that uses them.
 //! - [`http`]: serving a router with the common layers and graceful shutdown.
 //! - [`shutdown`]: SIGTERM / Ctrl-C as a cancellation token.
@@ -16,7 +15,6 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod http;
-pub mod offer;
 pub mod ops;
 pub mod problem;
 pub mod retry;

@@ -23,7 +23,7 @@ impl Config {
         Ok(Self {
             common: Common::from_env("matching", 8081)?,
             jwt_secret: slotcast_kit::config::jwt_secret()?,
-            offer_keys: slotcast_kit::offer::keys_from_env()?,
+            offer_keys: slotcast_links::keys_from_env()?,
             policy: policy::PolicyConfig::from_env(&public_base_url)?,
             public_base_url,
         })

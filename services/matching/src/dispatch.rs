@@ -39,7 +39,7 @@ use slotcast_events::{
     Channels, CloudEvent, NotifyPatient, OfferPolicy, OfferedSlot, PatientContact,
     PractitionerCard, WaitKind,
 };
-use slotcast_kit::offer::OfferSigner;
+use slotcast_links::OfferSigner;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 

@@ -10,7 +10,8 @@ use slotcast_bus::{
     outbox::Relay,
 };
 use slotcast_events::streams;
-use slotcast_kit::{auth::Authenticator, offer::OfferSigner, ops::Readiness};
+use slotcast_kit::{auth::Authenticator, ops::Readiness};
+use slotcast_links::OfferSigner;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 

@@ -8,7 +8,8 @@ use sea_orm::{
     QueryFilter, Set, TransactionTrait,
 };
 use slotcast_events::{LostReason, OfferClaimed, OfferLost, WaitKind};
-use slotcast_kit::{Problem, offer::OfferClaims};
+use slotcast_kit::Problem;
+use slotcast_links::OfferClaims;
 use uuid::Uuid;
 
 use crate::{

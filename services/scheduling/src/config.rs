@@ -22,7 +22,7 @@ impl Config {
         Ok(Self {
             common: Common::from_env("scheduling", 8080)?,
             jwt_secret: slotcast_kit::config::jwt_secret()?,
-            offer_keys: slotcast_kit::offer::keys_from_env()?,
+            offer_keys: slotcast_links::keys_from_env()?,
             public_base_url: slotcast_kit::config::public_base_url(),
             policy: Policy::from_env()?,
         })

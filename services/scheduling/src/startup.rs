@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 use slotcast_bus::{Foundation, outbox::Relay};
-use slotcast_kit::{auth::Authenticator, offer::OfferSigner, ops::Readiness};
+use slotcast_kit::{auth::Authenticator, ops::Readiness};
+use slotcast_links::OfferSigner;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 

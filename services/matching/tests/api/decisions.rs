@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use slotcast_events::{ReleaseReason, SlotBooked, SlotReleased, WaitKind, subjects};
-use slotcast_kit::offer::OfferSigner;
+use slotcast_links::OfferSigner;
 use slotcast_test_support::TestDatabase;
 use uuid::Uuid;
 

@@ -10,10 +10,8 @@ use serde_json::Value;
 use slotcast_events::{
     PatientPreferencesChanged, Priority, SlotBooked, WaitKind, WaitlistJoined, WaitlistUpdated,
 };
-use slotcast_kit::{
-    auth::{Role, mint},
-    offer::OfferSigner,
-};
+use slotcast_kit::auth::{Role, mint};
+use slotcast_links::OfferSigner;
 use slotcast_test_support::TestDatabase;
 use uuid::Uuid;
 

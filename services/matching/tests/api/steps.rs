@@ -18,7 +18,7 @@ use slotcast_events::{
     CloudEvent, Event, PatientRegistered, PractitionerRegistered, SlotCreated, WaitKind,
     WaitlistJoined,
 };
-use slotcast_kit::offer::OfferSigner;
+use slotcast_links::OfferSigner;
 use slotcast_test_support::{NatsServer, TestDatabase};
 use uuid::Uuid;
 

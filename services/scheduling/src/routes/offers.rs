@@ -25,9 +25,9 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use slotcast_kit::{
     ApiJson, Problem,
-    offer::{OfferClaims, OfferError},
     problem::{ApiPath, ApiQuery},
 };
+use slotcast_links::{OfferClaims, OfferError};
 use uuid::Uuid;
 
 use super::appointments::AppointmentView;

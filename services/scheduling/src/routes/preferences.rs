@@ -24,7 +24,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, EntityTrait, Set, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use slotcast_events::PatientPreferencesChanged;
-use slotcast_kit::{ApiJson, Problem, auth::Caller, offer::OfferError, problem::ApiPath};
+use slotcast_kit::{ApiJson, Problem, auth::Caller, problem::ApiPath};
+use slotcast_links::OfferError;
 use uuid::Uuid;
 
 use super::offers::Format;

@@ -3,7 +3,8 @@
 
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
-use slotcast_kit::{auth::Role, offer::OfferSigner};
+use slotcast_kit::auth::Role;
+use slotcast_links::OfferSigner;
 use uuid::Uuid;
 
 use crate::helpers::{SECRET, TestApp, assert_problem, spawn_app, token};

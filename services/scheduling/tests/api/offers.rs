@@ -2,7 +2,8 @@
 
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
-use slotcast_kit::{auth::Role, offer::OfferSigner};
+use slotcast_kit::auth::Role;
+use slotcast_links::OfferSigner;
 use uuid::Uuid;
 
 use crate::helpers::{PUBLIC_BASE_URL, SECRET, TestApp, assert_problem, spawn_app, token};

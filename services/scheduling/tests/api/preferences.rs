@@ -1,7 +1,8 @@
 //! Notification preferences: through the API, the preferences link and RFC 8058 one-click.
 
 use serde_json::{Value, json};
-use slotcast_kit::{auth::Role, offer::OfferSigner};
+use slotcast_kit::auth::Role;
+use slotcast_links::OfferSigner;
 
 use crate::helpers::{SECRET, assert_problem, spawn_app, token};
 

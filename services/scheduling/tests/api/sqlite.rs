@@ -21,7 +21,7 @@ async fn the_api_runs_on_sqlite_with_the_same_migrations() {
 #[tokio::test]
 async fn booking_links_work_on_sqlite_one_winner_and_one_use() {
     use chrono::{Duration, Utc};
-    use slotcast_kit::offer::OfferSigner;
+    use slotcast_links::OfferSigner;
     use uuid::Uuid;
 
     let app = spawn_app_on(TestDatabase::sqlite().expect("sqlite")).await;
@@ -73,7 +73,7 @@ async fn booking_links_work_on_sqlite_one_winner_and_one_use() {
 async fn holds_waitlist_priority_and_preferences_work_on_sqlite() {
     use chrono::{Duration, Utc};
     use serde_json::{Value, json};
-    use slotcast_kit::offer::OfferSigner;
+    use slotcast_links::OfferSigner;
     use uuid::Uuid;
 
     let app = spawn_app_on(TestDatabase::sqlite().expect("sqlite")).await;

@@ -56,8 +56,8 @@ pub enum OfferError {
 
 /// `OFFER_KEYS`, or the contents of the file named by `OFFER_KEYS_FILE`: `kid=secret` entries
 /// separated by whitespace, the first signing. `None` when neither is set.
-pub fn keys_from_env() -> Result<Option<String>, crate::config::ConfigError> {
-    use crate::config::{ConfigError, var};
+pub fn keys_from_env() -> Result<Option<String>, slotcast_kit::config::ConfigError> {
+    use slotcast_kit::config::{ConfigError, var};
     if let Some(list) = var("OFFER_KEYS") {
         return Ok(Some(list));
     }
