@@ -21,9 +21,8 @@ pub struct OfferClaims {
     /// The patient it was sent to.
     pub sub: Uuid,
     /// The waiting-list entry it answers: the claim books for that entry only while it is
-    /// active (a second link cannot book a second appointment). Absent in links that predate it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub eid: Option<Uuid>,
+    /// active (a second link cannot book a second appointment).
+    pub eid: Uuid,
     pub slots: Vec<Uuid>,
     pub exp: i64,
     pub iat: i64,
@@ -153,7 +152,7 @@ impl OfferSigner {
         &self,
         nid: Uuid,
         patient: Uuid,
-        entry: Option<Uuid>,
+        entry: Uuid,
         slots: &[Uuid],
         expires: chrono::DateTime<chrono::Utc>,
     ) -> Result<String, jsonwebtoken::errors::Error> {
@@ -241,7 +240,7 @@ mod tests {
             .sign(
                 Uuid::now_v7(),
                 patient,
-                None,
+                Uuid::now_v7(),
                 &[Uuid::now_v7()],
                 chrono::Utc::now() + chrono::Duration::hours(1),
             )
@@ -267,7 +266,7 @@ mod tests {
             .sign(
                 nid,
                 patient,
-                None,
+                Uuid::now_v7(),
                 &[slot],
                 chrono::Utc::now() + chrono::Duration::hours(1),
             )
@@ -288,7 +287,7 @@ mod tests {
             .sign(
                 nid,
                 patient,
-                None,
+                Uuid::now_v7(),
                 &[slot],
                 chrono::Utc::now() - chrono::Duration::hours(1),
             )
@@ -304,8 +303,8 @@ mod tests {
         let rotated = OfferSigner::parse(&format!("k2={b}\n k1={a}")).unwrap();
         let later = chrono::Utc::now() + chrono::Duration::hours(1);
         let (nid, p, s) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-        let by_old = old.sign(nid, p, None, &[s], later).unwrap();
-        let by_new = rotated.sign(nid, p, None, &[s], later).unwrap();
+        let by_old = old.sign(nid, p, Uuid::now_v7(), &[s], later).unwrap();
+        let by_new = rotated.sign(nid, p, Uuid::now_v7(), &[s], later).unwrap();
         assert_eq!(rotated.verify(&by_old).unwrap().nid, nid);
         assert_eq!(rotated.verify(&by_new).unwrap().nid, nid);
         assert_eq!(old.verify(&by_new), Err(OfferError::Invalid));
@@ -320,7 +319,7 @@ mod tests {
         let (nid, p, s) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
         let before = OfferSigner::from_config(None, jwt)
             .unwrap()
-            .sign(nid, p, None, &[s], later)
+            .sign(nid, p, Uuid::now_v7(), &[s], later)
             .unwrap();
         let list = format!("k1={}", "a".repeat(32));
         let after = OfferSigner::from_config(Some(&list), jwt).unwrap();

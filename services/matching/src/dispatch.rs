@@ -373,9 +373,7 @@ impl Dispatcher {
         let ids: Vec<Uuid> = slots.iter().map(|(_, s)| s.id).collect();
         let nid = NotifyPatient::derive_id(p.id, &ids);
         let expires = slots.iter().map(|(_, s)| s.starts_at).max().unwrap_or(now);
-        let token = self
-            .signer
-            .sign(nid, p.id, Some(first.entry_id), &ids, expires)?;
+        let token = self.signer.sign(nid, p.id, first.entry_id, &ids, expires)?;
         let preferences = self.signer.sign_preferences(p.id)?;
         let base = &self.public_base_url;
         let offered = slots

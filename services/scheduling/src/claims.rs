@@ -4,8 +4,8 @@
 use axum::http::StatusCode;
 use chrono::{TimeZone, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, Set, TransactionTrait,
+    ActiveModelTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, Set,
+    TransactionTrait,
 };
 use slotcast_events::{LostReason, OfferClaimed, OfferLost, WaitKind};
 use slotcast_kit::Problem;
@@ -92,37 +92,21 @@ pub async fn claim(
     };
     // The entry the offer answers, locked: a claim through another link for the same entry
     // waits here, then finds it fulfilled.
-    let entry = match claims.eid {
-        Some(eid) => {
-            let entry = for_update(waitlist_entry::Entity::find_by_id(eid), &txn)
-                .one(&txn)
-                .await?
-                .filter(|e| e.patient_id == patient_id && e.status == ACTIVE);
-            match entry {
-                Some(entry) => Some(entry),
-                None => return Ok(Err(Refused::EntryClosed)),
-            }
-        }
-        // A link signed before links named their entry: the patient's move-up entry, if any.
-        None => {
-            waitlist_entry::Entity::find()
-                .filter(waitlist_entry::Column::PatientId.eq(patient_id))
-                .filter(waitlist_entry::Column::PractitionerId.eq(target.practitioner_id))
-                .filter(waitlist_entry::Column::Kind.eq(WaitKind::MoveUp.as_str()))
-                .filter(waitlist_entry::Column::Status.eq(ACTIVE))
-                .one(&txn)
-                .await?
-        }
+    let Some(entry) = for_update(waitlist_entry::Entity::find_by_id(claims.eid), &txn)
+        .one(&txn)
+        .await?
+        .filter(|e| e.patient_id == patient_id && e.status == ACTIVE)
+    else {
+        return Ok(Err(Refused::EntryClosed));
     };
-    let moving = match entry {
-        Some(entry) if entry.kind == WaitKind::MoveUp.as_str() => {
-            match held_by(&txn, &entry).await? {
-                Some((held, held_slot)) => Some((held, held_slot, entry)),
-                // Never a second appointment for a patient who asked to move one.
-                None => return Ok(Err(Refused::EntryClosed)),
-            }
+    let moving = if entry.kind == WaitKind::MoveUp.as_str() {
+        match held_by(&txn, &entry).await? {
+            Some((held, held_slot)) => Some((held, held_slot, entry)),
+            // Never a second appointment for a patient who asked to move one.
+            None => return Ok(Err(Refused::EntryClosed)),
         }
-        _ => None,
+    } else {
+        None
     };
     let booked = match moving {
         Some((held, held_slot, entry)) => {

@@ -165,6 +165,14 @@ impl TestApp {
         id_of(res).await
     }
 
+    /// `patient` joins `practitioner`'s waiting list for a first appointment; returns the entry.
+    pub async fn joins(&self, patient: Uuid, practitioner: Uuid) -> Uuid {
+        let body = json!({"patient_id": patient, "practitioner_id": practitioner, "kind": "new"});
+        let res = self.post("/v1/waitlist", Some(&self.staff), body).await;
+        assert_eq!(res.status(), 201);
+        id_of(res).await
+    }
+
     /// Posts slots as staff and returns their ids.
     pub async fn create_slots(&self, practitioner: Uuid, windows: &[(i64, i64)]) -> Vec<Uuid> {
         let res = self

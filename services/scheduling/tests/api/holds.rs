@@ -9,12 +9,13 @@ use uuid::Uuid;
 
 use crate::helpers::{SECRET, TestApp, assert_problem, spawn_app, token};
 
-fn link(patient: Uuid, slots: &[Uuid]) -> String {
+/// A link for `patient`'s waiting-list `entry` offering `slots`.
+fn link(patient: Uuid, entry: Uuid, slots: &[Uuid]) -> String {
     OfferSigner::new(SECRET)
         .sign(
             Uuid::now_v7(),
             patient,
-            None,
+            entry,
             slots,
             Utc::now() + Duration::days(3),
         )
@@ -52,6 +53,8 @@ async fn a_hold_lets_only_its_patients_book_and_deleting_it_opens_the_slots() {
         app.create_patient("Bob").await,
         app.create_patient("Carol").await,
     );
+    let alices_entry = app.joins(alice, practitioner).await;
+    let bobs_entry = app.joins(bob, practitioner).await;
     let slots = app
         .create_slots(practitioner, &[(10, 11), (20, 21), (30, 31)])
         .await;
@@ -79,7 +82,7 @@ async fn a_hold_lets_only_its_patients_book_and_deleting_it_opens_the_slots() {
     assert_eq!(shown["hold_id"], hold.to_string());
 
     // Outsiders are refused, by link (recorded as lost: held) and through the API, staff too.
-    let bobs_link = link(bob, &slots[..2]);
+    let bobs_link = link(bob, bobs_entry, &slots[..2]);
     assert_eq!(app.offer_statuses(&bobs_link).await, ["held", "held"]);
     let refused = assert_problem(
         app.post(
@@ -110,7 +113,7 @@ async fn a_hold_lets_only_its_patients_book_and_deleting_it_opens_the_slots() {
     .await;
 
     // The holder sees the slots open and books by link.
-    let alices_link = link(alice, &slots[..2]);
+    let alices_link = link(alice, alices_entry, &slots[..2]);
     assert_eq!(
         app.offer_statuses(&alices_link).await,
         ["available", "available"]
@@ -147,6 +150,7 @@ async fn once_held_until_passes_anyone_books_and_a_held_slot_can_be_withdrawn() 
         app.create_patient("Alice").await,
         app.create_patient("Bob").await,
     );
+    let bobs_entry = app.joins(bob, practitioner).await;
     let slots = app.create_slots(practitioner, &[(10, 11), (20, 21)]).await;
     let until = (Utc::now() + Duration::seconds(2)).to_rfc3339();
     let res = app
@@ -169,7 +173,7 @@ async fn once_held_until_passes_anyone_books_and_a_held_slot_can_be_withdrawn() 
     app.wait_for_slot_status(slots[0], "available").await;
     let res = app
         .post(
-            &format!("/v1/offers/{}/claim", link(bob, &slots[..1])),
+            &format!("/v1/offers/{}/claim", link(bob, bobs_entry, &slots[..1])),
             None,
             json!({"slot_id": slots[0]}),
         )

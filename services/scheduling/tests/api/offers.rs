@@ -8,13 +8,8 @@ use uuid::Uuid;
 
 use crate::helpers::{PUBLIC_BASE_URL, SECRET, TestApp, assert_problem, spawn_app, token};
 
-/// A link for `patient` offering `slots`, as a link signed before links named their entry.
-fn link(patient: Uuid, slots: &[Uuid]) -> (Uuid, String) {
-    link_for_entry(patient, None, slots)
-}
-
 /// A link for `patient`'s waiting-list `entry` offering `slots`, signed as matching signs them.
-fn link_for_entry(patient: Uuid, entry: Option<Uuid>, slots: &[Uuid]) -> (Uuid, String) {
+fn link(patient: Uuid, entry: Uuid, slots: &[Uuid]) -> (Uuid, String) {
     let nid = Uuid::now_v7();
     let token = OfferSigner::new(SECRET)
         .sign(nid, patient, entry, slots, Utc::now() + Duration::days(3))
@@ -68,10 +63,10 @@ async fn a_link_books_in_one_claim_fulfils_the_entry_and_books_only_once() {
     assert_eq!(entry.status(), 201);
     let entry = crate::helpers::id_of(entry).await;
     let slots = app.create_slots(practitioner, &[(30, 31), (50, 51)]).await;
-    let (nid, token) = link_for_entry(alice, Some(entry), &slots);
+    let (nid, token) = link(alice, entry, &slots);
     // A later batch, another link for the same entry.
     let later = app.create_slots(practitioner, &[(70, 71)]).await;
-    let (_, second) = link_for_entry(alice, Some(entry), &later);
+    let (_, second) = link(alice, entry, &later);
 
     let offer = app.offer(&token).await;
     assert_eq!(offer["notification_id"], nid.to_string());
@@ -143,7 +138,8 @@ async fn many_concurrent_claims_on_one_slot_have_exactly_one_winner() {
     let mut links = Vec::new();
     for i in 0..24 {
         let patient = app.create_patient(&format!("P{i}")).await;
-        links.push((patient, link(patient, &slots).1));
+        let entry = app.joins(patient, practitioner).await;
+        links.push((patient, link(patient, entry, &slots).1));
     }
     let claims = links.iter().map(|(_, token)| app.claim(token, slots[0]));
     let answers = futures::future::join_all(claims).await;
@@ -184,8 +180,9 @@ async fn tampered_expired_and_foreign_links_are_refused() {
     let app = spawn_app().await;
     let practitioner = app.create_practitioner().await;
     let alice = app.create_patient("Alice").await;
+    let entry = app.joins(alice, practitioner).await;
     let slots = app.create_slots(practitioner, &[(30, 31), (50, 51)]).await;
-    let (_, token) = link(alice, &slots[..1]);
+    let (_, token) = link(alice, entry, &slots[..1]);
 
     let mut tampered = token.clone();
     tampered.insert(tampered.len() - 5, 'x');
@@ -195,7 +192,7 @@ async fn tampered_expired_and_foreign_links_are_refused() {
         .sign(
             Uuid::now_v7(),
             alice,
-            None,
+            Uuid::now_v7(),
             &slots,
             Utc::now() + Duration::days(1),
         )
@@ -209,7 +206,7 @@ async fn tampered_expired_and_foreign_links_are_refused() {
         .sign(
             Uuid::now_v7(),
             alice,
-            None,
+            Uuid::now_v7(),
             &slots,
             Utc::now() - Duration::minutes(1),
         )
@@ -266,15 +263,15 @@ async fn moving_up_is_one_swap_that_frees_the_old_slot() {
 
     let entry_id: Uuid = entry["id"].as_str().unwrap().parse().unwrap();
     // A time later than the one held is not a move up.
-    let (_, token) = link_for_entry(bob, Some(entry_id), &[later]);
+    let (_, token) = link(bob, entry_id, &[later]);
     let body = assert_problem(app.claim(&token, later).await, 409).await;
     assert!(body["detail"].as_str().unwrap().contains("earlier"));
 
     // Two notifications for the same entry, claimed at the same moment: one moves the
     // appointment, the other finds the entry fulfilled. Never a second appointment.
     let also_early = app.create_slots(practitioner, &[(40, 41)]).await[0];
-    let (nid_a, token_a) = link_for_entry(bob, Some(entry_id), &[early]);
-    let (nid_b, token_b) = link_for_entry(bob, Some(entry_id), &[also_early]);
+    let (nid_a, token_a) = link(bob, entry_id, &[early]);
+    let (nid_b, token_b) = link(bob, entry_id, &[also_early]);
     let (a, b) = tokio::join!(app.claim(&token_a, early), app.claim(&token_b, also_early));
     let mut statuses = [a.status().as_u16(), b.status().as_u16()];
     statuses.sort();
@@ -343,8 +340,9 @@ async fn a_browser_gets_a_page_whose_form_books() {
     assert_eq!(res.status(), 201);
     let practitioner = crate::helpers::id_of(res).await;
     let alice = app.create_patient("Alice").await;
+    let entry = app.joins(alice, practitioner).await;
     let slots = app.create_slots(practitioner, &[(30, 31), (50, 51)]).await;
-    let (_, token) = link(alice, &slots);
+    let (_, token) = link(alice, entry, &slots);
     let page = |path: String| {
         app.client
             .get(format!("{}{path}", app.base))

@@ -30,11 +30,12 @@ async fn booking_links_work_on_sqlite_one_winner_and_one_use() {
     let mut links = Vec::new();
     for i in 0..6 {
         let patient = app.create_patient(&format!("P{i}")).await;
+        let entry = app.joins(patient, practitioner).await;
         let token = OfferSigner::new(crate::helpers::SECRET)
             .sign(
                 Uuid::now_v7(),
                 patient,
-                None,
+                entry,
                 &slots,
                 Utc::now() + Duration::days(1),
             )
