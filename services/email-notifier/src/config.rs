@@ -5,7 +5,11 @@ use std::{path::PathBuf, time::Duration};
 use lettre::message::Mailbox;
 use slotcast_kit::config::{Common, ConfigError, parse_or, var};
 
-use crate::{DEFAULT_PORT, SERVICE, handler::Retry, mailer};
+use crate::{
+    ACK_WAIT, DEFAULT_PORT, SERVICE,
+    handler::{Retry, Sending},
+    mailer,
+};
 
 /// The service's settings.
 #[derive(Clone)]
@@ -13,16 +17,14 @@ pub struct Config {
     pub common: Common,
     /// `SMTP_URL`; `None` writes `.eml` files into `mail_dir`.
     pub smtp_url: Option<String>,
-    /// `SMTP_FROM`; default `slotcast <no-reply@slotcast.localhost>`.
-    pub smtp_from: Mailbox,
     /// `SMTP_POOL_SIZE`: idle SMTP connections kept open (default: `EMAIL_CONCURRENCY`).
     pub smtp_pool_size: u32,
     /// `MAIL_DIR`: where mail goes without `SMTP_URL` (default `var/mail`).
     pub mail_dir: PathBuf,
-    /// `EMAIL_CONCURRENCY`: emails out at once, from the send to the written outcome (default 32).
-    pub concurrency: usize,
-    /// Delays between transient failures (`EMAIL_RETRY_BASE_MS`, `EMAIL_RETRY_MAX_MS`).
-    pub retry: Retry,
+    /// `SMTP_FROM` (default `slotcast <no-reply@slotcast.localhost>`), `EMAIL_CONCURRENCY`
+    /// (default 32), the retries (`EMAIL_RETRY_BASE_MS`, `EMAIL_RETRY_MAX_MS`,
+    /// `EMAIL_RETRY_HORIZON_SECS`), and the lease (the consumer's ack wait).
+    pub sending: Sending,
 }
 
 /// `EMAIL_CONCURRENCY` by default: more sends at once reach more emails a second and widen the
@@ -58,7 +60,6 @@ impl Config {
         Ok(Self {
             common: Common::from_env(SERVICE, DEFAULT_PORT)?,
             smtp_url,
-            smtp_from,
             // As many idle connections as sends at once, so a busy sender never closes one only to
             // open another for the next email.
             smtp_pool_size: parse_or(
@@ -66,13 +67,17 @@ impl Config {
                 u32::try_from(concurrency).unwrap_or(u32::MAX),
             )?,
             mail_dir: PathBuf::from(var("MAIL_DIR").unwrap_or_else(|| "var/mail".to_owned())),
-            concurrency,
-            retry: Retry {
-                delays: slotcast_kit::retry::Backoff::new(
-                    Duration::from_millis(parse_or("EMAIL_RETRY_BASE_MS", 5_000)?),
-                    Duration::from_millis(parse_or("EMAIL_RETRY_MAX_MS", 15 * 60 * 1000)?),
-                ),
-                horizon: Duration::from_secs(parse_or("EMAIL_RETRY_HORIZON_SECS", 12 * 3600)?),
+            sending: Sending {
+                from: smtp_from,
+                concurrency,
+                retry: Retry {
+                    delays: slotcast_kit::retry::Backoff::new(
+                        Duration::from_millis(parse_or("EMAIL_RETRY_BASE_MS", 5_000)?),
+                        Duration::from_millis(parse_or("EMAIL_RETRY_MAX_MS", 15 * 60 * 1000)?),
+                    ),
+                    horizon: Duration::from_secs(parse_or("EMAIL_RETRY_HORIZON_SECS", 12 * 3600)?),
+                },
+                lease: ACK_WAIT,
             },
         })
     }
@@ -84,11 +89,9 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("common", &self.common)
             .field("smtp_url", &self.smtp_url.as_ref().map(|_| "<set>"))
-            .field("smtp_from", &self.smtp_from)
             .field("smtp_pool_size", &self.smtp_pool_size)
             .field("mail_dir", &self.mail_dir)
-            .field("concurrency", &self.concurrency)
-            .field("retry", &self.retry)
+            .field("sending", &self.sending)
             .finish()
     }
 }

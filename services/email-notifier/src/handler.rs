@@ -65,52 +65,49 @@ pub struct NotifyHandler {
     pub relay: Relay,
     pub mailer: Mailer,
     pub templates: Templates,
-    pub from: Mailbox,
-    pub retry: Retry,
-    /// How long a claimed attempt keeps others away (the consumer's ack wait).
-    pub lease: Duration,
-    /// The consumer's `max_deliver`: the last delivery records a failure instead of retrying.
-    pub max_deliver: i64,
+    pub sending: Sending,
     /// Emails out at once (`EMAIL_CONCURRENCY`), from the send to the recorded outcome.
     sends: Semaphore,
-    concurrency: usize,
     recording: GroupCommit<Key, ()>,
 }
 
+/// How the handler sends: what [`crate::Config`] says, in one value.
+#[derive(Debug, Clone)]
+pub struct Sending {
+    /// `SMTP_FROM`.
+    pub from: Mailbox,
+    /// `EMAIL_CONCURRENCY`: emails out at once, from the send to the written outcome (at least 1).
+    pub concurrency: usize,
+    /// Retries after transient failures.
+    pub retry: Retry,
+    /// How long a claimed attempt keeps others away: the consumer's ack wait.
+    pub lease: Duration,
+}
+
 impl NotifyHandler {
-    /// A handler sending at most `concurrency` emails at once.
-    #[allow(clippy::too_many_arguments)]
+    /// A handler sending through `mailer` as `sending` says.
     pub fn new(
         db: DatabaseConnection,
         relay: Relay,
         mailer: Mailer,
         templates: Templates,
-        from: Mailbox,
-        retry: Retry,
-        lease: Duration,
-        max_deliver: i64,
-        concurrency: usize,
+        mut sending: Sending,
     ) -> Self {
+        sending.concurrency = sending.concurrency.max(1);
         Self {
             db,
             relay,
             mailer,
             templates,
-            from,
-            retry,
-            lease,
-            max_deliver,
-            sends: Semaphore::new(concurrency.max(1)),
-            concurrency: concurrency.max(1),
+            sends: Semaphore::new(sending.concurrency),
+            sending,
             recording: GroupCommit::default(),
         }
     }
-}
 
-impl NotifyHandler {
     /// Emails out at once at most (`EMAIL_CONCURRENCY`).
     pub fn concurrency(&self) -> usize {
-        self.concurrency
+        self.sending.concurrency
     }
 }
 
@@ -135,7 +132,7 @@ impl BatchHandler for NotifyHandler {
         }
         let mut chunks: Vec<Vec<(usize, Ready<'_>)>> = Vec::new();
         while !ready.is_empty() {
-            let rest = ready.split_off(ready.len().min(self.concurrency));
+            let rest = ready.split_off(ready.len().min(self.sending.concurrency));
             chunks.push(std::mem::replace(&mut ready, rest));
         }
         let done = futures::future::join_all(chunks.into_iter().map(|c| self.claim_and_send(c)));
@@ -146,7 +143,7 @@ impl BatchHandler for NotifyHandler {
             .into_iter()
             .map(|o| {
                 o.unwrap_or_else(|| Outcome::Retry {
-                    delay: self.retry.delays.base,
+                    delay: self.sending.retry.delays.base,
                     reason: "the message was not answered".to_owned(),
                 })
             })
@@ -160,7 +157,7 @@ impl NotifyHandler {
     async fn claim_and_send(&self, chunk: Vec<(usize, Ready<'_>)>) -> Vec<(usize, Outcome)> {
         let keys: Vec<Key> = chunk.iter().map(|(_, r)| r.key.clone()).collect();
         // One claim for the chunk; a failure of it is every claim's answer.
-        let claims = match deliveries::claim_many(&self.db, &keys, self.lease).await {
+        let claims = match deliveries::claim_many(&self.db, &keys, self.sending.lease).await {
             Ok(claims) => claims,
             Err(e) => vec![Err(e); keys.len()],
         };
@@ -218,7 +215,7 @@ impl NotifyHandler {
                 let to = Mailbox::new(Some(notify.patient.name.clone()), address.email);
                 let mut builder = Message::builder()
                     .message_id(Some(message_id.clone()))
-                    .from(self.from.clone())
+                    .from(self.sending.from.clone())
                     .to(to)
                     .subject(rendered.subject);
                 if let Some(url) = &notify.unsubscribe_url {
@@ -301,7 +298,7 @@ impl NotifyHandler {
             }
             Err(e) => {
                 return Outcome::retry(
-                    self.retry.delay(deliveries),
+                    self.sending.retry.delay(deliveries),
                     &anyhow::Error::new(e).context("cannot claim the delivery"),
                 );
             }
@@ -313,14 +310,14 @@ impl NotifyHandler {
         // Held from the send until the outcome is written: the crash window's bound.
         let Ok(_sending) = self.sends.acquire().await else {
             return Outcome::Retry {
-                delay: self.retry.delays.base,
+                delay: self.sending.retry.delays.base,
                 reason: "the sender is closed".to_owned(),
             };
         };
         // A claim keeps other attempts away for its lease. One that waited so long for its turn
         // (slow sends ahead of it) that the longest send would outlast the lease is renewed
         // first; if another attempt took over meanwhile, that one sends.
-        if claimed_at.elapsed() + SEND_TIMEOUT >= self.lease {
+        if claimed_at.elapsed() + SEND_TIMEOUT >= self.sending.lease {
             match deliveries::renew(&self.db, key.notification_id, attempt).await {
                 Ok(true) => {}
                 Ok(false) => {
@@ -329,7 +326,7 @@ impl NotifyHandler {
                 }
                 Err(e) => {
                     return Outcome::retry(
-                        self.retry.delay(deliveries),
+                        self.sending.retry.delay(deliveries),
                         &anyhow::Error::new(e).context("cannot renew the claim"),
                     );
                 }
@@ -343,8 +340,8 @@ impl NotifyHandler {
             Ok(()) => self.record_sent(key).await,
             Err(SendError::Permanent(reason)) => self.give_up(&key, &reason, true).await,
             Err(SendError::Transient(reason))
-                if deliveries >= self.max_deliver
-                    || !self.retry.within_horizon(first_tried, Utc::now()) =>
+                if deliveries >= crate::MAX_DELIVER
+                    || !self.sending.retry.within_horizon(first_tried, Utc::now()) =>
             {
                 self.give_up(
                     &key,
@@ -355,7 +352,7 @@ impl NotifyHandler {
             }
             Err(SendError::Transient(reason)) => {
                 metrics::counter!("slotcast_email_retried_total").increment(1);
-                let delay = self.retry.delay(deliveries);
+                let delay = self.sending.retry.delay(deliveries);
                 tracing::warn!(%reason, ?delay, "email not sent, will retry");
                 if let Err(e) =
                     deliveries::record_transient(&self.db, key.notification_id, &reason).await
@@ -396,7 +393,7 @@ impl NotifyHandler {
                 Err(e) => {
                     tracing::error!(error = %e, "email sent but not recorded; it may be sent again");
                     let err = anyhow::Error::new(e).context("email sent but not recorded");
-                    return Outcome::retry(self.lease, &err);
+                    return Outcome::retry(self.sending.lease, &err);
                 }
             }
             tries += 1;
@@ -417,7 +414,7 @@ impl NotifyHandler {
             }
             Err(e) => {
                 let err = anyhow::Error::new(e).context("cannot record the failed delivery");
-                Outcome::retry(self.retry.delays.base, &err)
+                Outcome::retry(self.sending.retry.delays.base, &err)
             }
         }
     }

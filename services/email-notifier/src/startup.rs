@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    ACK_WAIT, BATCHES_AT_ONCE, Config, MAX_DELIVER, SERVICE, batch_size, handler::NotifyHandler,
+    BATCHES_AT_ONCE, Config, MAX_DELIVER, SERVICE, batch_size, handler::NotifyHandler,
     mailer::Mailer, migration::Migrator, render::Templates,
 };
 
@@ -47,27 +47,25 @@ impl Application {
         // `EmailSent` events are written a group commit at a time; nobody waits for them
         // within milliseconds, so the relay gathers them into larger turns.
         let relay = Relay::new(db.clone(), js.clone()).with_linger(EVENT_LINGER);
+        let max_ack_pending = (batch_size(config.sending.concurrency) * BATCHES_AT_ONCE * 2) as i64;
+        let ack_wait = config.sending.lease;
         let handler = Arc::new(NotifyHandler::new(
             db.clone(),
             relay.clone(),
             mailer,
             Templates::new()?,
-            config.smtp_from,
-            config.retry,
-            ACK_WAIT,
-            MAX_DELIVER,
-            config.concurrency,
+            config.sending,
         ));
         let spec = ConsumerSpec {
             stream: streams::NOTIFY,
             durable: SERVICE.to_owned(),
             filter_subject: subjects::NOTIFY_PATIENT.to_owned(),
             max_deliver: MAX_DELIVER,
-            ack_wait: ACK_WAIT,
+            ack_wait,
             concurrency: BATCHES_AT_ONCE,
             // Order does not matter here; messages waiting out a retry delay count as pending,
             // so leave room for them beside the batches in hand.
-            max_ack_pending: (batch_size(config.concurrency) * BATCHES_AT_ONCE * 2) as i64,
+            max_ack_pending,
         };
         Ok(Self {
             listener,

@@ -101,16 +101,19 @@ impl Stack {
         let email = email_notifier::Application::build(email_notifier::Config {
             common: common(&nats, &dbs[2]),
             smtp_url: Some(smtp.url()),
-            smtp_from: "Clinic <no-reply@clinic.example>".parse()?,
             smtp_pool_size: 2,
             mail_dir: mail_dir.path().to_owned(),
-            concurrency: 4,
-            retry: email_notifier::handler::Retry {
-                delays: slotcast_kit::retry::Backoff::new(
-                    Duration::from_millis(200),
-                    Duration::from_secs(2),
-                ),
-                horizon: Duration::from_secs(3600),
+            sending: email_notifier::handler::Sending {
+                from: "Clinic <no-reply@clinic.example>".parse()?,
+                concurrency: 4,
+                retry: email_notifier::handler::Retry {
+                    delays: slotcast_kit::retry::Backoff::new(
+                        Duration::from_millis(200),
+                        Duration::from_secs(2),
+                    ),
+                    horizon: Duration::from_secs(3600),
+                },
+                lease: email_notifier::ACK_WAIT,
             },
         })
         .await

@@ -6,7 +6,7 @@ use std::time::Duration;
 use email_notifier::{
     Migrator,
     deliveries::{self, Status},
-    handler::{NotifyHandler, Retry},
+    handler::{NotifyHandler, Retry, Sending},
     mailer::Mailer,
     render::Templates,
 };
@@ -58,18 +58,19 @@ async fn setup(lease: Duration) -> Setup {
         Relay::new(db.clone(), js),
         Mailer::smtp(&smtp.url(), 2).unwrap(),
         Templates::new().unwrap(),
-        "slotcast <no-reply@slotcast.localhost>".parse().unwrap(),
-        Retry {
-            delays: slotcast_kit::retry::Backoff::new(
-                Duration::from_millis(200),
-                Duration::from_secs(1),
-            ),
-            horizon: Duration::from_secs(3600),
+        Sending {
+            from: "slotcast <no-reply@slotcast.localhost>".parse().unwrap(),
+            // Claims go four at a time: good[0] and its copy share one.
+            concurrency: 4,
+            retry: Retry {
+                delays: slotcast_kit::retry::Backoff::new(
+                    Duration::from_millis(200),
+                    Duration::from_secs(1),
+                ),
+                horizon: Duration::from_secs(3600),
+            },
+            lease,
         },
-        lease,
-        500,
-        // Claims go four at a time: good[0] and its copy share one.
-        4,
     );
     Setup {
         handler,

@@ -9,7 +9,10 @@ use std::{
 };
 
 use chrono::{TimeZone, Utc};
-use email_notifier::{Application, Config, handler::Retry};
+use email_notifier::{
+    Application, Config,
+    handler::{Retry, Sending},
+};
 use futures::StreamExt;
 use sea_orm::DatabaseConnection;
 use slotcast_bus::JetStream;
@@ -119,13 +122,16 @@ pub async fn spawn_app_retrying_for(db: Db, mail: Mail, horizon: Duration) -> Te
             db_max_connections: 5,
         },
         smtp_url: smtp.as_ref().map(|s| s.url()),
-        smtp_from: "slotcast <no-reply@slotcast.localhost>".parse().unwrap(),
         smtp_pool_size: 2,
         mail_dir: mail_dir.path().join("mail"),
-        concurrency: 4,
-        retry: Retry {
-            delays: Backoff::new(Duration::from_millis(200), Duration::from_secs(1)),
-            horizon,
+        sending: Sending {
+            from: "slotcast <no-reply@slotcast.localhost>".parse().unwrap(),
+            concurrency: 4,
+            retry: Retry {
+                delays: Backoff::new(Duration::from_millis(200), Duration::from_secs(1)),
+                horizon,
+            },
+            lease: email_notifier::ACK_WAIT,
         },
     };
     let app = Application::build(config).await.expect("the app builds");
