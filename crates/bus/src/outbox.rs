@@ -206,6 +206,49 @@ async fn insert<C: ConnectionTrait>(conn: &C, rows: &[EncodedRow]) -> Result<(),
     Ok(())
 }
 
+/// Postgres: one statement that runs the caller's data-modifying `change` and writes, into the
+/// outbox, the event of each of `rows` whose key `change` returned (`RETURNING … AS key`): for
+/// each row, the change and its event or neither, in one round trip and one commit. `change`
+/// uses the parameters `$1` to `$n` of `values` (its `n` values); the rows' follow. Rows written
+/// so carry no order key and are not bundles (see [`EncodedRow`]).
+pub fn with_events(
+    change: &str,
+    mut values: Vec<sea_orm::Value>,
+    rows: &[(uuid::Uuid, EncodedRow)],
+) -> sea_orm::Statement {
+    let mut tuples = Vec::with_capacity(rows.len());
+    for (key, row) in rows {
+        let n = values.len();
+        tuples.push(format!(
+            "(${}::uuid, ${}::uuid, ${}, ${}, ${}, ${}::timestamptz)",
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4,
+            n + 5,
+            n + 6
+        ));
+        values.extend([
+            (*key).into(),
+            row.event_id.into(),
+            row.subject.into(),
+            row.payload.clone().into(),
+            row.trace.clone().into(),
+            row.created_at.into(),
+        ]);
+    }
+    let sql = format!(
+        "WITH done AS ({change}) \
+         INSERT INTO outbox (event_id, subject, payload, trace, created_at) \
+         SELECT e.event_id, e.subject, e.payload, e.trace, e.created_at \
+         FROM (VALUES {tuples}) AS e(key, event_id, subject, payload, trace, created_at) \
+         JOIN done USING (key) \
+         ON CONFLICT (event_id) DO NOTHING",
+        tuples = tuples.join(", "),
+    );
+    sea_orm::Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, sql, values)
+}
+
 /// How many rows of the outbox on `conn` are not published yet.
 pub async fn unpublished<C: ConnectionTrait>(conn: &C) -> Result<u64, DbErr> {
     Entity::find()

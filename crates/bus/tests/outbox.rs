@@ -192,3 +192,49 @@ async fn bundles_and_single_rows_are_published_once_each_in_order_on_postgres() 
 async fn bundles_and_single_rows_are_published_once_each_in_order_on_sqlite() {
     publishes_bundles_in_order(TestDatabase::sqlite().unwrap()).await;
 }
+
+#[tokio::test]
+async fn a_change_writes_the_events_of_the_rows_it_returned_in_one_statement() {
+    use sea_orm::ConnectionTrait as _;
+    let db = TestDatabase::postgres().await.unwrap();
+    let (_nats, _js, conn) = start(&db).await;
+    conn.execute_unprepared("CREATE TABLE things (id uuid PRIMARY KEY, done boolean NOT NULL)")
+        .await
+        .unwrap();
+    let (open, finished) = (Uuid::now_v7(), Uuid::now_v7());
+    conn.execute_unprepared(&format!(
+        "INSERT INTO things VALUES ('{open}', false), ('{finished}', true)"
+    ))
+    .await
+    .unwrap();
+    let events: Vec<CloudEvent<SlotWithdrawn>> = [open, finished]
+        .iter()
+        .map(|&slot_id| {
+            CloudEvent::new(
+                "/test",
+                SlotWithdrawn {
+                    slot_id,
+                    practitioner_id: Uuid::now_v7(),
+                },
+            )
+        })
+        .collect();
+    let trace = std::collections::HashMap::new();
+    let traced: Vec<_> = events.iter().map(|e| (e, &trace)).collect();
+    let rows: Vec<(Uuid, outbox::EncodedRow)> = [open, finished]
+        .into_iter()
+        .zip(outbox::encode_traced(&traced).unwrap())
+        .collect();
+    let change =
+        "UPDATE things SET done = true WHERE NOT done AND id IN ($1, $2) RETURNING id AS key";
+    let statement = outbox::with_events(change, vec![open.into(), finished.into()], &rows);
+    // Twice: the second finds nothing left to change, and writes nothing.
+    for _ in 0..2 {
+        conn.execute_raw(statement.clone()).await.unwrap();
+    }
+    assert_eq!(
+        outbox::unpublished(&conn).await.unwrap(),
+        1,
+        "only the row it changed"
+    );
+}

@@ -20,7 +20,7 @@ use std::{collections::HashSet, time::Duration};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveEnum, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
-    QueryFilter, QueryTrait, Set, Statement, TransactionTrait,
+    QueryFilter, QueryTrait, Set, TransactionTrait,
     sea_query::{Expr, ExprTrait, OnConflict},
 };
 use slotcast_events::{CloudEvent, EmailFailed, EmailSent, ID_NAMESPACE};
@@ -289,14 +289,8 @@ pub async fn record_sent_many(db: &DatabaseConnection, keys: &[Key]) -> Result<(
     txn.commit().await
 }
 
-/// [`record_sent_many`] on Postgres: per chunk of keys, one autocommitted statement
-///
-/// ```sql
-/// WITH done AS (UPDATE email_deliveries SET status = 'sent', … WHERE status = 'sending'
-///               AND notification_id IN (…) RETURNING notification_id)
-/// INSERT INTO outbox (…) SELECT … FROM (VALUES (…), …) AS e(…) JOIN done USING (notification_id)
-/// ON CONFLICT (event_id) DO NOTHING
-/// ```
+/// [`record_sent_many`] on Postgres: per chunk of keys, one autocommitted statement, the update
+/// of the deliveries with their events ([`slotcast_bus::outbox::with_events`]).
 async fn record_sent_in_one_statement(db: &DatabaseConnection, keys: &[Key]) -> Result<(), DbErr> {
     let mut seen: HashSet<Uuid> = HashSet::with_capacity(keys.len());
     let keys: Vec<&Key> = keys
@@ -318,47 +312,18 @@ async fn record_sent_in_one_statement(db: &DatabaseConnection, keys: &[Key]) -> 
     for chunk in slotcast_bus::rows::chunks(&rows, |(_, row)| row.size()) {
         let mut values: Vec<sea_orm::Value> = vec![Status::Sent.to_value().into(), now.into()];
         let mut ids = Vec::with_capacity(chunk.len());
-        let mut tuples = Vec::with_capacity(chunk.len());
-        for (id, row) in chunk {
-            let n = values.len();
-            ids.push(format!("${}", n + 1));
-            tuples.push(format!(
-                "(${}::uuid, ${}::uuid, ${}, ${}, ${}, ${}::timestamptz)",
-                n + 1,
-                n + 2,
-                n + 3,
-                n + 4,
-                n + 5,
-                n + 6
-            ));
-            values.extend([
-                (*id).into(),
-                row.event_id.into(),
-                row.subject.into(),
-                row.payload.clone().into(),
-                row.trace.clone().into(),
-                row.created_at.into(),
-            ]);
+        for (id, _) in chunk {
+            values.push((*id).into());
+            ids.push(format!("${}", values.len()));
         }
-        let sql = format!(
-            "WITH done AS (\
-               UPDATE email_deliveries SET status = $1, in_flight = FALSE, updated_at = $2 \
-               WHERE status = 'sending' AND notification_id IN ({ids}) \
-               RETURNING notification_id) \
-             INSERT INTO outbox (event_id, subject, payload, trace, created_at) \
-             SELECT e.event_id, e.subject, e.payload, e.trace, e.created_at \
-             FROM (VALUES {tuples}) AS e(notification_id, event_id, subject, payload, trace, created_at) \
-             JOIN done USING (notification_id) \
-             ON CONFLICT (event_id) DO NOTHING",
-            ids = ids.join(", "),
-            tuples = tuples.join(", "),
+        let change = format!(
+            "UPDATE email_deliveries SET status = $1, in_flight = FALSE, updated_at = $2 \
+             WHERE status = 'sending' AND notification_id IN ({}) \
+             RETURNING notification_id AS key",
+            ids.join(", ")
         );
-        db.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            sql,
-            values,
-        ))
-        .await?;
+        db.execute_raw(slotcast_bus::outbox::with_events(&change, values, chunk))
+            .await?;
     }
     Ok(())
 }
