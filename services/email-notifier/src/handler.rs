@@ -5,13 +5,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use lettre::{
-    Message,
-    message::{
-        Mailbox, MultiPart,
-        header::{HeaderName, HeaderValue},
-    },
-};
+use lettre::message::Mailbox;
 use sea_orm::{DatabaseConnection, DbErr};
 use slotcast_bus::{
     consumer::{BatchHandler, Delivery, Outcome},
@@ -23,6 +17,7 @@ use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 
 use crate::{
+    compose,
     deliveries::{self, Claim, Key},
     group_commit::GroupCommit,
     mailer::{Mailer, Outgoing, SEND_TIMEOUT, SendError},
@@ -209,38 +204,9 @@ impl NotifyHandler {
             Ok(r) => r,
             Err(e) => return Err(Outcome::Reject(e.to_string())),
         };
-        let message_id = format!("<{}@slotcast>", notify.notification_id);
-        let message = match notify.patient.email.parse::<Mailbox>() {
-            Ok(address) => {
-                let to = Mailbox::new(Some(notify.patient.name.clone()), address.email);
-                let mut builder = Message::builder()
-                    .message_id(Some(message_id.clone()))
-                    .from(self.sending.from.clone())
-                    .to(to)
-                    .subject(rendered.subject);
-                if let Some(url) = &notify.unsubscribe_url {
-                    // RFC 8058 one-click unsubscribe: the mail client POSTs
-                    // `List-Unsubscribe=One-Click` to the URL, no login needed.
-                    builder = builder
-                        .raw_header(HeaderValue::new(
-                            HeaderName::new_from_ascii_str("List-Unsubscribe"),
-                            format!("<{url}>"),
-                        ))
-                        .raw_header(HeaderValue::new(
-                            HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
-                            "List-Unsubscribe=One-Click".to_owned(),
-                        ));
-                }
-                builder
-                    .multipart(MultiPart::alternative_plain_html(
-                        rendered.text,
-                        rendered.html,
-                    ))
-                    .map(|m| Outgoing::from(&m))
-                    .map_err(|e| format!("cannot build the message: {e}"))
-            }
-            Err(_) => Err("the patient's email address is not valid".to_owned()),
-        };
+        let message_id = compose::message_id(notify.notification_id);
+        let message =
+            compose::compose(&self.sending.from, &notify, rendered).map(|m| Outgoing::from(&m));
         drop(_entered);
         Ok(Ready {
             delivery,

@@ -15,6 +15,8 @@
 //! - [`handler`]: the consumer's handler: a batch at a time ([`batch_size`]), claimed
 //!   `EMAIL_CONCURRENCY` to a statement, sent, and recorded ([`group_commit`]).
 //! - [`render`]: the handlebars templates in `templates/`, times and fees.
+//! - [`compose`]: the rendered parts as one MIME message with its Message-ID and unsubscribe
+//!   headers.
 //! - [`mailer`]: SMTP or `.eml` files; errors sorted into permanent and transient.
 //! - [`smtp_pool`]: the pooled SMTP connections.
 //! - [`group_commit`]: many small writes joined into one statement or transaction.
@@ -28,6 +30,7 @@
 //! Logs carry notification and patient ids only. `last_error` and `EmailFailed.reason` hold the
 //! SMTP reply with every address taken out.
 
+pub mod compose;
 pub mod config;
 pub mod deliveries;
 pub mod entities;

@@ -1,0 +1,147 @@
+//! Composing the email of a notification: its rendered text and HTML as one MIME message, with
+//! a Message-ID of the notification's own (a re-send after a crash folds into the first in many
+//! mail clients) and RFC 8058 one-click unsubscribe headers. No database, no network.
+
+use lettre::{
+    Message,
+    message::{
+        Mailbox, MultiPart,
+        header::{HeaderName, HeaderValue},
+    },
+};
+use slotcast_events::NotifyPatient;
+use uuid::Uuid;
+
+use crate::render::RenderedEmail;
+
+/// The Message-ID of a notification's email, the same for every attempt.
+pub fn message_id(notification_id: Uuid) -> String {
+    format!("<{notification_id}@slotcast>")
+}
+
+/// The email of `notify`, from `from`, with its `rendered` parts; or why it cannot be sent (the
+/// reason names no address).
+pub fn compose(
+    from: &Mailbox,
+    notify: &NotifyPatient,
+    rendered: RenderedEmail,
+) -> Result<Message, String> {
+    let Ok(address) = notify.patient.email.parse::<Mailbox>() else {
+        return Err("the patient's email address is not valid".to_owned());
+    };
+    let to = Mailbox::new(Some(notify.patient.name.clone()), address.email);
+    let mut builder = Message::builder()
+        .message_id(Some(message_id(notify.notification_id)))
+        .from(from.clone())
+        .to(to)
+        .subject(rendered.subject);
+    if let Some(url) = &notify.unsubscribe_url {
+        // RFC 8058 one-click unsubscribe: the mail client POSTs `List-Unsubscribe=One-Click` to
+        // the URL, no login needed.
+        builder = builder
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                format!("<{url}>"),
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                "List-Unsubscribe=One-Click".to_owned(),
+            ));
+    }
+    builder
+        .multipart(MultiPart::alternative_plain_html(
+            rendered.text,
+            rendered.html,
+        ))
+        .map_err(|e| format!("cannot build the message: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use slotcast_events::{Channels, PatientContact, PractitionerCard, WaitKind};
+
+    use super::*;
+
+    fn notify(email: &str, unsubscribe_url: Option<&str>) -> NotifyPatient {
+        NotifyPatient {
+            notification_id: Uuid::from_u128(7),
+            patient: PatientContact {
+                id: Uuid::from_u128(1),
+                name: "Grace".to_owned(),
+                email: email.to_owned(),
+                locale: "en".to_owned(),
+                timezone: None,
+            },
+            practitioner: PractitionerCard {
+                id: Uuid::from_u128(2),
+                name: "Dr Ada Lovelace".to_owned(),
+                specialty: "Cardiology".to_owned(),
+                timezone: "Europe/Paris".to_owned(),
+                consultation_fee_cents: None,
+                currency: "EUR".to_owned(),
+            },
+            slots: Vec::new(),
+            reason: WaitKind::New,
+            entry_id: Uuid::from_u128(3),
+            batch_id: Uuid::from_u128(4),
+            channels: Channels::default(),
+            wave: None,
+            preferences_url: None,
+            unsubscribe_url: unsubscribe_url.map(str::to_owned),
+        }
+    }
+
+    fn rendered() -> RenderedEmail {
+        RenderedEmail {
+            subject: "A time with Dr Ada Lovelace".to_owned(),
+            text: "text part".to_owned(),
+            html: "<p>html part</p>".to_owned(),
+        }
+    }
+
+    fn from() -> Mailbox {
+        "slotcast <no-reply@slotcast.localhost>".parse().unwrap()
+    }
+
+    #[test]
+    fn the_email_has_the_notifications_message_id_both_parts_and_one_click_unsubscribe() {
+        let n = notify(
+            "grace@example.com",
+            Some("https://book.example/v1/unsubscribe/t"),
+        );
+        let message = compose(&from(), &n, rendered()).unwrap();
+        let text = String::from_utf8(message.formatted()).unwrap();
+        assert!(
+            text.contains(&format!("Message-ID: {}", message_id(n.notification_id))),
+            "{text}"
+        );
+        assert!(
+            text.contains("List-Unsubscribe: <https://book.example/v1/unsubscribe/t>"),
+            "{text}"
+        );
+        assert!(
+            text.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"),
+            "{text}"
+        );
+        assert!(text.contains("multipart/alternative"), "{text}");
+        assert!(
+            text.contains("text part") && text.contains("html part"),
+            "{text}"
+        );
+        assert_eq!(message.envelope().to()[0].to_string(), "grace@example.com");
+    }
+
+    #[test]
+    fn without_an_unsubscribe_link_there_is_no_unsubscribe_header() {
+        let message = compose(&from(), &notify("grace@example.com", None), rendered()).unwrap();
+        let text = String::from_utf8(message.formatted()).unwrap();
+        assert!(!text.contains("List-Unsubscribe"), "{text}");
+    }
+
+    #[test]
+    fn an_invalid_address_is_refused_without_quoting_it() {
+        let refused =
+            compose(&from(), &notify("grace@@example.com", None), rendered()).unwrap_err();
+        assert!(!refused.contains("grace"), "{refused}");
+    }
+}
