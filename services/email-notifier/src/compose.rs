@@ -58,37 +58,15 @@ pub fn compose(
 
 #[cfg(test)]
 mod tests {
-    use slotcast_events::{Channels, PatientContact, PractitionerCard, WaitKind};
+    use slotcast_events::WaitKind;
 
     use super::*;
 
     fn notify(email: &str, unsubscribe_url: Option<&str>) -> NotifyPatient {
-        NotifyPatient {
-            notification_id: Uuid::from_u128(7),
-            patient: PatientContact {
-                id: Uuid::from_u128(1),
-                name: "Grace".to_owned(),
-                email: email.to_owned(),
-                locale: "en".to_owned(),
-                timezone: None,
-            },
-            practitioner: PractitionerCard {
-                id: Uuid::from_u128(2),
-                name: "Dr Ada Lovelace".to_owned(),
-                specialty: "Cardiology".to_owned(),
-                timezone: "Europe/Paris".to_owned(),
-                consultation_fee_cents: None,
-                currency: "EUR".to_owned(),
-            },
-            slots: Vec::new(),
-            reason: WaitKind::New,
-            entry_id: Uuid::from_u128(3),
-            batch_id: Uuid::from_u128(4),
-            channels: Channels::default(),
-            wave: None,
-            preferences_url: None,
-            unsubscribe_url: unsubscribe_url.map(str::to_owned),
-        }
+        let mut n = crate::render::tests::notify(WaitKind::New, "Grace", None, "Europe/Paris");
+        n.patient.email = email.to_owned();
+        n.unsubscribe_url = unsubscribe_url.map(str::to_owned);
+        n
     }
 
     fn rendered() -> RenderedEmail {

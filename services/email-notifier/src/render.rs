@@ -173,14 +173,20 @@ fn one_line(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use chrono::TimeZone;
     use slotcast_events::{PatientContact, PractitionerCard};
     use uuid::Uuid;
 
     use super::*;
 
-    fn notify(reason: WaitKind, patient_name: &str, fee: Option<i64>, zone: &str) -> NotifyPatient {
+    /// A notification of two slots in December 2026 (shared with [`crate::compose`]'s tests).
+    pub(crate) fn notify(
+        reason: WaitKind,
+        patient_name: &str,
+        fee: Option<i64>,
+        zone: &str,
+    ) -> NotifyPatient {
         let slot = |h: u32, m: u32, id: u128| {
             let starts_at = Utc.with_ymd_and_hms(2026, 12, 1, h, m, 0).unwrap();
             OfferedSlot {

@@ -18,7 +18,7 @@ use crate::{
     entities::{entry, history, opening, opening_slot, patient, practitioner, slot},
     inbox::Input,
     policy::PolicyConfig,
-    projection::{Complete, find_in, insert_new, settle},
+    projection::{self, Complete, insert_new, settle},
     vocabulary::{HistoryKind, SlotStatus},
 };
 
@@ -401,12 +401,7 @@ async fn add_to_openings<C: ConnectionTrait>(
     )
     .await?;
     let undecided: Vec<Uuid> = open.iter().map(|o| o.batch_id).collect();
-    let mut slots_of: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
-    for s in
-        find_in::<opening_slot::Entity, _>(conn, opening_slot::Column::BatchId, &undecided).await?
-    {
-        slots_of.entry(s.batch_id).or_default().push(s.slot_id);
-    }
+    let mut slots_of = projection::slots_of(conn, &undecided).await?;
     let complete: Vec<Complete> = open
         .iter()
         .filter_map(|o| {

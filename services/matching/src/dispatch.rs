@@ -46,9 +46,7 @@ use uuid::Uuid;
 use crate::{
     SOURCE,
     eligibility::{self, Cap, Case, Fit, Verdict},
-    entities::{
-        considered, entry, opening, opening_slot, patient, pending, practitioner, slot, told,
-    },
+    entities::{considered, entry, opening, patient, pending, practitioner, slot, told},
     fit::OpenSlot,
     passes::{Wakers, run_passes},
     projection::{self, Complete, find_in, insert_new, record_considered, sent_today},
@@ -547,12 +545,7 @@ async fn decide_for<C: ConnectionTrait>(
         .all(conn)
         .await?;
     let batch_ids: Vec<Uuid> = waiting.iter().map(|o| o.batch_id).collect();
-    let mut slots_of: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-    for s in
-        find_in::<opening_slot::Entity, _>(conn, opening_slot::Column::BatchId, &batch_ids).await?
-    {
-        slots_of.entry(s.batch_id).or_default().push(s.slot_id);
-    }
+    let mut slots_of = projection::slots_of(conn, &batch_ids).await?;
     let complete: Vec<Complete> = waiting
         .iter()
         .map(|o| Complete {

@@ -147,14 +147,11 @@ async fn decisions(
             waiting.push(Complete {
                 practitioner_id: o.practitioner_id,
                 batch_id: o.batch_id,
-                slot_ids: opening_slot::Entity::find()
-                    .filter(opening_slot::Column::BatchId.eq(o.batch_id))
-                    .all(db)
+                slot_ids: projection::slots_of(db, &[o.batch_id])
                     .await
                     .map_err(internal)?
-                    .into_iter()
-                    .map(|m| m.slot_id)
-                    .collect(),
+                    .remove(&o.batch_id)
+                    .unwrap_or_default(),
                 policy: slotcast_events::OfferPolicy::Broadcast,
                 trace: String::new(),
             });

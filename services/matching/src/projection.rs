@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::{
     eligibility::{self, Cap, Case, Channels, Fit, Verdict},
-    entities::{considered, entry, opening, patient, pending, slot, told, wave},
+    entities::{considered, entry, opening, opening_slot, patient, pending, slot, told, wave},
     fit::{self, OpenSlot, Waiting},
     policy::PolicyConfig,
     vocabulary::{Outcome, Reason, SlotStatus, WaveStatus},
@@ -212,6 +212,20 @@ pub(crate) async fn find_in<E: EntityTrait, C: ConnectionTrait>(
         );
     }
     Ok(found)
+}
+
+/// The slots of each of the openings `batch_ids`.
+pub(crate) async fn slots_of<C: ConnectionTrait>(
+    conn: &C,
+    batch_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<Uuid>>, DbErr> {
+    let mut slots: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for s in
+        find_in::<opening_slot::Entity, _>(conn, opening_slot::Column::BatchId, batch_ids).await?
+    {
+        slots.entry(s.batch_id).or_default().push(s.slot_id);
+    }
+    Ok(slots)
 }
 
 /// The current span's trace context, as JSON headers.
