@@ -250,7 +250,7 @@ impl Dispatcher {
             let sent = sent_today.entry(group.0).or_default();
             let open: Vec<Option<OpenSlot>> = rows
                 .iter()
-                .map(|r| slots.get(&r.slot_id).map(open_slot))
+                .map(|r| slots.get(&r.slot_id).map(OpenSlot::from))
                 .collect();
             let judge = |r: &pending::Model, slot: &Option<OpenSlot>, cap| {
                 eligibility::verdict(&Case {
@@ -713,15 +713,6 @@ fn first_trace<'a>(keep: &[(&'a pending::Model, &slot::Model)]) -> &'a str {
 
 fn by_id<T>(rows: Vec<T>, id: impl Fn(&T) -> Uuid) -> HashMap<Uuid, T> {
     rows.into_iter().map(|r| (id(&r), r)).collect()
-}
-
-fn open_slot(s: &slot::Model) -> OpenSlot {
-    OpenSlot {
-        id: s.id,
-        starts_at: s.starts_at,
-        ends_at: s.ends_at,
-        released_by: s.released_by,
-    }
 }
 
 /// A pending offer skipped, for `considered`.

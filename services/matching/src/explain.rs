@@ -196,12 +196,7 @@ async fn decisions(
     let considered = decided(recorded, pending_rows, told_rows);
     let seen: HashSet<Uuid> = considered.iter().map(|c| c.patient_id).collect();
     let decided_at = openings.iter().filter_map(|o| o.decided_at).min();
-    let open = OpenSlot {
-        id: s.id,
-        starts_at: s.starts_at,
-        ends_at: s.ends_at,
-        released_by: s.released_by,
-    };
+    let open = OpenSlot::from(&s);
     let now = Utc::now();
     let mut not_considered: Vec<(Waiting, NotConsidered)> = Vec::new();
     for e in entry::Entity::find()

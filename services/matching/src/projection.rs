@@ -113,15 +113,7 @@ pub(crate) async fn offers<C: ConnectionTrait>(
         find_in::<slot::Entity, _>(conn, slot::Column::Id, &all_slots)
             .await?
             .into_iter()
-            .map(|s| {
-                let open = OpenSlot {
-                    id: s.id,
-                    starts_at: s.starts_at,
-                    ends_at: s.ends_at,
-                    released_by: s.released_by,
-                };
-                (s.id, (open, s.status))
-            })
+            .map(|s| (s.id, (OpenSlot::from(&s), s.status)))
             .collect();
     let opened: Vec<(&Complete, Vec<OpenSlot>)> = openings
         .iter()
@@ -262,15 +254,18 @@ pub(crate) async fn open_slots<C: ConnectionTrait>(
                 .await?,
         );
     }
-    Ok(found
-        .into_iter()
-        .map(|s| OpenSlot {
+    Ok(found.iter().map(OpenSlot::from).collect())
+}
+
+impl From<&slot::Model> for OpenSlot {
+    fn from(s: &slot::Model) -> Self {
+        OpenSlot {
             id: s.id,
             starts_at: s.starts_at,
             ends_at: s.ends_at,
             released_by: s.released_by,
-        })
-        .collect())
+        }
+    }
 }
 
 /// A patient whose entry fits some of the slots, with their place in the fair order.
