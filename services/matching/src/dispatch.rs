@@ -421,8 +421,9 @@ impl Dispatcher {
     }
 }
 
-/// Takes the pending offers of the first `budget` patient and practitioner pairs that are due (a pair is due once its first offer is; only due rows are read, through the
-/// `due_at` index) out of `pending`: a `DELETE … RETURNING` per practitioner and run of
+/// Takes the pending offers of the first `budget` patient and practitioner pairs that are due
+/// (a pair is due once its first offer is; only due rows are read, through the `due_at` index)
+/// out of `pending`: a `DELETE … RETURNING` per practitioner and run of
 /// patients, so the rows are read and removed by the same statement. Returns each pair with
 /// its offers, the pair whose first offer was due first first. Every offer of a pair goes, due
 /// or not (one message per pair); an offer decided after a statement's snapshot stays for the
@@ -494,8 +495,8 @@ struct Decided {
 /// opening of its practitioner waiting out its window (slots posted apart within the window go
 /// out together): practitioner by practitioner in the order they fell due, while their pairs
 /// fit in `budget`. An opening too big for any pass has its offers written to `pending`, due
-/// now, for the passes that follow. A pair's offers already in
-/// `pending` go with it (one message per pair).
+/// now, for the passes that follow. A pair's offers already in `pending` go with it (one
+/// message per pair).
 async fn decide_due<C: ConnectionTrait>(
     conn: &C,
     now: DateTime<Utc>,

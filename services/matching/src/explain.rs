@@ -4,9 +4,10 @@
 //!   offered under, and for `waves` who each wave told;
 //! - `considered`: every patient whose entry fitted the slot when it was decided, in the fair
 //!   order (`rank`), with what came of it: `told` (in which wave, in which notification),
-//!   `pending` (waiting out the coalescing window: as it would be decided now), `waiting` (a later wave), `not_reached`
-//!   (the slot was taken, or the waves stopped, first) or `skipped` with the reason (`expired`,
-//!   `opted_out`, `capped`, `taken`, `gone`, `no_longer_waiting`);
+//!   `pending` (waiting out the coalescing window; shown as it would be decided now),
+//!   `waiting` (a later wave), `not_reached` (the slot was taken, or the waves stopped, first)
+//!   or `skipped` with the reason (`expired`, `opted_out`, `capped`, `taken`, `gone`,
+//!   `no_longer_waiting`);
 //! - `not_considered`: the practitioner's other active entries, as they stand now, and why the
 //!   slot is not for them (`outside_window`, `not_earlier`, `gave_it_up`, `expired`),
 //!   `joined_after` when they joined after the slot was decided, or `not_decided` while its

@@ -11,9 +11,9 @@
 //!   again 204.
 //!
 //! The rules are [`crate::holds`]'s. While `held_until` is in the future only the hold's
-//! patients may book its slots ([`crate::booking`]); after it, the slot counts as available everywhere, without a background job.
-//! A hold carries up to 10,000 patient ids (about 390 KB of JSON), more than the API's general
-//! body limit, so this router has its own, larger one.
+//! patients may book its slots ([`crate::booking`]); after it, the slot counts as available
+//! everywhere, without a background job. A hold carries up to 10,000 patient ids (about 390 KB
+//! of JSON), more than the API's general body limit, so this router has its own, larger one.
 
 use axum::{Json, Router, extract::State, http::StatusCode, routing::put};
 use chrono::{DateTime, Utc};
