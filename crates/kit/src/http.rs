@@ -4,13 +4,14 @@ use std::time::Duration;
 
 use axum::{
     Router,
-    http::{StatusCode, header},
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::{
     limit::RequestBodyLimitLayer,
+    set_header::SetResponseHeaderLayer,
     timeout::TimeoutLayer,
     trace::{DefaultOnResponse, TraceLayer},
 };
@@ -46,6 +47,11 @@ pub fn with_layers(router: Router, max_body: usize) -> Router {
         ))
         // Outside the limit and the timeout, so their plain-text answers are rewritten too.
         .layer(axum::middleware::map_response(as_problem))
+        // No browser guesses a type other than the one sent (JSON shown as HTML, say).
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
         // INFO, not tower-http's default DEBUG: the request span is the root of the trace the
         // outbox events carry, so it must exist at the default log level.
         //

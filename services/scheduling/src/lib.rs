@@ -24,6 +24,7 @@
 //!   its link; closing waiting-list entries; placing and letting go the holds of `waves`.
 //! - [`availability`]: a slot's status at a moment, and how a slot that opens starts.
 //! - [`store`]: events into the outbox and row locks, inside the caller's transaction.
+//! - [`pages`]: the security headers of every HTML page.
 //! - [`entities`] and [`migration`]: the tables, the same on Postgres and SQLite.
 //! - [`routes`]: one module per resource; each exposes `router()`, merged in [`routes::router`].
 //! - [`error`]: the API error type, mapped once to problem+json.
@@ -40,6 +41,7 @@ pub mod entities;
 pub mod error;
 pub mod holds;
 pub mod migration;
+pub mod pages;
 pub mod routes;
 pub mod startup;
 pub mod store;

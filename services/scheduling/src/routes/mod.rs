@@ -29,6 +29,7 @@ pub fn router(state: AppState) -> Router {
         .merge(waitlist::router())
         .merge(offers::router())
         .merge(preferences::router())
+        .layer(axum::middleware::map_response(crate::pages::harden))
         .with_state(state)
 }
 
