@@ -212,6 +212,7 @@ impl SlotWindow {
         ends_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Self, Invalid> {
+        let (starts_at, ends_at) = (time("starts_at", starts_at)?, time("ends_at", ends_at)?);
         if ends_at <= starts_at {
             return invalid("ends_at must be after starts_at");
         }

@@ -133,6 +133,17 @@ async fn times_outside_the_years_2000_to_9999_get_a_4xx_not_a_5xx() {
         422,
     )
     .await;
+    // A short slot far in the future: its length is fine, its year is not.
+    let slots = json!({"slots": [{"starts_at": "+99999-01-01T10:00:00Z", "ends_at": "+99999-01-01T10:30:00Z"}]});
+    let path = format!("/v1/practitioners/{practitioner}/slots");
+    let refused = assert_problem(app.post(&path, Some(&app.staff), slots).await, 422).await;
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("between the years 2000 and 9999"),
+        "{refused}"
+    );
     let path = format!("/v1/practitioners/{practitioner}/slots?from=-5000-01-01T00:00:00Z");
     assert_problem(app.get(&path, Some(&app.staff)).await, 400).await;
 }
