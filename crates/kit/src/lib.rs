@@ -5,6 +5,7 @@
 //! - [`telemetry`]: tracing, optional OTLP export, W3C trace-context propagation.
 //! - [`ops`]: `/healthz`, `/readyz` and `/metrics`.
 //! - [`db`]: connecting to Postgres or SQLite and running a service's migrations.
+//! - [`email`]: the one check of an email address, for the API and the email notifier.
 //! - [`auth`]: bearer JWTs with the three roles, and minting dev tokens.
 //! - [`problem`]: RFC 9457 `application/problem+json` errors and a JSON extractor that uses them.
 //! - [`http`]: serving a router with the common layers and graceful shutdown.
@@ -14,6 +15,7 @@
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod email;
 pub mod http;
 pub mod ops;
 pub mod problem;

@@ -26,10 +26,10 @@ pub fn compose(
     notify: &NotifyPatient,
     rendered: RenderedEmail,
 ) -> Result<Message, String> {
-    let Ok(address) = notify.patient.email.parse::<Mailbox>() else {
+    let Some(address) = slotcast_kit::email::address(&notify.patient.email) else {
         return Err("the patient's email address is not valid".to_owned());
     };
-    let to = Mailbox::new(Some(notify.patient.name.clone()), address.email);
+    let to = Mailbox::new(Some(notify.patient.name.clone()), address);
     let mut builder = Message::builder()
         .message_id(Some(message_id(notify.notification_id)))
         .from(from.clone())

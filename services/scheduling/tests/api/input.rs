@@ -147,3 +147,26 @@ async fn times_outside_the_years_2000_to_9999_get_a_4xx_not_a_5xx() {
     let path = format!("/v1/practitioners/{practitioner}/slots?from=-5000-01-01T00:00:00Z");
     assert_problem(app.get(&path, Some(&app.staff)).await, 400).await;
 }
+
+#[tokio::test]
+async fn an_address_the_notifier_could_not_send_to_gets_422() {
+    let app = spawn_app().await;
+    for bad in [
+        "two@@example.test",
+        "a..b@example.test",
+        "victim@clinic.test@attacker.test",
+    ] {
+        let body = json!({"name": "Eve", "email": bad, "locale": "en"});
+        let refused =
+            assert_problem(app.post("/v1/patients", Some(&app.staff), body).await, 422).await;
+        assert!(
+            !refused.to_string().contains(bad),
+            "the answer does not repeat the address: {refused}"
+        );
+    }
+    let body = json!({"name": "Grace", "email": " grace@example.test ", "locale": "en"});
+    let res = app.post("/v1/patients", Some(&app.staff), body).await;
+    assert_eq!(res.status(), 201);
+    let created: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(created["email"], "grace@example.test");
+}
