@@ -114,6 +114,16 @@ impl TestApp {
         self.send(reqwest::Method::GET, path, token, None).await
     }
 
+    /// `GET path` as a browser asks for it (`Accept: text/html`), with no token.
+    pub async fn page(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> reqwest::Response {
         self.send(reqwest::Method::PATCH, path, token, Some(body))
             .await

@@ -32,13 +32,7 @@ async fn every_page_has_a_strict_policy_no_referrer_and_no_cache_and_json_is_not
         "/v1/offers/not-a-token".to_owned(),
     ];
     for path in pages {
-        let res = app
-            .client
-            .get(format!("{}{path}", app.base))
-            .header("accept", "text/html")
-            .send()
-            .await
-            .unwrap();
+        let res = app.page(&path).await;
         let header = |name: &str| {
             res.headers()
                 .get(name)

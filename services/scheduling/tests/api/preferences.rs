@@ -155,13 +155,7 @@ async fn the_preferences_link_shows_a_form_that_saves() {
         (Some(true), Some(true))
     );
 
-    let res = app
-        .client
-        .get(format!("{}{path}", app.base))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
+    let res = app.page(&path).await;
     let html = res.text().await.unwrap();
     assert!(html.contains(r#"name="email" value="false""#), "{html}");
     assert!(!html.contains("Alice"));
