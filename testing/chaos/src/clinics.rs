@@ -293,7 +293,7 @@ impl System {
     }
 
     /// Whether nothing is in flight right now: no message unacknowledged or pending, no outbox
-    /// row unpublished, no offer decided and not sent.
+    /// row unpublished, no offer or opening waiting to be sent.
     pub async fn calm(&self) -> anyhow::Result<bool> {
         Ok(self.busy().await?.is_none())
     }

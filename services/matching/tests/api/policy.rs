@@ -302,6 +302,36 @@ async fn a_slot_booked_before_its_message_goes_out_is_dropped_from_it() {
 }
 
 #[tokio::test]
+async fn an_opening_in_its_window_is_explained_as_it_would_be_decided_now() {
+    // A window long enough that the explanation is read inside it.
+    let m = spawn(5_000, 0).await;
+    let dr = m.practitioner().await;
+    let (first, second) = (m.patient().await, m.patient().await);
+    m.waits(first, dr, WaitKind::New, None).await;
+    m.waits(second, dr, WaitKind::New, None).await;
+    let slot = m.batch(dr, &[10]).await[0].slot_id;
+    let explained = m
+        .decisions(slot, |d| {
+            d["considered"].as_array().is_some_and(|c| c.len() == 2)
+        })
+        .await;
+    assert_eq!(explained["openings"][0]["decided_at"], Value::Null);
+    assert_eq!(
+        outcomes(&explained),
+        [
+            (first.to_string(), "pending".to_owned(), None),
+            (second.to_string(), "pending".to_owned(), None),
+        ]
+    );
+    assert_eq!(explained["considered"][1]["rank"], 2);
+    // Then the window ends and both are told.
+    let told = m
+        .decisions(slot, |d| d["considered"][1]["outcome"] == "told")
+        .await;
+    assert!(told["openings"][0]["decided_at"].is_string());
+}
+
+#[tokio::test]
 async fn the_explanation_lists_who_the_slot_did_not_fit_and_why_and_is_for_staff_only() {
     let m = spawn(0, 0).await;
     let dr = m.practitioner().await;
