@@ -538,14 +538,14 @@ impl Bench {
     /// Postgres's CPU seconds by the service whose database it served, then its own processes
     /// and anything else (another client of the same server).
     fn postgres_split(&self, by_database: &HashMap<String, f64>) -> String {
-        let names = &self.sys.databases.names;
+        let names = self.sys.databases.names();
         let rest: f64 = by_database
             .iter()
             .filter(|(database, _)| *database != "(server)" && !names.contains(database))
             .map(|(_, cpu)| cpu)
             .sum();
         let mut parts = Vec::new();
-        for (service, database) in self.sys.services.iter().zip(names) {
+        for (service, database) in self.sys.services.iter().zip(&names) {
             let cpu = by_database.get(database).copied().unwrap_or(0.0);
             parts.push(format!("{} {cpu:.2}", service.process.name));
         }
@@ -892,7 +892,7 @@ impl Bench {
     async fn limits(&mut self) -> anyhow::Result<Vec<raw::Limit>> {
         let n = self.scale.raw;
         let mut limits = raw::jetstream(&self.js, n).await?;
-        let raw_name = self.sys.databases.names[SERVICES.len()].clone();
+        let raw_name = self.sys.databases.names()[SERVICES.len()].clone();
         let raw_db = self.sys.databases.connect(&raw_name).await?;
         limits.extend(raw::postgres(&raw_db, n).await?);
         let _ = raw_db.close().await;

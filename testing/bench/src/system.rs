@@ -167,7 +167,6 @@ fn is_root() -> bool {
 /// The fresh Postgres databases of one run (test-support's: each is dropped with it).
 pub struct Databases {
     databases: Vec<TestDatabase>,
-    pub names: Vec<String>,
 }
 
 impl Databases {
@@ -176,11 +175,13 @@ impl Databases {
         for _ in 0..count {
             databases.push(TestDatabase::postgres_at(admin_url).await?);
         }
-        let names = databases
-            .iter()
-            .map(|d| d.postgres_name().unwrap_or_default().to_owned())
-            .collect();
-        Ok(Self { databases, names })
+        Ok(Self { databases })
+    }
+
+    /// Their names, in the order created.
+    pub fn names(&self) -> Vec<String> {
+        let name = |d: &TestDatabase| d.postgres_name().unwrap_or_default().to_owned();
+        self.databases.iter().map(name).collect()
     }
 
     fn get(&self, name: &str) -> anyhow::Result<&TestDatabase> {
@@ -293,7 +294,7 @@ impl System {
             } else {
                 try_free_port()?
             };
-            let db = system.databases.names[i].clone();
+            let db = system.databases.names()[i].clone();
             let service = system.spawn(name, name, port, db)?;
             system.services.push(service);
         }
