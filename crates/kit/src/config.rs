@@ -47,6 +47,8 @@ pub struct Common {
     pub stream_replicas: usize,
     /// `DATABASE_MAX_CONNECTIONS`.
     pub db_max_connections: u32,
+    /// `RATE_LIMIT_FAILED_AUTH`, `RATE_LIMIT_LINKS`, `TRUST_X_FORWARDED_FOR`.
+    pub limits: crate::limits::LimitsConfig,
 }
 
 impl Common {
@@ -59,6 +61,7 @@ impl Common {
             listen_addr: parse_or("LISTEN_ADDR", SocketAddr::from(([127, 0, 0, 1], port)))?,
             stream_replicas: parse_or("NATS_STREAM_REPLICAS", 1)?,
             db_max_connections: parse_or("DATABASE_MAX_CONNECTIONS", 10)?,
+            limits: crate::limits::LimitsConfig::from_env()?,
         })
     }
 }

@@ -5,7 +5,12 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use sea_orm::DatabaseConnection;
 use slotcast_bus::{Foundation, JetStream, consumer, outbox::Relay};
-use slotcast_kit::{auth::Authenticator, http, ops};
+use slotcast_kit::{
+    auth::Authenticator,
+    http,
+    limits::{self, Limits},
+    ops,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -26,6 +31,7 @@ pub struct Application {
     nats: async_nats::Client,
     js: JetStream,
     auth: Arc<Authenticator>,
+    limits: Limits,
 }
 
 impl Application {
@@ -51,6 +57,7 @@ impl Application {
             nats,
             js,
             auth,
+            limits: Limits::new(config.common.limits, &[]),
         })
     }
 
@@ -75,6 +82,7 @@ impl Application {
             nats,
             js,
             auth,
+            limits,
             ..
         } = self;
         // A failing HTTP server stops the rest too, without cancelling the caller's token.
@@ -86,12 +94,15 @@ impl Application {
         };
         let signal = FeedSignal::new(nats.clone());
         let app = http::with_common_layers(
-            routes::router(AppState {
-                db: db.clone(),
-                auth,
-                signal: signal.clone(),
-                shutdown: stop.clone(),
-            })
+            limits::guard(
+                routes::router(AppState {
+                    db: db.clone(),
+                    auth,
+                    signal: signal.clone(),
+                    shutdown: stop.clone(),
+                }),
+                limits,
+            )
             .merge(ops::router(readiness)),
         );
         let server = {

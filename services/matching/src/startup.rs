@@ -10,7 +10,11 @@ use slotcast_bus::{
     outbox::Relay,
 };
 use slotcast_events::streams;
-use slotcast_kit::{auth::Authenticator, ops::Readiness};
+use slotcast_kit::{
+    auth::Authenticator,
+    limits::{self, Limits},
+    ops::Readiness,
+};
 use slotcast_links::OfferSigner;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -56,6 +60,7 @@ pub struct Application {
     waves: Arc<waves::WaveRunner>,
     projector: Arc<projector::Projector>,
     auth: Arc<Authenticator>,
+    limits: Limits,
 }
 
 impl Application {
@@ -97,6 +102,7 @@ impl Application {
             dispatcher,
             waves,
             auth: Authenticator::hs256(&config.jwt_secret),
+            limits: Limits::new(config.common.limits, &[]),
         })
     }
 
@@ -130,9 +136,11 @@ impl Application {
             auth: self.auth.clone(),
         };
         let router = slotcast_kit::http::with_common_layers(
-            history::router(staff.clone())
-                .merge(explain::router(staff))
-                .merge(slotcast_kit::ops::router(readiness)),
+            limits::guard(
+                history::router(staff.clone()).merge(explain::router(staff)),
+                self.limits.clone(),
+            )
+            .merge(slotcast_kit::ops::router(readiness)),
         );
         let relay = tokio::spawn(self.relay.clone().run(shutdown.clone()));
         let dispatcher = tokio::spawn(self.dispatcher.clone().run(shutdown.clone()));

@@ -5,7 +5,11 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 use slotcast_bus::{Foundation, outbox::Relay};
-use slotcast_kit::{auth::Authenticator, ops::Readiness};
+use slotcast_kit::{
+    auth::Authenticator,
+    limits::{self, Limits},
+    ops::Readiness,
+};
 use slotcast_links::OfferSigner;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -34,6 +38,7 @@ impl axum::extract::FromRef<AppState> for Arc<Authenticator> {
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    limits: Limits,
     nats: async_nats::Client,
 }
 
@@ -58,6 +63,7 @@ impl Application {
         Ok(Self {
             listener,
             state,
+            limits: Limits::new(config.common.limits, routes::LINK_ROUTES),
             nats,
         })
     }
@@ -79,9 +85,13 @@ impl Application {
             nats: self.nats.clone(),
         };
         let router = slotcast_kit::http::with_common_layers(
-            routes::router(self.state.clone()).merge(slotcast_kit::ops::router(readiness)),
+            limits::guard(routes::router(self.state.clone()), self.limits.clone())
+                .merge(slotcast_kit::ops::router(readiness)),
         )
-        .merge(routes::holds_router(self.state.clone()));
+        .merge(limits::guard(
+            routes::holds_router(self.state.clone()),
+            self.limits.clone(),
+        ));
         let relay = tokio::spawn(self.state.relay.clone().run(shutdown.clone()));
         tracing::info!(addr = %self.listener.local_addr()?, "scheduling listening");
         let served = slotcast_kit::http::serve(self.listener, router, shutdown.clone()).await;

@@ -42,6 +42,7 @@ fn common(nats: &NatsServer, db: &TestDatabase) -> Common {
         listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         stream_replicas: 1,
         db_max_connections: 4,
+        limits: Default::default(),
     }
 }
 

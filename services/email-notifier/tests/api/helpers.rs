@@ -120,6 +120,7 @@ pub async fn spawn_app_retrying_for(db: Db, mail: Mail, horizon: Duration) -> Te
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             stream_replicas: 1,
             db_max_connections: 5,
+            limits: Default::default(),
         },
         smtp_url: smtp.as_ref().map(|s| s.url()),
         smtp_pool_size: 2,

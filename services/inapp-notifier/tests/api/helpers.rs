@@ -111,6 +111,7 @@ async fn start(
             listen_addr: "127.0.0.1:0".parse().unwrap(),
             stream_replicas: 1,
             db_max_connections: 5,
+            limits: Default::default(),
         },
         jwt_secret: SECRET.to_owned(),
     };

@@ -63,6 +63,7 @@ pub async fn spawn_matching_with(db: TestDatabase, policy: PolicyConfig) -> Test
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             stream_replicas: 1,
             db_max_connections: 4,
+            limits: Default::default(),
         },
         jwt_secret: SECRET.to_owned(),
         offer_keys: None,

@@ -20,6 +20,15 @@ use axum::Router;
 
 use crate::AppState;
 
+/// The pages a link opens, with no login: the token in the path is the credential, so they
+/// are rate-limited per client address (`slotcast_kit::limits`).
+pub const LINK_ROUTES: &[&str] = &[
+    "/v1/offers/{token}",
+    "/v1/offers/{token}/claim",
+    "/v1/preferences/{token}",
+    "/v1/unsubscribe/{token}",
+];
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(practitioners::router())

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use scheduling::{Application, Config, Policy};
 use serde_json::{Value, json};
-use slotcast_kit::{auth::Role, config::Common};
+use slotcast_kit::{auth::Role, config::Common, limits::LimitsConfig};
 use slotcast_test_support::{NatsServer, TestDatabase};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -40,6 +40,11 @@ pub async fn spawn_app_on(db: TestDatabase) -> TestApp {
 
 /// An app with these notification-policy settings.
 pub async fn spawn_app_with(db: TestDatabase, policy: Policy) -> TestApp {
+    spawn_app_limited(db, policy, LimitsConfig::default()).await
+}
+
+/// An app with these policy settings and abuse limits.
+pub async fn spawn_app_limited(db: TestDatabase, policy: Policy, limits: LimitsConfig) -> TestApp {
     slotcast_test_support::init_tracing();
     let nats = NatsServer::start().await.expect("nats-server");
     let config = Config {
@@ -49,6 +54,7 @@ pub async fn spawn_app_with(db: TestDatabase, policy: Policy) -> TestApp {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             stream_replicas: 1,
             db_max_connections: 4,
+            limits,
         },
         jwt_secret: SECRET.to_owned(),
         offer_keys: None,

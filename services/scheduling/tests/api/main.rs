@@ -6,6 +6,7 @@ mod auth;
 mod helpers;
 mod holds;
 mod input;
+mod limits;
 mod offers;
 mod pages;
 mod policy;
