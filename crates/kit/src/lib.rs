@@ -11,6 +11,7 @@
 //! - [`limits`]: abuse limits per client address (failed authentication, link pages).
 //! - [`http`]: serving a router with the common layers and graceful shutdown.
 //! - [`shutdown`]: SIGTERM / Ctrl-C as a cancellation token.
+//! - [`time`]: timestamps as the APIs take them, RFC 3339 and nothing looser.
 //! - [`retry`]: the one retry policy, [`retry::Backoff`].
 
 pub mod auth;
@@ -24,5 +25,6 @@ pub mod problem;
 pub mod retry;
 pub mod shutdown;
 pub mod telemetry;
+pub mod time;
 
 pub use problem::{ApiJson, Problem};

@@ -178,7 +178,9 @@ pub struct NewSlots {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewSlot {
+    #[serde(deserialize_with = "slotcast_kit::time::rfc3339")]
     pub starts_at: DateTime<Utc>,
+    #[serde(deserialize_with = "slotcast_kit::time::rfc3339")]
     pub ends_at: DateTime<Utc>,
 }
 
@@ -246,6 +248,7 @@ pub const MAX_HOLD_PATIENTS: usize = 10_000;
 pub struct NewHold {
     pub slot_ids: Vec<Uuid>,
     pub patient_ids: Vec<Uuid>,
+    #[serde(deserialize_with = "slotcast_kit::time::rfc3339")]
     pub until: DateTime<Utc>,
 }
 
@@ -296,11 +299,14 @@ pub struct NewWaitlistEntry {
     pub practitioner_id: Uuid,
     pub kind: WaitKind,
     pub appointment_id: Option<Uuid>,
+    #[serde(default, deserialize_with = "slotcast_kit::time::rfc3339_option")]
     pub earliest: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "slotcast_kit::time::rfc3339_option")]
     pub latest: Option<DateTime<Utc>>,
     /// `routine` when absent; only staff may ask for `urgent`.
     pub priority: Option<Priority>,
     /// Must be in the future; now plus the configured time to live when absent.
+    #[serde(default, deserialize_with = "slotcast_kit::time::rfc3339_option")]
     pub expires_at: Option<DateTime<Utc>>,
 }
 
@@ -332,6 +338,7 @@ pub fn expiry(t: DateTime<Utc>, now: DateTime<Utc>) -> Result<DateTime<Utc>, Inv
 #[serde(deny_unknown_fields)]
 pub struct WaitlistPatch {
     pub priority: Option<Priority>,
+    #[serde(default, deserialize_with = "slotcast_kit::time::rfc3339_option")]
     pub expires_at: Option<DateTime<Utc>>,
 }
 

@@ -165,7 +165,9 @@ async fn create(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
+    #[serde(default, deserialize_with = "slotcast_kit::time::rfc3339_option")]
     from: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "slotcast_kit::time::rfc3339_option")]
     to: Option<DateTime<Utc>>,
     status: Option<String>,
 }

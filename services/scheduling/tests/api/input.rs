@@ -138,6 +138,13 @@ async fn times_outside_the_years_2000_to_9999_get_a_4xx_not_a_5xx() {
     let path = format!("/v1/practitioners/{practitioner}/slots");
     let refused = assert_problem(app.post(&path, Some(&app.staff), slots).await, 422).await;
     assert!(
+        refused["detail"].as_str().unwrap().contains("RFC 3339"),
+        "{refused}"
+    );
+    // RFC 3339, and still a year no backend stores the same way.
+    let slots = json!({"slots": [{"starts_at": "0001-01-01T10:00:00Z", "ends_at": "0001-01-01T10:30:00Z"}]});
+    let refused = assert_problem(app.post(&path, Some(&app.staff), slots).await, 422).await;
+    assert!(
         refused["detail"]
             .as_str()
             .unwrap()
@@ -146,6 +153,30 @@ async fn times_outside_the_years_2000_to_9999_get_a_4xx_not_a_5xx() {
     );
     let path = format!("/v1/practitioners/{practitioner}/slots?from=-5000-01-01T00:00:00Z");
     assert_problem(app.get(&path, Some(&app.staff)).await, 400).await;
+}
+
+#[tokio::test]
+async fn a_time_that_is_not_rfc_3339_gets_422_naming_the_form() {
+    let app = spawn_app().await;
+    let practitioner = app.create_practitioner().await;
+    let path = format!("/v1/practitioners/{practitioner}/slots");
+    for (starts_at, ends_at) in [
+        ("2030-01-01 10:00:00Z", "2030-01-01 10:30:00Z"),
+        ("2030-01-01T10:00:00", "2030-01-01T10:30:00"),
+        ("2030-01-01T10:00Z", "2030-01-01T10:30Z"),
+        ("1893456000", "1893457800"),
+    ] {
+        let body = json!({"slots": [{"starts_at": starts_at, "ends_at": ends_at}]});
+        let refused = assert_problem(app.post(&path, Some(&app.staff), body).await, 422).await;
+        assert!(
+            refused["detail"].as_str().unwrap().contains("RFC 3339"),
+            "{refused}"
+        );
+    }
+    let body = json!({"slots": [{"starts_at": "2030-01-01T10:00:00+01:00", "ends_at": "2030-01-01t09:30:00z"}]});
+    assert_eq!(app.post(&path, Some(&app.staff), body).await.status(), 201);
+    let query = format!("{path}?from=2030-01-01%2010:00:00Z");
+    assert_problem(app.get(&query, Some(&app.staff)).await, 400).await;
 }
 
 #[tokio::test]
