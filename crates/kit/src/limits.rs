@@ -11,7 +11,10 @@ use std::{
     collections::HashMap,
     net::{IpAddr, Ipv6Addr, SocketAddr},
     num::NonZeroU32,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -82,10 +85,15 @@ struct Inner {
     blocked: Mutex<HashMap<IpAddr, Instant>>,
     trust_forwarded_for: bool,
     clock: DefaultClock,
+    /// Requests counted, to sweep the limiters' idle addresses now and then.
+    checks: AtomicU64,
 }
 
 /// Blocked addresses kept before the expired ones are swept out.
 const SWEEP_AT: usize = 4_096;
+/// Requests counted between sweeps of the addresses the limiters have not seen for a while,
+/// so that months of patients' addresses do not pile up in memory.
+const SWEEP_EVERY: u64 = 8_192;
 
 impl Limits {
     /// `link_routes` are the route templates (as in the router) of the pages links open.
@@ -100,6 +108,7 @@ impl Limits {
             blocked: Mutex::new(HashMap::new()),
             trust_forwarded_for: config.trust_forwarded_for,
             clock: DefaultClock::default(),
+            checks: AtomicU64::new(0),
         }))
     }
 
@@ -153,10 +162,24 @@ impl Limits {
         limiter: Option<&DefaultKeyedRateLimiter<IpAddr>>,
         client: IpAddr,
     ) -> Option<Duration> {
-        limiter?
+        let limiter = limiter?;
+        if self.0.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            self.sweep();
+        }
+        limiter
             .check_key(&client)
             .err()
             .map(|not_until| not_until.wait_time_from(self.0.clock.now()))
+    }
+}
+
+impl Limits {
+    /// Forgets the addresses that are back to a full allowance (their state says nothing).
+    fn sweep(&self) {
+        for limiter in [&self.0.failures, &self.0.links].into_iter().flatten() {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
     }
 }
 
@@ -291,6 +314,23 @@ mod tests {
         assert!(l.blocked_for(one).is_some());
         assert_eq!(l.blocked_for(two), None);
         assert_eq!(l.failed(two), None);
+    }
+
+    #[test]
+    fn a_sweep_forgets_only_addresses_back_to_a_full_allowance() {
+        let l = limits(LimitsConfig {
+            links_per_minute: 2,
+            ..LimitsConfig::default()
+        });
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(l.over(l.0.links.as_ref(), ip), None);
+        assert_eq!(l.over(l.0.links.as_ref(), ip), None);
+        l.sweep();
+        assert!(
+            l.over(l.0.links.as_ref(), ip).is_some(),
+            "still over the limit after a sweep"
+        );
+        assert_eq!(l.0.links.as_ref().unwrap().len(), 1);
     }
 
     #[test]
