@@ -43,7 +43,7 @@ impl Application {
             consumer::ensure_consumer(&js, &spec).await?;
         }
         let port = listener.local_addr()?.port();
-        let auth = Authenticator::hs256(&config.jwt_secret);
+        let auth = Authenticator::new(&config.jwt_secret, &config.auth)?;
         Ok(Self {
             listener,
             port,
@@ -88,7 +88,7 @@ impl Application {
         let app = http::with_common_layers(
             routes::router(AppState {
                 db: db.clone(),
-                auth,
+                auth: auth.clone(),
                 signal: signal.clone(),
                 shutdown: stop.clone(),
             })
@@ -111,7 +111,7 @@ impl Application {
             db,
             signal: signal.clone(),
         });
-        let (served, (), (), (), ()) = tokio::join!(
+        let (served, (), (), (), (), ()) = tokio::join!(
             server,
             consumer::run_batches(
                 js.clone(),
@@ -123,6 +123,7 @@ impl Application {
             consumer::run(js.clone(), consumers::slots_spec(), slots, stop.clone()),
             relay.run(stop.clone()),
             signal.listen(stop.clone()),
+            auth.keep_keys_fresh(stop.clone()),
         );
         if let Err(e) = nats.drain().await {
             tracing::warn!(error = %e, "NATS connection not drained");

@@ -113,6 +113,7 @@ async fn start(
             db_max_connections: 5,
         },
         jwt_secret: SECRET.to_owned(),
+        auth: slotcast_kit::auth::AuthSettings::default(),
     };
     let app = Application::build(config)
         .await

@@ -5,7 +5,10 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use scheduling::{Application, Config, Policy};
 use serde_json::{Value, json};
-use slotcast_kit::{auth::Role, config::Common};
+use slotcast_kit::{
+    auth::{AuthSettings, Role},
+    config::Common,
+};
 use slotcast_test_support::{NatsServer, TestDatabase};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -40,6 +43,16 @@ pub async fn spawn_app_on(db: TestDatabase) -> TestApp {
 
 /// An app with these notification-policy settings.
 pub async fn spawn_app_with(db: TestDatabase, policy: Policy) -> TestApp {
+    spawn(db, policy, AuthSettings::default()).await
+}
+
+/// An app that also takes an identity provider's tokens, as `auth` says.
+pub async fn spawn_app_with_auth(auth: AuthSettings) -> TestApp {
+    let db = TestDatabase::postgres().await.expect("postgres");
+    spawn(db, Policy::default(), auth).await
+}
+
+async fn spawn(db: TestDatabase, policy: Policy, auth: AuthSettings) -> TestApp {
     slotcast_test_support::init_tracing();
     let nats = NatsServer::start().await.expect("nats-server");
     let config = Config {
@@ -51,6 +64,7 @@ pub async fn spawn_app_with(db: TestDatabase, policy: Policy) -> TestApp {
             db_max_connections: 4,
         },
         jwt_secret: SECRET.to_owned(),
+        auth,
         offer_keys: None,
         public_base_url: PUBLIC_BASE_URL.to_owned(),
         policy,
