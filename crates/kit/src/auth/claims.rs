@@ -18,8 +18,12 @@ impl ClaimPath {
         Self(vec![name.to_owned()])
     }
 
-    /// The value at this path, if every step is an object member.
+    /// The top-level claim of exactly this name if there is one (namespaced claims such as
+    /// `https://slotcast.example/roles` hold dots), else the value down the path.
     pub fn find<'a>(&self, claims: &'a Map<String, Value>) -> Option<&'a Value> {
+        if let Some(value) = claims.get(&self.to_string()) {
+            return Some(value);
+        }
         let (first, rest) = self.0.split_first()?;
         rest.iter()
             .try_fold(claims.get(first)?, |value, step| value.get(step))
@@ -154,6 +158,16 @@ mod tests {
                 json!({"roles": ["patient", "practitioner"]}),
                 "roles",
                 Some(Role::Practitioner),
+            ),
+            (
+                json!({"https://slotcast.example/roles": ["patient"]}),
+                "https://slotcast.example/roles",
+                Some(Role::Patient),
+            ),
+            (
+                json!({"resource_access": {"slotcast": {"roles": ["staff"]}}}),
+                "resource_access.slotcast.roles",
+                Some(Role::Staff),
             ),
             (json!({"roles": ["admin", "user"]}), "roles", None),
             (json!({"roles": []}), "roles", None),
