@@ -331,9 +331,10 @@ impl Provider {
         Ok(Claims {
             sub,
             role,
+            // Some providers write `exp` as a float; jsonwebtoken has checked it already.
             exp: claims
                 .get("exp")
-                .and_then(|v| v.as_i64())
+                .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
                 .unwrap_or_default(),
             iss: text("iss"),
             aud: text("aud"),
