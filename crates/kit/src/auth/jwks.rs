@@ -101,7 +101,12 @@ impl KeySet {
     pub async fn keep_fresh(&self, shutdown: CancellationToken) {
         let mut failures = self.retry.attempts();
         loop {
-            let pause = match self.refresh().await {
+            // A fetch in hand is dropped at shutdown rather than awaited for its timeout.
+            let fetched = tokio::select! {
+                () = shutdown.cancelled() => return,
+                fetched = self.refresh() => fetched,
+            };
+            let pause = match fetched {
                 Ok(()) => {
                     failures.reset();
                     self.refresh_every
