@@ -6,7 +6,8 @@
 //! - [`ops`]: `/healthz`, `/readyz` and `/metrics`.
 //! - [`db`]: connecting to Postgres or SQLite and running a service's migrations.
 //! - [`email`]: the one check of an email address, for the API and the email notifier.
-//! - [`auth`]: bearer JWTs with the three roles, and minting dev tokens.
+//! - [`auth`]: bearer JWTs with the three roles (HS256, and an identity provider's keys by JWKS),
+//!   and minting dev tokens.
 //! - [`problem`]: RFC 9457 `application/problem+json` errors and a JSON extractor that uses them.
 //! - [`limits`]: abuse limits per client address (failed authentication, link pages).
 //! - [`http`]: serving a router with the common layers and graceful shutdown.

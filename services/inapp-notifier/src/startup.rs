@@ -49,7 +49,7 @@ impl Application {
             consumer::ensure_consumer(&js, &spec).await?;
         }
         let port = listener.local_addr()?.port();
-        let auth = Authenticator::hs256(&config.jwt_secret);
+        let auth = Authenticator::new(&config.jwt_secret, &config.auth)?;
         Ok(Self {
             listener,
             port,
@@ -97,7 +97,7 @@ impl Application {
             limits::guard(
                 routes::router(AppState {
                     db: db.clone(),
-                    auth,
+                    auth: auth.clone(),
                     signal: signal.clone(),
                     shutdown: stop.clone(),
                 }),
@@ -122,7 +122,7 @@ impl Application {
             db,
             signal: signal.clone(),
         });
-        let (served, (), (), (), ()) = tokio::join!(
+        let (served, (), (), (), (), ()) = tokio::join!(
             server,
             consumer::run_batches(
                 js.clone(),
@@ -134,6 +134,7 @@ impl Application {
             consumer::run(js.clone(), consumers::slots_spec(), slots, stop.clone()),
             relay.run(stop.clone()),
             signal.listen(stop.clone()),
+            auth.keep_keys_fresh(stop.clone()),
         );
         if let Err(e) = nats.drain().await {
             tracing::warn!(error = %e, "NATS connection not drained");

@@ -101,7 +101,7 @@ impl Application {
             relay,
             dispatcher,
             waves,
-            auth: Authenticator::hs256(&config.jwt_secret),
+            auth: Authenticator::new(&config.jwt_secret, &config.auth)?,
             limits: Limits::new(config.common.limits, &[]),
         })
     }
@@ -143,6 +143,7 @@ impl Application {
             .merge(slotcast_kit::ops::router(readiness)),
         );
         let relay = tokio::spawn(self.relay.clone().run(shutdown.clone()));
+        let keys = tokio::spawn(self.auth.clone().keep_keys_fresh(shutdown.clone()));
         let dispatcher = tokio::spawn(self.dispatcher.clone().run(shutdown.clone()));
         let waves = tokio::spawn(self.waves.clone().run(shutdown.clone()));
         let consumer = tokio::spawn(consumer::run_batches(
@@ -159,6 +160,7 @@ impl Application {
         let _ = waves.await;
         let _ = dispatcher.await;
         let _ = relay.await;
+        let _ = keys.await;
         let _ = self.nats.drain().await;
         served?;
         Ok(())

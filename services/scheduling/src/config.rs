@@ -1,13 +1,18 @@
 //! The service's settings, from the environment: the common ones and the notification policy.
 
 use slotcast_events::OfferPolicy;
-use slotcast_kit::config::{Common, ConfigError};
+use slotcast_kit::{
+    auth::AuthSettings,
+    config::{Common, ConfigError},
+};
 
 /// Settings from the environment.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub common: Common,
     pub jwt_secret: String,
+    /// Issuer and audience checks, and the identity provider's key set.
+    pub auth: AuthSettings,
     /// `OFFER_KEYS`: `kid=secret` entries checking booking links (the first one signs); `None`
     /// uses `jwt_secret`.
     pub offer_keys: Option<String>,
@@ -22,6 +27,7 @@ impl Config {
         Ok(Self {
             common: Common::from_env("scheduling", 8080)?,
             jwt_secret: slotcast_kit::config::jwt_secret()?,
+            auth: AuthSettings::from_env()?,
             offer_keys: slotcast_links::keys_from_env()?,
             public_base_url: slotcast_kit::config::public_base_url(),
             policy: Policy::from_env()?,

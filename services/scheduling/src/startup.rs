@@ -55,7 +55,7 @@ impl Application {
         let state = AppState {
             relay: Relay::new(db.clone(), js),
             db,
-            auth: Authenticator::hs256(&config.jwt_secret),
+            auth: Authenticator::new(&config.jwt_secret, &config.auth)?,
             offers,
             public_base_url: config.public_base_url,
             policy: config.policy,
@@ -93,10 +93,12 @@ impl Application {
             self.limits.clone(),
         ));
         let relay = tokio::spawn(self.state.relay.clone().run(shutdown.clone()));
+        let keys = tokio::spawn(self.state.auth.clone().keep_keys_fresh(shutdown.clone()));
         tracing::info!(addr = %self.listener.local_addr()?, "scheduling listening");
         let served = slotcast_kit::http::serve(self.listener, router, shutdown.clone()).await;
         shutdown.cancel();
         let _ = relay.await;
+        let _ = keys.await;
         let _ = self.nats.drain().await;
         served?;
         Ok(())

@@ -77,6 +77,7 @@ impl Stack {
                 ..common(&nats, &dbs[0])
             },
             jwt_secret: TEST_SECRET.to_owned(),
+            auth: slotcast_kit::auth::AuthSettings::default(),
             offer_keys: None,
             public_base_url: scheduling_url.clone(),
             policy: scheduling::Policy::default(),
@@ -90,6 +91,7 @@ impl Stack {
         let matching = matching::Application::build(matching::Config {
             common: common(&nats, &dbs[1]),
             jwt_secret: TEST_SECRET.to_owned(),
+            auth: slotcast_kit::auth::AuthSettings::default(),
             offer_keys: None,
             public_base_url: scheduling_url.clone(),
             policy,
@@ -124,6 +126,7 @@ impl Stack {
         let inapp = inapp_notifier::Application::build(inapp_notifier::Config {
             common: common(&nats, &dbs[3]),
             jwt_secret: TEST_SECRET.to_owned(),
+            auth: slotcast_kit::auth::AuthSettings::default(),
         })
         .await
         .context("inapp-notifier")?;

@@ -9,6 +9,8 @@
 //!   SQLite file.
 //! - [`SmtpServer`] is a small SMTP server that captures every accepted message as a
 //!   [`CapturedMail`] and can be told to fail ([`ReplyMode`]).
+//! - [`JwksServer`] serves an identity provider's key set made of [`SigningKey`]s generated at
+//!   test time, counts its fetches, and can be stopped and started again on the same port.
 //! - [`run_until_ready_then_sigterm`] runs a service's binary and stops it as an orchestrator would.
 //! - [`init_tracing`] turns on log output when `TEST_LOG` is set; [`free_port`] finds a port.
 //! - [`poll`] and [`eventually`] wait for a condition without a fixed sleep; [`in_flight`] says
@@ -18,10 +20,12 @@
 //! - `nats.rs`: the nats-server process, single and clustered.
 //! - `database.rs`: Postgres and SQLite test databases.
 //! - `process.rs`: a service's real binary, started and stopped with SIGTERM.
+//! - `jwks.rs`: the identity provider's key set and its signing keys.
 //! - `smtp.rs`: the SMTP server; `mime.rs`: header and body decoding for captured mail.
 //! - `settled.rs`: [`in_flight`].
 
 mod database;
+mod jwks;
 mod mime;
 mod nats;
 mod process;
@@ -29,6 +33,7 @@ mod settled;
 mod smtp;
 
 pub use database::TestDatabase;
+pub use jwks::{JwksServer, SigningKey};
 pub use nats::{NatsCluster, NatsServer};
 pub use process::run_until_ready_then_sigterm;
 pub use settled::in_flight;

@@ -114,6 +114,7 @@ async fn start(
             limits: Default::default(),
         },
         jwt_secret: SECRET.to_owned(),
+        auth: slotcast_kit::auth::AuthSettings::default(),
     };
     let app = Application::build(config)
         .await

@@ -66,6 +66,7 @@ pub async fn spawn_matching_with(db: TestDatabase, policy: PolicyConfig) -> Test
             limits: Default::default(),
         },
         jwt_secret: SECRET.to_owned(),
+        auth: slotcast_kit::auth::AuthSettings::default(),
         offer_keys: None,
         public_base_url: BASE.to_owned(),
         policy,

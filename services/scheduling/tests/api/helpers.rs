@@ -5,7 +5,11 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use scheduling::{Application, Config, Policy};
 use serde_json::{Value, json};
-use slotcast_kit::{auth::Role, config::Common, limits::LimitsConfig};
+use slotcast_kit::{
+    auth::{AuthSettings, Role},
+    config::Common,
+    limits::LimitsConfig,
+};
 use slotcast_test_support::{NatsServer, TestDatabase};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -40,11 +44,26 @@ pub async fn spawn_app_on(db: TestDatabase) -> TestApp {
 
 /// An app with these notification-policy settings.
 pub async fn spawn_app_with(db: TestDatabase, policy: Policy) -> TestApp {
-    spawn_app_limited(db, policy, LimitsConfig::default()).await
+    spawn(db, policy, AuthSettings::default(), LimitsConfig::default()).await
 }
 
 /// An app with these policy settings and abuse limits.
 pub async fn spawn_app_limited(db: TestDatabase, policy: Policy, limits: LimitsConfig) -> TestApp {
+    spawn(db, policy, AuthSettings::default(), limits).await
+}
+
+/// An app that also takes an identity provider's tokens, as `auth` says.
+pub async fn spawn_app_with_auth(auth: AuthSettings) -> TestApp {
+    let db = TestDatabase::postgres().await.expect("postgres");
+    spawn(db, Policy::default(), auth, LimitsConfig::default()).await
+}
+
+async fn spawn(
+    db: TestDatabase,
+    policy: Policy,
+    auth: AuthSettings,
+    limits: LimitsConfig,
+) -> TestApp {
     slotcast_test_support::init_tracing();
     let nats = NatsServer::start().await.expect("nats-server");
     let config = Config {
@@ -57,6 +76,7 @@ pub async fn spawn_app_limited(db: TestDatabase, policy: Policy, limits: LimitsC
             limits,
         },
         jwt_secret: SECRET.to_owned(),
+        auth,
         offer_keys: None,
         public_base_url: PUBLIC_BASE_URL.to_owned(),
         policy,
