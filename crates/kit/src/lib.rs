@@ -8,6 +8,8 @@
 //! - [`email`]: the one check of an email address, for the API and the email notifier.
 //! - [`auth`]: bearer JWTs with the three roles, and minting dev tokens.
 //! - [`problem`]: RFC 9457 `application/problem+json` errors and a JSON extractor that uses them.
+//! - [`openapi`]: the frame of a service's OpenAPI document, its problem responses, and serving
+//!   it at `/openapi.json` with a Swagger UI at `/docs`.
 //! - [`http`]: serving a router with the common layers and graceful shutdown.
 //! - [`shutdown`]: SIGTERM / Ctrl-C as a cancellation token.
 //! - [`retry`]: the one retry policy, [`retry::Backoff`].
@@ -17,6 +19,7 @@ pub mod config;
 pub mod db;
 pub mod email;
 pub mod http;
+pub mod openapi;
 pub mod ops;
 pub mod problem;
 pub mod retry;

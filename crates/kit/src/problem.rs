@@ -9,17 +9,22 @@ use axum::{
 };
 use serde::{Serialize, de::DeserializeOwned};
 
-/// An `application/problem+json` response.
-#[derive(Debug, Clone, Serialize)]
+/// An `application/problem+json` response (RFC 9457); it may carry extension members.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
+    /// `about:blank`: the status says what went wrong.
     #[serde(rename = "type")]
     pub ty: String,
+    /// The status's standard reason phrase.
     pub title: String,
+    #[schema(minimum = 400, maximum = 599)]
     pub status: u16,
+    /// What was wrong with this request (absent on a 500).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// Extra members (for example the offer's slots still open on a 409).
     #[serde(flatten, skip_serializing_if = "serde_json::Map::is_empty")]
+    #[schema(ignore)]
     pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
