@@ -69,7 +69,7 @@ where
     T::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPractitioner {
     pub name: String,
@@ -120,7 +120,7 @@ impl NewPractitioner {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPatient {
     pub name: String,
@@ -169,13 +169,13 @@ pub fn email(value: &str) -> Result<String, Invalid> {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSlots {
     pub slots: Vec<NewSlot>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSlot {
     pub starts_at: DateTime<Utc>,
@@ -241,7 +241,7 @@ pub const MAX_HOLD_SLOTS: usize = MAX_BATCH;
 pub const MAX_HOLD_PATIENTS: usize = 10_000;
 
 /// `PUT /v1/holds/{id}`: the slots to hold, for whom, until when.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewHold {
     pub slot_ids: Vec<Uuid>,
@@ -289,7 +289,7 @@ impl NewHold {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewWaitlistEntry {
     pub patient_id: Uuid,
@@ -328,7 +328,7 @@ pub fn expiry(t: DateTime<Utc>, now: DateTime<Utc>) -> Result<DateTime<Utc>, Inv
 }
 
 /// `PATCH /v1/waitlist/{id}`: what to change.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WaitlistPatch {
     pub priority: Option<Priority>,

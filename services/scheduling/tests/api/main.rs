@@ -7,6 +7,7 @@ mod helpers;
 mod holds;
 mod input;
 mod offers;
+mod openapi;
 mod pages;
 mod policy;
 mod preferences;
