@@ -10,10 +10,12 @@ use slotcast_bus::{
     outbox::Relay,
 };
 use slotcast_events::streams;
-use slotcast_kit::{auth::Authenticator, ops::Readiness};
+use slotcast_kit::{auth::Authenticator, openapi, ops::Readiness};
 use slotcast_links::OfferSigner;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use utoipa::openapi::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
     Config, DURABLE, dispatch, explain, history, holds, migration, passes, projector, waves,
@@ -129,11 +131,7 @@ impl Application {
             db: self.db.clone(),
             auth: self.auth.clone(),
         };
-        let router = slotcast_kit::http::with_common_layers(
-            history::router(staff.clone())
-                .merge(explain::router(staff))
-                .merge(slotcast_kit::ops::router(readiness)),
-        );
+        let router = http(staff, readiness);
         let relay = tokio::spawn(self.relay.clone().run(shutdown.clone()));
         let dispatcher = tokio::spawn(self.dispatcher.clone().run(shutdown.clone()));
         let waves = tokio::spawn(self.waves.clone().run(shutdown.clone()));
@@ -155,4 +153,40 @@ impl Application {
         served?;
         Ok(())
     }
+}
+
+/// The parts of the HTTP API, each a router registered with its documented operations.
+fn parts() -> (
+    OpenApiRouter<history::HistoryState>,
+    OpenApiRouter<Readiness>,
+) {
+    (
+        history::api().merge(explain::api()),
+        slotcast_kit::ops::api(),
+    )
+}
+
+fn frame() -> OpenApi {
+    openapi::document(
+        "slotcast matching",
+        "Staff views of matching's decisions: a slot's offer history and why each patient was \
+         or was not told about it. Errors are RFC 9457 `application/problem+json`.",
+    )
+}
+
+/// The OpenAPI 3.1 document of the HTTP API, as `GET /openapi.json` serves it.
+pub fn openapi() -> OpenApi {
+    let (staff, ops) = parts();
+    frame()
+        .merge_from(staff.into_openapi())
+        .merge_from(ops.into_openapi())
+}
+
+/// The HTTP API with its layers, `/openapi.json` and `/docs`: the same parts as [`openapi`].
+fn http(staff: history::HistoryState, readiness: Readiness) -> axum::Router {
+    let (staff_api, ops) = parts();
+    let mut doc = frame();
+    let staff = openapi::split(&mut doc, staff_api, staff);
+    let ops = openapi::split(&mut doc, ops, readiness);
+    slotcast_kit::http::with_common_layers(staff.merge(ops).merge(openapi::router(doc)))
 }
