@@ -1,6 +1,7 @@
 //! RFC 9457 problem details, the one error shape of every slotcast HTTP API.
 
 use axum::{
+    body::{Body, Bytes},
     extract::{
         FromRequest, FromRequestParts, Request, rejection::JsonRejection, rejection::PathRejection,
     },
@@ -90,7 +91,8 @@ impl IntoResponse for Problem {
 }
 
 /// `axum::Json`, but a malformed body is a problem+json 400 (syntax), 415 (content type) or
-/// 422 (shape), never axum's plain-text rejection.
+/// 422 (shape), never axum's plain-text rejection. The body must be a JSON object, as every
+/// slotcast request body is: serde would otherwise read a struct from an array of its fields.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
@@ -102,7 +104,15 @@ where
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        let headers = req.headers().clone();
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| Problem::new(e.status(), e.body_text()))?;
+        let is_object = bytes.trim_ascii_start().first() == Some(&b'{');
+        let mut buffered = Request::new(Body::from(bytes));
+        *buffered.headers_mut() = headers;
+        match axum::Json::<T>::from_request(buffered, state).await {
+            Ok(_) if !is_object => Err(Problem::unprocessable("the body must be a JSON object")),
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
             Err(rejection) => Err(json_problem(rejection)),
         }
