@@ -70,6 +70,7 @@ struct FeedQuery {
     /// `true`: unread only; `false`: read only; absent: all.
     unread: Option<bool>,
     /// How many, newest first: 1 to 200 (50 when absent).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u64>,
 }
 

@@ -72,11 +72,17 @@ where
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPractitioner {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
+    #[schema(min_length = 1, max_length = 200)]
     pub specialty: String,
+    /// An IANA time zone, for example `Europe/Paris`.
     pub timezone: String,
     /// In major units of `currency`, for example 80 or 62.5.
+    #[schema(minimum = 0, maximum = 1000000)]
     pub consultation_fee: Option<f64>,
+    /// ISO 4217; `EUR` when absent.
+    #[schema(pattern = "^[A-Z]{3}$")]
     pub currency: Option<String>,
     /// `null` or absent: follow the configured default.
     #[serde(default)]
@@ -123,9 +129,13 @@ impl NewPractitioner {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPatient {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
+    #[schema(format = Email)]
     pub email: String,
+    /// BCP 47, for example `fr-FR`; `en` when absent.
     pub locale: Option<String>,
+    /// An IANA time zone, for example `Europe/Paris`.
     pub timezone: Option<String>,
 }
 
@@ -172,6 +182,7 @@ pub fn email(value: &str) -> Result<String, Invalid> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSlots {
+    #[schema(min_items = 1, max_items = 200)]
     pub slots: Vec<NewSlot>,
 }
 
@@ -244,7 +255,9 @@ pub const MAX_HOLD_PATIENTS: usize = 10_000;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewHold {
+    #[schema(min_items = 1, max_items = 200)]
     pub slot_ids: Vec<Uuid>,
+    #[schema(max_items = 10000)]
     pub patient_ids: Vec<Uuid>,
     pub until: DateTime<Utc>,
 }

@@ -182,6 +182,7 @@ struct ListQuery {
     /// Slots starting before this.
     to: Option<DateTime<Utc>>,
     /// `available`, `held`, `booked` or `withdrawn`.
+    #[param(pattern = "^(available|held|booked|withdrawn)$")]
     status: Option<String>,
 }
 

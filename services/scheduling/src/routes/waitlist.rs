@@ -255,6 +255,7 @@ struct ListQuery {
     /// Staff only; a patient sees their own.
     patient_id: Option<Uuid>,
     /// `active` (the default), `fulfilled` or `left`.
+    #[param(pattern = "^(active|fulfilled|left)$")]
     status: Option<String>,
 }
 
