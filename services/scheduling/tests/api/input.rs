@@ -47,11 +47,17 @@ async fn a_json_array_in_place_of_an_object_gets_422_and_changes_nothing() {
     let app = spawn_app().await;
     let practitioner = app.create_practitioner().await;
     let patient = app.create_patient("Ann").await;
-    // serde reads a struct from an array of its fields: `[]` and `[false, null]` would be a change.
+    // serde reads a struct from an array of its fields: `[]` or `[false, null]` would change it.
     for (path, body) in [
         (format!("/v1/practitioners/{practitioner}"), json!([])),
-        (format!("/v1/patients/{patient}/preferences"), json!([false, null])),
-        (format!("/v1/patients/{patient}/preferences"), json!([null, null])),
+        (
+            format!("/v1/patients/{patient}/preferences"),
+            json!([false, null]),
+        ),
+        (
+            format!("/v1/patients/{patient}/preferences"),
+            json!([null, null]),
+        ),
     ] {
         let res = if path.contains("preferences") {
             app.put(&path, Some(&app.staff), body).await
@@ -59,10 +65,16 @@ async fn a_json_array_in_place_of_an_object_gets_422_and_changes_nothing() {
             app.patch(&path, Some(&app.staff), body).await
         };
         let problem = assert_problem(res, 422).await;
-        assert_eq!(problem["detail"], "the body must be a JSON object", "{path}");
+        assert_eq!(
+            problem["detail"], "the body must be a JSON object",
+            "{path}"
+        );
     }
     let res = app
-        .get(&format!("/v1/patients/{patient}/preferences"), Some(&app.staff))
+        .get(
+            &format!("/v1/patients/{patient}/preferences"),
+            Some(&app.staff),
+        )
         .await;
     let preferences: serde_json::Value = res.json().await.unwrap();
     assert_eq!(preferences["email"], true);

@@ -77,17 +77,14 @@ async fn checked(
         .get("content-type")
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default();
-    let body: Value = if status == 204 {
-        Value::Null
-    } else {
-        res.json().await.unwrap()
-    };
-    if status != 204 {
-        if let Err(errors) =
-            validate_response(doc, method.as_str(), template, status, &content_type, &body)
-        {
-            panic!("{}\n{body:#}", errors.join("\n"));
-        }
+    if status == 204 {
+        return Value::Null;
+    }
+    let body: Value = res.json().await.unwrap();
+    if let Err(errors) =
+        validate_response(doc, method.as_str(), template, status, &content_type, &body)
+    {
+        panic!("{}\n{body:#}", errors.join("\n"));
     }
     body
 }
