@@ -138,6 +138,7 @@ fn parts() -> (OpenApiRouter<AppState>, OpenApiRouter<ops::Readiness>) {
     (routes::api(), ops::api())
 }
 
+/// The document before the parts add their operations: title, description, security, problem.
 fn frame() -> OpenApi {
     openapi::document(
         "slotcast inapp-notifier",

@@ -166,6 +166,7 @@ fn parts() -> (
     )
 }
 
+/// The document before the parts add their operations: title, description, security, problem.
 fn frame() -> OpenApi {
     openapi::document(
         "slotcast matching",

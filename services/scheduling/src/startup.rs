@@ -41,6 +41,7 @@ fn parts() -> (
     (routes::api(), routes::holds_api(), slotcast_kit::ops::api())
 }
 
+/// The document before the parts add their operations: title, description, security, problem.
 fn frame() -> OpenApi {
     openapi::document(
         "slotcast scheduling",
