@@ -1,7 +1,8 @@
 //! Property-based fuzzing of the three HTTP APIs from their own OpenAPI documents, with
 //! schemathesis (PyPI; `scripts/prerequisites.sh` installs it into `var/schemathesis`), against
 //! the whole system on real servers and with a staff token: no answer may be a 5xx, nor differ
-//! from what the document says (status, content type, headers, body schema).
+//! from what the document says (status, content type, headers, body schema), nor accept what it
+//! says is invalid or unauthenticated. `SCHEMATHESIS` may name another `st`.
 
 use std::{fmt::Write as _, path::PathBuf, process::Stdio, time::Duration};
 
@@ -11,11 +12,13 @@ use slotcast_e2e::{Stack, TEST_SECRET};
 use slotcast_links::OfferSigner;
 use uuid::Uuid;
 
-/// What schemathesis checks on every answer: no 5xx, the status, content type, headers and
-/// body as documented, and a 4xx for every request the document says is invalid.
+/// What schemathesis checks on every answer: no 5xx; the status, content type, headers and
+/// body as documented; a 4xx for every request the document says is invalid; 401 without the
+/// token an operation requires; 405 with `Allow` for an undocumented method.
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
                       response_headers_conformance,response_schema_conformance,\
-                      negative_data_rejection";
+                      negative_data_rejection,ignored_auth,missing_required_header,\
+                      unsupported_method,allow_header_conformance";
 
 /// Fuzzed test cases per operation: enough to reach every documented input shape, few enough
 /// to keep the three runs within about a minute on two cores.
