@@ -23,8 +23,12 @@ chaos: prerequisites ## Only the fault-injection cases (real processes killed, N
 	$(CARGO) build --workspace --bins
 	$(CARGO) test -p slotcast-chaos --test chaos -- --nocapture
 
+.PHONY: fuzz
+fuzz: prerequisites ## Only the schemathesis run against the three HTTP APIs' OpenAPI documents (part of `make test`)
+	$(CARGO) test -p slotcast-e2e --test fuzz -- --nocapture
+
 .PHONY: prerequisites
-prerequisites: ## Check (and where possible install or start) nats-server and Postgres
+prerequisites: ## Check (and where possible install or start) nats-server and Postgres, and schemathesis under var/
 	@scripts/prerequisites.sh
 
 .PHONY: lint

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure the servers the tests use are there: nats-server on PATH, and Postgres answering on
-# TEST_POSTGRES_URL's host (default 127.0.0.1:5432). Installs or starts them where it can (as
-# root on Debian); otherwise stops with the one command that does. `prerequisites.sh nats`
+# TEST_POSTGRES_URL's host (default 127.0.0.1:5432); and schemathesis, which fuzzes the HTTP APIs,
+# in a venv of its own under var/. Installs or starts them where it can (as root on Debian);
+# otherwise stops with the one command that does. `prerequisites.sh nats`
 # sees to nats-server alone (what `make run` needs).
 set -euo pipefail
 only=${1:-}
@@ -50,4 +51,17 @@ if [[ -z ${TEST_POSTGRES_URL:-} ]] && ! psql -h 127.0.0.1 -U postgres -d postgre
   echo "cannot connect as postgres@127.0.0.1 without a password: set TEST_POSTGRES_URL (e.g. postgres://user:pass@127.0.0.1:5432/postgres)" >&2
   exit 1
 fi
-echo "prerequisites: nats-server $(nats-server --version 2>/dev/null || /usr/sbin/nats-server --version), PostgreSQL up"
+# schemathesis (PyPI) runs in testing/e2e/tests/fuzz.rs; pinned, in a venv, never system-wide.
+st_version=4.32.5
+venv="$(cd "$(dirname "$0")/.." && pwd)/var/schemathesis"
+if [[ $("$venv/bin/st" --version 2>/dev/null) != "st, version $st_version" ]]; then
+  echo "installing schemathesis $st_version into $venv"
+  if ! command -v python3 >/dev/null || ! python3 -m venv --help >/dev/null 2>&1; then
+    as_root apt-get update -qq && as_root apt-get install -y -qq python3 python3-venv || true
+  fi
+  if ! { python3 -m venv "$venv" && "$venv/bin/pip" install -q "schemathesis==$st_version"; }; then
+    echo "could not install schemathesis: run  python3 -m venv $venv && $venv/bin/pip install schemathesis==$st_version" >&2
+    exit 1
+  fi
+fi
+echo "prerequisites: nats-server $(nats-server --version 2>/dev/null || /usr/sbin/nats-server --version), PostgreSQL up, $("$venv/bin/st" --version)"

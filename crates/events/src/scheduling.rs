@@ -34,7 +34,9 @@ pub struct PatientRegistered {
 event!(PatientRegistered, subjects::PATIENT_REGISTERED, patient_id, ordered by patient_id);
 
 /// How a practitioner's openings are offered to the waiting list.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum OfferPolicy {
     /// Everyone who fits is told at once; the first claim wins.
@@ -216,7 +218,7 @@ impl LostReason {
 }
 
 /// What a waiting-list entry waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WaitKind {
     /// Waiting for a first appointment.
@@ -265,7 +267,18 @@ event!(WaitlistJoined, subjects::WAITLIST_JOINED, entry_id, ordered by practitio
 /// Where an entry stands in the waiting order: `urgent` before `routine`, then longest waiting
 /// first. Set by staff.
 #[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {

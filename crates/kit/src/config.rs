@@ -61,9 +61,19 @@ impl Common {
             listen_addr: parse_or("LISTEN_ADDR", SocketAddr::from(([127, 0, 0, 1], port)))?,
             stream_replicas: parse_or("NATS_STREAM_REPLICAS", 1)?,
             db_max_connections: parse_or("DATABASE_MAX_CONNECTIONS", 10)?,
-            limits: crate::limits::LimitsConfig::from_env()?,
+            limits: limits()?,
         })
     }
+}
+
+/// The abuse limits: `RATE_LIMIT_FAILED_AUTH`, `RATE_LIMIT_LINKS`, `TRUST_X_FORWARDED_FOR`.
+fn limits() -> Result<crate::limits::LimitsConfig, ConfigError> {
+    let default = crate::limits::LimitsConfig::default();
+    Ok(crate::limits::LimitsConfig {
+        failed_auth_per_minute: parse_or("RATE_LIMIT_FAILED_AUTH", default.failed_auth_per_minute)?,
+        links_per_minute: parse_or("RATE_LIMIT_LINKS", default.links_per_minute)?,
+        trust_forwarded_for: parse_or("TRUST_X_FORWARDED_FOR", default.trust_forwarded_for)?,
+    })
 }
 
 /// `JWT_SECRET`, or the contents of the file named by `JWT_SECRET_FILE` (a mounted secret).

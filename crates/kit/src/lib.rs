@@ -10,6 +10,8 @@
 //!   and minting dev tokens.
 //! - [`problem`]: RFC 9457 `application/problem+json` errors and a JSON extractor that uses them.
 //! - [`limits`]: abuse limits per client address (failed authentication, link pages).
+//! - [`openapi`]: the frame of a service's OpenAPI document, its problem responses, and serving
+//!   it at `/openapi.json` with a Swagger UI at `/docs`.
 //! - [`http`]: serving a router with the common layers and graceful shutdown.
 //! - [`shutdown`]: SIGTERM / Ctrl-C as a cancellation token.
 //! - [`time`]: timestamps as the APIs take them, RFC 3339 and nothing looser.
@@ -21,6 +23,7 @@ pub mod db;
 pub mod email;
 pub mod http;
 pub mod limits;
+pub mod openapi;
 pub mod ops;
 pub mod problem;
 pub mod retry;

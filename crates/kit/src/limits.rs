@@ -29,10 +29,7 @@ use governor::{
     clock::{Clock, DefaultClock},
 };
 
-use crate::{
-    Problem,
-    config::{ConfigError, parse_or},
-};
+use crate::Problem;
 
 /// The limits, from the environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,20 +52,6 @@ impl Default for LimitsConfig {
             links_per_minute: 600,
             trust_forwarded_for: false,
         }
-    }
-}
-
-impl LimitsConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let default = Self::default();
-        Ok(Self {
-            failed_auth_per_minute: parse_or(
-                "RATE_LIMIT_FAILED_AUTH",
-                default.failed_auth_per_minute,
-            )?,
-            links_per_minute: parse_or("RATE_LIMIT_LINKS", default.links_per_minute)?,
-            trust_forwarded_for: parse_or("TRUST_X_FORWARDED_FOR", default.trust_forwarded_for)?,
-        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! RFC 9457 problem details, the one error shape of every slotcast HTTP API.
 
 use axum::{
+    body::{Body, Bytes},
     extract::{
         FromRequest, FromRequestParts, Request, rejection::JsonRejection, rejection::PathRejection,
     },
@@ -9,17 +10,22 @@ use axum::{
 };
 use serde::{Serialize, de::DeserializeOwned};
 
-/// An `application/problem+json` response.
-#[derive(Debug, Clone, Serialize)]
+/// An `application/problem+json` response (RFC 9457); it may carry extension members.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
+    /// `about:blank`: the status says what went wrong.
     #[serde(rename = "type")]
     pub ty: String,
+    /// The status's standard reason phrase.
     pub title: String,
+    #[schema(minimum = 400, maximum = 599)]
     pub status: u16,
+    /// What was wrong with this request (absent on a 500).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// Extra members (for example the offer's slots still open on a 409).
     #[serde(flatten, skip_serializing_if = "serde_json::Map::is_empty")]
+    #[schema(ignore)]
     pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -85,7 +91,8 @@ impl IntoResponse for Problem {
 }
 
 /// `axum::Json`, but a malformed body is a problem+json 400 (syntax), 415 (content type) or
-/// 422 (shape), never axum's plain-text rejection.
+/// 422 (shape), never axum's plain-text rejection. The body must be a JSON object, as every
+/// slotcast request body is: serde would otherwise read a struct from an array of its fields.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
@@ -97,7 +104,15 @@ where
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        let headers = req.headers().clone();
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| Problem::new(e.status(), e.body_text()))?;
+        let is_object = bytes.trim_ascii_start().first() == Some(&b'{');
+        let mut buffered = Request::new(Body::from(bytes));
+        *buffered.headers_mut() = headers;
+        match axum::Json::<T>::from_request(buffered, state).await {
+            Ok(_) if !is_object => Err(Problem::unprocessable("the body must be a JSON object")),
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
             Err(rejection) => Err(json_problem(rejection)),
         }

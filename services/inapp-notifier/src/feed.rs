@@ -28,7 +28,7 @@ pub const DEFAULT_LIMIT: u64 = 50;
 pub const MAX_LIMIT: u64 = 200;
 
 /// The practitioner a notification is about, as stored (JSON) and shown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Practitioner {
     pub id: Uuid,
     pub name: String,
@@ -39,7 +39,7 @@ pub struct Practitioner {
 }
 
 /// A consultation fee.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Fee {
     /// In minor units (cents) of `currency`.
     pub amount_cents: i64,
@@ -62,7 +62,7 @@ impl From<&slotcast_events::PractitionerCard> for Practitioner {
 }
 
 /// A notification in the feed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Notification {
     pub id: Uuid,
     pub title: String,
@@ -79,7 +79,7 @@ pub struct Notification {
 }
 
 /// A slot offered by a notification, with its current availability.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Slot {
     pub slot_id: Uuid,
     pub starts_at: DateTime<Utc>,
@@ -91,7 +91,7 @@ pub struct Slot {
 }
 
 /// The feed page: `{ "notifications": [...] }`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Feed {
     pub notifications: Vec<Notification>,
 }

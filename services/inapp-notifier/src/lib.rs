@@ -21,7 +21,8 @@
 //! - [`feed_log`]: each patient's change log (gap-free sequence numbers, in commit order) and
 //!   the wake-ups, in-process and over core NATS, that tell open streams it grew.
 //! - [`stream`]: the log as Server-Sent Events: replay after `Last-Event-ID`, then live.
-//! - [`routes`]: the HTTP handlers and their auth; ops endpoints come from `slotcast_kit`.
+//! - [`routes`]: the HTTP handlers, their auth and their OpenAPI operations; ops endpoints come
+//!   from `slotcast_kit`.
 //! - [`entities`] and [`migration`]: the `notifications`, `notification_slots`, `slot_states`,
 //!   `feed_cursors` and `feed_events` tables.
 
@@ -39,4 +40,4 @@ pub mod stream;
 pub mod wording;
 
 pub use config::Config;
-pub use startup::Application;
+pub use startup::{Application, openapi};

@@ -7,23 +7,24 @@
 use std::{sync::Arc, time::Duration};
 
 use axum::{
-    Router,
     extract::{FromRef, State},
     http::{HeaderMap, HeaderName, HeaderValue},
     response::{
         IntoResponse,
         sse::{KeepAlive, Sse},
     },
-    routing::{get, post},
 };
 use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 use slotcast_kit::{
     ApiJson, Problem,
     auth::{Authenticator, Caller},
+    openapi::{BadRequest, Forbidden, NotFound, ServerErrors, Unauthorized, Unprocessable},
     problem::{ApiPath, ApiQuery},
 };
 use tokio_util::sync::CancellationToken;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
@@ -55,28 +56,37 @@ impl FromRef<AppState> for Arc<Authenticator> {
     }
 }
 
-/// The feed routes, ready to merge.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/patients/{id}/notifications", get(list_notifications))
-        .route(
-            "/v1/patients/{id}/notifications/stream",
-            get(stream_notifications),
-        )
-        .route(
-            "/v1/patients/{id}/notifications/{nid}/read",
-            post(mark_read),
-        )
-        .with_state(state)
+/// The feed routes, each registered with its documented operation.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_notifications))
+        .routes(routes!(stream_notifications))
+        .routes(routes!(mark_read))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct FeedQuery {
+    /// `true`: unread only; `false`: read only; absent: all.
     unread: Option<bool>,
+    /// How many, newest first: 1 to 200 (50 when absent).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u64>,
 }
 
-/// `GET /v1/patients/{id}/notifications?unread=&limit=`: that patient or staff.
+/// A patient's feed, newest first: each notification with its practitioner, its slots and
+/// their current availability, and booking links (that patient, staff).
+#[utoipa::path(get, path = "/v1/patients/{id}/notifications", tag = "notifications",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The patient's id"), FeedQuery),
+    responses(
+        (status = 200, description = "The feed", body = Feed, headers(
+            ("feed-last-event-id" = i64,
+                description = "The id of the last change the feed includes: the stream's \
+                    `Last-Event-ID` to miss nothing after it"),
+        )),
+        BadRequest, Unauthorized, Forbidden, Unprocessable, ServerErrors,
+    ))]
 async fn list_notifications(
     caller: Caller,
     State(state): State<AppState>,
@@ -99,8 +109,22 @@ async fn list_notifications(
     ))
 }
 
-/// `GET /v1/patients/{id}/notifications/stream`: that patient or staff. Server-Sent Events:
-/// with `Last-Event-ID`, every change after it first; without, changes from now on.
+/// A patient's feed as it changes, as Server-Sent Events (that patient, staff): each event's
+/// `id` is its sequence number, `event` the kind of change (`notification`,
+/// `notification.updated`), and `data` the notification as the feed shows it. With `Last-Event-ID`, every change after it
+/// first; without, changes from now on.
+#[utoipa::path(get, path = "/v1/patients/{id}/notifications/stream", tag = "notifications",
+    security(("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "The patient's id"),
+        ("Last-Event-ID" = Option<String>, Header,
+            description = "The id of the last event seen (a whole number)"),
+    ),
+    responses(
+        (status = 200, description = "An endless stream of events, one per change",
+            body = String, content_type = "text/event-stream"),
+        BadRequest, Unauthorized, Forbidden, ServerErrors,
+    ))]
 async fn stream_notifications(
     caller: Caller,
     State(state): State<AppState>,
@@ -143,7 +167,17 @@ async fn stream_notifications(
     ))
 }
 
-/// `POST /v1/patients/{id}/notifications/{nid}/read`: that patient (or staff).
+/// Marks a notification read (that patient, staff); marking it again changes nothing.
+#[utoipa::path(post, path = "/v1/patients/{id}/notifications/{nid}/read", tag = "notifications",
+    security(("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "The patient's id"),
+        ("nid" = Uuid, Path, description = "The notification's id"),
+    ),
+    responses(
+        (status = 200, description = "The notification", body = Notification),
+        BadRequest, Unauthorized, Forbidden, NotFound, ServerErrors,
+    ))]
 async fn mark_read(
     caller: Caller,
     State(state): State<AppState>,

@@ -111,7 +111,7 @@ impl SlotChange {
 }
 
 /// A slot as one patient's notification shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SlotStatus {
     /// Open: it can be booked.

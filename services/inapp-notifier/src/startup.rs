@@ -5,14 +5,11 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use sea_orm::DatabaseConnection;
 use slotcast_bus::{Foundation, JetStream, consumer, outbox::Relay};
-use slotcast_kit::{
-    auth::Authenticator,
-    http,
-    limits::{self, Limits},
-    ops,
-};
+use slotcast_kit::{auth::Authenticator, http, limits::Limits, openapi, ops};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use utoipa::openapi::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
     Config,
@@ -93,17 +90,15 @@ impl Application {
             nats: nats.clone(),
         };
         let signal = FeedSignal::new(nats.clone());
-        let app = http::with_common_layers(
-            limits::guard(
-                routes::router(AppState {
-                    db: db.clone(),
-                    auth: auth.clone(),
-                    signal: signal.clone(),
-                    shutdown: stop.clone(),
-                }),
-                limits,
-            )
-            .merge(ops::router(readiness)),
+        let app = http_app(
+            AppState {
+                db: db.clone(),
+                auth: auth.clone(),
+                signal: signal.clone(),
+                shutdown: stop.clone(),
+            },
+            readiness,
+            limits,
         );
         let server = {
             let stop = stop.clone();
@@ -141,4 +136,35 @@ impl Application {
         }
         served.context("HTTP server failed")
     }
+}
+
+/// The parts of the HTTP API, each a router registered with its documented operations.
+fn parts() -> (OpenApiRouter<AppState>, OpenApiRouter<ops::Readiness>) {
+    (routes::api(), ops::api())
+}
+
+/// The document before the parts add their operations: title, description, security, problem.
+fn frame() -> OpenApi {
+    openapi::document(
+        "slotcast inapp-notifier",
+        "Each patient's notification feed, marking notifications read, and the feed's live \
+         stream (Server-Sent Events). Errors are RFC 9457 `application/problem+json`.",
+    )
+}
+
+/// The OpenAPI 3.1 document of the HTTP API, as `GET /openapi.json` serves it.
+pub fn openapi() -> OpenApi {
+    let (feed, ops) = parts();
+    frame()
+        .merge_from(openapi::limited(feed.into_openapi()))
+        .merge_from(ops.into_openapi())
+}
+
+/// The HTTP API with its layers, `/openapi.json` and `/docs`: the same parts as [`openapi`].
+fn http_app(state: AppState, readiness: ops::Readiness, limits: Limits) -> axum::Router {
+    let (feed, ops) = parts();
+    let mut doc = frame();
+    let feed = openapi::split_limited(&mut doc, feed, state, &limits);
+    let ops = openapi::split(&mut doc, ops, readiness);
+    http::with_common_layers(feed.merge(ops).merge(openapi::router(doc)))
 }

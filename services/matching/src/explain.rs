@@ -15,11 +15,18 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use axum::{Router, extract::State, routing::get};
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TryIntoModel};
 use serde::Serialize;
-use slotcast_kit::{ApiJson, Problem, auth::Caller, problem::ApiPath};
+use slotcast_kit::{
+    ApiJson, Problem,
+    auth::Caller,
+    openapi::{BadRequest, Forbidden, NotFound, ServerErrors, Unauthorized},
+    problem::ApiPath,
+};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
@@ -31,19 +38,17 @@ use crate::{
     vocabulary::{Outcome, Reason, SlotStatus},
 };
 
-pub fn router(state: HistoryState) -> Router {
-    Router::new()
-        .route("/v1/slots/{id}/decisions", get(decisions))
-        .with_state(state)
+pub fn api() -> OpenApiRouter<HistoryState> {
+    OpenApiRouter::new().routes(routes!(decisions))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Wave {
     pub wave: i32,
     pub patient_ids: Vec<Uuid>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OpeningView {
     pub batch_id: Uuid,
     /// `broadcast` or `waves`.
@@ -54,7 +59,7 @@ pub struct OpeningView {
     pub waves: Vec<Wave>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ConsideredView {
     pub rank: i32,
     pub patient_id: Uuid,
@@ -75,14 +80,17 @@ const JOINED_AFTER: &str = "joined_after";
 /// Shown for an entry the slot fits while its opening waits for the rest of its slots.
 const NOT_DECIDED: &str = "not_decided";
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct NotConsidered {
     pub patient_id: Uuid,
     pub entry_id: Uuid,
+    /// `outside_window`, `not_earlier`, `gave_it_up`, `expired`, `joined_after` or
+    /// `not_decided`.
+    #[schema(value_type = String)]
     pub reason: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Decisions {
     pub slot_id: Uuid,
     pub practitioner_id: Uuid,
@@ -93,6 +101,16 @@ pub struct Decisions {
     pub not_considered: Vec<NotConsidered>,
 }
 
+/// Why each patient was or was not told about a slot (staff): its openings and waves, every
+/// patient considered in the fair order with what came of it, and the practitioner's other
+/// entries with why the slot is not for them.
+#[utoipa::path(get, path = "/v1/slots/{id}/decisions", tag = "staff",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The slot's id")),
+    responses(
+        (status = 200, description = "The decisions about the slot", body = Decisions),
+        BadRequest, Unauthorized, Forbidden, NotFound, ServerErrors,
+    ))]
 async fn decisions(
     caller: Caller,
     State(state): State<HistoryState>,

@@ -7,15 +7,18 @@
 
 use std::sync::Arc;
 
-use axum::{Router, extract::State, routing::get};
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
 use serde::Serialize;
 use slotcast_kit::{
     ApiJson, Problem,
     auth::{Authenticator, Caller},
+    openapi::{BadRequest, Forbidden, NotFound, ServerErrors, Unauthorized},
     problem::ApiPath,
 };
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
@@ -35,27 +38,26 @@ impl axum::extract::FromRef<HistoryState> for Arc<Authenticator> {
     }
 }
 
-pub fn router(state: HistoryState) -> Router {
-    Router::new()
-        .route("/v1/slots/{id}/offers", get(slot_offers))
-        .with_state(state)
+pub fn api() -> OpenApiRouter<HistoryState> {
+    OpenApiRouter::new().routes(routes!(slot_offers))
 }
 
 /// One patient told about the slot, and what came of it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Offered {
     pub patient_id: Uuid,
     pub notification_id: Uuid,
     pub entry_id: Uuid,
     pub told_at: DateTime<Utc>,
     /// `claimed` (booked it from the link), `lost` (claimed, did not get it) or `none`.
+    #[schema(value_type = String)]
     pub outcome: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lost_reason: Option<String>,
 }
 
 /// One thing that happened to the slot.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Happened {
     pub at: DateTime<Utc>,
     /// `published`, `offered`, `claimed`, `lost`, `booked`, `released` or `withdrawn`.
@@ -68,7 +70,7 @@ pub struct Happened {
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SlotOffers {
     pub slot_id: Uuid,
     /// As matching last heard.
@@ -79,6 +81,15 @@ pub struct SlotOffers {
     pub history: Vec<Happened>,
 }
 
+/// A slot's offer history (staff): who was told about it, in which notification and when, what
+/// came of each offer, and every change of the slot in order.
+#[utoipa::path(get, path = "/v1/slots/{id}/offers", tag = "staff",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The slot's id")),
+    responses(
+        (status = 200, description = "The slot's offers and history", body = SlotOffers),
+        BadRequest, Unauthorized, Forbidden, NotFound, ServerErrors,
+    ))]
 async fn slot_offers(
     caller: Caller,
     State(state): State<HistoryState>,

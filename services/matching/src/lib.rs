@@ -56,7 +56,7 @@ pub mod vocabulary;
 pub mod waves;
 
 pub use config::Config;
-pub use startup::{Application, BATCHES_AT_ONCE, MAX_BATCH, consumer_spec};
+pub use startup::{Application, BATCHES_AT_ONCE, MAX_BATCH, consumer_spec, openapi};
 
 /// The CloudEvent `source` of what matching publishes.
 pub const SOURCE: &str = slotcast_events::sources::MATCHING;

@@ -10,14 +10,12 @@ use slotcast_bus::{
     outbox::Relay,
 };
 use slotcast_events::streams;
-use slotcast_kit::{
-    auth::Authenticator,
-    limits::{self, Limits},
-    ops::Readiness,
-};
+use slotcast_kit::{auth::Authenticator, limits::Limits, openapi, ops::Readiness};
 use slotcast_links::OfferSigner;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use utoipa::openapi::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
     Config, DURABLE, dispatch, explain, history, holds, migration, passes, projector, waves,
@@ -135,13 +133,7 @@ impl Application {
             db: self.db.clone(),
             auth: self.auth.clone(),
         };
-        let router = slotcast_kit::http::with_common_layers(
-            limits::guard(
-                history::router(staff.clone()).merge(explain::router(staff)),
-                self.limits.clone(),
-            )
-            .merge(slotcast_kit::ops::router(readiness)),
-        );
+        let router = http(staff, readiness, self.limits.clone());
         let relay = tokio::spawn(self.relay.clone().run(shutdown.clone()));
         let keys = tokio::spawn(self.auth.clone().keep_keys_fresh(shutdown.clone()));
         let dispatcher = tokio::spawn(self.dispatcher.clone().run(shutdown.clone()));
@@ -165,4 +157,41 @@ impl Application {
         served?;
         Ok(())
     }
+}
+
+/// The parts of the HTTP API, each a router registered with its documented operations.
+fn parts() -> (
+    OpenApiRouter<history::HistoryState>,
+    OpenApiRouter<Readiness>,
+) {
+    (
+        history::api().merge(explain::api()),
+        slotcast_kit::ops::api(),
+    )
+}
+
+/// The document before the parts add their operations: title, description, security, problem.
+fn frame() -> OpenApi {
+    openapi::document(
+        "slotcast matching",
+        "Staff views of matching's decisions: a slot's offer history and why each patient was \
+         or was not told about it. Errors are RFC 9457 `application/problem+json`.",
+    )
+}
+
+/// The OpenAPI 3.1 document of the HTTP API, as `GET /openapi.json` serves it.
+pub fn openapi() -> OpenApi {
+    let (staff, ops) = parts();
+    frame()
+        .merge_from(openapi::limited(staff.into_openapi()))
+        .merge_from(ops.into_openapi())
+}
+
+/// The HTTP API with its layers, `/openapi.json` and `/docs`: the same parts as [`openapi`].
+fn http(staff: history::HistoryState, readiness: Readiness, limits: Limits) -> axum::Router {
+    let (staff_api, ops) = parts();
+    let mut doc = frame();
+    let staff = openapi::split_limited(&mut doc, staff_api, staff, &limits);
+    let ops = openapi::split(&mut doc, ops, readiness);
+    slotcast_kit::http::with_common_layers(staff.merge(ops).merge(openapi::router(doc)))
 }

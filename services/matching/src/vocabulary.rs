@@ -30,6 +30,18 @@ macro_rules! stored_as_strings {
                 s.serialize_str(self.as_str())
             }
         }
+
+        // The HTTP API's document shows the same strings as a string enum.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($text),+]))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
     };
 }
 

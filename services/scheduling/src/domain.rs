@@ -69,14 +69,20 @@ where
     T::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPractitioner {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
+    #[schema(min_length = 1, max_length = 200)]
     pub specialty: String,
+    /// An IANA time zone, for example `Europe/Paris`.
     pub timezone: String,
     /// In major units of `currency`, for example 80 or 62.5.
+    #[schema(minimum = 0, maximum = 1000000)]
     pub consultation_fee: Option<f64>,
+    /// ISO 4217; `EUR` when absent.
+    #[schema(pattern = "^[A-Z]{3}$")]
     pub currency: Option<String>,
     /// `null` or absent: follow the configured default.
     #[serde(default)]
@@ -120,12 +126,16 @@ impl NewPractitioner {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPatient {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
+    #[schema(format = Email)]
     pub email: String,
+    /// BCP 47, for example `fr-FR`; `en` when absent.
     pub locale: Option<String>,
+    /// An IANA time zone, for example `Europe/Paris`.
     pub timezone: Option<String>,
 }
 
@@ -169,13 +179,14 @@ pub fn email(value: &str) -> Result<String, Invalid> {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSlots {
+    #[schema(min_items = 1, max_items = 200)]
     pub slots: Vec<NewSlot>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSlot {
     #[serde(deserialize_with = "slotcast_kit::time::rfc3339")]
@@ -243,10 +254,12 @@ pub const MAX_HOLD_SLOTS: usize = MAX_BATCH;
 pub const MAX_HOLD_PATIENTS: usize = 10_000;
 
 /// `PUT /v1/holds/{id}`: the slots to hold, for whom, until when.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewHold {
+    #[schema(min_items = 1, max_items = 200)]
     pub slot_ids: Vec<Uuid>,
+    #[schema(max_items = 10000)]
     pub patient_ids: Vec<Uuid>,
     #[serde(deserialize_with = "slotcast_kit::time::rfc3339")]
     pub until: DateTime<Utc>,
@@ -292,7 +305,7 @@ impl NewHold {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewWaitlistEntry {
     pub patient_id: Uuid,
@@ -334,7 +347,7 @@ pub fn expiry(t: DateTime<Utc>, now: DateTime<Utc>) -> Result<DateTime<Utc>, Inv
 }
 
 /// `PATCH /v1/waitlist/{id}`: what to change.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WaitlistPatch {
     pub priority: Option<Priority>,

@@ -21,7 +21,7 @@ use crate::{
 };
 
 /// A slot a hold asked for and did not get.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NotHeld {
     pub slot_id: Uuid,
     /// `booked`, `withdrawn` or `started`.

@@ -26,7 +26,8 @@
 //! - [`store`]: events into the outbox and row locks, inside the caller's transaction.
 //! - [`pages`]: the security headers of every HTML page.
 //! - [`entities`] and [`migration`]: the tables, the same on Postgres and SQLite.
-//! - [`routes`]: one module per resource; each exposes `router()`, merged in [`routes::router`].
+//! - [`routes`]: one module per resource; each exposes `api()`, its routes registered with
+//!   their OpenAPI operations (`#[utoipa::path]`), merged in [`routes::api`].
 //! - [`error`]: the API error type, mapped once to problem+json.
 //! - [`config`]: [`Config`] and the notification [`Policy`] from the environment.
 //! - [`startup`]: the [`Application`] that wires the HTTP server, the database and the outbox
@@ -48,7 +49,7 @@ pub mod store;
 pub mod waiting;
 
 pub use config::{Config, Policy};
-pub use startup::{AppState, Application};
+pub use startup::{AppState, Application, openapi};
 
 /// The CloudEvent `source` of everything this service publishes.
 pub const SOURCE: &str = slotcast_events::sources::SCHEDULING;

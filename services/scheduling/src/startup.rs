@@ -5,14 +5,12 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 use slotcast_bus::{Foundation, outbox::Relay};
-use slotcast_kit::{
-    auth::Authenticator,
-    limits::{self, Limits},
-    ops::Readiness,
-};
+use slotcast_kit::{auth::Authenticator, limits::Limits, openapi, ops::Readiness};
 use slotcast_links::OfferSigner;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use utoipa::openapi::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::{Config, Policy, migration, routes};
 
@@ -32,6 +30,45 @@ impl axum::extract::FromRef<AppState> for Arc<Authenticator> {
     fn from_ref(state: &AppState) -> Self {
         state.auth.clone()
     }
+}
+
+/// The parts of the HTTP API, each a router registered with its documented operations.
+fn parts() -> (
+    OpenApiRouter<AppState>,
+    OpenApiRouter<AppState>,
+    OpenApiRouter<Readiness>,
+) {
+    (routes::api(), routes::holds_api(), slotcast_kit::ops::api())
+}
+
+/// The document before the parts add their operations: title, description, security, problem.
+fn frame() -> OpenApi {
+    openapi::document(
+        "slotcast scheduling",
+        "Practitioners, patients, slots, appointments, the waiting list, booking links and \
+         notification preferences. Errors are RFC 9457 `application/problem+json`.",
+    )
+}
+
+/// The OpenAPI 3.1 document of the HTTP API, as `GET /openapi.json` serves it.
+pub fn openapi() -> OpenApi {
+    let (v1, holds, ops) = parts();
+    frame()
+        .merge_from(openapi::limited(v1.into_openapi()))
+        .merge_from(openapi::limited(holds.into_openapi()))
+        .merge_from(ops.into_openapi())
+}
+
+/// The HTTP API with its layers, `/openapi.json` and `/docs`: the same parts as [`openapi`].
+fn http(state: AppState, readiness: Readiness, limits: Limits) -> axum::Router {
+    let (v1, holds, ops) = parts();
+    let mut doc = frame();
+    let v1 = openapi::split_limited(&mut doc, v1, state.clone(), &limits);
+    let holds = openapi::split_limited(&mut doc, holds, state, &limits);
+    let ops = openapi::split(&mut doc, ops, readiness);
+    slotcast_kit::http::with_common_layers(v1.merge(ops).merge(openapi::router(doc))).merge(
+        slotcast_kit::http::with_layers(holds, routes::MAX_HOLD_BODY_BYTES),
+    )
 }
 
 /// The running service: HTTP API, outbox relay.
@@ -84,14 +121,7 @@ impl Application {
             db: self.state.db.clone(),
             nats: self.nats.clone(),
         };
-        let router = slotcast_kit::http::with_common_layers(
-            limits::guard(routes::router(self.state.clone()), self.limits.clone())
-                .merge(slotcast_kit::ops::router(readiness)),
-        )
-        .merge(limits::guard(
-            routes::holds_router(self.state.clone()),
-            self.limits.clone(),
-        ));
+        let router = http(self.state.clone(), readiness, self.limits.clone());
         let relay = tokio::spawn(self.state.relay.clone().run(shutdown.clone()));
         let keys = tokio::spawn(self.state.auth.clone().keep_keys_fresh(shutdown.clone()));
         tracing::info!(addr = %self.listener.local_addr()?, "scheduling listening");

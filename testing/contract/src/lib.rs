@@ -15,6 +15,11 @@
 //! ```
 //!
 //! Formats (`uuid`, `date-time`, `email`, `uri`) are asserted, not just annotated.
+//!
+//! [`openapi`] does the same for the HTTP APIs: it checks a service's OpenAPI document and real
+//! responses against it, and finds routes registered without a documented operation.
+
+pub mod openapi;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use async_nats::jetstream::{self, consumer::pull};
 use futures::StreamExt;
 use serde_json::Value;
-use slotcast_kit::{auth::Role, config::Common};
+use slotcast_kit::{auth::Role, config::Common, limits::LimitsConfig};
 use slotcast_test_support::{NatsServer, SmtpServer, TestDatabase};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -35,14 +35,14 @@ pub struct Stack {
     _mail_dir: tempfile::TempDir,
 }
 
-fn common(nats: &NatsServer, db: &TestDatabase) -> Common {
+fn common(nats: &NatsServer, db: &TestDatabase, limits: LimitsConfig) -> Common {
     Common {
         nats_url: nats.url(),
         database_url: db.url(),
         listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         stream_replicas: 1,
         db_max_connections: 4,
-        limits: Default::default(),
+        limits,
     }
 }
 
@@ -56,6 +56,24 @@ impl Stack {
     /// `tune` from the defaults.
     pub async fn start_with(
         tune: impl FnOnce(&mut matching::policy::PolicyConfig),
+    ) -> anyhow::Result<Self> {
+        Self::start_limited(tune, LimitsConfig::default()).await
+    }
+
+    /// Starts the four services with no abuse limit, for a client that fails authentication
+    /// on purpose and often from one address (a fuzzer).
+    pub async fn start_unlimited() -> anyhow::Result<Self> {
+        let off = LimitsConfig {
+            failed_auth_per_minute: 0,
+            links_per_minute: 0,
+            ..LimitsConfig::default()
+        };
+        Self::start_limited(|_| {}, off).await
+    }
+
+    async fn start_limited(
+        tune: impl FnOnce(&mut matching::policy::PolicyConfig),
+        limits: LimitsConfig,
     ) -> anyhow::Result<Self> {
         slotcast_kit::telemetry::init_for_tests("slotcast-e2e");
         let nats = NatsServer::start().await?;
@@ -74,7 +92,7 @@ impl Stack {
         let scheduling = scheduling::Application::build(scheduling::Config {
             common: Common {
                 listen_addr: SocketAddr::from(([127, 0, 0, 1], port)),
-                ..common(&nats, &dbs[0])
+                ..common(&nats, &dbs[0], limits)
             },
             jwt_secret: TEST_SECRET.to_owned(),
             auth: slotcast_kit::auth::AuthSettings::default(),
@@ -89,7 +107,7 @@ impl Stack {
         let mut policy = matching::policy::PolicyConfig::defaults(&scheduling_url);
         tune(&mut policy);
         let matching = matching::Application::build(matching::Config {
-            common: common(&nats, &dbs[1]),
+            common: common(&nats, &dbs[1], limits),
             jwt_secret: TEST_SECRET.to_owned(),
             auth: slotcast_kit::auth::AuthSettings::default(),
             offer_keys: None,
@@ -102,7 +120,7 @@ impl Stack {
         tasks.push(tokio::spawn(matching.run_until_stopped(shutdown.clone())));
 
         let email = email_notifier::Application::build(email_notifier::Config {
-            common: common(&nats, &dbs[2]),
+            common: common(&nats, &dbs[2], limits),
             smtp_url: Some(smtp.url()),
             smtp_pool_size: 2,
             mail_dir: mail_dir.path().to_owned(),
@@ -124,7 +142,7 @@ impl Stack {
         tasks.push(tokio::spawn(email.run_until_stopped(shutdown.clone())));
 
         let inapp = inapp_notifier::Application::build(inapp_notifier::Config {
-            common: common(&nats, &dbs[3]),
+            common: common(&nats, &dbs[3], limits),
             jwt_secret: TEST_SECRET.to_owned(),
             auth: slotcast_kit::auth::AuthSettings::default(),
         })

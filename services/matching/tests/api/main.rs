@@ -5,6 +5,7 @@ mod decisions;
 mod helpers;
 mod history;
 mod migrations;
+mod openapi;
 mod order;
 mod policy;
 mod process;

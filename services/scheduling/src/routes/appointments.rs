@@ -2,16 +2,18 @@
 //!
 //! A slot held for other patients answers 409 "held for other patients" with `held_until`.
 
-use axum::{
-    Json, Router,
-    extract::State,
-    http::StatusCode,
-    routing::{get, post},
-};
+use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, EntityTrait, TransactionTrait};
 use serde::{Deserialize, Serialize};
-use slotcast_kit::{ApiJson, Problem, auth::Caller, problem::ApiPath};
+use slotcast_kit::{
+    ApiJson, Problem,
+    auth::Caller,
+    openapi::{BadRequest, Conflict, Forbidden, JsonBody, NotFound, ServerErrors, Unauthorized},
+    problem::ApiPath,
+};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
@@ -25,21 +27,21 @@ use crate::{
     store::for_update,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/appointments", post(book))
-        .route("/v1/appointments/{id}", get(read))
-        .route("/v1/appointments/{id}/cancel", post(cancel))
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(book))
+        .routes(routes!(read))
+        .routes(routes!(cancel))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewAppointment {
     patient_id: Uuid,
     slot_id: Uuid,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AppointmentView {
     pub id: Uuid,
     pub patient_id: Uuid,
@@ -47,6 +49,7 @@ pub struct AppointmentView {
     pub slot_id: Uuid,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
+    /// `booked` or `cancelled`.
     pub status: String,
     pub created_at: DateTime<Utc>,
     pub cancelled_at: Option<DateTime<Utc>>,
@@ -74,6 +77,19 @@ impl AppointmentView {
     }
 }
 
+/// Books a slot for a patient (staff, that patient).
+#[utoipa::path(post, path = "/v1/appointments",
+    operation_id = "book_appointment", tag = "appointments",
+    security(("bearer" = [])),
+    request_body = NewAppointment,
+    responses(
+        (status = 201, description = "The appointment", body = AppointmentView),
+        Unauthorized, Forbidden,
+        (status = 409,
+            description = "The slot is no longer available (or held for others: `held_until`)",
+            body = Problem, content_type = "application/problem+json"),
+        JsonBody, ServerErrors,
+    ))]
 async fn book(
     State(state): State<AppState>,
     caller: Caller,
@@ -121,6 +137,15 @@ async fn load(
     Ok((a, s))
 }
 
+/// An appointment (staff, its patient).
+#[utoipa::path(get, path = "/v1/appointments/{id}",
+    operation_id = "read_appointment", tag = "appointments",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The appointment's id")),
+    responses(
+        (status = 200, description = "The appointment", body = AppointmentView),
+        BadRequest, Unauthorized, NotFound, ServerErrors,
+    ))]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
@@ -135,7 +160,15 @@ async fn read(
 }
 
 /// Cancels: the slot becomes available again and a `slot.released` offers it to the waiting
-/// list; a `move_up` entry that held this appointment closes.
+/// list; a `move_up` entry that held this appointment closes (staff, its patient).
+#[utoipa::path(post, path = "/v1/appointments/{id}/cancel",
+    operation_id = "cancel_appointment", tag = "appointments",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The appointment's id")),
+    responses(
+        (status = 200, description = "The cancelled appointment", body = AppointmentView),
+        BadRequest, Unauthorized, NotFound, Conflict, ServerErrors,
+    ))]
 async fn cancel(
     State(state): State<AppState>,
     caller: Caller,

@@ -15,11 +15,18 @@
 //! everywhere, without a background job. A hold carries up to 10,000 patient ids (about 390 KB
 //! of JSON), more than the API's general body limit, so this router has its own, larger one.
 
-use axum::{Json, Router, extract::State, http::StatusCode, routing::put};
+use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use sea_orm::TransactionTrait;
 use serde::Serialize;
-use slotcast_kit::{ApiJson, Problem, auth::Caller, problem::ApiPath};
+use slotcast_kit::{
+    ApiJson, Problem,
+    auth::Caller,
+    openapi::{BadRequest, Forbidden, JsonBody, ServerErrors, Unauthorized},
+    problem::ApiPath,
+};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
@@ -32,18 +39,13 @@ use crate::{
 /// The largest body of a hold request: 10,000 patient ids and 200 slot ids, with room to spare.
 pub const MAX_HOLD_BODY_BYTES: usize = 1024 * 1024;
 
-/// The hold routes, with the same layers as the rest of the API (tracing by route template,
-/// timeout, problem+json for a layer's own errors) but the larger body limit.
-pub fn router(state: AppState) -> Router {
-    slotcast_kit::http::with_layers(
-        Router::new()
-            .route("/v1/holds/{id}", put(place).delete(release))
-            .with_state(state),
-        MAX_HOLD_BODY_BYTES,
-    )
+/// The hold routes; they take the same layers as the rest of the API (tracing by route
+/// template, timeout, problem+json for a layer's own errors) but [`MAX_HOLD_BODY_BYTES`].
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(place, release))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct HoldView {
     id: Uuid,
     until: DateTime<Utc>,
@@ -52,7 +54,16 @@ struct HoldView {
     not_held: Vec<NotHeld>,
 }
 
-/// `PUT /v1/holds/{id}`.
+/// Places or replaces hold `id` on slots for patients until `until` (staff; matching's waves).
+#[utoipa::path(put, path = "/v1/holds/{id}",
+    operation_id = "place_hold", tag = "holds",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The hold's id, chosen by the caller")),
+    request_body = NewHold,
+    responses(
+        (status = 200, description = "What the hold holds", body = HoldView),
+        Unauthorized, Forbidden, JsonBody, ServerErrors,
+    ))]
 async fn place(
     State(state): State<AppState>,
     caller: Caller,
@@ -82,7 +93,15 @@ async fn place(
     }))
 }
 
-/// `DELETE /v1/holds/{id}`: what the hold still holds becomes available.
+/// Lets hold `id` go: what it still holds becomes available (staff). Again changes nothing.
+#[utoipa::path(delete, path = "/v1/holds/{id}",
+    operation_id = "release_hold", tag = "holds",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The hold's id")),
+    responses(
+        (status = 204, description = "Released"),
+        BadRequest, Unauthorized, Forbidden, ServerErrors,
+    ))]
 async fn release(
     State(state): State<AppState>,
     caller: Caller,

@@ -16,7 +16,7 @@ mod preferences;
 mod slots;
 mod waitlist;
 
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
 
@@ -29,21 +29,23 @@ pub const LINK_ROUTES: &[&str] = &[
     "/v1/unsubscribe/{token}",
 ];
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .merge(practitioners::router())
-        .merge(patients::router())
-        .merge(slots::router())
-        .merge(appointments::router())
-        .merge(waitlist::router())
-        .merge(offers::router())
-        .merge(preferences::router())
+pub use holds::MAX_HOLD_BODY_BYTES;
+
+/// Every `/v1` route but the holds, each registered with its documented operation.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(practitioners::api())
+        .merge(patients::api())
+        .merge(slots::api())
+        .merge(appointments::api())
+        .merge(waitlist::api())
+        .merge(offers::api())
+        .merge(preferences::api())
         .layer(axum::middleware::map_response(crate::pages::harden))
-        .with_state(state)
 }
 
-/// The hold routes, layered on their own (a larger body limit); merge them after the common
-/// layers are applied to [`router`].
-pub fn holds_router(state: AppState) -> Router {
-    holds::router(state)
+/// The hold routes, layered on their own (a larger body limit, [`MAX_HOLD_BODY_BYTES`]): merge
+/// them after the common layers are applied to [`api`].
+pub fn holds_api() -> OpenApiRouter<AppState> {
+    holds::api()
 }

@@ -14,20 +14,21 @@
 use std::collections::{HashMap, HashSet};
 
 use axum::{
-    Router,
     extract::{FromRequest, Request, State},
     http::{HeaderMap, StatusCode, header},
     response::{Html, IntoResponse, Response},
-    routing::{get, post},
 };
 use chrono::{DateTime, TimeZone, Utc};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use slotcast_kit::{
     ApiJson, Problem,
+    openapi::{BadRequest, JsonBody, ServerErrors, page as on_page},
     problem::{ApiPath, ApiQuery},
 };
 use slotcast_links::{OfferClaims, OfferError};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::appointments::AppointmentView;
@@ -40,26 +41,28 @@ use crate::{
     error::ApiError,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/offers/{token}", get(show))
-        .route("/v1/offers/{token}/claim", post(claim))
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(show))
+        .routes(routes!(claim))
 }
 
 /// A slot of an offer, as the link shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OfferedSlotView {
     pub slot_id: Uuid,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
     /// `available`, `yours` (booked by this patient), `taken`, `held`, `withdrawn` or `started`.
+    #[schema(value_type = String)]
     pub status: &'static str,
     /// Where to POST `{slot_id}` to book it, while it is available.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub claim_url: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = OfferPractitioner)]
 pub struct PractitionerView {
     pub id: Uuid,
     pub name: String,
@@ -70,7 +73,7 @@ pub struct PractitionerView {
 }
 
 /// What a link offers now.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OfferView {
     pub notification_id: Uuid,
     pub expires_at: DateTime<Utc>,
@@ -83,20 +86,21 @@ pub struct OfferView {
     pub slots: Vec<OfferedSlotView>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ShowQuery {
     /// The slot whose link was followed; the page puts it first.
     slot_id: Option<Uuid>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ClaimBody {
     slot_id: Uuid,
 }
 
 /// What a successful claim answers: the appointment, and for a move-up the slot it left.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Claimed {
     #[serde(flatten)]
     appointment: AppointmentView,
@@ -174,7 +178,19 @@ fn verify(state: &AppState, token: &str, format: Format) -> Result<OfferClaims, 
     })
 }
 
-/// `GET /v1/offers/{token}[?slot_id=]`.
+/// What a booking link offers now, and whether each slot is still available: JSON, or an HTML
+/// page with a form per open slot for a browser (`Accept: text/html`). The link's signed
+/// token is the credential; reading never books.
+#[utoipa::path(get, path = "/v1/offers/{token}",
+    operation_id = "show_offer", tag = "offers",
+    params(("token" = String, Path, description = "The link's signed offer token"), ShowQuery),
+    responses(
+        (status = 200, description = "The offer", content(
+            (OfferView = "application/json"),
+            (String = "text/html"),
+        )),
+        BadRequest, on_page::Unauthorized, on_page::NotFound, on_page::Gone, ServerErrors,
+    ))]
 async fn show(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -206,7 +222,24 @@ async fn show(
     })
 }
 
-/// `POST /v1/offers/{token}/claim` with `{slot_id}` as JSON, or as a form from the page.
+/// Books one of the link's slots (or moves the held appointment up to it): `{slot_id}` as
+/// JSON, or as the page's form. A link books once; 409 when the slot was taken (with
+/// `other_slots` still open), 410 when the link expired, 401 when it was tampered with.
+#[utoipa::path(post, path = "/v1/offers/{token}/claim",
+    operation_id = "claim_offer", tag = "offers",
+    params(("token" = String, Path, description = "The link's signed offer token")),
+    request_body(content(
+        (ClaimBody = "application/json"),
+        (ClaimBody = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 201, description = "Booked", content(
+            (Claimed = "application/json"),
+            (String = "text/html"),
+        )),
+        JsonBody, on_page::Unauthorized, on_page::NotFound, on_page::Conflict, on_page::Gone,
+        on_page::Unprocessable, ServerErrors,
+    ))]
 async fn claim(
     State(state): State<AppState>,
     ApiPath(token): ApiPath<String>,

@@ -1,27 +1,29 @@
 //! `POST /v1/patients` and `GET /v1/patients/{id}`.
 
-use axum::{
-    Json, Router,
-    extract::State,
-    http::StatusCode,
-    routing::{get, post},
-};
+use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, EntityTrait, Set, TransactionTrait};
 use serde::Serialize;
 use slotcast_events::PatientRegistered;
-use slotcast_kit::{ApiJson, Problem, auth::Caller, problem::ApiPath};
+use slotcast_kit::{
+    ApiJson, Problem,
+    auth::Caller,
+    openapi::{BadRequest, Forbidden, JsonBody, NotFound, ServerErrors, Unauthorized},
+    problem::ApiPath,
+};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{AppState, domain::NewPatient, entities::patient, error::ApiResult, store::emit};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/patients", post(create))
-        .route("/v1/patients/{id}", get(read))
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(read))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct PatientView {
     pub id: Uuid,
     pub name: String,
@@ -44,6 +46,15 @@ impl From<patient::Model> for PatientView {
     }
 }
 
+/// Registers a patient (staff).
+#[utoipa::path(post, path = "/v1/patients",
+    operation_id = "create_patient", tag = "patients",
+    security(("bearer" = [])),
+    request_body = NewPatient,
+    responses(
+        (status = 201, description = "The patient", body = PatientView),
+        Unauthorized, Forbidden, JsonBody, ServerErrors,
+    ))]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -83,7 +94,15 @@ async fn create(
     Ok((StatusCode::CREATED, Json(model.into())))
 }
 
-/// Staff, or the patient themself.
+/// A patient: staff, or the patient themself.
+#[utoipa::path(get, path = "/v1/patients/{id}",
+    operation_id = "read_patient", tag = "patients",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The patient's id")),
+    responses(
+        (status = 200, description = "The patient", body = PatientView),
+        BadRequest, Unauthorized, Forbidden, NotFound, ServerErrors,
+    ))]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,

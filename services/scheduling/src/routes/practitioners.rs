@@ -1,17 +1,19 @@
 //! `POST /v1/practitioners`, `GET /v1/practitioners/{id}` and `PATCH /v1/practitioners/{id}`
 //! (the offering policy, staff only).
 
-use axum::{
-    Json, Router,
-    extract::State,
-    http::StatusCode,
-    routing::{get, post},
-};
+use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, EntityTrait, Set, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use slotcast_events::{OfferPolicy, PractitionerPolicyChanged, PractitionerRegistered};
-use slotcast_kit::{ApiJson, Problem, auth::Caller, problem::ApiPath};
+use slotcast_kit::{
+    ApiJson, Problem,
+    auth::Caller,
+    openapi::{BadRequest, Forbidden, JsonBody, NotFound, ServerErrors, Unauthorized},
+    problem::ApiPath,
+};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
@@ -23,13 +25,13 @@ use crate::{
     store::{emit, for_update},
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/practitioners", post(create))
-        .route("/v1/practitioners/{id}", get(read).patch(update))
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(read, update))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct PractitionerView {
     pub id: Uuid,
     pub name: String,
@@ -61,6 +63,15 @@ impl PractitionerView {
     }
 }
 
+/// Registers a practitioner (staff).
+#[utoipa::path(post, path = "/v1/practitioners",
+    operation_id = "create_practitioner", tag = "practitioners",
+    security(("bearer" = [])),
+    request_body = NewPractitioner,
+    responses(
+        (status = 201, description = "The practitioner", body = PractitionerView),
+        Unauthorized, Forbidden, JsonBody, ServerErrors,
+    ))]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -104,6 +115,15 @@ async fn create(
     ))
 }
 
+/// A practitioner (anyone authenticated).
+#[utoipa::path(get, path = "/v1/practitioners/{id}",
+    operation_id = "read_practitioner", tag = "practitioners",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The practitioner's id")),
+    responses(
+        (status = 200, description = "The practitioner", body = PractitionerView),
+        BadRequest, Unauthorized, NotFound, ServerErrors,
+    ))]
 async fn read(
     State(state): State<AppState>,
     _caller: Caller,
@@ -116,16 +136,26 @@ async fn read(
     Ok(Json(PractitionerView::new(p, &state.policy)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PractitionerPatch {
     /// Absent: unchanged; `null`: follow the configured default.
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable)]
     offer_policy: Option<Option<OfferPolicy>>,
 }
 
 /// Changes the practitioner's offering policy (staff). It applies to openings from then on;
 /// `practitioner.policy_changed` is published only when it changed.
+#[utoipa::path(patch, path = "/v1/practitioners/{id}",
+    operation_id = "update_practitioner", tag = "practitioners",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The practitioner's id")),
+    request_body = PractitionerPatch,
+    responses(
+        (status = 200, description = "The practitioner", body = PractitionerView),
+        Unauthorized, Forbidden, NotFound, JsonBody, ServerErrors,
+    ))]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,

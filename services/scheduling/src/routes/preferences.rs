@@ -14,18 +14,26 @@
 //! 410, any other bad token 401. Nothing here logs more than ids.
 
 use axum::{
-    Json, Router,
+    Json,
     extract::{FromRequest, Request, State},
     http::{HeaderMap, StatusCode},
     response::{Html, IntoResponse, Response},
-    routing::get,
 };
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, EntityTrait, Set, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use slotcast_events::PatientPreferencesChanged;
-use slotcast_kit::{ApiJson, Problem, auth::Caller, problem::ApiPath};
+use slotcast_kit::{
+    ApiJson, Problem,
+    auth::Caller,
+    openapi::{
+        BadRequest, Forbidden, JsonBody, NotFound, ServerErrors, Unauthorized, page as on_page,
+    },
+    problem::ApiPath,
+};
 use slotcast_links::OfferError;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::offers::Format;
@@ -36,20 +44,14 @@ use crate::{
     store::{emit, for_update},
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/patients/{id}/preferences",
-            get(read_own).put(update_own),
-        )
-        .route("/v1/preferences/{token}", get(show).post(change))
-        .route(
-            "/v1/unsubscribe/{token}",
-            get(confirm_unsubscribe).post(unsubscribe),
-        )
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(read_own, update_own))
+        .routes(routes!(show, change))
+        .routes(routes!(confirm_unsubscribe, unsubscribe))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PreferencesView {
     pub patient_id: Uuid,
     pub email: bool,
@@ -69,7 +71,7 @@ impl From<&patient::Model> for PreferencesView {
 }
 
 /// What to change; an absent field stays as it is.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PreferencesChange {
     email: Option<bool>,
@@ -77,7 +79,7 @@ struct PreferencesChange {
 }
 
 /// The same from an HTML form, where values are text (`true`/`false`, `on`/`off`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 struct PreferencesForm {
     email: Option<String>,
     inapp: Option<String>,
@@ -146,7 +148,15 @@ fn may_act(caller: &Caller, patient_id: Uuid) -> Result<(), Problem> {
     }
 }
 
-/// `GET /v1/patients/{id}/preferences`.
+/// A patient's notification preferences (that patient, staff).
+#[utoipa::path(get, path = "/v1/patients/{id}/preferences",
+    operation_id = "read_preferences", tag = "preferences",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The patient's id")),
+    responses(
+        (status = 200, description = "The preferences", body = PreferencesView),
+        BadRequest, Unauthorized, Forbidden, NotFound, ServerErrors,
+    ))]
 async fn read_own(
     State(state): State<AppState>,
     caller: Caller,
@@ -156,7 +166,17 @@ async fn read_own(
     Ok(Json(PreferencesView::from(&load(&state, id).await?)))
 }
 
-/// `PUT /v1/patients/{id}/preferences` with `{email?, inapp?}`.
+/// Changes a patient's notification preferences; an absent field stays as it is (that patient,
+/// staff).
+#[utoipa::path(put, path = "/v1/patients/{id}/preferences",
+    operation_id = "update_preferences", tag = "preferences",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The patient's id")),
+    request_body = PreferencesChange,
+    responses(
+        (status = 200, description = "The preferences", body = PreferencesView),
+        Unauthorized, Forbidden, NotFound, JsonBody, ServerErrors,
+    ))]
 async fn update_own(
     State(state): State<AppState>,
     caller: Caller,
@@ -218,7 +238,17 @@ fn answer(
     }
 }
 
-/// `GET /v1/preferences/{token}`: the preferences, with a form for a browser.
+/// The preferences a link of an email names: JSON, or a page with a form for a browser.
+#[utoipa::path(get, path = "/v1/preferences/{token}",
+    operation_id = "show_preferences_link", tag = "preferences",
+    params(("token" = String, Path, description = "The link's signed preferences token")),
+    responses(
+        (status = 200, description = "The preferences", content(
+            (PreferencesView = "application/json"),
+            (String = "text/html"),
+        )),
+        on_page::Unauthorized, on_page::NotFound, on_page::Gone, ServerErrors,
+    ))]
 async fn show(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -237,7 +267,22 @@ async fn show(
     ))
 }
 
-/// `POST /v1/preferences/{token}` with the page's form or JSON `{email?, inapp?}`.
+/// Changes the preferences a link names, with the page's form or JSON `{email?, inapp?}`.
+#[utoipa::path(post, path = "/v1/preferences/{token}",
+    operation_id = "change_preferences_by_link", tag = "preferences",
+    params(("token" = String, Path, description = "The link's signed preferences token")),
+    request_body(content(
+        (PreferencesChange = "application/json"),
+        (PreferencesForm = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "The preferences", content(
+            (PreferencesView = "application/json"),
+            (String = "text/html"),
+        )),
+        JsonBody, on_page::Unauthorized, on_page::NotFound, on_page::Gone, on_page::Unprocessable,
+        ServerErrors,
+    ))]
 async fn change(
     State(state): State<AppState>,
     ApiPath(token): ApiPath<String>,
@@ -267,7 +312,18 @@ async fn change(
     Ok(answer(&state, format, &token, "Saved.", view))
 }
 
-/// `GET /v1/unsubscribe/{token}`: asks to confirm with a button; changes nothing.
+/// The one-click unsubscribe link: shows the preferences (a page with a button that posts);
+/// changes nothing, since mail scanners follow links.
+#[utoipa::path(get, path = "/v1/unsubscribe/{token}",
+    operation_id = "show_unsubscribe_link", tag = "preferences",
+    params(("token" = String, Path, description = "The link's signed preferences token")),
+    responses(
+        (status = 200, description = "The preferences", content(
+            (PreferencesView = "application/json"),
+            (String = "text/html"),
+        )),
+        on_page::Unauthorized, on_page::NotFound, on_page::Gone, ServerErrors,
+    ))]
 async fn confirm_unsubscribe(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -292,8 +348,18 @@ async fn confirm_unsubscribe(
     })
 }
 
-/// `POST /v1/unsubscribe/{token}`: RFC 8058 one-click. The body is not read: a
+/// RFC 8058 one-click unsubscribe: turns availability email off. The body is not read: a
 /// `List-Unsubscribe=One-Click` form, an empty body or anything else all unsubscribe.
+#[utoipa::path(post, path = "/v1/unsubscribe/{token}",
+    operation_id = "unsubscribe", tag = "preferences",
+    params(("token" = String, Path, description = "The link's signed preferences token")),
+    responses(
+        (status = 200, description = "The preferences", content(
+            (PreferencesView = "application/json"),
+            (String = "text/html"),
+        )),
+        on_page::Unauthorized, on_page::NotFound, on_page::Gone, ServerErrors,
+    ))]
 async fn unsubscribe(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -1,12 +1,7 @@
 //! Slots: publish a batch, list, withdraw; a slot's status at a moment is
 //! [`crate::availability`]'s.
 
-use axum::{
-    Json, Router,
-    extract::State,
-    http::StatusCode,
-    routing::{delete, get},
-};
+use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, Set,
@@ -17,8 +12,11 @@ use slotcast_events::{SlotCreated, SlotWithdrawn};
 use slotcast_kit::{
     ApiJson, Problem,
     auth::Caller,
+    openapi::{BadRequest, Conflict, Forbidden, JsonBody, NotFound, ServerErrors, Unauthorized},
     problem::{ApiPath, ApiQuery},
 };
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
@@ -32,19 +30,20 @@ use crate::{
     store::{emit, for_update},
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/practitioners/{id}/slots", get(list).post(create))
-        .route("/v1/slots/{id}", delete(withdraw).get(read))
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(withdraw, read))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SlotView {
     pub id: Uuid,
     pub practitioner_id: Uuid,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
     /// As it is now: a slot whose hold has lapsed is `available`.
+    #[schema(examples("available"), pattern = "^(available|held|booked|withdrawn)$")]
     pub status: String,
     pub batch_id: Uuid,
     /// While held: until when.
@@ -77,12 +76,24 @@ impl From<slot::Model> for SlotView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SlotsView {
     pub slots: Vec<SlotView>,
 }
 
-/// Publishes a batch of slots in one transaction: all or none.
+/// Publishes a batch of slots in one transaction: all or none (that practitioner, staff).
+#[utoipa::path(post, path = "/v1/practitioners/{id}/slots",
+    operation_id = "create_slots", tag = "slots",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The practitioner's id")),
+    request_body = NewSlots,
+    responses(
+        (status = 201, description = "The slots created", body = SlotsView),
+        Unauthorized, Forbidden, NotFound,
+        (status = 409, description = "A slot overlaps an existing slot (`conflicting_slot`)",
+            body = Problem, content_type = "application/problem+json"),
+        JsonBody, ServerErrors,
+    ))]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -162,17 +173,30 @@ async fn create(
     Ok((StatusCode::CREATED, Json(SlotsView { slots: created })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Slots ending after this.
     #[serde(default, deserialize_with = "slotcast_kit::time::rfc3339_option")]
     from: Option<DateTime<Utc>>,
+    /// Slots starting before this.
     #[serde(default, deserialize_with = "slotcast_kit::time::rfc3339_option")]
     to: Option<DateTime<Utc>>,
+    /// `available`, `held`, `booked` or `withdrawn`.
+    #[param(pattern = "^(available|held|booked|withdrawn)$")]
     status: Option<String>,
 }
 
 /// The slots of a practitioner, by start time. Anyone authenticated may look.
+#[utoipa::path(get, path = "/v1/practitioners/{id}/slots",
+    operation_id = "list_slots", tag = "slots",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The practitioner's id"), ListQuery),
+    responses(
+        (status = 200, description = "The slots", body = SlotsView),
+        BadRequest, Unauthorized, ServerErrors,
+    ))]
 async fn list(
     State(state): State<AppState>,
     _caller: Caller,
@@ -210,6 +234,15 @@ async fn list(
     }))
 }
 
+/// A slot (anyone authenticated).
+#[utoipa::path(get, path = "/v1/slots/{id}",
+    operation_id = "read_slot", tag = "slots",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The slot's id")),
+    responses(
+        (status = 200, description = "The slot", body = SlotView),
+        BadRequest, Unauthorized, NotFound, ServerErrors,
+    ))]
 async fn read(
     State(state): State<AppState>,
     _caller: Caller,
@@ -223,6 +256,14 @@ async fn read(
 }
 
 /// Withdraws an unbooked slot (available or held). Withdrawing it again changes nothing.
+#[utoipa::path(delete, path = "/v1/slots/{id}",
+    operation_id = "withdraw_slot", tag = "slots",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The slot's id")),
+    responses(
+        (status = 204, description = "Withdrawn"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, ServerErrors,
+    ))]
 async fn withdraw(
     State(state): State<AppState>,
     caller: Caller,

@@ -8,12 +8,7 @@
 
 use std::collections::HashMap;
 
-use axum::{
-    Json, Router,
-    extract::State,
-    http::StatusCode,
-    routing::{delete, post},
-};
+use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
@@ -24,8 +19,11 @@ use slotcast_events::{CloseReason, Priority, WaitlistJoined, WaitlistUpdated};
 use slotcast_kit::{
     ApiJson, Problem,
     auth::{Caller, Role},
+    openapi::{BadRequest, Conflict, Forbidden, JsonBody, NotFound, ServerErrors, Unauthorized},
     problem::{ApiPath, ApiQuery},
 };
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::entities::appointment::BOOKED as APPOINTMENT_BOOKED;
@@ -38,24 +36,27 @@ use crate::{
     waiting::{ACTIVE, FULFILLED, LEFT, close_entries, expired},
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/waitlist", post(join).get(list))
-        .route("/v1/waitlist/{id}", delete(leave).patch(update))
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(join, list))
+        .routes(routes!(leave, update))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct EntryView {
     pub id: Uuid,
     pub patient_id: Uuid,
     pub practitioner_id: Uuid,
+    /// `new` or `move_up`.
     pub kind: String,
     pub appointment_id: Option<Uuid>,
     pub earliest: Option<DateTime<Utc>>,
     pub latest: Option<DateTime<Utc>>,
+    /// `active`, `fulfilled` or `left`.
     pub status: String,
     pub created_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
+    /// `urgent` or `routine`.
     pub priority: String,
     pub expires_at: Option<DateTime<Utc>>,
     /// The expiry has passed: the entry is offered nothing more.
@@ -129,6 +130,18 @@ async fn view_of<C: ConnectionTrait>(
     Ok(EntryView::new(entry, now, &ranks))
 }
 
+/// Joins the waiting list (staff, that patient; only staff ask for `urgent`).
+#[utoipa::path(post, path = "/v1/waitlist",
+    operation_id = "join_waitlist", tag = "waitlist",
+    security(("bearer" = [])),
+    request_body = NewWaitlistEntry,
+    responses(
+        (status = 201, description = "The entry", body = EntryView),
+        Unauthorized, Forbidden,
+        (status = 409, description = "The patient already waits for this practitioner (`entry_id`)",
+            body = Problem, content_type = "application/problem+json"),
+        JsonBody, ServerErrors,
+    ))]
 async fn join(
     State(state): State<AppState>,
     caller: Caller,
@@ -234,21 +247,33 @@ async fn join(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     practitioner_id: Option<Uuid>,
+    /// Staff only; a patient sees their own.
     patient_id: Option<Uuid>,
+    /// `active` (the default), `fulfilled` or `left`.
+    #[param(pattern = "^(active|fulfilled|left)$")]
     status: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct EntriesView {
     entries: Vec<EntryView>,
 }
 
 /// Staff see every entry; a patient sees their own. In the fair order: urgent first, then
 /// longest waiting, then id.
+#[utoipa::path(get, path = "/v1/waitlist",
+    operation_id = "list_waitlist", tag = "waitlist",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The entries", body = EntriesView),
+        BadRequest, Unauthorized, Forbidden, ServerErrors,
+    ))]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -297,7 +322,15 @@ async fn list(
     }))
 }
 
-/// Leaves the list. Leaving twice changes nothing.
+/// Leaves the list (staff, the entry's patient). Leaving twice changes nothing.
+#[utoipa::path(delete, path = "/v1/waitlist/{id}",
+    operation_id = "leave_waitlist", tag = "waitlist",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The entry's id")),
+    responses(
+        (status = 204, description = "Left"),
+        BadRequest, Unauthorized, NotFound, ServerErrors,
+    ))]
 async fn leave(
     State(state): State<AppState>,
     caller: Caller,
@@ -319,6 +352,15 @@ async fn leave(
 
 /// Changes an entry's priority (staff) or expiry (staff, or the entry's patient), and publishes
 /// `waitlist.updated` with both as they are now when something changed.
+#[utoipa::path(patch, path = "/v1/waitlist/{id}",
+    operation_id = "update_waitlist_entry", tag = "waitlist",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The entry's id")),
+    request_body = WaitlistPatch,
+    responses(
+        (status = 200, description = "The entry", body = EntryView),
+        Unauthorized, Forbidden, NotFound, Conflict, JsonBody, ServerErrors,
+    ))]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,

@@ -43,6 +43,55 @@ async fn a_body_of_the_wrong_shape_gets_422() {
 }
 
 #[tokio::test]
+async fn a_json_array_in_place_of_an_object_gets_422_and_changes_nothing() {
+    let app = spawn_app().await;
+    let practitioner = app.create_practitioner().await;
+    let patient = app.create_patient("Ann").await;
+    // serde reads a struct from an array of its fields: `[]` or `[false, null]` would change it.
+    for (path, body) in [
+        (format!("/v1/practitioners/{practitioner}"), json!([])),
+        (
+            format!("/v1/patients/{patient}/preferences"),
+            json!([false, null]),
+        ),
+        (
+            format!("/v1/patients/{patient}/preferences"),
+            json!([null, null]),
+        ),
+    ] {
+        let res = if path.contains("preferences") {
+            app.put(&path, Some(&app.staff), body).await
+        } else {
+            app.patch(&path, Some(&app.staff), body).await
+        };
+        let problem = assert_problem(res, 422).await;
+        assert_eq!(
+            problem["detail"], "the body must be a JSON object",
+            "{path}"
+        );
+    }
+    let res = app
+        .get(
+            &format!("/v1/patients/{patient}/preferences"),
+            Some(&app.staff),
+        )
+        .await;
+    let preferences: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(preferences["email"], true);
+    // Leading whitespace is still an object.
+    let res = app
+        .client
+        .put(format!("{}/v1/patients/{patient}/preferences", app.base))
+        .bearer_auth(&app.staff)
+        .header("content-type", "application/json")
+        .body(" \n {\"inapp\": false}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
 async fn a_body_that_is_not_json_gets_415() {
     let app = spawn_app().await;
     let res = app

@@ -8,6 +8,7 @@ mod holds;
 mod input;
 mod limits;
 mod offers;
+mod openapi;
 mod pages;
 mod policy;
 mod preferences;
