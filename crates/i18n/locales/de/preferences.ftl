@@ -1,6 +1,6 @@
 # Die Seiten der Benachrichtigungseinstellungen und der Abbestellung.
 
-prefs-page-title = Benachrichtigungseinstellungen
+prefs-page-title = Einstellungen für Benachrichtigungen
 prefs-choose = Wählen Sie, welche Nachrichten zu freien Terminen Sie erhalten möchten.
 prefs-saved = Ihre Einstellungen wurden gespeichert.
 prefs-confirm-unsubscribe = Möchten Sie keine E-Mails zu freien Terminen mehr erhalten?
