@@ -107,8 +107,7 @@ impl Locale {
             let tag = CATALOGUES
                 .try_lookup(&language, "format-locale")
                 .unwrap_or_else(|| language.to_string());
-            icu_locale_core::Locale::try_from_str(&tag)
-                .unwrap_or_else(|_| icu_locale_core::Locale::UNKNOWN)
+            icu_locale_core::Locale::try_from_str(&tag).unwrap_or(icu_locale_core::Locale::UNKNOWN)
         });
         Self {
             language,
@@ -153,7 +152,10 @@ impl Locale {
 /// The shipped languages: the folders of `locales/`, English first.
 pub fn languages() -> Vec<LanguageIdentifier> {
     let mut all: Vec<LanguageIdentifier> = CATALOGUES.locales().cloned().collect();
-    all.sort_by_key(|l| (l.to_string() != FALLBACK, l.to_string()));
+    all.sort_by_key(|l| {
+        let tag = l.to_string();
+        (tag != FALLBACK, tag)
+    });
     all
 }
 

@@ -3,7 +3,7 @@
 email-subject-new = Neue freie Termine bei { $practitioner }
 email-subject-move-up = Frühere Termine bei { $practitioner } frei
 email-intro-new = { $practitioner } ({ $specialty }) hat neue freie Termine:
-email-intro-move-up = { $practitioner } ({ $specialty }) kann Sie früher empfangen als zu Ihrem jetzigen Termin. Wenn Ihnen einer dieser Termine passt, buchen Sie ihn, und Ihr Termin wird vorverlegt:
+email-intro-move-up = { $practitioner } ({ $specialty }) kann Sie früher als zu Ihrem bisherigen Termin empfangen. Wenn Ihnen einer dieser Termine passt, buchen Sie ihn, und Ihr Termin wird vorverlegt:
 email-book = Diesen Termin buchen
 email-book-link = Diesen Termin buchen: { $url }
 email-fee = Kosten der Konsultation: { $amount }

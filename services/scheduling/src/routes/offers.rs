@@ -181,7 +181,7 @@ pub(super) fn browser_locale(headers: &HeaderMap) -> Locale {
 
 /// An error shown the way the caller asked: problem+json, or a page with the same status.
 struct Failure {
-    asked: Asked,
+    asked: Box<Asked>,
     error: Box<ApiError>,
     /// For a page: what to tell the patient, a catalogue message id.
     message: &'static str,
@@ -217,7 +217,7 @@ fn fail(asked: &Asked, error: impl Into<ApiError>) -> Failure {
         _ => "something-went-wrong",
     };
     Failure {
-        asked: asked.clone(),
+        asked: Box::new(asked.clone()),
         error: Box::new(error),
         message,
         offer: None,
@@ -364,7 +364,7 @@ async fn claim(
             };
             tracing::info!(notification_id = %claims.nid, slot_id = %body.slot_id, patient_id = %claims.sub, status = problem.status, "offer claim refused");
             Err(Failure {
-                asked,
+                asked: Box::new(asked),
                 error: Box::new(problem.into()),
                 message: refusal_message(refused),
                 offer: Some(Box::new((token, view))),

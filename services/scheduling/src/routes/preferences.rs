@@ -169,7 +169,7 @@ async fn update_own(
 
 /// An error shown the way the caller asked: problem+json, or a page with the same status.
 struct Failure {
-    asked: Asked,
+    asked: Box<Asked>,
     error: ApiError,
 }
 
@@ -195,7 +195,7 @@ impl IntoResponse for Failure {
 
 fn fail(asked: &Asked) -> impl Fn(ApiError) -> Failure {
     move |error| Failure {
-        asked: asked.clone(),
+        asked: Box::new(asked.clone()),
         error,
     }
 }
