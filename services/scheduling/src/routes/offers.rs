@@ -477,6 +477,50 @@ async fn load_view(
     })
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_a_failed_page_shows_is_in_the_catalogues() {
+        let refusals = [
+            Refused::Used(None),
+            Refused::EntryClosed,
+            Refused::NotEarlier,
+            Refused::Slot(Refusal::NoSuchSlot),
+            Refused::Slot(Refusal::Started),
+            Refused::Slot(Refusal::Taken),
+            Refused::Slot(Refusal::Withdrawn),
+            Refused::Slot(Refusal::Held(Utc::now())),
+        ];
+        let asked = Asked {
+            format: Format::Html,
+            locale: Locale::default(),
+        };
+        let statuses = [401, 404, 410, 422, 409, 500].map(|status| {
+            let status = StatusCode::from_u16(status).unwrap();
+            fail(&asked, Problem::new(status, "x")).message
+        });
+        for id in refusals.map(refusal_message).into_iter().chain(statuses) {
+            for language in slotcast_i18n::languages() {
+                let locale = Locale::negotiate(&language.to_string());
+                assert!(locale.message(id, &[]).is_ok(), "{language}: {id}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_page_before_the_patient_is_known_follows_the_browser() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::ACCEPT_LANGUAGE,
+            "es-MX,es;q=0.9,en;q=0.8".parse().unwrap(),
+        );
+        assert_eq!(browser_locale(&headers).tag(), "es");
+        assert_eq!(browser_locale(&HeaderMap::new()).tag(), "en");
+    }
+}
+
 /// The HTML page: one template, escaped by handlebars, in the patient's language, times in the
 /// practice's zone.
 mod page {

@@ -178,18 +178,23 @@ impl IntoResponse for Failure {
         match (self.asked.format, self.error) {
             (Format::Html, ApiError::Problem(p)) => {
                 let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST);
-                let message = self.asked.locale.text(match p.status {
-                    401 => "prefs-error-invalid",
-                    404 => "prefs-error-not-found",
-                    410 => "prefs-error-expired",
-                    422 => "prefs-error-invalid-form",
-                    _ => "something-went-wrong",
-                });
+                let message = self.asked.locale.text(failure_message(p.status));
                 let page = page::render(&self.asked.locale, &message, None, None, None);
                 (status, Html(page)).into_response()
             }
             (_, error) => error.into_response(),
         }
+    }
+}
+
+/// What the page says for a failure of this status, a catalogue message id.
+fn failure_message(status: u16) -> &'static str {
+    match status {
+        401 => "prefs-error-invalid",
+        404 => "prefs-error-not-found",
+        410 => "prefs-error-expired",
+        422 => "prefs-error-invalid-form",
+        _ => "something-went-wrong",
     }
 }
 
@@ -395,6 +400,17 @@ mod page {
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        #[test]
+        fn every_message_a_failed_page_shows_is_in_the_catalogues() {
+            for status in [401, 404, 410, 422, 500] {
+                let id = super::super::failure_message(status);
+                for language in slotcast_i18n::languages() {
+                    let locale = Locale::negotiate(&language.to_string());
+                    assert!(locale.message(id, &[]).is_ok(), "{language}: {id}");
+                }
+            }
+        }
 
         #[test]
         fn the_page_renders_in_every_language_with_nothing_left_unfilled() {
