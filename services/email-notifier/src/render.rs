@@ -1,4 +1,5 @@
-//! Turning a [`NotifyPatient`] into the words of an email: subject, plain text and HTML.
+//! Turning a [`NotifyPatient`] into the words of an email: subject, plain text and HTML, in the
+//! patient's language (the catalogues of `slotcast-i18n`, through the templates' `t` helper).
 //!
 //! The templates live in `templates/` and are compiled into the binary. The HTML template is
 //! rendered with handlebars' HTML escaping (a patient called `<script>` stays text); the subject
@@ -10,6 +11,7 @@ use chrono_tz::Tz;
 use handlebars::Handlebars;
 use serde::Serialize;
 use slotcast_events::{NotifyPatient, OfferedSlot, WaitKind};
+use slotcast_i18n::{Arg, Locale, TranslateHelper};
 
 const SUBJECT: &str = "availability.subject";
 const TEXT: &str = "availability.txt";
@@ -43,6 +45,8 @@ impl std::fmt::Debug for Templates {
 /// What the templates see.
 #[derive(Debug, Serialize)]
 struct View<'a> {
+    /// The language in effect, which the `t` helper reads.
+    locale: String,
     subject: &'a str,
     patient_name: &'a str,
     practitioner_name: &'a str,
@@ -68,12 +72,14 @@ impl Templates {
     pub fn new() -> Result<Self, handlebars::TemplateError> {
         let mut html = Handlebars::new();
         html.set_strict_mode(true);
+        html.register_helper("t", Box::new(TranslateHelper));
         html.register_template_string(HTML, include_str!("../templates/availability.html.hbs"))?;
 
         let mut text = Handlebars::new();
         text.set_strict_mode(true);
         // The subject and the text part are not HTML: `&` must stay `&`.
         text.register_escape_fn(handlebars::no_escape);
+        text.register_helper("t", Box::new(TranslateHelper));
         text.register_template_string(
             SUBJECT,
             include_str!("../templates/availability.subject.hbs"),
@@ -82,18 +88,21 @@ impl Templates {
         Ok(Self { html, text })
     }
 
-    /// Renders the email for `notify`. Slot times are shown in the practitioner's time zone.
+    /// Renders the email for `notify` in the patient's language. Slot times are shown in the
+    /// practitioner's time zone.
     pub fn render(&self, notify: &NotifyPatient) -> Result<RenderedEmail, RenderError> {
+        let locale = Locale::negotiate(&notify.patient.locale);
         let zone = zone_of(&notify.practitioner.timezone);
         let slots = notify
             .slots
             .iter()
             .map(|slot| SlotView {
-                when: slot_when(slot, zone),
+                when: slot_when(&locale, slot, zone),
                 booking_url: &slot.booking_url,
             })
             .collect();
         let mut view = View {
+            locale: locale.tag(),
             subject: "",
             patient_name: &notify.patient.name,
             practitioner_name: &notify.practitioner.name,
@@ -101,7 +110,7 @@ impl Templates {
             fee: notify
                 .practitioner
                 .consultation_fee_cents
-                .map(|cents| format_fee(cents, &notify.practitioner.currency)),
+                .map(|cents| locale.amount(cents, &notify.practitioner.currency)),
             move_up: notify.reason == WaitKind::MoveUp,
             slots,
             held_until: notify
@@ -110,9 +119,13 @@ impl Templates {
                 .filter_map(|s| s.held_until)
                 .min()
                 .map(|t| {
-                    t.with_timezone(&zone)
-                        .format("%A %-d %B at %H:%M %Z")
-                        .to_string()
+                    locale.text_with(
+                        "in-zone",
+                        &[
+                            ("when", Arg::Text(locale.date_time(t, zone))),
+                            ("zone", Arg::Text(zone.name().to_owned())),
+                        ],
+                    )
                 }),
             preferences_url: notify.preferences_url.as_deref(),
             unsubscribe_url: notify.unsubscribe_url.as_deref(),
@@ -134,33 +147,28 @@ pub fn zone_of(name: &str) -> Tz {
     name.parse().unwrap_or(Tz::UTC)
 }
 
-/// `Tuesday 1 December 2026, 09:30–10:00 (Europe/Paris)`; the end carries its own date when the
-/// slot runs past midnight.
-pub fn slot_when(slot: &OfferedSlot, zone: Tz) -> String {
-    format_range(slot.starts_at, slot.ends_at, zone)
+/// `Tuesday, 1 December 2026, 09:30–10:00 (Europe/Paris)` in `locale`; the end carries its own
+/// date when the slot runs past midnight.
+pub fn slot_when(locale: &Locale, slot: &OfferedSlot, zone: Tz) -> String {
+    format_range(locale, slot.starts_at, slot.ends_at, zone)
 }
 
-fn format_range(starts_at: DateTime<Utc>, ends_at: DateTime<Utc>, zone: Tz) -> String {
-    let start = starts_at.with_timezone(&zone);
-    let end = ends_at.with_timezone(&zone);
-    let end_format = if start.date_naive() == end.date_naive() {
-        "%H:%M"
-    } else {
-        "%A %-d %B %Y, %H:%M"
-    };
-    format!(
-        "{}–{} ({})",
-        start.format("%A %-d %B %Y, %H:%M"),
-        end.format(end_format),
-        zone.name()
+fn format_range(
+    locale: &Locale,
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+    zone: Tz,
+) -> String {
+    locale.text_with(
+        "in-zone",
+        &[
+            (
+                "when",
+                Arg::Text(locale.time_range(starts_at, ends_at, zone)),
+            ),
+            ("zone", Arg::Text(zone.name().to_owned())),
+        ],
     )
-}
-
-/// `8000` cents of `EUR` → `80.00 EUR`.
-pub fn format_fee(cents: i64, currency: &str) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    let abs = cents.unsigned_abs();
-    format!("{sign}{}.{:02} {currency}", abs / 100, abs % 100)
 }
 
 /// A header value on one line: line breaks and other control characters become spaces.
@@ -235,11 +243,11 @@ pub(crate) mod tests {
         let email = render(&notify(WaitKind::New, "Grace", Some(8000), "Europe/Paris"));
         for part in [&email.text, &email.html] {
             assert!(
-                part.contains("Tuesday 1 December 2026, 09:30–10:00 (Europe/Paris)"),
+                part.contains("Tuesday, 1 December 2026, 09:30–10:00 (Europe/Paris)"),
                 "{part}"
             );
             assert!(
-                part.contains("Tuesday 1 December 2026, 14:00–14:30 (Europe/Paris)"),
+                part.contains("Tuesday, 1 December 2026, 14:00–14:30 (Europe/Paris)"),
                 "{part}"
             );
         }
@@ -251,7 +259,7 @@ pub(crate) mod tests {
         assert!(
             email
                 .text
-                .contains("Tuesday 1 December 2026, 08:30–09:00 (UTC)"),
+                .contains("Tuesday, 1 December 2026, 08:30–09:00 (UTC)"),
             "{}",
             email.text
         );
@@ -260,13 +268,14 @@ pub(crate) mod tests {
     #[test]
     fn a_slot_past_midnight_names_both_days() {
         let when = format_range(
+            &Locale::default(),
             Utc.with_ymd_and_hms(2026, 12, 1, 22, 30, 0).unwrap(),
             Utc.with_ymd_and_hms(2026, 12, 1, 23, 30, 0).unwrap(),
             zone_of("Europe/Paris"),
         );
         assert_eq!(
             when,
-            "Tuesday 1 December 2026, 23:30–Wednesday 2 December 2026, 00:30 (Europe/Paris)"
+            "Tuesday, 1 December 2026, 23:30 – Wednesday, 2 December 2026, 00:30 (Europe/Paris)"
         );
     }
 
@@ -294,14 +303,88 @@ pub(crate) mod tests {
     #[test]
     fn the_fee_is_shown_in_units_and_left_out_when_absent() {
         let with_fee = render(&notify(WaitKind::New, "Grace", Some(8000), "Europe/Paris"));
-        assert!(with_fee.text.contains("Consultation fee: 80.00 EUR"));
-        assert!(with_fee.html.contains("Consultation fee: 80.00 EUR"));
+        assert!(with_fee.text.contains("Consultation fee: €80.00"));
+        assert!(with_fee.html.contains("Consultation fee: €80.00"));
 
         let without = render(&notify(WaitKind::New, "Grace", None, "Europe/Paris"));
         assert!(!without.text.contains("fee"), "{}", without.text);
         assert!(!without.html.contains("fee"));
-        assert_eq!(format_fee(5, "EUR"), "0.05 EUR");
-        assert_eq!(format_fee(-1250, "CHF"), "-12.50 CHF");
+    }
+
+    fn in_language(locale: &str, reason: WaitKind) -> RenderedEmail {
+        let mut n = notify(reason, "Zoé", Some(4500), "Europe/Paris");
+        n.patient.locale = locale.to_owned();
+        n.preferences_url = Some("https://book.example/v1/preferences/p?a=1&b=2".to_owned());
+        n.unsubscribe_url = Some("https://book.example/v1/unsubscribe/u".to_owned());
+        n.slots[0].held_until = Some(n.slots[0].starts_at - chrono::Duration::hours(2));
+        render(&n)
+    }
+
+    #[test]
+    fn a_french_patient_reads_french_dates_and_amounts() {
+        let email = in_language("fr", WaitKind::New);
+        assert_eq!(
+            email.subject,
+            "Nouveaux créneaux de rendez-vous avec Dr Ada Lovelace"
+        );
+        for part in [&email.text, &email.html] {
+            assert!(part.contains("Bonjour Zoé,"), "{part}");
+            assert!(
+                part.contains("mardi 1 décembre 2026, 09:30–10:00 (Europe/Paris)"),
+                "{part}"
+            );
+            assert!(part.contains("45,00\u{a0}€"), "{part}");
+            assert!(part.contains("Réserver ce créneau"), "{part}");
+        }
+        assert!(email.html.contains("<html lang=\"fr\">"));
+
+        // Canadian French reads the French catalogue with Canada's own way of writing times.
+        let canadian = in_language("fr-CA", WaitKind::New);
+        assert!(canadian.subject.starts_with("Nouveaux créneaux"));
+        assert!(
+            canadian.text.contains("09 h 30–10 h 00"),
+            "{}",
+            canadian.text
+        );
+    }
+
+    #[test]
+    fn a_german_patient_reads_german() {
+        let email = in_language("de", WaitKind::MoveUp);
+        assert_eq!(email.subject, "Frühere Termine bei Dr Ada Lovelace frei");
+        assert!(
+            email
+                .text
+                .contains("Dienstag, 1. Dezember 2026, 09:30–10:00 Uhr (Europe/Paris)"),
+            "{}",
+            email.text
+        );
+        assert!(email.text.contains("Kosten der Konsultation: 45,00\u{a0}€"));
+    }
+
+    #[test]
+    fn an_unknown_locale_reads_english() {
+        let email = in_language("tlh", WaitKind::New);
+        assert_eq!(email.subject, "New appointment times with Dr Ada Lovelace");
+        assert!(email.html.contains("<html lang=\"en\">"));
+    }
+
+    #[test]
+    fn every_template_renders_in_every_language_with_every_branch() {
+        for language in slotcast_i18n::languages() {
+            for reason in [WaitKind::New, WaitKind::MoveUp] {
+                let email = in_language(&language.to_string(), reason);
+                for part in [&email.subject, &email.text, &email.html] {
+                    // A Fluent placeholder left unfilled reads `{$name}`; no handlebars is left.
+                    assert!(!part.contains("{$"), "{language}: {part}");
+                    assert!(!part.contains("{{"), "{language}: {part}");
+                    assert!(!part.contains('\u{2068}'), "{language}: {part}");
+                }
+                let tag = format!("<html lang=\"{language}\">");
+                assert!(email.html.contains(&tag), "{language}");
+                assert!(email.html.contains("a&#x3D;1&amp;b&#x3D;2"), "{language}");
+            }
+        }
     }
 
     #[test]

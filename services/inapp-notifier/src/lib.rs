@@ -14,7 +14,7 @@
 //! - [`consumers`]: the durable consumers and their handlers, which call [`store`].
 //! - [`store`]: the write side: a notification, its feed log entry and its outbox event in one
 //!   transaction; a slot event applied in stream order, with a log entry for each notification
-//!   it changes. [`wording`] writes the English title and body.
+//!   it changes. [`wording`] writes the title and body in the patient's language.
 //! - [`slots`]: a slot's stored state, read from the events, and its status as a patient sees it.
 //! - [`feed`]: the read side: the feed as the API shows it, availability derived on read;
 //!   marking read.

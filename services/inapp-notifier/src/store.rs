@@ -24,6 +24,7 @@ use slotcast_bus::rows;
 use slotcast_events::{
     CloudEvent, ID_NAMESPACE, InappStored, NotifyPatient, OfferedSlot, WaitKind,
 };
+use slotcast_i18n::Locale;
 use uuid::Uuid;
 
 use crate::{
@@ -75,12 +76,13 @@ impl NewNotification {
         if slots.is_empty() {
             return Err(InvalidNotification::NoSlots);
         }
+        let locale = Locale::negotiate(&data.patient.locale);
         Ok(Self {
             id: data.notification_id,
             patient_id: data.patient.id,
             reason: data.reason,
-            title: wording::title(data.reason, &data.practitioner.name),
-            body: wording::body(slots.len()),
+            title: wording::title(&locale, data.reason, &data.practitioner.name),
+            body: wording::body(&locale, slots.len()),
             practitioner: Practitioner::from(&data.practitioner),
             created_at: event.time,
             slots,

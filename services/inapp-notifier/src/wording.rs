@@ -1,37 +1,35 @@
-//! The English words of a notification. Only practitioner names go in; patients' data never.
+//! The words of a notification, in the patient's language. Only practitioner names go in;
+//! patients' data never.
 
 use slotcast_events::WaitKind;
+use slotcast_i18n::{Arg, Locale};
 
 /// "New appointment times with Dr X" or, for a patient moving up, "Earlier appointment times
-/// with Dr X".
-pub fn title(reason: WaitKind, practitioner_name: &str) -> String {
-    let kind = match reason {
-        WaitKind::New => "New",
-        WaitKind::MoveUp => "Earlier",
+/// with Dr X", in `locale`.
+pub fn title(locale: &Locale, reason: WaitKind, practitioner_name: &str) -> String {
+    let id = match reason {
+        WaitKind::New => "inapp-title-new",
+        WaitKind::MoveUp => "inapp-title-move-up",
     };
-    format!(
-        "{kind} appointment times with {}",
-        doctor(practitioner_name)
+    locale.text_with(
+        id,
+        &[("practitioner", Arg::Text(doctor(locale, practitioner_name)))],
     )
 }
 
-/// "2 times are available. Book one in a click."
-pub fn body(slots: usize) -> String {
-    if slots == 1 {
-        "1 time is available. Book it in a click.".to_owned()
-    } else {
-        format!("{slots} times are available. Book one in a click.")
-    }
+/// "2 times are available. Book one in a click.", with the language's plural forms.
+pub fn body(locale: &Locale, slots: usize) -> String {
+    locale.text_with("inapp-body", &[("count", slots.into())])
 }
 
-/// The name with "Dr " in front, unless it already has a title.
-fn doctor(name: &str) -> String {
+/// The name with the language's "Dr" in front, unless it already has a title.
+fn doctor(locale: &Locale, name: &str) -> String {
     let name = name.trim();
-    let lower = name.to_ascii_lowercase();
+    let lower = name.to_lowercase();
     if lower.starts_with("dr ") || lower.starts_with("dr. ") {
         name.to_owned()
     } else {
-        format!("Dr {name}")
+        locale.text_with("doctor", &[("name", Arg::Text(name.to_owned()))])
     }
 }
 
@@ -39,29 +37,79 @@ fn doctor(name: &str) -> String {
 mod tests {
     use super::*;
 
+    fn en() -> Locale {
+        Locale::negotiate("en")
+    }
+
     #[test]
     fn the_title_names_the_doctor_once_and_says_why() {
         assert_eq!(
-            title(WaitKind::New, "Alice Martin"),
+            title(&en(), WaitKind::New, "Alice Martin"),
             "New appointment times with Dr Alice Martin"
         );
         assert_eq!(
-            title(WaitKind::MoveUp, "Dr. Bob Lee"),
+            title(&en(), WaitKind::MoveUp, "Dr. Bob Lee"),
             "Earlier appointment times with Dr. Bob Lee"
         );
         assert_eq!(
-            title(WaitKind::New, "dr Who"),
+            title(&en(), WaitKind::New, "dr Who"),
             "New appointment times with dr Who"
         );
         assert_eq!(
-            title(WaitKind::New, "Drake Ramoray"),
+            title(&en(), WaitKind::New, "Drake Ramoray"),
             "New appointment times with Dr Drake Ramoray"
         );
     }
 
     #[test]
     fn the_body_counts_the_times() {
-        assert_eq!(body(2), "2 times are available. Book one in a click.");
-        assert_eq!(body(1), "1 time is available. Book it in a click.");
+        assert_eq!(
+            body(&en(), 2),
+            "2 times are available. Book one in a click."
+        );
+        assert_eq!(body(&en(), 1), "1 time is available. Book it in a click.");
+    }
+
+    #[test]
+    fn each_language_has_its_words_and_plurals() {
+        let fr = Locale::negotiate("fr-BE");
+        assert_eq!(
+            title(&fr, WaitKind::New, "Alice Martin"),
+            "Nouveaux créneaux avec Dr Alice Martin"
+        );
+        assert_eq!(
+            body(&fr, 1),
+            "1 créneau est disponible. Réservez-le en un clic."
+        );
+        assert_eq!(
+            body(&fr, 3),
+            "3 créneaux sont disponibles. Réservez-en un en un clic."
+        );
+        let de = Locale::negotiate("de");
+        assert_eq!(
+            title(&de, WaitKind::MoveUp, "Alice Martin"),
+            "Frühere Termine bei Dr. Alice Martin frei"
+        );
+        assert_eq!(
+            body(&de, 2),
+            "2 Termine sind frei. Buchen Sie einen davon mit einem Klick."
+        );
+    }
+
+    #[test]
+    fn every_language_has_a_title_and_a_body_with_nothing_left_unfilled() {
+        for language in slotcast_i18n::languages() {
+            let locale = Locale::negotiate(&language.to_string());
+            for text in [
+                title(&locale, WaitKind::New, "Ana"),
+                title(&locale, WaitKind::MoveUp, "Ana"),
+                body(&locale, 1),
+                body(&locale, 5),
+            ] {
+                assert!(!text.contains('{'), "{language}: {text}");
+                assert!(!text.contains("inapp-"), "{language}: {text}");
+                assert!(!text.contains('\u{2068}'), "{language}: {text}");
+            }
+        }
     }
 }

@@ -46,13 +46,13 @@ async fn a_notification_with_two_slots_becomes_one_email_and_an_email_sent_event
     }
     assert!(text.contains("Hello Grace Hopper,"), "{text}");
     assert!(text.contains("Dr Ada Lovelace (Cardiology)"), "{text}");
-    assert!(text.contains("Consultation fee: 80.00 EUR"), "{text}");
+    assert!(text.contains("Consultation fee: €80.00"), "{text}");
     assert!(
-        text.contains("Tuesday 1 December 2026, 09:30–10:00 (Europe/Paris)"),
+        text.contains("Tuesday, 1 December 2026, 09:30–10:00 (Europe/Paris)"),
         "{text}"
     );
     assert!(
-        text.contains("Tuesday 1 December 2026, 14:00–14:45 (Europe/Paris)"),
+        text.contains("Tuesday, 1 December 2026, 14:00–14:45 (Europe/Paris)"),
         "{text}"
     );
 

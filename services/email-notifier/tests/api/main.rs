@@ -6,6 +6,7 @@ mod delivery;
 mod embedded;
 mod failures;
 mod helpers;
+mod languages;
 mod ops;
 mod preferences;
 mod process;

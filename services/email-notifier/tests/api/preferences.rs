@@ -58,7 +58,7 @@ async fn a_wave_s_email_says_until_when_the_times_are_held() {
     let text = app.smtp().messages()[0].body_text();
     assert!(
         text.contains(
-            "held for you and a few other patients until Monday 30 November at 17:15 CET"
+            "held for you and a few other patients until Monday, 30 November 2026 at 17:15 (Europe/Paris)"
         ),
         "{text}"
     );

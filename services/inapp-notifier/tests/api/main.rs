@@ -6,6 +6,7 @@ mod batch;
 mod deadletter;
 mod feed;
 mod helpers;
+mod languages;
 mod openapi;
 mod ops;
 mod process;

@@ -49,3 +49,12 @@ pub fn api() -> OpenApiRouter<AppState> {
 pub fn holds_api() -> OpenApiRouter<AppState> {
     holds::api()
 }
+
+/// The page shown when a page's template fails, which the template tests rule out.
+pub(crate) fn fallback_page(locale: &slotcast_i18n::Locale) -> String {
+    let message = handlebars::html_escape(&locale.text("something-went-wrong"));
+    format!(
+        "<!doctype html><html lang=\"{}\"><title>slotcast</title><p>{message}</p></html>",
+        locale.tag()
+    )
+}

@@ -21,6 +21,7 @@ use axum::{
 use chrono::{DateTime, TimeZone, Utc};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
+use slotcast_i18n::Locale;
 use slotcast_kit::{
     ApiJson, Problem,
     openapi::{BadRequest, JsonBody, ServerErrors, page as on_page},
@@ -35,9 +36,10 @@ use super::appointments::AppointmentView;
 use crate::{
     AppState,
     availability::{AVAILABLE, BOOKED, HELD, WITHDRAWN, held_until, status_at},
+    booking::Refusal,
     claims::{Refused, claim as book_from_offer},
     entities::appointment::BOOKED as APPOINTMENT_BOOKED,
-    entities::{appointment, hold_patient, offer, practitioner, slot},
+    entities::{appointment, hold_patient, offer, patient, practitioner, slot},
     error::ApiError,
 };
 
@@ -138,21 +140,67 @@ pub(super) fn is_form(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
 }
 
+/// How to answer: the format asked for and, for a page, the language to write it in.
+#[derive(Debug, Clone)]
+pub(super) struct Asked {
+    pub(super) format: Format,
+    pub(super) locale: Locale,
+}
+
+impl Asked {
+    /// The format from `Accept`; the language from `Accept-Language` until the patient is known.
+    pub(super) fn of(headers: &HeaderMap) -> Self {
+        Self {
+            format: Format::of(headers),
+            locale: browser_locale(headers),
+        }
+    }
+
+    /// The same, in the language of the patient the link names.
+    pub(super) async fn for_patient(self, db: &DatabaseConnection, patient_id: Uuid) -> Self {
+        if self.format == Format::Json {
+            return self;
+        }
+        match patient::Entity::find_by_id(patient_id).one(db).await {
+            Ok(Some(p)) => Self {
+                locale: Locale::negotiate(&p.locale),
+                ..self
+            },
+            // The page still shows, in the browser's language.
+            _ => self,
+        }
+    }
+}
+
+/// The first language of `Accept-Language`, for pages shown before the patient is known.
+pub(super) fn browser_locale(headers: &HeaderMap) -> Locale {
+    let first = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.split(';').next())
+        .unwrap_or(slotcast_i18n::FALLBACK);
+    Locale::negotiate(first)
+}
+
 /// An error shown the way the caller asked: problem+json, or a page with the same status.
 struct Failure {
-    format: Format,
+    asked: Box<Asked>,
     error: Box<ApiError>,
+    /// For a page: what to tell the patient, a catalogue message id.
+    message: &'static str,
     /// For a page: the offer to show below the message (its open slots).
     offer: Option<Box<(String, OfferView)>>,
 }
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        match (self.format, *self.error) {
+        match (self.asked.format, *self.error) {
             (Format::Html, ApiError::Problem(p)) => {
                 let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST);
-                let message = p.detail.clone().unwrap_or_else(|| p.title.clone());
-                let page = page::render(&message, self.offer.as_deref(), None);
+                let locale = &self.asked.locale;
+                let message = locale.text(self.message);
+                let page = page::render(locale, &message, self.offer.as_deref(), None);
                 (status, Html(page)).into_response()
             }
             (_, error) => error.into_response(),
@@ -160,21 +208,47 @@ impl IntoResponse for Failure {
     }
 }
 
-fn fail(format: Format, error: impl Into<ApiError>) -> Failure {
+fn fail(asked: &Asked, error: impl Into<ApiError>) -> Failure {
+    let error = error.into();
+    let message = match &error {
+        ApiError::Problem(p) => match p.status {
+            401 => "offer-error-invalid",
+            404 => "offer-error-gone",
+            410 => "offer-error-expired",
+            422 => "offer-error-not-offered",
+            _ => "something-went-wrong",
+        },
+        _ => "something-went-wrong",
+    };
     Failure {
-        format,
-        error: Box::new(error.into()),
+        asked: Box::new(asked.clone()),
+        error: Box::new(error),
+        message,
         offer: None,
     }
 }
 
-fn verify(state: &AppState, token: &str, format: Format) -> Result<OfferClaims, Failure> {
+/// What the page says when a claim is refused.
+fn refusal_message(refused: Refused) -> &'static str {
+    match refused {
+        Refused::Used(_) => "offer-error-used",
+        Refused::EntryClosed => "offer-error-closed",
+        Refused::NotEarlier => "offer-error-not-earlier",
+        Refused::Slot(Refusal::NoSuchSlot) => "offer-error-gone",
+        Refused::Slot(Refusal::Started) => "offer-error-started",
+        Refused::Slot(Refusal::Taken) => "offer-error-taken",
+        Refused::Slot(Refusal::Withdrawn) => "offer-error-withdrawn",
+        Refused::Slot(Refusal::Held(_)) => "offer-error-held",
+    }
+}
+
+fn verify(state: &AppState, token: &str, asked: &Asked) -> Result<OfferClaims, Failure> {
     state.offers.verify(token).map_err(|e| {
         let problem = match e {
             OfferError::Expired => Problem::new(StatusCode::GONE, "this offer has expired"),
             OfferError::Invalid => Problem::unauthorized("this booking link is not valid"),
         };
-        fail(format, problem)
+        fail(asked, problem)
     })
 }
 
@@ -197,12 +271,13 @@ async fn show(
     ApiPath(token): ApiPath<String>,
     ApiQuery(query): ApiQuery<ShowQuery>,
 ) -> Result<Response, Failure> {
-    let format = Format::of(&headers);
-    let claims = verify(&state, &token, format)?;
+    let asked = Asked::of(&headers);
+    let claims = verify(&state, &token, &asked)?;
+    let asked = asked.for_patient(&state.db, claims.sub).await;
     let view = load_view(&state.db, &state.public_base_url, &token, &claims)
         .await
-        .map_err(|e| fail(format, e))?;
-    Ok(match format {
+        .map_err(|e| fail(&asked, e))?;
+    Ok(match asked.format {
         Format::Json => ApiJson(view).into_response(),
         Format::Html => {
             let mut view = view;
@@ -210,14 +285,21 @@ async fn show(
                 // Stable: the followed slot first, the rest in order.
                 view.slots.sort_by_key(|s| s.slot_id != first);
             }
-            let title = if view.used {
-                "You have booked with this link."
+            let message = if view.used {
+                "offer-used"
             } else if view.slots.iter().any(|s| s.status == "available") {
-                "Choose a time to book it."
+                "offer-choose"
             } else {
-                "These times are no longer available."
+                "offer-none-left"
             };
-            Html(page::render(title, Some(&(token, view)), None)).into_response()
+            let message = asked.locale.text(message);
+            Html(page::render(
+                &asked.locale,
+                &message,
+                Some(&(token, view)),
+                None,
+            ))
+            .into_response()
         }
     })
 }
@@ -245,65 +327,63 @@ async fn claim(
     ApiPath(token): ApiPath<String>,
     request: Request,
 ) -> Result<Response, Failure> {
-    let format = Format::of(request.headers());
+    let asked = Asked::of(request.headers());
     let is_form = is_form(request.headers());
-    let claims = verify(&state, &token, format)?;
+    let claims = verify(&state, &token, &asked)?;
+    let asked = asked.for_patient(&state.db, claims.sub).await;
     let body = if is_form {
         axum::Form::<ClaimBody>::from_request(request, &())
             .await
             .map(|f| f.0)
-            .map_err(|e| fail(format, Problem::unprocessable(e.body_text())))?
+            .map_err(|e| fail(&asked, Problem::unprocessable(e.body_text())))?
     } else {
         ApiJson::<ClaimBody>::from_request(request, &())
             .await
             .map(|j| j.0)
-            .map_err(|p| fail(format, p))?
+            .map_err(|p| fail(&asked, p))?
     };
     if !claims.slots.contains(&body.slot_id) {
         return Err(fail(
-            format,
+            &asked,
             Problem::unprocessable("this link does not offer that slot"),
         ));
     }
     match book_from_offer(&state.db, &state.policy, &claims, body.slot_id)
         .await
-        .map_err(|e| fail(format, e))?
+        .map_err(|e| fail(&asked, e))?
         .map(|claim| Claimed {
             appointment: claim.booked.into(),
             notification_id: claims.nid,
             moved_from_slot_id: claim.moved_from_slot_id,
-        })
-        .map_err(Refused::problem)
-    {
+        }) {
         Ok(claimed) => {
             state.relay.wake();
             metrics::counter!("slotcast_scheduling_offers_claimed_total").increment(1);
             tracing::info!(notification_id = %claims.nid, slot_id = %body.slot_id, patient_id = %claims.sub, appointment_id = %claimed.appointment.id, moved = claimed.moved_from_slot_id.is_some(), "offer claimed");
-            Ok(match format {
+            Ok(match asked.format {
                 Format::Json => (StatusCode::CREATED, ApiJson(claimed)).into_response(),
                 Format::Html => {
                     let view = load_view(&state.db, &state.public_base_url, &token, &claims)
                         .await
-                        .map_err(|e| fail(format, e))?;
-                    let message = if claimed.moved_from_slot_id.is_some() {
-                        "Your appointment has moved to this time."
+                        .map_err(|e| fail(&asked, e))?;
+                    let message = asked.locale.text(if claimed.moved_from_slot_id.is_some() {
+                        "offer-moved"
                     } else {
-                        "Booked. See you then."
-                    };
+                        "offer-booked"
+                    });
                     let booked = claimed.appointment.slot_id;
-                    (
-                        StatusCode::CREATED,
-                        Html(page::render(message, Some(&(token, view)), Some(booked))),
-                    )
-                        .into_response()
+                    let page =
+                        page::render(&asked.locale, &message, Some(&(token, view)), Some(booked));
+                    (StatusCode::CREATED, Html(page)).into_response()
                 }
             })
         }
-        Err(problem) => {
+        Err(refused) => {
+            let problem = refused.problem();
             state.relay.wake();
             let view = load_view(&state.db, &state.public_base_url, &token, &claims)
                 .await
-                .map_err(|e| fail(format, e))?;
+                .map_err(|e| fail(&asked, e))?;
             let still_open: Vec<&OfferedSlotView> = view
                 .slots
                 .iter()
@@ -317,8 +397,9 @@ async fn claim(
             };
             tracing::info!(notification_id = %claims.nid, slot_id = %body.slot_id, patient_id = %claims.sub, status = problem.status, "offer claim refused");
             Err(Failure {
-                format,
+                asked: Box::new(asked),
                 error: Box::new(problem.into()),
+                message: refusal_message(refused),
                 offer: Some(Box::new((token, view))),
             })
         }
@@ -429,13 +510,59 @@ async fn load_view(
     })
 }
 
-/// The HTML page: one template, escaped by handlebars, times in the practice's zone.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_a_failed_page_shows_is_in_the_catalogues() {
+        let refusals = [
+            Refused::Used(None),
+            Refused::EntryClosed,
+            Refused::NotEarlier,
+            Refused::Slot(Refusal::NoSuchSlot),
+            Refused::Slot(Refusal::Started),
+            Refused::Slot(Refusal::Taken),
+            Refused::Slot(Refusal::Withdrawn),
+            Refused::Slot(Refusal::Held(Utc::now())),
+        ];
+        let asked = Asked {
+            format: Format::Html,
+            locale: Locale::default(),
+        };
+        let statuses = [401, 404, 410, 422, 409, 500].map(|status| {
+            let status = StatusCode::from_u16(status).unwrap();
+            fail(&asked, Problem::new(status, "x")).message
+        });
+        for id in refusals.map(refusal_message).into_iter().chain(statuses) {
+            for language in slotcast_i18n::languages() {
+                let locale = Locale::negotiate(&language.to_string());
+                assert!(locale.message(id, &[]).is_ok(), "{language}: {id}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_page_before_the_patient_is_known_follows_the_browser() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::ACCEPT_LANGUAGE,
+            "es-MX,es;q=0.9,en;q=0.8".parse().unwrap(),
+        );
+        assert_eq!(browser_locale(&headers).tag(), "es");
+        assert_eq!(browser_locale(&HeaderMap::new()).tag(), "en");
+    }
+}
+
+/// The HTML page: one template, escaped by handlebars, in the patient's language, times in the
+/// practice's zone.
 mod page {
     use std::sync::LazyLock;
 
     use chrono_tz::Tz;
     use handlebars::Handlebars;
     use serde_json::json;
+    use slotcast_i18n::{Locale, TranslateHelper};
     use uuid::Uuid;
 
     use super::OfferView;
@@ -443,6 +570,7 @@ mod page {
     static TEMPLATES: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
         let mut hb = Handlebars::new();
         hb.set_strict_mode(true);
+        hb.register_helper("t", Box::new(TranslateHelper));
         hb.register_template_string("offer", include_str!("../../templates/offer.html.hbs"))
             .expect("the offer page template parses");
         hb
@@ -451,34 +579,34 @@ mod page {
     /// The page with `message` on top and, when known, the offer below it. `booked` marks the
     /// slot just booked.
     pub fn render(
+        locale: &Locale,
         message: &str,
         offer: Option<&(String, OfferView)>,
         booked: Option<Uuid>,
     ) -> String {
         let data = match offer {
-            None => json!({ "message": message, "offer": false }),
+            None => json!({ "locale": locale.tag(), "message": message, "offer": false }),
             Some((_, view)) => {
                 let tz: Tz = view.practitioner.timezone.parse().unwrap_or(Tz::UTC);
                 let fee = view
                     .practitioner
                     .consultation_fee_cents
-                    .map(|c| format!("{} {}.{:02}", view.practitioner.currency, c / 100, c % 100));
+                    .map(|c| locale.amount(c, &view.practitioner.currency));
                 let slots: Vec<_> = view
                     .slots
                     .iter()
                     .map(|s| {
-                        let start = s.starts_at.with_timezone(&tz);
-                        let end = s.ends_at.with_timezone(&tz);
                         json!({
                             "slot_id": s.slot_id,
-                            "when": format!("{}–{}", start.format("%A %-d %B %Y, %H:%M"), end.format("%H:%M")),
+                            "when": locale.time_range(s.starts_at, s.ends_at, tz),
                             "status": s.status,
-                            "label": label(s.status, Some(s.slot_id) == booked),
+                            "label": locale.text(label(s.status, Some(s.slot_id) == booked)),
                             "claim_url": s.claim_url,
                         })
                     })
                     .collect();
                 json!({
+                    "locale": locale.tag(),
                     "message": message,
                     "offer": true,
                     "practitioner": view.practitioner.name,
@@ -491,19 +619,100 @@ mod page {
         };
         TEMPLATES.render("offer", &data).unwrap_or_else(|e| {
             tracing::error!(error = %e, "the offer page did not render");
-            "<!doctype html><title>slotcast</title><p>Something went wrong.</p>".to_owned()
+            super::super::fallback_page(locale)
         })
     }
 
+    /// The catalogue message of a slot's state.
     fn label(status: &str, just_booked: bool) -> &'static str {
         match status {
-            _ if just_booked => "Booked for you",
-            "available" => "Available",
-            "yours" => "Your appointment",
-            "held" => "Reserved for now",
-            "withdrawn" => "No longer offered",
-            "started" => "Already started",
-            _ => "Taken",
+            _ if just_booked => "slot-booked-for-you",
+            "available" => "slot-available",
+            "yours" => "slot-yours",
+            "held" => "slot-held",
+            "withdrawn" => "slot-withdrawn",
+            "started" => "slot-started",
+            _ => "slot-taken",
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use chrono::{TimeZone, Utc};
+
+        use super::*;
+        use crate::routes::offers::{OfferedSlotView, PractitionerView};
+
+        fn offer() -> (String, OfferView) {
+            let starts_at = Utc.with_ymd_and_hms(2026, 12, 5, 9, 0, 0).unwrap();
+            let slot = |status: &'static str, claim: bool| OfferedSlotView {
+                slot_id: Uuid::now_v7(),
+                starts_at,
+                ends_at: starts_at + chrono::Duration::minutes(30),
+                status,
+                claim_url: claim.then(|| "https://book.example/v1/offers/t/claim?a=1&b=2".into()),
+            };
+            let view = OfferView {
+                notification_id: Uuid::now_v7(),
+                expires_at: starts_at,
+                used: false,
+                appointment_id: None,
+                practitioner: PractitionerView {
+                    id: Uuid::now_v7(),
+                    name: "Dr <b>Ada</b>".to_owned(),
+                    specialty: "Cardiology".to_owned(),
+                    timezone: "Europe/Paris".to_owned(),
+                    consultation_fee_cents: Some(4500),
+                    currency: "EUR".to_owned(),
+                },
+                slots: [
+                    "available",
+                    "yours",
+                    "taken",
+                    "held",
+                    "withdrawn",
+                    "started",
+                ]
+                .into_iter()
+                .map(|s| slot(s, s == "available"))
+                .collect(),
+            };
+            ("t".to_owned(), view)
+        }
+
+        #[test]
+        fn the_page_renders_in_every_language_with_nothing_left_unfilled() {
+            let offer = offer();
+            let booked = Some(offer.1.slots[1].slot_id);
+            for language in slotcast_i18n::languages() {
+                let locale = Locale::negotiate(&language.to_string());
+                for page in [
+                    render(&locale, "<i>m</i>", Some(&offer), booked),
+                    render(&locale, "<i>m</i>", None, None),
+                ] {
+                    assert!(
+                        page.contains(&format!("<html lang=\"{language}\">")),
+                        "{page}"
+                    );
+                    assert!(!page.contains("{$"), "{language}: {page}");
+                    assert!(!page.contains("{{"), "{language}: {page}");
+                    assert!(!page.contains("<b>") && !page.contains("<i>"), "{page}");
+                    assert!(!page.contains('\u{2068}'), "{language}: {page}");
+                }
+            }
+        }
+
+        #[test]
+        fn a_german_page_is_in_german() {
+            let page = render(&Locale::negotiate("de-DE"), "Hallo", Some(&offer()), None);
+            assert!(page.contains("<title>Termin bei Dr &lt;b&gt;Ada&lt;/b&gt;</title>"));
+            assert!(
+                page.contains("Samstag, 5. Dezember 2026, 10:00–10:30 Uhr"),
+                "{page}"
+            );
+            assert!(page.contains("45,00\u{a0}€"), "{page}");
+            assert!(page.contains(">Buchen</button>"), "{page}");
+            assert!(page.contains("Vergeben"), "{page}");
         }
     }
 }

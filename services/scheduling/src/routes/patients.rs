@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, EntityTrait, Set, TransactionTrait};
 use serde::Serialize;
 use slotcast_events::PatientRegistered;
+use slotcast_i18n::Locale;
 use slotcast_kit::{
     ApiJson, Problem,
     auth::Caller,
@@ -29,6 +30,8 @@ pub struct PatientView {
     pub name: String,
     pub email: String,
     pub locale: String,
+    /// The language `locale` gets: the same tag, else the same language, else English.
+    pub effective_locale: String,
     pub timezone: Option<String>,
     pub created_at: DateTime<Utc>,
 }
@@ -39,6 +42,7 @@ impl From<patient::Model> for PatientView {
             id: m.id,
             name: m.name,
             email: m.email,
+            effective_locale: Locale::negotiate(&m.locale).tag(),
             locale: m.locale,
             timezone: m.timezone,
             created_at: m.created_at,

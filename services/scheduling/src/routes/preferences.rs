@@ -36,7 +36,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::offers::Format;
+use super::offers::{Asked, Format};
 use crate::{
     AppState,
     entities::patient,
@@ -189,51 +189,69 @@ async fn update_own(
 
 /// An error shown the way the caller asked: problem+json, or a page with the same status.
 struct Failure {
-    format: Format,
+    asked: Box<Asked>,
     error: ApiError,
 }
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        match (self.format, self.error) {
+        match (self.asked.format, self.error) {
             (Format::Html, ApiError::Problem(p)) => {
                 let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST);
-                let message = p.detail.clone().unwrap_or_else(|| p.title.clone());
-                (status, Html(page::render(&message, None, None, None))).into_response()
+                let message = self.asked.locale.text(failure_message(p.status));
+                let page = page::render(&self.asked.locale, &message, None, None, None);
+                (status, Html(page)).into_response()
             }
             (_, error) => error.into_response(),
         }
     }
 }
 
-fn fail(format: Format) -> impl Fn(ApiError) -> Failure {
-    move |error| Failure { format, error }
+/// What the page says for a failure of this status, a catalogue message id.
+fn failure_message(status: u16) -> &'static str {
+    match status {
+        401 => "prefs-error-invalid",
+        404 => "prefs-error-not-found",
+        410 => "prefs-error-expired",
+        422 => "prefs-error-invalid-form",
+        _ => "something-went-wrong",
+    }
+}
+
+fn fail(asked: &Asked) -> impl Fn(ApiError) -> Failure {
+    move |error| Failure {
+        asked: Box::new(asked.clone()),
+        error,
+    }
 }
 
 /// The patient a preferences link names: 410 expired, 401 anything else.
-fn verify(state: &AppState, token: &str, format: Format) -> Result<Uuid, Failure> {
+fn verify(state: &AppState, token: &str, asked: &Asked) -> Result<Uuid, Failure> {
     state.offers.verify_preferences(token).map_err(|e| {
         let problem = match e {
             OfferError::Expired => Problem::new(StatusCode::GONE, "this link has expired"),
             OfferError::Invalid => Problem::unauthorized("this link is not valid"),
         };
-        fail(format)(problem.into())
+        fail(asked)(problem.into())
     })
 }
 
-/// The answer to a link: the preferences as JSON, or the page with `message` and its form.
+/// The answer to a link: the preferences as JSON, or the page with `message` (a catalogue
+/// message id) and its form.
 fn answer(
     state: &AppState,
-    format: Format,
+    asked: &Asked,
     token: &str,
     message: &str,
     view: PreferencesView,
 ) -> Response {
-    match format {
+    match asked.format {
         Format::Json => ApiJson(view).into_response(),
         Format::Html => {
             let url = format!("{}/v1/preferences/{token}", state.public_base_url);
-            Html(page::render(message, Some(&view), Some(&url), None)).into_response()
+            let message = asked.locale.text(message);
+            let page = page::render(&asked.locale, &message, Some(&view), Some(&url), None);
+            Html(page).into_response()
         }
     }
 }
@@ -254,15 +272,15 @@ async fn show(
     headers: HeaderMap,
     ApiPath(token): ApiPath<String>,
 ) -> Result<Response, Failure> {
-    let format = Format::of(&headers);
-    let patient_id = verify(&state, &token, format)?;
-    let p = load(&state, patient_id).await.map_err(fail(format))?;
-    let message = "Choose which messages about available appointments you receive.";
+    let asked = Asked::of(&headers);
+    let patient_id = verify(&state, &token, &asked)?;
+    let asked = asked.for_patient(&state.db, patient_id).await;
+    let p = load(&state, patient_id).await.map_err(fail(&asked))?;
     Ok(answer(
         &state,
-        format,
+        &asked,
         &token,
-        message,
+        "prefs-choose",
         PreferencesView::from(&p),
     ))
 }
@@ -288,28 +306,29 @@ async fn change(
     ApiPath(token): ApiPath<String>,
     request: Request,
 ) -> Result<Response, Failure> {
-    let format = Format::of(request.headers());
-    let patient_id = verify(&state, &token, format)?;
+    let asked = Asked::of(request.headers());
+    let patient_id = verify(&state, &token, &asked)?;
+    let asked = asked.for_patient(&state.db, patient_id).await;
     let is_form = super::offers::is_form(request.headers());
     let change = if is_form {
         let form = axum::Form::<PreferencesForm>::from_request(request, &())
             .await
             .map(|f| f.0)
-            .map_err(|e| fail(format)(Problem::unprocessable(e.body_text()).into()))?;
+            .map_err(|e| fail(&asked)(Problem::unprocessable(e.body_text()).into()))?;
         PreferencesChange {
-            email: form_flag("email", form.email).map_err(|p| fail(format)(p.into()))?,
-            inapp: form_flag("inapp", form.inapp).map_err(|p| fail(format)(p.into()))?,
+            email: form_flag("email", form.email).map_err(|p| fail(&asked)(p.into()))?,
+            inapp: form_flag("inapp", form.inapp).map_err(|p| fail(&asked)(p.into()))?,
         }
     } else {
         ApiJson::<PreferencesChange>::from_request(request, &())
             .await
             .map(|j| j.0)
-            .map_err(|p| fail(format)(p.into()))?
+            .map_err(|p| fail(&asked)(p.into()))?
     };
     let view = apply(&state, patient_id, change, "link")
         .await
-        .map_err(fail(format))?;
-    Ok(answer(&state, format, &token, "Saved.", view))
+        .map_err(fail(&asked))?;
+    Ok(answer(&state, &asked, &token, "prefs-saved", view))
 }
 
 /// The one-click unsubscribe link: shows the preferences (a page with a button that posts);
@@ -329,21 +348,29 @@ async fn confirm_unsubscribe(
     headers: HeaderMap,
     ApiPath(token): ApiPath<String>,
 ) -> Result<Response, Failure> {
-    let format = Format::of(&headers);
-    let patient_id = verify(&state, &token, format)?;
-    let p = load(&state, patient_id).await.map_err(fail(format))?;
+    let asked = Asked::of(&headers);
+    let patient_id = verify(&state, &token, &asked)?;
+    let asked = asked.for_patient(&state.db, patient_id).await;
+    let p = load(&state, patient_id).await.map_err(fail(&asked))?;
     let view = PreferencesView::from(&p);
-    Ok(match format {
+    Ok(match asked.format {
         Format::Json => ApiJson(view).into_response(),
         Format::Html => {
             let url = format!("{}/v1/unsubscribe/{token}", state.public_base_url);
-            let message = if view.email {
-                "Stop emails about available appointments?"
+            let message = asked.locale.text(if view.email {
+                "prefs-confirm-unsubscribe"
             } else {
-                "You receive no emails about available appointments."
-            };
+                "prefs-already-unsubscribed"
+            });
             let button = view.email.then_some(url.as_str());
-            Html(page::render(message, Some(&view), None, button)).into_response()
+            Html(page::render(
+                &asked.locale,
+                &message,
+                Some(&view),
+                None,
+                button,
+            ))
+            .into_response()
         }
     })
 }
@@ -365,37 +392,46 @@ async fn unsubscribe(
     headers: HeaderMap,
     ApiPath(token): ApiPath<String>,
 ) -> Result<Response, Failure> {
-    let format = Format::of(&headers);
-    let patient_id = verify(&state, &token, format)?;
+    let asked = Asked::of(&headers);
+    let patient_id = verify(&state, &token, &asked)?;
+    let asked = asked.for_patient(&state.db, patient_id).await;
     let off = PreferencesChange {
         email: Some(false),
         inapp: None,
     };
     let view = apply(&state, patient_id, off, "one_click")
         .await
-        .map_err(fail(format))?;
-    Ok(match format {
+        .map_err(fail(&asked))?;
+    Ok(match asked.format {
         Format::Json => ApiJson(view).into_response(),
         Format::Html => {
-            let message =
-                "Unsubscribed: you will receive no more emails about available appointments.";
-            Html(page::render(message, Some(&view), None, None)).into_response()
+            let message = asked.locale.text("prefs-unsubscribed");
+            Html(page::render(
+                &asked.locale,
+                &message,
+                Some(&view),
+                None,
+                None,
+            ))
+            .into_response()
         }
     })
 }
 
-/// The HTML page: one template, escaped by handlebars.
+/// The HTML page: one template, escaped by handlebars, in the patient's language.
 mod page {
     use std::sync::LazyLock;
 
     use handlebars::Handlebars;
     use serde_json::json;
+    use slotcast_i18n::{Locale, TranslateHelper};
 
     use super::PreferencesView;
 
     static TEMPLATES: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
         let mut hb = Handlebars::new();
         hb.set_strict_mode(true);
+        hb.register_helper("t", Box::new(TranslateHelper));
         hb.register_template_string(
             "preferences",
             include_str!("../../templates/preferences.html.hbs"),
@@ -407,12 +443,14 @@ mod page {
     /// The page with `message`; with `preferences_url`, the form posting there; with
     /// `unsubscribe_url`, the one button that unsubscribes.
     pub fn render(
+        locale: &Locale,
         message: &str,
         view: Option<&PreferencesView>,
         preferences_url: Option<&str>,
         unsubscribe_url: Option<&str>,
     ) -> String {
         let data = json!({
+            "locale": locale.tag(),
             "message": message,
             "email": view.is_some_and(|v| v.email),
             "inapp": view.is_some_and(|v| v.inapp),
@@ -421,7 +459,50 @@ mod page {
         });
         TEMPLATES.render("preferences", &data).unwrap_or_else(|e| {
             tracing::error!(error = %e, "the preferences page did not render");
-            "<!doctype html><title>slotcast</title><p>Something went wrong.</p>".to_owned()
+            super::super::fallback_page(locale)
         })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn every_message_a_failed_page_shows_is_in_the_catalogues() {
+            for status in [401, 404, 410, 422, 500] {
+                let id = super::super::failure_message(status);
+                for language in slotcast_i18n::languages() {
+                    let locale = Locale::negotiate(&language.to_string());
+                    assert!(locale.message(id, &[]).is_ok(), "{language}: {id}");
+                }
+            }
+        }
+
+        #[test]
+        fn the_page_renders_in_every_language_with_nothing_left_unfilled() {
+            let view = PreferencesView {
+                patient_id: uuid::Uuid::nil(),
+                email: true,
+                inapp: false,
+                updated_at: chrono::Utc::now(),
+            };
+            for language in slotcast_i18n::languages() {
+                let locale = Locale::negotiate(&language.to_string());
+                for page in [
+                    render(&locale, "<i>m</i>", Some(&view), Some("/p?a=1&b=2"), None),
+                    render(&locale, "m", Some(&view), None, Some("/u")),
+                    render(&locale, "m", None, None, None),
+                ] {
+                    assert!(
+                        page.contains(&format!("<html lang=\"{language}\">")),
+                        "{page}"
+                    );
+                    assert!(!page.contains("{$"), "{language}: {page}");
+                    assert!(!page.contains("{{"), "{language}: {page}");
+                    assert!(!page.contains("<i>"), "{page}");
+                    assert!(!page.contains('\u{2068}'), "{language}: {page}");
+                }
+            }
+        }
     }
 }

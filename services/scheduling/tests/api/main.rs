@@ -6,6 +6,7 @@ mod auth;
 mod helpers;
 mod holds;
 mod input;
+mod languages;
 mod limits;
 mod offers;
 mod openapi;
