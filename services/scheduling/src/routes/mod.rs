@@ -31,6 +31,14 @@ pub const LINK_ROUTES: &[&str] = &[
 
 pub use holds::MAX_HOLD_BODY_BYTES;
 
+/// The patient-facing pages as the routes render them, for previews (`make previews`).
+pub mod patient_pages {
+    pub use super::offers::page::render as offer;
+    pub use super::offers::{OfferView, OfferedSlotView, PractitionerView};
+    pub use super::preferences::PreferencesView;
+    pub use super::preferences::page::render as preferences;
+}
+
 /// Every `/v1` route but the holds, each registered with its documented operation.
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

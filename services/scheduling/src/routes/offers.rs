@@ -556,7 +556,7 @@ mod tests {
 
 /// The HTML page: one template, escaped by handlebars, in the patient's language, times in the
 /// practice's zone.
-mod page {
+pub mod page {
     use std::sync::LazyLock;
 
     use chrono_tz::Tz;

@@ -419,7 +419,7 @@ async fn unsubscribe(
 }
 
 /// The HTML page: one template, escaped by handlebars, in the patient's language.
-mod page {
+pub mod page {
     use std::sync::LazyLock;
 
     use handlebars::Handlebars;
