@@ -53,6 +53,10 @@ bench: bench-prerequisites ## Run the whole system in release mode and measure i
 bench-prerequisites: prerequisites ## Check (and where possible install) Postfix's smtp-sink for the benchmark
 	@scripts/bench-prerequisites.sh
 
+.PHONY: previews
+previews: ## Render every email and patient page in every language to var/previews/ (and screenshot them with Chromium, if installed)
+	@CARGO=$(CARGO) scripts/previews.sh
+
 .PHONY: token
 token: ## Print a dev staff token for the secret `make run` uses (ROLE=patient SUB=<uuid> for others)
 	@JWT_SECRET="$${JWT_SECRET:-$$(cat var/dev-jwt-secret 2>/dev/null)}" $(CARGO) run -q -p scheduling -- mint-token --role $${ROLE:-staff} $${SUB:+--sub $$SUB}
