@@ -430,6 +430,64 @@ pub(crate) mod tests {
         assert_eq!(email.html.matches(">Book this time</a>").count(), 2);
     }
 
+    /// The names a template reads: `{{name}}`, `{{#if name}}`, `{{this.name}}` and the values
+    /// of `{{t "id" arg=name}}`; helpers, keywords and quoted ids are not names.
+    fn fields_read(template: &str) -> std::collections::BTreeSet<String> {
+        template
+            .split("{{")
+            .skip(1)
+            .filter_map(|tag| tag.split("}}").next())
+            .flat_map(|tag| {
+                tag.split_whitespace()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .map(|word| {
+                let word = word.rsplit('=').next().unwrap_or_default();
+                word.trim_start_matches(['#', '/'])
+                    .trim_start_matches("this.")
+                    .to_owned()
+            })
+            .filter(|w| !w.starts_with('"') && !w.is_empty())
+            .filter(|w| !["t", "if", "else", "each", "unless"].contains(&w.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn an_email_reads_only_the_fields_the_readme_lists() {
+        // README "What leaves the clinic's system": no reason for the visit, no diagnosis, no
+        // contact detail beyond the address it is sent to. A new field is a decision, not a slip.
+        let allowed = [
+            "locale",
+            "subject",
+            "patient_name",
+            "practitioner_name",
+            "specialty",
+            "fee",
+            "move_up",
+            "slots",
+            "when",
+            "booking_url",
+            "held_until",
+            "preferences_url",
+            "unsubscribe_url",
+        ];
+        for template in [
+            include_str!("../templates/availability.subject.hbs"),
+            include_str!("../templates/availability.txt.hbs"),
+            include_str!("../templates/availability.html.hbs"),
+        ] {
+            let read = fields_read(template);
+            let extra: Vec<_> = read
+                .iter()
+                .filter(|f| !allowed.contains(&f.as_str()))
+                .collect();
+            assert!(extra.is_empty(), "{extra:?}");
+        }
+        let sample = fields_read("{{#if a}}{{t \"x\" n=b}}{{this.c}}{{/if}}");
+        assert_eq!(sample.into_iter().collect::<Vec<_>>(), ["a", "b", "c"]);
+    }
+
     #[test]
     fn the_subject_stays_on_one_line() {
         let mut n = notify(WaitKind::New, "Grace", None, "Europe/Paris");
