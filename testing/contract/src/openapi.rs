@@ -312,6 +312,28 @@ fn rust_files(dir: &Path, into: &mut Vec<std::path::PathBuf>) {
     }
 }
 
+/// Asserts that `service`'s generated document meets the contract and is its committed copy in
+/// `proto-events/openapi/`; `manifest_dir` is the service's `CARGO_MANIFEST_DIR`.
+pub fn assert_document_is_committed(doc: &Value, manifest_dir: &str, service: &str) {
+    assert_eq!(problems(doc), Vec::<String>::new());
+    let committed =
+        Path::new(manifest_dir).join(format!("../../proto-events/openapi/{service}.json"));
+    matches_committed(doc, &committed).unwrap();
+}
+
+/// Asserts that the service at `manifest_dir` and the kit register every route through
+/// `utoipa_axum`'s `routes!`, so none is missing from `/openapi.json`.
+pub fn assert_every_route_documented(manifest_dir: &str) {
+    let root = Path::new(manifest_dir);
+    let mut found = undocumented_routes(&root.join("src"));
+    found.extend(undocumented_routes(&root.join("../../crates/kit/src")));
+    assert!(
+        found.is_empty(),
+        "routes outside utoipa_axum's routes!, so missing from /openapi.json:\n{}",
+        found.join("\n")
+    );
+}
+
 /// Compares `doc` with the committed copy at `file` (`proto-events/openapi/`), so that a change
 /// of the public HTTP contract shows in review; with `UPDATE_OPENAPI=1` set, writes it instead.
 pub fn matches_committed(doc: &Value, file: &Path) -> Result<(), String> {

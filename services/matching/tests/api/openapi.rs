@@ -1,10 +1,11 @@
 //! The OpenAPI document: served as generated, complete, routed, and true to real responses.
 
-use std::{path::Path, time::Duration};
+use std::time::Duration;
 
 use serde_json::Value;
 use slotcast_contract::openapi::{
-    matches_committed, operations, problems, undocumented_routes, unrouted, validate_response,
+    assert_document_is_committed, assert_every_route_documented, operations, unrouted,
+    validate_response,
 };
 use slotcast_events::WaitKind;
 use slotcast_kit::auth::{Role, mint};
@@ -18,23 +19,12 @@ fn generated() -> Value {
 
 #[test]
 fn the_document_meets_the_contract_and_is_the_committed_one() {
-    let doc = generated();
-    assert_eq!(problems(&doc), Vec::<String>::new());
-    let committed =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto-events/openapi/matching.json");
-    matches_committed(&doc, &committed).unwrap();
+    assert_document_is_committed(&generated(), env!("CARGO_MANIFEST_DIR"), "matching");
 }
 
 #[test]
 fn every_route_is_registered_with_its_documented_operation() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut found = undocumented_routes(&root.join("src"));
-    found.extend(undocumented_routes(&root.join("../../crates/kit/src")));
-    assert!(
-        found.is_empty(),
-        "routes outside utoipa_axum's routes!, so missing from /openapi.json:\n{}",
-        found.join("\n")
-    );
+    assert_every_route_documented(env!("CARGO_MANIFEST_DIR"));
 }
 
 impl TestMatching {
