@@ -1,5 +1,7 @@
 //! Dates, times and amounts in a patient's conventions, from ICU4X's compiled CLDR data.
 
+use std::{cell::RefCell, collections::HashMap, rc::Rc};
+
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Tz;
 use icu_datetime::{
@@ -10,14 +12,54 @@ use icu_decimal::{DecimalFormatter, input::Decimal};
 
 use crate::{Arg, Locale};
 
+/// The formatters of one locale's conventions, built once per thread: building them reads
+/// ICU4X's data and costs far more than formatting a slot.
+struct Formatters {
+    date: Option<DateTimeFormatter<fieldsets::YMDE>>,
+    time: Option<DateTimeFormatter<fieldsets::T>>,
+    decimal: Option<DecimalFormatter>,
+}
+
+thread_local! {
+    static FORMATTERS: RefCell<HashMap<icu_locale_core::Locale, Rc<Formatters>>> =
+        RefCell::new(HashMap::new());
+}
+
+impl Locale {
+    fn formatters(&self) -> Rc<Formatters> {
+        FORMATTERS.with(|cache| {
+            cache
+                .borrow_mut()
+                .entry(self.conventions.clone())
+                .or_insert_with(|| {
+                    let locale = &self.conventions;
+                    Rc::new(Formatters {
+                        date: DateTimeFormatter::try_new(
+                            locale.clone().into(),
+                            fieldsets::YMDE::long(),
+                        )
+                        .ok(),
+                        time: DateTimeFormatter::try_new(locale.clone().into(), fieldsets::T::hm())
+                            .ok(),
+                        decimal: DecimalFormatter::try_new(
+                            locale.clone().into(),
+                            Default::default(),
+                        )
+                        .ok(),
+                    })
+                })
+                .clone()
+        })
+    }
+}
+
 impl Locale {
     /// The day of `at` with its weekday: `samedi 5 décembre 2026`, `Samstag, 5. Dezember 2026`.
     pub fn date(&self, at: &DateTime<Tz>) -> String {
-        let formatter =
-            DateTimeFormatter::try_new(self.conventions.clone().into(), fieldsets::YMDE::long());
+        let formatters = self.formatters();
         let date = Date::try_new_iso(at.year(), at.month() as u8, at.day() as u8);
-        match (formatter, date) {
-            (Ok(f), Ok(d)) => f.format(&d).to_string(),
+        match (formatters.date.as_ref(), date) {
+            (Some(f), Ok(d)) => f.format(&d).to_string(),
             // Compiled data covers every locale; a date out of ICU's range is the only way here.
             _ => at.format("%Y-%m-%d").to_string(),
         }
@@ -25,11 +67,10 @@ impl Locale {
 
     /// The time of day of `at`: `10:00`, or `10:00 AM` where that is the custom.
     pub fn time(&self, at: &DateTime<Tz>) -> String {
-        let formatter =
-            DateTimeFormatter::try_new(self.conventions.clone().into(), fieldsets::T::hm());
+        let formatters = self.formatters();
         let time = Time::try_new(at.hour() as u8, at.minute() as u8, 0, 0);
-        match (formatter, time) {
-            (Ok(f), Ok(t)) => f.format(&t).to_string(),
+        match (formatters.time.as_ref(), time) {
+            (Some(f), Ok(t)) => f.format(&t).to_string(),
             _ => at.format("%H:%M").to_string(),
         }
     }
@@ -68,11 +109,10 @@ impl Locale {
     pub fn amount(&self, cents: i64, currency: &str) -> String {
         let mut value = Decimal::from(cents);
         value.multiply_pow10(-2);
-        let number =
-            match DecimalFormatter::try_new(self.conventions.clone().into(), Default::default()) {
-                Ok(f) => f.format(&value).to_string(),
-                Err(_) => value.to_string(),
-            };
+        let number = match &self.formatters().decimal {
+            Some(f) => f.format(&value).to_string(),
+            None => value.to_string(),
+        };
         self.text_with(
             "amount",
             &[
