@@ -22,14 +22,15 @@ pub struct Config {
     /// `MAIL_DIR`: where mail goes without `SMTP_URL` (default `var/mail`).
     pub mail_dir: PathBuf,
     /// `SMTP_FROM` (default `slotcast <no-reply@slotcast.localhost>`), `EMAIL_CONCURRENCY`
-    /// (default 32), the retries (`EMAIL_RETRY_BASE_MS`, `EMAIL_RETRY_MAX_MS`,
+    /// (default 32), `EMAIL_MAX_UNRECORDED` (default 8), the retries (`EMAIL_RETRY_BASE_MS`, `EMAIL_RETRY_MAX_MS`,
     /// `EMAIL_RETRY_HORIZON_SECS`), and the lease (the consumer's ack wait).
     pub sending: Sending,
 }
 
-/// `EMAIL_CONCURRENCY` by default: more sends at once reach more emails a second and widen the
-/// crash window by as many (figures in BENCHMARKS.md).
+/// `EMAIL_CONCURRENCY` by default: SMTP transactions at once, enough to keep a fast server busy.
 const DEFAULT_CONCURRENCY: usize = 32;
+/// `EMAIL_MAX_UNRECORDED` by default: the most emails a crash can send twice.
+const DEFAULT_MAX_UNRECORDED: usize = 8;
 
 impl Config {
     /// Reads the settings from the environment.
@@ -50,13 +51,8 @@ impl Config {
                 name: "SMTP_FROM",
                 reason: e.to_string(),
             })?;
-        let concurrency: usize = parse_or("EMAIL_CONCURRENCY", DEFAULT_CONCURRENCY)?;
-        if concurrency == 0 {
-            return Err(ConfigError::Invalid {
-                name: "EMAIL_CONCURRENCY",
-                reason: "must be at least 1".to_owned(),
-            });
-        }
+        let concurrency = at_least_one("EMAIL_CONCURRENCY", DEFAULT_CONCURRENCY)?;
+        let max_unrecorded = at_least_one("EMAIL_MAX_UNRECORDED", DEFAULT_MAX_UNRECORDED)?;
         Ok(Self {
             common: Common::from_env(SERVICE, DEFAULT_PORT)?,
             smtp_url,
@@ -70,6 +66,7 @@ impl Config {
             sending: Sending {
                 from: smtp_from,
                 concurrency,
+                max_unrecorded,
                 retry: Retry {
                     delays: slotcast_kit::retry::Backoff::new(
                         Duration::from_millis(parse_or("EMAIL_RETRY_BASE_MS", 5_000)?),
@@ -80,6 +77,17 @@ impl Config {
                 lease: ACK_WAIT,
             },
         })
+    }
+}
+
+/// A count from the environment that must be at least 1.
+fn at_least_one(name: &'static str, default: usize) -> Result<usize, ConfigError> {
+    match parse_or(name, default)? {
+        0 => Err(ConfigError::Invalid {
+            name,
+            reason: "must be at least 1".to_owned(),
+        }),
+        n => Ok(n),
     }
 }
 

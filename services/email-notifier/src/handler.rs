@@ -49,20 +49,26 @@ impl Retry {
 /// It takes the messages a batch at a time. First everything that needs no database: decoding,
 /// rendering, the MIME message. Then the claims, `EMAIL_CONCURRENCY` messages with one statement
 /// ([`deliveries::claim_many`]), the whole batch at once. Then the sends: an email takes a send
-/// permit before it talks to SMTP and gives it back once its outcome is written, so no more than
-/// `EMAIL_CONCURRENCY` emails are ever out and not yet recorded (the crash window, in the crate
-/// docs). A message whose claim waited for a permit so long (slow sends ahead of it) that the
-/// longest send would outlast the lease renews it before its own send ([`deliveries::renew`]),
-/// so no other attempt can take it over while it is out. The `sent` records of concurrent
-/// sends are written together with their events (one statement): [`GroupCommit`].
+/// permit for its SMTP transaction (`EMAIL_CONCURRENCY` at once), and, before the last line of its
+/// message, after which the server may have accepted it, one of the `EMAIL_MAX_UNRECORDED`
+/// permits that it gives back once its outcome is written. So no more than
+/// `EMAIL_MAX_UNRECORDED` emails are ever accepted and not yet recorded (the crash window, in
+/// the README). A message whose claim waited for a permit so long (slow sends ahead of it) that
+/// the longest send would outlast the lease renews it before its own send
+/// ([`deliveries::renew`]), so no other attempt can take it over while it is out. The `sent`
+/// records of concurrent sends are written together with their events (one statement):
+/// [`GroupCommit`].
 pub struct NotifyHandler {
     pub db: DatabaseConnection,
     pub relay: Relay,
     pub mailer: Mailer,
     pub templates: Templates,
     pub sending: Sending,
-    /// Emails out at once (`EMAIL_CONCURRENCY`), from the send to the recorded outcome.
+    /// SMTP transactions at once (`EMAIL_CONCURRENCY`).
     sends: Semaphore,
+    /// Emails the server may have accepted whose outcome is not written yet
+    /// (`EMAIL_MAX_UNRECORDED`): what a crash can send twice.
+    unrecorded: Semaphore,
     recording: GroupCommit<Key, ()>,
 }
 
@@ -71,8 +77,11 @@ pub struct NotifyHandler {
 pub struct Sending {
     /// `SMTP_FROM`.
     pub from: Mailbox,
-    /// `EMAIL_CONCURRENCY`: emails out at once, from the send to the written outcome (at least 1).
+    /// `EMAIL_CONCURRENCY`: SMTP transactions at once (at least 1).
     pub concurrency: usize,
+    /// `EMAIL_MAX_UNRECORDED`: emails accepted by the server and not yet recorded, at most (at
+    /// least 1).
+    pub max_unrecorded: usize,
     /// Retries after transient failures.
     pub retry: Retry,
     /// How long a claimed attempt keeps others away: the consumer's ack wait.
@@ -89,12 +98,14 @@ impl NotifyHandler {
         mut sending: Sending,
     ) -> Self {
         sending.concurrency = sending.concurrency.max(1);
+        sending.max_unrecorded = sending.max_unrecorded.max(1);
         Self {
             db,
             relay,
             mailer,
             templates,
             sends: Semaphore::new(sending.concurrency),
+            unrecorded: Semaphore::new(sending.max_unrecorded),
             sending,
             recording: GroupCommit::default(),
         }
@@ -273,8 +284,7 @@ impl NotifyHandler {
             Ok(m) => m,
             Err(reason) => return self.give_up(&key, &reason, true).await,
         };
-        // Held from the send until the outcome is written: the crash window's bound.
-        let Ok(_sending) = self.sends.acquire().await else {
+        let Ok(transaction) = self.sends.acquire().await else {
             return Outcome::Retry {
                 delay: self.sending.retry.delays.base,
                 reason: "the sender is closed".to_owned(),
@@ -299,11 +309,15 @@ impl NotifyHandler {
             }
         }
         let started = Instant::now();
-        let sent = self.mailer.send(key.notification_id, &message).await;
+        let sent = self
+            .mailer
+            .send(key.notification_id, &message, &self.unrecorded)
+            .await;
+        drop(transaction);
         metrics::histogram!("slotcast_email_send_duration_seconds")
             .record(started.elapsed().as_secs_f64());
         match sent {
-            Ok(()) => self.record_sent(key).await,
+            Ok(_unrecorded) => self.record_sent(key).await,
             Err(SendError::Permanent(reason)) => self.give_up(&key, &reason, true).await,
             Err(SendError::Transient(reason))
                 if deliveries >= crate::MAX_DELIVER

@@ -21,7 +21,9 @@ use lettre::{
 };
 use uuid::Uuid;
 
-use crate::smtp_pool::{ConnectError, SmtpPool};
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+use crate::smtp_pool::{Failure, SmtpPool};
 
 /// How long a whole send (a new connection included) may take; well under the consumer's ack wait, so a message is never
 /// redelivered to another worker while this one is still talking to the server.
@@ -83,22 +85,32 @@ impl Mailer {
         Ok(Mailer::Folder(dir))
     }
 
-    /// Hands `message` over. `id` names the file in folder mode.
-    pub async fn send(&self, id: Uuid, message: &Outgoing) -> Result<(), SendError> {
+    /// Hands `message` over. `id` names the file in folder mode. The last step, after which the
+    /// message may be delivered, waits for a permit of `accepted`; the permit comes back with
+    /// the success, for the caller to hold until the outcome is recorded.
+    pub async fn send<'a>(
+        &self,
+        id: Uuid,
+        message: &Outgoing,
+        accepted: &'a Semaphore,
+    ) -> Result<SemaphorePermit<'a>, SendError> {
         match self {
             Mailer::Smtp(pool) => {
                 match tokio::time::timeout(
                     SEND_TIMEOUT,
-                    pool.send(&message.envelope, &message.bytes),
+                    pool.send(&message.envelope, &message.bytes, accepted),
                 )
                 .await
                 {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(Ok(e))) | Ok(Err(Err(ConnectError::Smtp(e)))) => Err(classify(&e)),
-                    Ok(Err(Err(ConnectError::Io(e)))) => Err(SendError::Transient(
-                        redact_addresses(&format!("cannot connect to the SMTP server: {e}")),
-                    )),
-                    Ok(Err(Err(ConnectError::Closed))) => Err(SendError::Transient(
+                    Ok(Ok(permit)) => Ok(permit),
+                    Ok(Err(Failure::Smtp(e))) => Err(classify(&e)),
+                    Ok(Err(Failure::Io(e))) => Err(SendError::Transient(redact_addresses(
+                        &format!("cannot connect to the SMTP server: {e}"),
+                    ))),
+                    Ok(Err(Failure::Unsupported(reason))) => {
+                        Err(SendError::Permanent(reason.to_owned()))
+                    }
+                    Ok(Err(Failure::Closed)) => Err(SendError::Transient(
                         "the SMTP connections are shut down".to_owned(),
                     )),
                     Err(_) => Err(SendError::Transient(format!(
@@ -106,7 +118,7 @@ impl Mailer {
                     ))),
                 }
             }
-            Mailer::Folder(dir) => write_atomically(dir, id, &message.bytes)
+            Mailer::Folder(dir) => write_atomically(dir, id, &message.bytes, accepted)
                 .await
                 .map_err(|e| SendError::Transient(redact_addresses(&format!("{e:#}")))),
         }
@@ -150,9 +162,15 @@ fn refuses_the_sender(code: Code) -> bool {
         && code.category == Category::Unspecified3
 }
 
-/// Writes `<dir>/<id>.eml` through a hidden temporary file and a rename, so a reader sees the
-/// whole file or none; writing the same id again replaces it whole.
-async fn write_atomically(dir: &std::path::Path, id: Uuid, bytes: &[u8]) -> anyhow::Result<()> {
+/// Writes `<dir>/<id>.eml` through a hidden temporary file and a rename (after a permit of
+/// `accepted`), so a reader sees the whole file or none; writing the same id again replaces it
+/// whole.
+async fn write_atomically<'a>(
+    dir: &std::path::Path,
+    id: Uuid,
+    bytes: &[u8],
+    accepted: &'a Semaphore,
+) -> anyhow::Result<SemaphorePermit<'a>> {
     use tokio::io::AsyncWriteExt as _;
 
     let target = dir.join(format!("{id}.eml"));
@@ -161,14 +179,21 @@ async fn write_atomically(dir: &std::path::Path, id: Uuid, bytes: &[u8]) -> anyh
         let mut file = tokio::fs::File::create(&temp).await?;
         file.write_all(bytes).await?;
         file.sync_all().await?;
-        tokio::fs::rename(&temp, &target).await
+        let permit = accepted
+            .acquire()
+            .await
+            .map_err(|_| std::io::Error::other("the mailer is shut down"))?;
+        tokio::fs::rename(&temp, &target).await?;
+        Ok::<_, std::io::Error>(permit)
     }
     .await;
-    if let Err(e) = written {
-        let _ = tokio::fs::remove_file(&temp).await;
-        return Err(anyhow::Error::new(e).context(format!("cannot write {}", target.display())));
+    match written {
+        Ok(permit) => Ok(permit),
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&temp).await;
+            Err(anyhow::Error::new(e).context(format!("cannot write {}", target.display())))
+        }
     }
-    Ok(())
 }
 
 /// `text` with every word that holds an `@` (an address, say in `550 <a@b>: rejected`)
@@ -248,8 +273,18 @@ mod tests {
     async fn a_message_file_appears_whole_under_its_id() {
         let dir = tempfile::tempdir().unwrap();
         let id = Uuid::now_v7();
-        write_atomically(dir.path(), id, b"first").await.unwrap();
-        write_atomically(dir.path(), id, b"second").await.unwrap();
+        let accepted = Semaphore::new(1);
+        drop(
+            write_atomically(dir.path(), id, b"first", &accepted)
+                .await
+                .unwrap(),
+        );
+        let held = write_atomically(dir.path(), id, b"second", &accepted)
+            .await
+            .unwrap();
+        // The permit is held by the caller until it has recorded the outcome.
+        assert_eq!(accepted.available_permits(), 0);
+        drop(held);
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())

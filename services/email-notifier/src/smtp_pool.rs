@@ -6,8 +6,9 @@
 //! on every message (about 180 messages a second over 8 connections to an SMTP server that
 //! answers at once; lettre fixed it upstream in pull request 1159, not released yet). We open the
 //! TCP connection ourselves with `TCP_NODELAY` and hand it to lettre's
-//! [`AsyncSmtpConnection::connect_with_transport`], which speaks EHLO, STARTTLS, AUTH and the
-//! mail transaction as before.
+//! [`AsyncSmtpConnection::connect_with_transport`], which speaks EHLO, STARTTLS and AUTH as
+//! before. The mail transaction is lettre's commands in lettre's order, with one wait added
+//! before the message for the caller's permit (see [`SmtpPool::send`]).
 //!
 //! The pool keeps at most `max_idle` connections between sends; how many sends run at once is
 //! bounded by the caller (the consumer's concurrency). A connection is reused without a `NOOP`
@@ -24,10 +25,15 @@ use lettre::{
     transport::smtp::{
         authentication::{Credentials, DEFAULT_MECHANISMS},
         client::{AsyncSmtpConnection, TlsParameters},
-        extension::ClientId,
+        commands::{Data, Mail, Rcpt},
+        extension::{ClientId, Extension, MailBodyParameter, MailParameter},
     },
 };
-use tokio::{net::TcpStream, time::Instant};
+use tokio::{
+    net::TcpStream,
+    sync::{Semaphore, SemaphorePermit},
+    time::Instant,
+};
 
 /// A connection idle for longer than this is checked with a `NOOP` before it is reused.
 pub const CHECK_AFTER_IDLE: Duration = Duration::from_secs(5);
@@ -103,15 +109,73 @@ impl Target {
     }
 }
 
-/// Why no connection could be had.
+/// Why a message was not handed over.
 #[derive(Debug)]
-pub enum ConnectError {
+pub enum Failure {
     /// The TCP connection failed or timed out.
     Io(std::io::Error),
-    /// The server refused the greeting, STARTTLS or AUTH.
+    /// The server refused the greeting, STARTTLS, AUTH or the mail transaction.
     Smtp(lettre::transport::smtp::Error),
-    /// The pool was shut down.
+    /// The message needs an extension the server does not offer.
+    Unsupported(&'static str),
+    /// The pool (or the permits of accepted messages) was shut down.
     Closed,
+}
+
+/// One mail transaction on `connection`, as lettre's `AsyncSmtpConnection::send` makes it, with a
+/// permit of `accepted` taken between `DATA` and the message.
+async fn transaction<'a>(
+    connection: &mut AsyncSmtpConnection,
+    envelope: &Envelope,
+    email: &[u8],
+    accepted: &'a Semaphore,
+) -> Result<SemaphorePermit<'a>, Failure> {
+    let mut options = vec![];
+    let non_ascii = |a: &lettre::Address| !AsRef::<str>::as_ref(a).is_ascii();
+    if envelope.from().is_some_and(non_ascii) || envelope.to().iter().any(non_ascii) {
+        if !connection
+            .server_info()
+            .supports_feature(Extension::SmtpUtfEight)
+        {
+            return Err(Failure::Unsupported(
+                "an address is not ASCII and the SMTP server does not offer SMTPUTF8",
+            ));
+        }
+        options.push(MailParameter::SmtpUtfEight);
+    }
+    if !email.is_ascii() {
+        if !connection
+            .server_info()
+            .supports_feature(Extension::EightBitMime)
+        {
+            return Err(Failure::Unsupported(
+                "the message is not ASCII and the SMTP server does not offer 8BITMIME",
+            ));
+        }
+        options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    let sent = async {
+        connection
+            .command(Mail::new(envelope.from().cloned(), options))
+            .await
+            .map_err(Failure::Smtp)?;
+        for to in envelope.to() {
+            connection
+                .command(Rcpt::new(to.clone(), vec![]))
+                .await
+                .map_err(Failure::Smtp)?;
+        }
+        connection.command(Data).await.map_err(Failure::Smtp)?;
+        let permit = accepted.acquire().await.map_err(|_| Failure::Closed)?;
+        connection.message(email).await.map_err(Failure::Smtp)?;
+        Ok(permit)
+    }
+    .await;
+    if sent.is_err() {
+        // A refusal leaves the transaction open on the server: the connection is not reused.
+        connection.abort().await;
+    }
+    sent
 }
 
 struct Idle {
@@ -138,20 +202,24 @@ impl SmtpPool {
         })
     }
 
-    /// Sends `email` to the envelope's recipients on a pooled connection (or a new one).
-    pub async fn send(
+    /// Sends `email` to the envelope's recipients on a pooled connection (or a new one). The
+    /// envelope and `DATA` go first; the message itself, whose last line is the point after which
+    /// the server may have accepted it, waits for a permit of `accepted`, which is returned with
+    /// the server's acceptance so that the caller holds it until the outcome is recorded.
+    pub async fn send<'a>(
         &self,
         envelope: &Envelope,
         email: &[u8],
-    ) -> Result<(), Result<lettre::transport::smtp::Error, ConnectError>> {
-        let mut connection = self.checkout().await.map_err(Err)?;
-        let sent = connection.send(envelope, email).await;
+        accepted: &'a Semaphore,
+    ) -> Result<SemaphorePermit<'a>, Failure> {
+        let mut connection = self.checkout().await?;
+        let sent = transaction(&mut connection, envelope, email, accepted).await;
         if connection.has_broken() {
             connection.abort().await;
         } else {
             self.checkin(connection).await;
         }
-        sent.map(|_| ()).map_err(Ok)
+        sent
     }
 
     /// Closes the idle connections (QUIT) and refuses further sends.
@@ -166,10 +234,10 @@ impl SmtpPool {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn checkout(&self) -> Result<AsyncSmtpConnection, ConnectError> {
+    async fn checkout(&self) -> Result<AsyncSmtpConnection, Failure> {
         loop {
             let parked = match self.lock().as_mut() {
-                None => return Err(ConnectError::Closed),
+                None => return Err(Failure::Closed),
                 Some(idle) => idle.pop(),
             };
             let Some(Idle {
@@ -211,7 +279,7 @@ impl SmtpPool {
         }
     }
 
-    async fn connect(&self) -> Result<AsyncSmtpConnection, ConnectError> {
+    async fn connect(&self) -> Result<AsyncSmtpConnection, Failure> {
         let t = &self.target;
         let mut connection = match &t.security {
             Security::Wrapper(params) => AsyncSmtpConnection::connect_tokio1(
@@ -222,7 +290,7 @@ impl SmtpPool {
                 None,
             )
             .await
-            .map_err(ConnectError::Smtp)?,
+            .map_err(Failure::Smtp)?,
             security => {
                 let tcp = tokio::time::timeout(
                     CONNECT_TIMEOUT,
@@ -230,27 +298,27 @@ impl SmtpPool {
                 )
                 .await
                 .map_err(|_| {
-                    ConnectError::Io(std::io::Error::new(
+                    Failure::Io(std::io::Error::new(
                         std::io::ErrorKind::TimedOut,
                         "connection timed out",
                     ))
                 })?
-                .map_err(ConnectError::Io)?;
+                .map_err(Failure::Io)?;
                 // The point of this module: see the module docs.
-                tcp.set_nodelay(true).map_err(ConnectError::Io)?;
+                tcp.set_nodelay(true).map_err(Failure::Io)?;
                 let mut connection =
                     AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &t.hello)
                         .await
-                        .map_err(ConnectError::Smtp)?;
+                        .map_err(Failure::Smtp)?;
                 match security {
                     Security::StartTls(params) => connection
                         .starttls(params.clone(), &t.hello)
                         .await
-                        .map_err(ConnectError::Smtp)?,
+                        .map_err(Failure::Smtp)?,
                     Security::Opportunistic(params) if connection.can_starttls() => connection
                         .starttls(params.clone(), &t.hello)
                         .await
-                        .map_err(ConnectError::Smtp)?,
+                        .map_err(Failure::Smtp)?,
                     _ => {}
                 }
                 connection
@@ -260,7 +328,7 @@ impl SmtpPool {
             connection
                 .auth(DEFAULT_MECHANISMS, credentials)
                 .await
-                .map_err(ConnectError::Smtp)?;
+                .map_err(Failure::Smtp)?;
         }
         Ok(connection)
     }

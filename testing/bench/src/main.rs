@@ -923,6 +923,7 @@ fn settings() -> Settings {
     Settings {
         // The email-notifier's defaults.
         email_concurrency: num("BENCH_EMAIL_CONCURRENCY", 32),
+        email_max_unrecorded: num("BENCH_EMAIL_MAX_UNRECORDED", 8),
         smtp_pool_size: num("BENCH_SMTP_POOL_SIZE", 32),
         // The product's default: the fan-out is measured with the policy delay in it.
         coalesce_window_ms: num("BENCH_COALESCE_WINDOW_MS", 2000),

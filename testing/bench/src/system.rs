@@ -234,6 +234,8 @@ pub struct System {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub email_concurrency: usize,
+    /// `EMAIL_MAX_UNRECORDED`: the email crash window.
+    pub email_max_unrecorded: usize,
     pub smtp_pool_size: usize,
     /// matching's `COALESCE_WINDOW_MS`: how long an offer waits for others to the same patient.
     pub coalesce_window_ms: usize,
@@ -321,6 +323,10 @@ impl System {
             .env("SMTP_URL", self.sink.url())
             .env("SMTP_POOL_SIZE", settings.smtp_pool_size.to_string())
             .env("EMAIL_CONCURRENCY", settings.email_concurrency.to_string())
+            .env(
+                "EMAIL_MAX_UNRECORDED",
+                settings.email_max_unrecorded.to_string(),
+            )
             .env(
                 "COALESCE_WINDOW_MS",
                 settings.coalesce_window_ms.to_string(),

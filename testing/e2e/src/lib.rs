@@ -127,6 +127,7 @@ impl Stack {
             sending: email_notifier::handler::Sending {
                 from: "Clinic <no-reply@clinic.example>".parse()?,
                 concurrency: 4,
+                max_unrecorded: 2,
                 retry: email_notifier::handler::Retry {
                     delays: slotcast_kit::retry::Backoff::new(
                         Duration::from_millis(200),

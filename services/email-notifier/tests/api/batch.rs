@@ -62,6 +62,7 @@ async fn setup(lease: Duration) -> Setup {
             from: "slotcast <no-reply@slotcast.localhost>".parse().unwrap(),
             // Claims go four at a time: good[0] and its copy share one.
             concurrency: 4,
+            max_unrecorded: 2,
             retry: Retry {
                 delays: slotcast_kit::retry::Backoff::new(
                     Duration::from_millis(200),

@@ -128,6 +128,7 @@ pub async fn spawn_app_retrying_for(db: Db, mail: Mail, horizon: Duration) -> Te
         sending: Sending {
             from: "slotcast <no-reply@slotcast.localhost>".parse().unwrap(),
             concurrency: 4,
+            max_unrecorded: 2,
             retry: Retry {
                 delays: Backoff::new(Duration::from_millis(200), Duration::from_secs(1)),
                 horizon,

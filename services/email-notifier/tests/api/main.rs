@@ -11,3 +11,4 @@ mod ops;
 mod preferences;
 mod process;
 mod records;
+mod window;
