@@ -348,14 +348,20 @@ async fn claim(
             Problem::unprocessable("this link does not offer that slot"),
         ));
     }
-    match book_from_offer(&state.db, &state.policy, &claims, body.slot_id)
-        .await
-        .map_err(|e| fail(&asked, e))?
-        .map(|claim| Claimed {
-            appointment: claim.booked.into(),
-            notification_id: claims.nid,
-            moved_from_slot_id: claim.moved_from_slot_id,
-        }) {
+    match book_from_offer(
+        &state.db,
+        state.links(),
+        &state.policy,
+        &claims,
+        body.slot_id,
+    )
+    .await
+    .map_err(|e| fail(&asked, e))?
+    .map(|claim| Claimed {
+        appointment: claim.booked.into(),
+        notification_id: claims.nid,
+        moved_from_slot_id: claim.moved_from_slot_id,
+    }) {
         Ok(claimed) => {
             state.relay.wake();
             metrics::counter!("slotcast_scheduling_offers_claimed_total").increment(1);
