@@ -1,7 +1,8 @@
 //! The words of a notification, in the patient's language. Only practitioner names go in;
 //! patients' data never.
 
-use slotcast_events::WaitKind;
+use chrono_tz::Tz;
+use slotcast_events::{AppointmentConfirmation, ConfirmationKind, WaitKind};
 use slotcast_i18n::{Arg, Locale};
 
 /// "New appointment times with Dr X" or, for a patient moving up, "Earlier appointment times
@@ -20,6 +21,57 @@ pub fn title(locale: &Locale, reason: WaitKind, practitioner_name: &str) -> Stri
 /// "2 times are available. Book one in a click.", with the language's plural forms.
 pub fn body(locale: &Locale, slots: usize) -> String {
     locale.text_with("inapp-body", &[("count", slots.into())])
+}
+
+/// "Appointment confirmed with Dr X" (moved earlier, cancelled), in `locale`.
+pub fn confirmation_title(
+    locale: &Locale,
+    kind: ConfirmationKind,
+    practitioner_name: &str,
+) -> String {
+    let id = match kind {
+        ConfirmationKind::Booked => "inapp-confirm-title-booked",
+        ConfirmationKind::Moved => "inapp-confirm-title-moved",
+        ConfirmationKind::Cancelled => "inapp-confirm-title-cancelled",
+    };
+    locale.text_with(
+        id,
+        &[("practitioner", Arg::Text(doctor(locale, practitioner_name)))],
+    )
+}
+
+/// The time of the appointment in the practice's zone and, for a move, the time it replaces.
+pub fn confirmation_body(locale: &Locale, c: &AppointmentConfirmation) -> String {
+    let zone: Tz = c.practitioner.timezone.parse().unwrap_or(Tz::UTC);
+    let when = |starts_at, ends_at| {
+        locale.text_with(
+            "in-zone",
+            &[
+                (
+                    "when",
+                    Arg::Text(locale.time_range(starts_at, ends_at, zone)),
+                ),
+                ("zone", Arg::Text(zone.name().to_owned())),
+            ],
+        )
+    };
+    let now = when(c.starts_at, c.ends_at);
+    match (c.kind, c.replaced) {
+        (ConfirmationKind::Moved, Some(before)) => locale.text_with(
+            "inapp-confirm-body-moved",
+            &[
+                ("when", Arg::Text(now)),
+                (
+                    "replaced",
+                    Arg::Text(locale.time_range(before.starts_at, before.ends_at, zone)),
+                ),
+            ],
+        ),
+        (ConfirmationKind::Cancelled, _) => {
+            locale.text_with("inapp-confirm-body-cancelled", &[("when", Arg::Text(now))])
+        }
+        _ => locale.text_with("inapp-confirm-body-booked", &[("when", Arg::Text(now))]),
+    }
 }
 
 /// The name with the language's "Dr" in front, unless it already has a title.
