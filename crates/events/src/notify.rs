@@ -112,8 +112,8 @@ pub struct AppointmentConfirmation {
     pub practitioner: PractitionerCard,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
-    /// For a move: the time the appointment had before.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// For a move: the time the appointment had before (null otherwise).
+    #[serde(default)]
     pub replaced: Option<TimeSpan>,
     /// The patient's preferences: which notifiers send it.
     #[serde(default)]
