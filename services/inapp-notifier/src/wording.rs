@@ -113,6 +113,66 @@ mod tests {
         );
     }
 
+    fn moved(locale: &str) -> AppointmentConfirmation {
+        use chrono::TimeZone as _;
+        let at = |d: u32| chrono::Utc.with_ymd_and_hms(2026, 12, d, 8, 30, 0).unwrap();
+        let id = uuid::Uuid::from_u128(9);
+        AppointmentConfirmation {
+            confirmation_id: AppointmentConfirmation::derive_id(id, ConfirmationKind::Moved, 1),
+            kind: ConfirmationKind::Moved,
+            appointment_id: id,
+            sequence: 1,
+            patient: slotcast_events::PatientContact {
+                id,
+                name: "Zoé".to_owned(),
+                email: "zoe@example.org".to_owned(),
+                locale: locale.to_owned(),
+                timezone: None,
+            },
+            practitioner: slotcast_events::PractitionerCard {
+                id,
+                name: "Ada Lovelace".to_owned(),
+                specialty: "Cardiology".to_owned(),
+                timezone: "Europe/Paris".to_owned(),
+                consultation_fee_cents: None,
+                currency: "EUR".to_owned(),
+            },
+            starts_at: at(1),
+            ends_at: at(1) + chrono::Duration::minutes(30),
+            replaced: Some(slotcast_events::TimeSpan {
+                starts_at: at(8),
+                ends_at: at(8) + chrono::Duration::minutes(30),
+            }),
+            channels: Default::default(),
+            manage_url: "https://b.example/v1/appointment-links/t".to_owned(),
+            calendar_url: "https://b.example/v1/appointment-links/t/calendar.ics".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_moved_confirmation_says_the_new_time_and_the_one_it_replaces() {
+        let fr = Locale::negotiate("fr");
+        let c = moved("fr");
+        assert_eq!(
+            confirmation_title(&fr, c.kind, &c.practitioner.name),
+            "Rendez-vous avancé avec Dr Ada Lovelace"
+        );
+        assert_eq!(
+            confirmation_body(&fr, &c),
+            "Désormais mardi 1 décembre 2026, 09:30–10:00 (Europe/Paris), au lieu du mardi 8 \
+             décembre 2026, 09:30–10:00."
+        );
+        let cancelled = AppointmentConfirmation {
+            kind: ConfirmationKind::Cancelled,
+            replaced: None,
+            ..moved("en")
+        };
+        assert_eq!(
+            confirmation_body(&en(), &cancelled),
+            "The appointment on Tuesday, 1 December 2026, 09:30–10:00 (Europe/Paris) is cancelled."
+        );
+    }
+
     #[test]
     fn the_body_counts_the_times() {
         assert_eq!(
