@@ -12,7 +12,8 @@
 //! - this file: the names (streams, subjects, sources), the order-stamp headers, the catalogue
 //!   of subjects and schemas, and the `event!` macro that ties a payload to its subject.
 //! - [`envelope`]: the CloudEvent envelope, the [`Event`] trait and [`decode`].
-//! - [`scheduling`], [`notify`]: what scheduling and matching publish.
+//! - [`scheduling`], [`notify`]: what scheduling and matching publish (scheduling also writes
+//!   the appointment confirmations of [`notify`]).
 //! - [`delivery`]: the notifiers' delivery results, and the dead letters every consumer
 //!   publishes.
 
@@ -54,7 +55,8 @@ pub mod streams {
     /// Everything the scheduling service publishes (system of record).
     pub const SCHEDULING: &str = "SLOTCAST_SCHEDULING";
     pub const SCHEDULING_SUBJECTS: &str = "slotcast.scheduling.>";
-    /// Decisions of matching: who is to be told what.
+    /// Decisions of matching (who is to be told about which slots) and scheduling's
+    /// confirmations of appointments.
     pub const NOTIFY: &str = "SLOTCAST_NOTIFY";
     pub const NOTIFY_SUBJECTS: &str = "slotcast.notify.>";
     /// Delivery results of the notifiers.
@@ -83,6 +85,8 @@ pub mod subjects {
     pub const PRACTITIONER_POLICY_CHANGED: &str = "slotcast.scheduling.practitioner.policy_changed";
     pub const PATIENT_PREFERENCES_CHANGED: &str = "slotcast.scheduling.patient.preferences_changed";
     pub const NOTIFY_PATIENT: &str = "slotcast.notify.patient";
+    /// A booking, move or cancellation to confirm to the patient (written by scheduling).
+    pub const NOTIFY_APPOINTMENT: &str = "slotcast.notify.appointment";
     pub const EMAIL_SENT: &str = "slotcast.delivery.email.sent";
     pub const EMAIL_FAILED: &str = "slotcast.delivery.email.failed";
     pub const INAPP_STORED: &str = "slotcast.delivery.inapp.stored";
@@ -141,6 +145,7 @@ pub const CATALOGUE: &[(&str, &str)] = &[
         "patient.preferences_changed.v1.json",
     ),
     (subjects::NOTIFY_PATIENT, "notify.patient.v1.json"),
+    (subjects::NOTIFY_APPOINTMENT, "notify.appointment.v1.json"),
     (subjects::EMAIL_SENT, "delivery.email.sent.v1.json"),
     (subjects::EMAIL_FAILED, "delivery.email.failed.v1.json"),
     (subjects::INAPP_STORED, "delivery.inapp.stored.v1.json"),

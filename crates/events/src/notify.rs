@@ -94,3 +94,72 @@ impl NotifyPatient {
         Uuid::new_v5(&ID_NAMESPACE, key.as_bytes())
     }
 }
+
+/// A patient is to be told that an appointment was booked, moved or cancelled, with what their
+/// calendar needs. Scheduling writes it in the transaction of the change itself, so it is
+/// self-contained: the notifiers need no other event to send it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppointmentConfirmation {
+    /// Derived from the appointment, the kind and the sequence ([`Self::derive_id`]).
+    pub confirmation_id: Uuid,
+    pub kind: ConfirmationKind,
+    /// Also the calendar entry's `UID`: a move keeps the appointment, so it keeps the entry.
+    pub appointment_id: Uuid,
+    /// The calendar entry's `SEQUENCE`: 0 when booked, one more at each move and at the
+    /// cancellation.
+    pub sequence: u32,
+    pub patient: PatientContact,
+    pub practitioner: PractitionerCard,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    /// For a move: the time the appointment had before (null otherwise).
+    #[serde(default)]
+    pub replaced: Option<TimeSpan>,
+    /// The patient's preferences: which notifiers send it.
+    #[serde(default)]
+    pub channels: Channels,
+    /// The appointment's page (no login needed), where a booked appointment can be cancelled.
+    pub manage_url: String,
+    /// The appointment's calendar entry as it stands (`text/calendar`, no login needed).
+    pub calendar_url: String,
+}
+event!(
+    AppointmentConfirmation,
+    subjects::NOTIFY_APPOINTMENT,
+    confirmation_id
+);
+
+/// What happened to the appointment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfirmationKind {
+    Booked,
+    Moved,
+    Cancelled,
+}
+
+impl ConfirmationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConfirmationKind::Booked => "booked",
+            ConfirmationKind::Moved => "moved",
+            ConfirmationKind::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A start and an end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeSpan {
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+}
+
+impl AppointmentConfirmation {
+    /// The confirmation id of `appointment_id`'s change `kind` at `sequence`: the same for a
+    /// redelivery, different for every change.
+    pub fn derive_id(appointment_id: Uuid, kind: ConfirmationKind, sequence: u32) -> Uuid {
+        let key = format!("confirm:{appointment_id}:{}:{sequence}", kind.as_str());
+        Uuid::new_v5(&ID_NAMESPACE, key.as_bytes())
+    }
+}

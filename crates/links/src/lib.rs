@@ -44,6 +44,26 @@ struct PreferencesClaims {
     iat: i64,
 }
 
+/// The `typ` of an appointment token: what the links of a confirmation carry (the appointment's
+/// page, where it can be cancelled, and its calendar entry). Never accepted as anything else.
+pub const APPOINTMENT_TYPE: &str = "slotcast-appointment";
+
+/// How long after the appointment ends its links still work: the page then only says how it
+/// ended, and the calendar entry can still be downloaded.
+pub const APPOINTMENT_LINK_DAYS_AFTER: i64 = 30;
+
+/// What an appointment link names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppointmentClaims {
+    pub typ: String,
+    /// The patient the confirmation was sent to.
+    pub sub: Uuid,
+    /// The appointment.
+    pub aid: Uuid,
+    pub exp: i64,
+    pub iat: i64,
+}
+
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OfferError {
@@ -202,6 +222,35 @@ impl OfferSigner {
         Ok(claims.sub)
     }
 
+    /// A token for `patient`'s links to `appointment`, valid until
+    /// [`APPOINTMENT_LINK_DAYS_AFTER`] days after `ends_at`.
+    pub fn sign_appointment(
+        &self,
+        appointment: Uuid,
+        patient: Uuid,
+        ends_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let claims = AppointmentClaims {
+            typ: APPOINTMENT_TYPE.to_owned(),
+            sub: patient,
+            aid: appointment,
+            exp: (ends_at + chrono::Duration::days(APPOINTMENT_LINK_DAYS_AFTER)).timestamp(),
+            iat: chrono::Utc::now().timestamp(),
+        };
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.signing_kid.clone());
+        jsonwebtoken::encode(&header, &claims, &self.encoding)
+    }
+
+    /// The claims of an untampered, unexpired appointment token.
+    pub fn verify_appointment(&self, token: &str) -> Result<AppointmentClaims, OfferError> {
+        let claims: AppointmentClaims = self.decode(token)?;
+        if claims.typ != APPOINTMENT_TYPE {
+            return Err(OfferError::Invalid);
+        }
+        Ok(claims)
+    }
+
     fn decode<T: serde::de::DeserializeOwned>(&self, token: &str) -> Result<T, OfferError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
@@ -228,6 +277,37 @@ impl OfferSigner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_appointment_token_names_its_appointment_and_is_nothing_else() {
+        let signer = OfferSigner::new("test-secret");
+        let (appointment, patient) = (Uuid::now_v7(), Uuid::now_v7());
+        let ends_at = chrono::Utc::now() + chrono::Duration::hours(2);
+        let token = signer
+            .sign_appointment(appointment, patient, ends_at)
+            .unwrap();
+        let claims = signer.verify_appointment(&token).unwrap();
+        assert_eq!((claims.aid, claims.sub), (appointment, patient));
+        assert_eq!(
+            claims.exp,
+            (ends_at + chrono::Duration::days(APPOINTMENT_LINK_DAYS_AFTER)).timestamp()
+        );
+        assert_eq!(signer.verify(&token), Err(OfferError::Invalid));
+        assert_eq!(signer.verify_preferences(&token), Err(OfferError::Invalid));
+        let preferences = signer.sign_preferences(patient).unwrap();
+        assert_eq!(
+            signer.verify_appointment(&preferences),
+            Err(OfferError::Invalid)
+        );
+        let long_ago = chrono::Utc::now() - chrono::Duration::days(APPOINTMENT_LINK_DAYS_AFTER + 1);
+        let expired = signer
+            .sign_appointment(appointment, patient, long_ago)
+            .unwrap();
+        assert_eq!(
+            signer.verify_appointment(&expired),
+            Err(OfferError::Expired)
+        );
+    }
 
     #[test]
     fn a_preferences_token_names_its_patient_and_is_never_an_offer() {

@@ -5,11 +5,12 @@
 use lettre::{
     Message,
     message::{
-        Mailbox, MultiPart,
-        header::{HeaderName, HeaderValue},
+        Attachment, Mailbox, MultiPart, SinglePart,
+        header::{ContentType, HeaderName, HeaderValue},
     },
 };
-use slotcast_events::NotifyPatient;
+use slotcast_calendar::Method;
+use slotcast_events::{AppointmentConfirmation, NotifyPatient};
 use uuid::Uuid;
 
 use crate::render::RenderedEmail;
@@ -53,6 +54,45 @@ pub fn compose(
             rendered.text,
             rendered.html,
         ))
+        .map_err(|e| format!("cannot build the message: {e}"))
+}
+
+/// The email confirming `confirmation`, from `from`, with its `rendered` parts and its calendar
+/// entry (`calendar`, written with `method`): inline as a `text/calendar` alternative, which
+/// mail clients that handle invitations read, and as an `.ics` attachment for the others.
+pub fn compose_confirmation(
+    from: &Mailbox,
+    confirmation: &AppointmentConfirmation,
+    rendered: RenderedEmail,
+    calendar: String,
+    method: Method,
+) -> Result<Message, String> {
+    let Some(address) = slotcast_kit::email::address(&confirmation.patient.email) else {
+        return Err("the patient's email address is not valid".to_owned());
+    };
+    let to = Mailbox::new(Some(confirmation.patient.name.clone()), address);
+    let calendar_type = ContentType::parse(&format!(
+        "text/calendar; charset=utf-8; method={}",
+        method.as_str()
+    ))
+    .map_err(|e| format!("cannot build the calendar part: {e}"))?;
+    let ics_type = ContentType::parse("application/ics; name=\"appointment.ics\"")
+        .map_err(|e| format!("cannot build the calendar attachment: {e}"))?;
+    let body = MultiPart::mixed()
+        .multipart(
+            MultiPart::alternative_plain_html(rendered.text, rendered.html).singlepart(
+                SinglePart::builder()
+                    .header(calendar_type)
+                    .body(calendar.clone()),
+            ),
+        )
+        .singlepart(Attachment::new("appointment.ics".to_owned()).body(calendar, ics_type));
+    Message::builder()
+        .message_id(Some(message_id(confirmation.confirmation_id)))
+        .from(from.clone())
+        .to(to)
+        .subject(rendered.subject)
+        .multipart(body)
         .map_err(|e| format!("cannot build the message: {e}"))
 }
 
@@ -107,6 +147,28 @@ mod tests {
             "{text}"
         );
         assert_eq!(message.envelope().to()[0].to_string(), "grace@example.com");
+    }
+
+    #[test]
+    fn a_confirmation_carries_its_calendar_entry_inline_and_attached() {
+        use slotcast_events::ConfirmationKind;
+        let c = crate::render::tests::confirmation(ConfirmationKind::Cancelled, "en");
+        let calendar = "BEGIN:VCALENDAR\r\nMETHOD:CANCEL\r\nEND:VCALENDAR\r\n".to_owned();
+        let message =
+            compose_confirmation(&from(), &c, rendered(), calendar, Method::Cancel).unwrap();
+        let text = String::from_utf8(message.formatted()).unwrap();
+        assert!(
+            text.contains(&format!("Message-ID: {}", message_id(c.confirmation_id))),
+            "{text}"
+        );
+        assert!(text.contains("multipart/mixed"), "{text}");
+        assert!(text.contains("multipart/alternative"), "{text}");
+        assert!(
+            text.contains("Content-Type: text/calendar; charset=utf-8; method=CANCEL"),
+            "{text}"
+        );
+        assert!(text.contains("filename=\"appointment.ics\""), "{text}");
+        assert!(!text.contains("List-Unsubscribe"), "{text}");
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! The consumer of `slotcast.notify.patient`: one email per notification, at most once as far
-//! as this service can tell (the README, Reliability, names the one window where it cannot).
+//! The consumers of `slotcast.notify.patient` and `slotcast.notify.appointment`: one email per
+//! notification or confirmation, at most once as far as this service can tell (the README,
+//! Reliability, names the one window where it cannot). A confirmation is keyed on its
+//! confirmation id exactly as a notification is on its notification id: one delivery log.
 
 use std::time::{Duration, Instant};
 
@@ -11,7 +13,9 @@ use slotcast_bus::{
     consumer::{BatchHandler, Delivery, Outcome},
     outbox::Relay,
 };
-use slotcast_events::{DecodeError, NotifyPatient};
+use slotcast_events::{
+    AppointmentConfirmation, ConfirmationKind, DecodeError, NotifyPatient, subjects,
+};
 use slotcast_kit::retry::Backoff;
 use tokio::sync::Semaphore;
 use tracing::Instrument as _;
@@ -184,6 +188,9 @@ impl NotifyHandler {
     /// What one message needs before its claim: decoded, checked, rendered and formatted; or
     /// its outcome when there is nothing to send.
     fn prepare<'a>(&self, delivery: &'a Delivery) -> Result<Ready<'a>, Outcome> {
+        if delivery.subject == subjects::NOTIFY_APPOINTMENT {
+            return self.prepare_confirmation(delivery);
+        }
         let event = match slotcast_events::decode::<NotifyPatient>(&delivery.payload) {
             Ok(event) => event,
             Err(e) => return Err(Outcome::Reject(describe(&e))),
@@ -230,6 +237,101 @@ impl NotifyHandler {
             },
             message,
         })
+    }
+
+    /// [`Self::prepare`] for a confirmation: its email with the calendar entry (`REQUEST` for a
+    /// booking or a move, which updates the entry of the same `UID`; `CANCEL` for a
+    /// cancellation), keyed on the confirmation id.
+    fn prepare_confirmation<'a>(&self, delivery: &'a Delivery) -> Result<Ready<'a>, Outcome> {
+        let event =
+            slotcast_events::decode::<AppointmentConfirmation>(&delivery.payload).map_err(|e| {
+                Outcome::Reject(format!("not an AppointmentConfirmation CloudEvent: {e}"))
+            })?;
+        let stamp = event.time;
+        let confirmation = event.data;
+        let span = tracing::info_span!(
+            "email",
+            confirmation_id = %confirmation.confirmation_id,
+            appointment_id = %confirmation.appointment_id,
+            patient_id = %confirmation.patient.id,
+        );
+        if !delivery.trace.is_empty() {
+            slotcast_kit::telemetry::set_parent_from(
+                &span,
+                delivery.trace.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            );
+        }
+        let _entered = span.enter();
+        if !confirmation.channels.email {
+            metrics::counter!("slotcast_email_skipped_total", "reason" => "opted_out").increment(1);
+            tracing::debug!("email turned off by the patient; confirmation not sent");
+            return Err(Outcome::Done);
+        }
+        let rendered = self
+            .templates
+            .render_confirmation(&confirmation)
+            .map_err(|e| Outcome::Reject(e.to_string()))?;
+        let calendar = self.calendar_entry(&confirmation, stamp);
+        let method = calendar_method(confirmation.kind);
+        let message = compose::compose_confirmation(
+            &self.sending.from,
+            &confirmation,
+            rendered,
+            calendar,
+            method,
+        )
+        .map(|m| Outgoing::from(&m));
+        drop(_entered);
+        Ok(Ready {
+            delivery,
+            span,
+            key: Key {
+                notification_id: confirmation.confirmation_id,
+                patient_id: confirmation.patient.id,
+                message_id: compose::message_id(confirmation.confirmation_id),
+                trace: delivery.trace.clone(),
+            },
+            message,
+        })
+    }
+
+    /// The calendar entry a confirmation carries, in the patient's language, organized by the
+    /// practice (the sender's address) with the patient as the one attendee, already accepted.
+    fn calendar_entry(
+        &self,
+        confirmation: &AppointmentConfirmation,
+        stamp: DateTime<Utc>,
+    ) -> String {
+        let locale = slotcast_i18n::Locale::negotiate(&confirmation.patient.locale);
+        let words = slotcast_calendar::Words::new(
+            &locale,
+            &confirmation.practitioner.name,
+            &confirmation.practitioner.specialty,
+            &confirmation.manage_url,
+        );
+        let organizer = self.sending.from.email.to_string();
+        slotcast_calendar::render(
+            calendar_method(confirmation.kind),
+            &slotcast_calendar::Entry {
+                appointment_id: confirmation.appointment_id,
+                sequence: confirmation.sequence,
+                starts_at: confirmation.starts_at,
+                ends_at: confirmation.ends_at,
+                summary: &words.summary,
+                description: &words.description,
+                url: Some(&words.url),
+                organizer: Some(slotcast_calendar::Person {
+                    name: &confirmation.practitioner.name,
+                    email: &organizer,
+                }),
+                attendee: Some(slotcast_calendar::Person {
+                    name: &confirmation.patient.name,
+                    email: &confirmation.patient.email,
+                }),
+                cancelled: confirmation.kind == ConfirmationKind::Cancelled,
+                stamp,
+            },
+        )
     }
 
     /// Sends a prepared message under its `claim` (taken at `claimed_at`), and records the
@@ -397,6 +499,15 @@ impl NotifyHandler {
                 Outcome::retry(self.sending.retry.delays.base, &err)
             }
         }
+    }
+}
+
+/// What a confirmation's calendar entry asks of the patient's calendar: a booking and a move add
+/// or update the entry, a cancellation removes it.
+pub fn calendar_method(kind: ConfirmationKind) -> slotcast_calendar::Method {
+    match kind {
+        ConfirmationKind::Booked | ConfirmationKind::Moved => slotcast_calendar::Method::Request,
+        ConfirmationKind::Cancelled => slotcast_calendar::Method::Cancel,
     }
 }
 

@@ -1,8 +1,10 @@
 //! The email notifier: tells a patient by email about appointment times that fit them.
 //!
 //! It consumes `slotcast.notify.patient` (durable consumer `email-notifier`) and sends one
-//! multipart email (plain text and HTML) per notification, with one booking link per slot. It
-//! owns the delivery log (`email_deliveries`, keyed by the notification id) and publishes each
+//! multipart email (plain text and HTML) per notification, with one booking link per slot; and
+//! `slotcast.notify.appointment` (durable consumer `email-notifier-confirmations`): one
+//! confirmation per booking, move or cancellation, with its calendar entry (RFC 5545). It
+//! owns the delivery log (`email_deliveries`, keyed by the notification or confirmation id) and publishes each
 //! outcome through its outbox (`slotcast.delivery.email.sent` or `.failed`). Over HTTP it serves
 //! only `/healthz`, `/readyz` and `/metrics`. Configuration, delivery guarantees and the one
 //! crash window are in the README.
@@ -50,6 +52,9 @@ pub use startup::Application;
 
 /// The service name: durable consumer, NATS client name, default SQLite file.
 pub const SERVICE: &str = "email-notifier";
+/// The durable consumer of `slotcast.notify.appointment` (the confirmations); dead letters go
+/// to `slotcast.deadletter.email-notifier-confirmations`.
+pub const CONFIRMATIONS_DURABLE: &str = "email-notifier-confirmations";
 /// `LISTEN_ADDR` when unset: `127.0.0.1:8082`.
 pub const DEFAULT_PORT: u16 = 8082;
 /// How often JetStream delivers a message at most. The retry horizon normally ends retries

@@ -10,12 +10,17 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use handlebars::Handlebars;
 use serde::Serialize;
-use slotcast_events::{NotifyPatient, OfferedSlot, WaitKind};
+use slotcast_events::{
+    AppointmentConfirmation, ConfirmationKind, NotifyPatient, OfferedSlot, WaitKind,
+};
 use slotcast_i18n::{Arg, Locale, TranslateHelper};
 
 const SUBJECT: &str = "availability.subject";
 const TEXT: &str = "availability.txt";
 const HTML: &str = "availability.html";
+const CONFIRMATION_SUBJECT: &str = "confirmation.subject";
+const CONFIRMATION_TEXT: &str = "confirmation.txt";
+const CONFIRMATION_HTML: &str = "confirmation.html";
 
 /// The rendered words of one email.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +65,25 @@ struct View<'a> {
     unsubscribe_url: Option<&'a str>,
 }
 
+/// What the confirmation templates see.
+#[derive(Debug, Serialize)]
+struct ConfirmationView<'a> {
+    locale: String,
+    subject: &'a str,
+    patient_name: &'a str,
+    practitioner_name: &'a str,
+    specialty: &'a str,
+    fee: Option<String>,
+    booked: bool,
+    moved: bool,
+    cancelled: bool,
+    /// The appointment's time, in the practice's zone.
+    when: String,
+    /// For a move: the time it had before.
+    replaced: Option<String>,
+    manage_url: &'a str,
+}
+
 #[derive(Debug, Serialize)]
 struct SlotView<'a> {
     when: String,
@@ -74,6 +98,10 @@ impl Templates {
         html.set_strict_mode(true);
         html.register_helper("t", Box::new(TranslateHelper));
         html.register_template_string(HTML, include_str!("../templates/availability.html.hbs"))?;
+        html.register_template_string(
+            CONFIRMATION_HTML,
+            include_str!("../templates/confirmation.html.hbs"),
+        )?;
 
         let mut text = Handlebars::new();
         text.set_strict_mode(true);
@@ -85,6 +113,14 @@ impl Templates {
             include_str!("../templates/availability.subject.hbs"),
         )?;
         text.register_template_string(TEXT, include_str!("../templates/availability.txt.hbs"))?;
+        text.register_template_string(
+            CONFIRMATION_SUBJECT,
+            include_str!("../templates/confirmation.subject.hbs"),
+        )?;
+        text.register_template_string(
+            CONFIRMATION_TEXT,
+            include_str!("../templates/confirmation.txt.hbs"),
+        )?;
         Ok(Self { html, text })
     }
 
@@ -134,6 +170,46 @@ impl Templates {
         view.subject = &subject;
         let text = self.text.render(TEXT, &view)?;
         let html = self.html.render(HTML, &view)?;
+        Ok(RenderedEmail {
+            subject,
+            text,
+            html,
+        })
+    }
+}
+
+impl Templates {
+    /// Renders the confirmation email of `confirmation` in the patient's language, the times in
+    /// the practitioner's zone.
+    pub fn render_confirmation(
+        &self,
+        confirmation: &AppointmentConfirmation,
+    ) -> Result<RenderedEmail, RenderError> {
+        let locale = Locale::negotiate(&confirmation.patient.locale);
+        let zone = zone_of(&confirmation.practitioner.timezone);
+        let practitioner = &confirmation.practitioner;
+        let mut view = ConfirmationView {
+            locale: locale.tag(),
+            subject: "",
+            patient_name: &confirmation.patient.name,
+            practitioner_name: &practitioner.name,
+            specialty: &practitioner.specialty,
+            fee: practitioner
+                .consultation_fee_cents
+                .map(|cents| locale.amount(cents, &practitioner.currency)),
+            booked: confirmation.kind == ConfirmationKind::Booked,
+            moved: confirmation.kind == ConfirmationKind::Moved,
+            cancelled: confirmation.kind == ConfirmationKind::Cancelled,
+            when: format_range(&locale, confirmation.starts_at, confirmation.ends_at, zone),
+            replaced: confirmation
+                .replaced
+                .map(|r| format_range(&locale, r.starts_at, r.ends_at, zone)),
+            manage_url: &confirmation.manage_url,
+        };
+        let subject = one_line(&self.text.render(CONFIRMATION_SUBJECT, &view)?);
+        view.subject = &subject;
+        let text = self.text.render(CONFIRMATION_TEXT, &view)?;
+        let html = self.html.render(CONFIRMATION_HTML, &view)?;
         Ok(RenderedEmail {
             subject,
             text,
@@ -471,11 +547,19 @@ pub(crate) mod tests {
             "held_until",
             "preferences_url",
             "unsubscribe_url",
+            "booked",
+            "moved",
+            "cancelled",
+            "replaced",
+            "manage_url",
         ];
         for template in [
             include_str!("../templates/availability.subject.hbs"),
             include_str!("../templates/availability.txt.hbs"),
             include_str!("../templates/availability.html.hbs"),
+            include_str!("../templates/confirmation.subject.hbs"),
+            include_str!("../templates/confirmation.txt.hbs"),
+            include_str!("../templates/confirmation.html.hbs"),
         ] {
             let read = fields_read(template);
             let extra: Vec<_> = read
@@ -486,6 +570,104 @@ pub(crate) mod tests {
         }
         let sample = fields_read("{{#if a}}{{t \"x\" n=b}}{{this.c}}{{/if}}");
         assert_eq!(sample.into_iter().collect::<Vec<_>>(), ["a", "b", "c"]);
+    }
+
+    /// A confirmation of `kind` for the patient of [`notify`], on 1 December 2026.
+    pub(crate) fn confirmation(kind: ConfirmationKind, locale: &str) -> AppointmentConfirmation {
+        let n = notify(WaitKind::New, "Zoé", Some(4500), "Europe/Paris");
+        let sequence = u32::from(kind != ConfirmationKind::Booked);
+        let appointment_id = Uuid::from_u128(9);
+        AppointmentConfirmation {
+            confirmation_id: AppointmentConfirmation::derive_id(appointment_id, kind, sequence),
+            kind,
+            appointment_id,
+            sequence,
+            patient: slotcast_events::PatientContact {
+                locale: locale.to_owned(),
+                ..n.patient
+            },
+            practitioner: n.practitioner,
+            starts_at: n.slots[0].starts_at,
+            ends_at: n.slots[0].ends_at,
+            replaced: (kind == ConfirmationKind::Moved).then(|| slotcast_events::TimeSpan {
+                starts_at: n.slots[1].starts_at,
+                ends_at: n.slots[1].ends_at,
+            }),
+            channels: Default::default(),
+            manage_url: "https://book.example/v1/appointment-links/tok?a=1&b=2".to_owned(),
+            calendar_url: "https://book.example/v1/appointment-links/tok/calendar.ics".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_confirmation_states_the_practitioner_the_time_and_what_a_move_replaces() {
+        let templates = Templates::new().unwrap();
+        let booked = templates
+            .render_confirmation(&confirmation(ConfirmationKind::Booked, "en"))
+            .unwrap();
+        assert_eq!(booked.subject, "Appointment confirmed with Dr Ada Lovelace");
+        for part in [&booked.text, &booked.html] {
+            assert!(
+                part.contains("Tuesday, 1 December 2026, 09:30–10:00 (Europe/Paris)"),
+                "{part}"
+            );
+            assert!(part.contains("Dr Ada Lovelace (Cardiology)"), "{part}");
+            assert!(!part.contains("replaces"), "{part}");
+        }
+        assert!(
+            booked
+                .text
+                .contains("See or cancel this appointment: https://book.example/v1/appointment-links/tok?a=1&b=2"),
+            "{}",
+            booked.text
+        );
+        let moved = templates
+            .render_confirmation(&confirmation(ConfirmationKind::Moved, "fr"))
+            .unwrap();
+        assert_eq!(
+            moved.subject,
+            "Votre rendez-vous avec Dr Ada Lovelace a été avancé"
+        );
+        for part in [&moved.text, &moved.html] {
+            assert!(
+                part.contains("Il remplace votre rendez-vous du mardi 1 décembre 2026, 14:00–14:30 (Europe/Paris)"),
+                "{part}"
+            );
+        }
+        let cancelled = templates
+            .render_confirmation(&confirmation(ConfirmationKind::Cancelled, "de"))
+            .unwrap();
+        assert_eq!(cancelled.subject, "Termin bei Dr Ada Lovelace abgesagt");
+        assert!(
+            cancelled.text.contains("Termin ansehen:"),
+            "{}",
+            cancelled.text
+        );
+        assert!(!cancelled.text.contains("absagen:"), "{}", cancelled.text);
+    }
+
+    #[test]
+    fn every_confirmation_renders_in_every_language_with_nothing_left_unfilled() {
+        let templates = Templates::new().unwrap();
+        for language in slotcast_i18n::languages() {
+            for kind in [
+                ConfirmationKind::Booked,
+                ConfirmationKind::Moved,
+                ConfirmationKind::Cancelled,
+            ] {
+                let email = templates
+                    .render_confirmation(&confirmation(kind, &language.to_string()))
+                    .unwrap();
+                for part in [&email.subject, &email.text, &email.html] {
+                    assert!(!part.contains("{$"), "{language}: {part}");
+                    assert!(!part.contains("{{"), "{language}: {part}");
+                    assert!(!part.contains("confirm-"), "{language}: {part}");
+                    assert!(!part.contains('\u{2068}'), "{language}: {part}");
+                }
+                assert!(email.html.contains(&format!("<html lang=\"{language}\">")));
+                assert!(email.html.contains("a&#x3D;1&amp;b&#x3D;2"), "{language}");
+            }
+        }
     }
 
     #[test]

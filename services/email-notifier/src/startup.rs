@@ -10,8 +10,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    BATCHES_AT_ONCE, Config, MAX_DELIVER, SERVICE, batch_size, handler::NotifyHandler,
-    mailer::Mailer, migration::Migrator, render::Templates,
+    BATCHES_AT_ONCE, CONFIRMATIONS_DURABLE, Config, MAX_DELIVER, SERVICE, batch_size,
+    handler::NotifyHandler, mailer::Mailer, migration::Migrator, render::Templates,
 };
 
 /// How long the outbox relay gathers `EmailSent` and `EmailFailed` events before a turn.
@@ -27,6 +27,7 @@ pub struct Application {
     relay: Relay,
     handler: Arc<NotifyHandler>,
     spec: ConsumerSpec,
+    confirmations: ConsumerSpec,
 }
 
 impl Application {
@@ -67,6 +68,13 @@ impl Application {
             // so leave room for them beside the batches in hand.
             max_ack_pending,
         };
+        // Confirmations have a durable consumer of their own: the availability consumer keeps
+        // its filter, and a burst of one never waits behind the other.
+        let confirmations = ConsumerSpec {
+            durable: CONFIRMATIONS_DURABLE.to_owned(),
+            filter_subject: subjects::NOTIFY_APPOINTMENT.to_owned(),
+            ..spec.clone()
+        };
         Ok(Self {
             listener,
             port,
@@ -76,6 +84,7 @@ impl Application {
             relay,
             handler,
             spec,
+            confirmations,
         })
     }
 
@@ -112,8 +121,15 @@ impl Application {
                 self.handler.clone(),
                 shutdown.clone(),
             );
+            let confirmations = slotcast_bus::consumer::run_batches(
+                self.js.clone(),
+                self.confirmations,
+                batch_size(self.handler.concurrency()),
+                self.handler.clone(),
+                shutdown.clone(),
+            );
             async move {
-                run.await;
+                tokio::join!(run, confirmations);
                 relay_stop.cancel();
             }
         };

@@ -1,5 +1,5 @@
-//! The two durable consumers: `NotifyPatient` into the feed, and the slot events
-//! (`slotcast.scheduling.slot.>`) onto each slot's state.
+//! The durable consumers: `NotifyPatient` and `AppointmentConfirmation` (each its own consumer)
+//! into the feed, and the slot events (`slotcast.scheduling.slot.>`) onto each slot's state.
 //!
 //! Malformed or wrong-type messages are rejected (dead-lettered); database failures are retried
 //! with a growing delay. After a commit that logged changes, the patients' streams are woken.
@@ -11,7 +11,7 @@ use slotcast_bus::{
     consumer::{BatchHandler, ConsumerSpec, Delivery, Handler, Outcome},
     outbox::Relay,
 };
-use slotcast_events::{NotifyPatient, streams, subjects};
+use slotcast_events::{AppointmentConfirmation, NotifyPatient, streams, subjects};
 use slotcast_kit::retry::Backoff;
 
 use crate::{
@@ -23,6 +23,9 @@ use crate::{
 /// Durable name of the `NotifyPatient` consumer; dead letters go to
 /// `slotcast.deadletter.inapp-notifier`.
 pub const NOTIFY_DURABLE: &str = "inapp-notifier";
+/// Durable name of the confirmations consumer (`slotcast.notify.appointment`); dead letters go
+/// to `slotcast.deadletter.inapp-notifier-confirmations`.
+pub const CONFIRMATIONS_DURABLE: &str = "inapp-notifier-confirmations";
 /// Durable name of the slot events consumer; dead letters go to
 /// `slotcast.deadletter.inapp-notifier-slots`.
 pub const SLOTS_DURABLE: &str = "inapp-notifier-slots";
@@ -50,6 +53,16 @@ pub fn notify_spec() -> ConsumerSpec {
         // The batches in hand, and as many again on their way, so a batch is never short for
         // want of room.
         max_ack_pending: (NOTIFY_BATCH * NOTIFY_BATCHES_AT_ONCE * 2) as i64,
+    }
+}
+
+/// Consumes `slotcast.notify.appointment` like [`notify_spec`], with a durable consumer of its
+/// own, so the availability consumer keeps its filter.
+pub fn confirmations_spec() -> ConsumerSpec {
+    ConsumerSpec {
+        durable: CONFIRMATIONS_DURABLE.to_owned(),
+        filter_subject: subjects::NOTIFY_APPOINTMENT.to_owned(),
+        ..notify_spec()
     }
 }
 
@@ -130,9 +143,12 @@ impl BatchHandler for StoreNotification {
     }
 }
 
-/// Reads a `NotifyPatient` message, or answers it at once: rejected, or done when the patient
-/// turned in-app notifications off.
+/// Reads a `NotifyPatient` or `AppointmentConfirmation` message (by its subject), or answers it
+/// at once: rejected, or done when the patient turned in-app notifications off.
 fn read(delivery: &Delivery) -> Result<NewNotification, Outcome> {
+    if delivery.subject == subjects::NOTIFY_APPOINTMENT {
+        return read_confirmation(delivery);
+    }
     let event = slotcast_events::decode::<NotifyPatient>(&delivery.payload)
         .map_err(|e| Outcome::Reject(format!("not a NotifyPatient event: {e}")))?;
     let event_id = event.id;
@@ -145,6 +161,21 @@ fn read(delivery: &Delivery) -> Result<NewNotification, Outcome> {
     }
     let mut new = NewNotification::from_event(event)
         .map_err(|e| Outcome::Reject(format!("event {event_id}: {e}")))?;
+    new.trace = delivery.trace.clone();
+    Ok(new)
+}
+
+/// [`read`] for a confirmation.
+fn read_confirmation(delivery: &Delivery) -> Result<NewNotification, Outcome> {
+    let event = slotcast_events::decode::<AppointmentConfirmation>(&delivery.payload)
+        .map_err(|e| Outcome::Reject(format!("not an AppointmentConfirmation event: {e}")))?;
+    if !event.data.channels.inapp {
+        metrics::counter!("slotcast_inapp_notifier_skipped_total", "reason" => "opted_out")
+            .increment(1);
+        tracing::debug!(confirmation_id = %event.data.confirmation_id, patient_id = %event.data.patient.id, "in-app notifications turned off by the patient; confirmation not stored");
+        return Err(Outcome::Done);
+    }
+    let mut new = NewNotification::from_confirmation(event);
     new.trace = delivery.trace.clone();
     Ok(new)
 }

@@ -11,7 +11,7 @@ pub mod notification {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: Uuid,
         pub patient_id: Uuid,
-        /// `new` or `move_up`.
+        /// `new` or `move_up`; for a confirmation `booked`, `moved` or `cancelled`.
         pub reason: String,
         #[sea_orm(column_type = "Text")]
         pub title: String,
@@ -23,6 +23,9 @@ pub mod notification {
         /// The time of the event that asked for the notification.
         pub created_at: DateTimeUtc,
         pub read_at: Option<DateTimeUtc>,
+        /// For a confirmation: the appointment as JSON (see `feed::Confirmation`).
+        #[sea_orm(column_type = "Text", nullable)]
+        pub confirmation: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -61,13 +61,47 @@ impl From<&slotcast_events::PractitionerCard> for Practitioner {
     }
 }
 
+/// What a confirmation is about: the appointment, its calendar entry and its page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Confirmation {
+    /// `booked`, `moved` or `cancelled`.
+    pub kind: String,
+    pub appointment_id: Uuid,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    /// For a move: the time the appointment had before.
+    pub replaced_starts_at: Option<DateTime<Utc>>,
+    pub replaced_ends_at: Option<DateTime<Utc>>,
+    /// The calendar entry (`text/calendar`; its `UID` is the appointment, its `SEQUENCE` this).
+    pub calendar_url: String,
+    pub sequence: u32,
+    /// The appointment's page, where a booked appointment can be cancelled.
+    pub manage_url: String,
+}
+
+impl From<&slotcast_events::AppointmentConfirmation> for Confirmation {
+    fn from(c: &slotcast_events::AppointmentConfirmation) -> Self {
+        Self {
+            kind: c.kind.as_str().to_owned(),
+            appointment_id: c.appointment_id,
+            starts_at: c.starts_at,
+            ends_at: c.ends_at,
+            replaced_starts_at: c.replaced.map(|r| r.starts_at),
+            replaced_ends_at: c.replaced.map(|r| r.ends_at),
+            calendar_url: c.calendar_url.clone(),
+            sequence: c.sequence,
+            manage_url: c.manage_url.clone(),
+        }
+    }
+}
+
 /// A notification in the feed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Notification {
     pub id: Uuid,
     pub title: String,
     pub body: String,
-    /// `new` or `move_up`.
+    /// `new` or `move_up` (times to book); `booked`, `moved` or `cancelled` (a confirmation).
     pub reason: String,
     pub practitioner: Practitioner,
     /// In the order they start.
@@ -76,6 +110,9 @@ pub struct Notification {
     pub all_taken: bool,
     pub created_at: DateTime<Utc>,
     pub read_at: Option<DateTime<Utc>>,
+    /// For a confirmation (no slots): the appointment, with its calendar entry and page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmation: Option<Confirmation>,
 }
 
 /// A slot offered by a notification, with its current availability.
@@ -322,6 +359,15 @@ fn present(
         })
         .collect();
     let all_taken = !slots.is_empty() && slots.iter().all(|s| !s.available);
+    let confirmation = match &row.confirmation {
+        Some(json) => Some(serde_json::from_str(json).with_context(|| {
+            format!(
+                "the confirmation of notification {} is not readable",
+                row.id
+            )
+        })?),
+        None => None,
+    };
     Ok(Notification {
         id: row.id,
         title: row.title,
@@ -332,6 +378,7 @@ fn present(
         all_taken,
         created_at: row.created_at,
         read_at: row.read_at,
+        confirmation,
     })
 }
 
@@ -369,6 +416,7 @@ mod tests {
             practitioner: r#"{"id":"00000000-0000-0000-0000-000000000001","name":"A","specialty":"GP","timezone":"Europe/Paris","fee":null}"#.to_owned(),
             created_at: Utc::now(),
             read_at: None,
+            confirmation: None,
         }
     }
 

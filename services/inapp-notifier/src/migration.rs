@@ -17,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(slotcast_bus::order::AddOrderStamp),
             Box::new(slotcast_bus::order::StampAtCommit),
             Box::new(slotcast_bus::bundle::AddOutboxBundles),
+            Box::new(AddConfirmations),
         ]
     }
 }
@@ -236,6 +237,46 @@ impl MigrationTrait for CreateSlotStatesAndFeedLog {
             .await?;
         manager
             .drop_table(Table::drop().table(SlotStates::Table).to_owned())
+            .await
+    }
+}
+
+/// `notifications.confirmation`: the appointment a confirmation is about (JSON), null for an
+/// availability notification.
+pub struct AddConfirmations;
+
+impl MigrationName for AddConfirmations {
+    fn name(&self) -> &str {
+        "m0004_add_confirmations"
+    }
+}
+
+#[derive(DeriveIden)]
+enum ConfirmationColumns {
+    Confirmation,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddConfirmations {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Notifications::Table)
+                    .add_column(text_null(ConfirmationColumns::Confirmation))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Notifications::Table)
+                    .drop_column(ConfirmationColumns::Confirmation)
+                    .to_owned(),
+            )
             .await
     }
 }

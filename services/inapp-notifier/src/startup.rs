@@ -42,7 +42,11 @@ impl Application {
             listener,
         } = Foundation::connect::<Migrator>(&config.common, SERVICE).await?;
         // Created now so that what is published before the first pull is kept for us.
-        for spec in [consumers::notify_spec(), consumers::slots_spec()] {
+        for spec in [
+            consumers::notify_spec(),
+            consumers::confirmations_spec(),
+            consumers::slots_spec(),
+        ] {
             consumer::ensure_consumer(&js, &spec).await?;
         }
         let port = listener.local_addr()?.port();
@@ -117,11 +121,18 @@ impl Application {
             db,
             signal: signal.clone(),
         });
-        let (served, (), (), (), (), ()) = tokio::join!(
+        let (served, (), (), (), (), (), ()) = tokio::join!(
             server,
             consumer::run_batches(
                 js.clone(),
                 consumers::notify_spec(),
+                consumers::NOTIFY_BATCH,
+                store.clone(),
+                stop.clone()
+            ),
+            consumer::run_batches(
+                js.clone(),
+                consumers::confirmations_spec(),
                 consumers::NOTIFY_BATCH,
                 store,
                 stop.clone()

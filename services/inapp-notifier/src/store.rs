@@ -22,14 +22,14 @@ use sea_orm::{
 };
 use slotcast_bus::rows;
 use slotcast_events::{
-    CloudEvent, ID_NAMESPACE, InappStored, NotifyPatient, OfferedSlot, WaitKind,
+    AppointmentConfirmation, CloudEvent, ID_NAMESPACE, InappStored, NotifyPatient, OfferedSlot,
 };
 use slotcast_i18n::Locale;
 use uuid::Uuid;
 
 use crate::{
     entities::{notification, notification_slot, slot_state},
-    feed::Practitioner,
+    feed::{Confirmation, Practitioner},
     feed_log::{self, ChangeKind},
     slots::{SlotChange, SlotState},
     wording,
@@ -43,7 +43,8 @@ pub const EVENT_SOURCE: &str = slotcast_events::sources::INAPP_NOTIFIER;
 pub struct NewNotification {
     pub id: Uuid,
     pub patient_id: Uuid,
-    pub reason: WaitKind,
+    /// `new` or `move_up`; for a confirmation, its kind.
+    pub reason: &'static str,
     pub title: String,
     pub body: String,
     pub practitioner: Practitioner,
@@ -54,6 +55,8 @@ pub struct NewNotification {
     /// The trace context of the message it came in (W3C headers; empty: the current span's),
     /// which its `InappStored` event continues.
     pub trace: HashMap<String, String>,
+    /// For a confirmation (which offers no slot): the appointment.
+    pub confirmation: Option<Confirmation>,
 }
 
 /// Why a `NotifyPatient` event cannot become a notification.
@@ -80,14 +83,34 @@ impl NewNotification {
         Ok(Self {
             id: data.notification_id,
             patient_id: data.patient.id,
-            reason: data.reason,
+            reason: data.reason.as_str(),
             title: wording::title(&locale, data.reason, &data.practitioner.name),
             body: wording::body(&locale, slots.len()),
             practitioner: Practitioner::from(&data.practitioner),
             created_at: event.time,
             slots,
             trace: HashMap::new(),
+            confirmation: None,
         })
+    }
+
+    /// Reads a confirmation: an item without slots, keyed on the confirmation id, its words in
+    /// the patient's language.
+    pub fn from_confirmation(event: CloudEvent<AppointmentConfirmation>) -> Self {
+        let data = event.data;
+        let locale = Locale::negotiate(&data.patient.locale);
+        Self {
+            id: data.confirmation_id,
+            patient_id: data.patient.id,
+            reason: data.kind.as_str(),
+            title: wording::confirmation_title(&locale, data.kind, &data.practitioner.name),
+            body: wording::confirmation_body(&locale, &data),
+            practitioner: Practitioner::from(&data.practitioner),
+            created_at: event.time,
+            slots: Vec::new(),
+            trace: HashMap::new(),
+            confirmation: Some(Confirmation::from(&data)),
+        }
     }
 }
 
@@ -129,15 +152,22 @@ pub async fn store_batch(
         let new = &batch[i];
         let practitioner =
             serde_json::to_string(&new.practitioner).context("cannot encode the practitioner")?;
+        let confirmation = new
+            .confirmation
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .context("cannot encode the confirmation")?;
         rows.push(notification::ActiveModel {
             id: Set(new.id),
             patient_id: Set(new.patient_id),
-            reason: Set(new.reason.as_str().to_owned()),
+            reason: Set(new.reason.to_owned()),
             title: Set(new.title.clone()),
             body: Set(new.body.clone()),
             practitioner: Set(practitioner),
             created_at: Set(new.created_at),
             read_at: Set(None),
+            confirmation: Set(confirmation),
         });
     }
     // Everything below runs on the transaction: with SQLite's single connection, a query on
@@ -402,6 +432,7 @@ async fn lock_slot_states<C: ConnectionTrait>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use slotcast_events::WaitKind;
     use slotcast_events::{PatientContact, PractitionerCard};
 
     fn event(slot_ids: &[Uuid]) -> CloudEvent<NotifyPatient> {

@@ -1,7 +1,8 @@
 //! The words of a notification, in the patient's language. Only practitioner names go in;
 //! patients' data never.
 
-use slotcast_events::WaitKind;
+use chrono_tz::Tz;
+use slotcast_events::{AppointmentConfirmation, ConfirmationKind, WaitKind};
 use slotcast_i18n::{Arg, Locale};
 
 /// "New appointment times with Dr X" or, for a patient moving up, "Earlier appointment times
@@ -20,6 +21,57 @@ pub fn title(locale: &Locale, reason: WaitKind, practitioner_name: &str) -> Stri
 /// "2 times are available. Book one in a click.", with the language's plural forms.
 pub fn body(locale: &Locale, slots: usize) -> String {
     locale.text_with("inapp-body", &[("count", slots.into())])
+}
+
+/// "Appointment confirmed with Dr X" (moved earlier, cancelled), in `locale`.
+pub fn confirmation_title(
+    locale: &Locale,
+    kind: ConfirmationKind,
+    practitioner_name: &str,
+) -> String {
+    let id = match kind {
+        ConfirmationKind::Booked => "inapp-confirm-title-booked",
+        ConfirmationKind::Moved => "inapp-confirm-title-moved",
+        ConfirmationKind::Cancelled => "inapp-confirm-title-cancelled",
+    };
+    locale.text_with(
+        id,
+        &[("practitioner", Arg::Text(doctor(locale, practitioner_name)))],
+    )
+}
+
+/// The time of the appointment in the practice's zone and, for a move, the time it replaces.
+pub fn confirmation_body(locale: &Locale, c: &AppointmentConfirmation) -> String {
+    let zone: Tz = c.practitioner.timezone.parse().unwrap_or(Tz::UTC);
+    let when = |starts_at, ends_at| {
+        locale.text_with(
+            "in-zone",
+            &[
+                (
+                    "when",
+                    Arg::Text(locale.time_range(starts_at, ends_at, zone)),
+                ),
+                ("zone", Arg::Text(zone.name().to_owned())),
+            ],
+        )
+    };
+    let now = when(c.starts_at, c.ends_at);
+    match (c.kind, c.replaced) {
+        (ConfirmationKind::Moved, Some(before)) => locale.text_with(
+            "inapp-confirm-body-moved",
+            &[
+                ("when", Arg::Text(now)),
+                (
+                    "replaced",
+                    Arg::Text(locale.time_range(before.starts_at, before.ends_at, zone)),
+                ),
+            ],
+        ),
+        (ConfirmationKind::Cancelled, _) => {
+            locale.text_with("inapp-confirm-body-cancelled", &[("when", Arg::Text(now))])
+        }
+        _ => locale.text_with("inapp-confirm-body-booked", &[("when", Arg::Text(now))]),
+    }
 }
 
 /// The name with the language's "Dr" in front, unless it already has a title.
@@ -58,6 +110,66 @@ mod tests {
         assert_eq!(
             title(&en(), WaitKind::New, "Drake Ramoray"),
             "New appointment times with Dr Drake Ramoray"
+        );
+    }
+
+    fn moved(locale: &str) -> AppointmentConfirmation {
+        use chrono::TimeZone as _;
+        let at = |d: u32| chrono::Utc.with_ymd_and_hms(2026, 12, d, 8, 30, 0).unwrap();
+        let id = uuid::Uuid::from_u128(9);
+        AppointmentConfirmation {
+            confirmation_id: AppointmentConfirmation::derive_id(id, ConfirmationKind::Moved, 1),
+            kind: ConfirmationKind::Moved,
+            appointment_id: id,
+            sequence: 1,
+            patient: slotcast_events::PatientContact {
+                id,
+                name: "Zoé".to_owned(),
+                email: "zoe@example.org".to_owned(),
+                locale: locale.to_owned(),
+                timezone: None,
+            },
+            practitioner: slotcast_events::PractitionerCard {
+                id,
+                name: "Ada Lovelace".to_owned(),
+                specialty: "Cardiology".to_owned(),
+                timezone: "Europe/Paris".to_owned(),
+                consultation_fee_cents: None,
+                currency: "EUR".to_owned(),
+            },
+            starts_at: at(1),
+            ends_at: at(1) + chrono::Duration::minutes(30),
+            replaced: Some(slotcast_events::TimeSpan {
+                starts_at: at(8),
+                ends_at: at(8) + chrono::Duration::minutes(30),
+            }),
+            channels: Default::default(),
+            manage_url: "https://b.example/v1/appointment-links/t".to_owned(),
+            calendar_url: "https://b.example/v1/appointment-links/t/calendar.ics".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_moved_confirmation_says_the_new_time_and_the_one_it_replaces() {
+        let fr = Locale::negotiate("fr");
+        let c = moved("fr");
+        assert_eq!(
+            confirmation_title(&fr, c.kind, &c.practitioner.name),
+            "Rendez-vous avancé avec Dr Ada Lovelace"
+        );
+        assert_eq!(
+            confirmation_body(&fr, &c),
+            "Désormais mardi 1 décembre 2026, 09:30–10:00 (Europe/Paris), au lieu du mardi 8 \
+             décembre 2026, 09:30–10:00."
+        );
+        let cancelled = AppointmentConfirmation {
+            kind: ConfirmationKind::Cancelled,
+            replaced: None,
+            ..moved("en")
+        };
+        assert_eq!(
+            confirmation_body(&en(), &cancelled),
+            "The appointment on Tuesday, 1 December 2026, 09:30–10:00 (Europe/Paris) is cancelled."
         );
     }
 

@@ -12,8 +12,8 @@ use sea_orm::{
     sea_query::Expr,
 };
 use slotcast_events::{
-    AppointmentCancelled, AppointmentMoved, CloseReason, LostReason, ReleaseReason, SlotBooked,
-    SlotReleased, WaitKind,
+    AppointmentCancelled, AppointmentMoved, CloseReason, ConfirmationKind, LostReason,
+    ReleaseReason, SlotBooked, SlotReleased, WaitKind,
 };
 use slotcast_kit::Problem;
 use uuid::Uuid;
@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::{
     Policy,
     availability::{AVAILABLE, BOOKED, HELD, WITHDRAWN, held_until, opening, policy_of, status_is},
+    confirmations::{self, Links},
     entities::{
         appointment::{self, BOOKED as APPOINTMENT_BOOKED, CANCELLED as APPOINTMENT_CANCELLED},
         hold_patient, slot, waitlist_entry,
@@ -138,9 +139,10 @@ pub async fn take_slot<C: ConnectionTrait>(
 }
 
 /// Books `slot_id` for `patient_id` inside `conn`'s transaction, or says why not. The patient's
-/// `new` waiting-list entry with this practitioner is fulfilled.
+/// `new` waiting-list entry with this practitioner is fulfilled, and the booking confirmed.
 pub async fn book_slot<C: ConnectionTrait>(
     conn: &C,
+    links: Links<'_>,
     patient_id: Uuid,
     slot_id: Uuid,
 ) -> Result<Result<Booked, Refusal>, DbErr> {
@@ -156,6 +158,7 @@ pub async fn book_slot<C: ConnectionTrait>(
         status: Set(APPOINTMENT_BOOKED.to_owned()),
         created_at: Set(Utc::now()),
         cancelled_at: Set(None),
+        sequence: Set(0),
     }
     .insert(conn)
     .await?;
@@ -178,6 +181,7 @@ pub async fn book_slot<C: ConnectionTrait>(
         .all(conn)
         .await?;
     close_entries(conn, fulfilled, CloseReason::Fulfilled).await?;
+    confirmations::confirm(conn, links, &a, &s, ConfirmationKind::Booked, None).await?;
     Ok(Ok(Booked {
         appointment: a,
         slot: s,
@@ -187,8 +191,10 @@ pub async fn book_slot<C: ConnectionTrait>(
 /// Moves `held` (a booked appointment) to `slot_id`, which must start earlier, in one swap
 /// inside `conn`'s transaction: the new slot is booked, the old one released (and offered to the
 /// next patients in line, never back to this one), and `entry` (the `move_up` entry) fulfilled.
+/// The move is confirmed as an update of the same calendar entry.
 pub async fn move_up<C: ConnectionTrait>(
     conn: &C,
+    links: Links<'_>,
     held: appointment::Model,
     entry: waitlist_entry::Model,
     slot_id: Uuid,
@@ -202,9 +208,10 @@ pub async fn move_up<C: ConnectionTrait>(
         Ok(s) => s,
         Err(refusal) => return Ok(Err(refusal)),
     };
-    let (patient_id, from_slot_id) = (held.patient_id, held.slot_id);
+    let (patient_id, from_slot_id, sequence) = (held.patient_id, held.slot_id, held.sequence);
     let mut moved: appointment::ActiveModel = held.into();
     moved.slot_id = Set(new.id);
+    moved.sequence = Set(sequence + 1);
     let a = moved.update(conn).await?;
     emit(
         conn,
@@ -231,6 +238,7 @@ pub async fn move_up<C: ConnectionTrait>(
     // Closed before the release, so matching never weighs this entry for the freed slot.
     close_entries(conn, vec![entry], CloseReason::Fulfilled).await?;
     reopen(conn, &old, ReleaseReason::MovedUp, patient_id, settings).await?;
+    confirmations::confirm(conn, links, &a, &new, ConfirmationKind::Moved, Some(&old)).await?;
     Ok(Ok(Booked {
         appointment: a,
         slot: new,
@@ -290,17 +298,21 @@ pub async fn reopen<C: ConnectionTrait>(
 }
 
 /// Cancels the booked appointment `a` on `slot` inside `conn`'s transaction: the slot is freed
-/// for the next in line ([`reopen`]), and the `move_up` entries that held it are closed.
+/// for the next in line ([`reopen`]), the `move_up` entries that held it are closed, and the
+/// patient is sent a cancellation of the calendar entry.
 pub async fn cancel<C: ConnectionTrait>(
     conn: &C,
+    links: Links<'_>,
     a: appointment::Model,
     slot: &slot::Model,
     settings: &Policy,
 ) -> Result<Booked, DbErr> {
     let now = Utc::now();
+    let sequence = a.sequence;
     let mut cancelled: appointment::ActiveModel = a.into();
     cancelled.status = Set(APPOINTMENT_CANCELLED.to_owned());
     cancelled.cancelled_at = Set(Some(now));
+    cancelled.sequence = Set(sequence + 1);
     let a = cancelled.update(conn).await?;
     emit(
         conn,
@@ -319,6 +331,7 @@ pub async fn cancel<C: ConnectionTrait>(
         .all(conn)
         .await?;
     close_entries(conn, holding, CloseReason::AppointmentCancelled).await?;
+    confirmations::confirm(conn, links, &a, &s, ConfirmationKind::Cancelled, None).await?;
     Ok(Booked {
         appointment: a,
         slot: s,

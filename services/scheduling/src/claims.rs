@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::{
     Policy,
     booking::{Booked, Refusal, book_slot, move_up},
+    confirmations::Links,
     entities::{
         appointment::{self, BOOKED as APPOINTMENT_BOOKED},
         offer, slot, waitlist_entry,
@@ -77,6 +78,7 @@ impl Refused {
 /// as `offer.lost`, and the refusal returned.
 pub async fn claim(
     db: &DatabaseConnection,
+    links: Links<'_>,
     settings: &Policy,
     claims: &OfferClaims,
     slot_id: Uuid,
@@ -113,13 +115,13 @@ pub async fn claim(
             if target.starts_at >= held_slot.starts_at {
                 Err(Refused::NotEarlier)
             } else {
-                move_up(&txn, held, entry, slot_id, settings)
+                move_up(&txn, links, held, entry, slot_id, settings)
                     .await?
                     .map(|b| (b, Some(held_slot.id)))
                     .map_err(Refused::Slot)
             }
         }
-        None => book_slot(&txn, patient_id, slot_id)
+        None => book_slot(&txn, links, patient_id, slot_id)
             .await?
             .map(|b| (b, None))
             .map_err(Refused::Slot),

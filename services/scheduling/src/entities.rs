@@ -85,6 +85,9 @@ pub mod appointment {
         pub status: String,
         pub created_at: DateTimeUtc,
         pub cancelled_at: Option<DateTimeUtc>,
+        /// The calendar entry's `SEQUENCE`: 0 when booked, one more at each move and at the
+        /// cancellation.
+        pub sequence: i32,
     }
     slotcast_kit::no_relations!();
 }

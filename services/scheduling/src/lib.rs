@@ -22,6 +22,8 @@
 //! - [`booking`], [`claims`], [`waiting`], [`holds`]: the use-cases the routes call: taking and
 //!   booking a slot, moving up, freeing a slot for the next in line; claiming an offer through
 //!   its link; closing waiting-list entries; placing and letting go the holds of `waves`.
+//! - [`confirmations`]: the confirmation of a booking, move or cancellation, written into the
+//!   outbox by the use-cases in the transaction of the change, with its signed links.
 //! - [`availability`]: a slot's status at a moment, and how a slot that opens starts.
 //! - [`store`]: events into the outbox and row locks, inside the caller's transaction.
 //! - [`pages`]: the security headers of every HTML page.
@@ -37,6 +39,7 @@ pub mod availability;
 pub mod booking;
 pub mod claims;
 pub mod config;
+pub mod confirmations;
 pub mod domain;
 pub mod entities;
 pub mod error;

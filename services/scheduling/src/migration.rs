@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(slotcast_bus::order::AddOrderStamp),
             Box::new(slotcast_bus::order::StampAtCommit),
             Box::new(slotcast_bus::bundle::AddOutboxBundles),
+            Box::new(AppointmentSequence),
         ]
     }
 }
@@ -411,5 +412,47 @@ impl MigrationTrait for NotificationPolicy {
             m.drop_table(Table::drop().table(t).to_owned()).await?;
         }
         Ok(())
+    }
+}
+
+/// The calendar entry's `SEQUENCE` of each appointment: one more at each move and at the
+/// cancellation, so a patient's calendar applies the confirmations in order.
+pub struct AppointmentSequence;
+
+impl MigrationName for AppointmentSequence {
+    fn name(&self) -> &str {
+        "m0004_appointment_sequence"
+    }
+}
+
+#[derive(DeriveIden)]
+enum AppointmentSequenceColumns {
+    Sequence,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AppointmentSequence {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(
+            Table::alter()
+                .table(Appointments::Table)
+                .add_column(
+                    integer(AppointmentSequenceColumns::Sequence)
+                        .default(0)
+                        .to_owned(),
+                )
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(
+            Table::alter()
+                .table(Appointments::Table)
+                .drop_column(AppointmentSequenceColumns::Sequence)
+                .to_owned(),
+        )
+        .await
     }
 }

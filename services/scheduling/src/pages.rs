@@ -12,9 +12,10 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 /// The templates whose inline `<style>` the policy allows.
-const TEMPLATES: [&str; 2] = [
+const TEMPLATES: [&str; 3] = [
     include_str!("../templates/offer.html.hbs"),
     include_str!("../templates/preferences.html.hbs"),
+    include_str!("../templates/appointment.html.hbs"),
 ];
 
 /// The policy, with a hash per template's style block (computed once).
@@ -79,7 +80,7 @@ mod tests {
             csp.starts_with("default-src 'none'; style-src 'sha256-"),
             "{csp}"
         );
-        assert_eq!(csp.matches("'sha256-").count(), 2, "{csp}");
+        assert_eq!(csp.matches("'sha256-").count(), TEMPLATES.len(), "{csp}");
         assert!(!csp.contains("unsafe"), "{csp}");
         assert!(!csp.contains("script-src"), "{csp}");
         assert!(csp.contains("frame-ancestors 'none'"), "{csp}");

@@ -20,10 +20,20 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub auth: Arc<Authenticator>,
     pub relay: Relay,
-    /// Checks booking links.
+    /// Checks booking and preferences links; signs and checks appointment links.
     pub offers: OfferSigner,
     pub public_base_url: String,
     pub policy: Policy,
+}
+
+impl AppState {
+    /// What the links of a confirmation are made with.
+    pub fn links(&self) -> crate::confirmations::Links<'_> {
+        crate::confirmations::Links {
+            base_url: &self.public_base_url,
+            signer: &self.offers,
+        }
+    }
 }
 
 impl axum::extract::FromRef<AppState> for Arc<Authenticator> {

@@ -476,7 +476,12 @@ impl System {
             ..Report::default()
         };
         let mut mailed: BTreeMap<String, Vec<BTreeSet<Uuid>>> = BTreeMap::new();
-        for mail in self.smtp.messages() {
+        for mail in self
+            .smtp
+            .messages()
+            .iter()
+            .filter(|m| !crate::is_confirmation(m))
+        {
             let slots = crate::booked_slots(&mail.body_text());
             for to in &mail.to {
                 mailed

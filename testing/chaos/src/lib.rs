@@ -689,15 +689,21 @@ impl System {
     /// How far the fan-out has got.
     pub async fn progress(&self) -> anyhow::Result<Progress> {
         let notified = self.stream_messages(streams::NOTIFY).await.unwrap_or(0);
+        // Confirmations of bookings are not part of the fan-out.
         let stored = count(
             self.db(Service::InappNotifier),
-            "SELECT count(*) AS n FROM notifications",
+            "SELECT count(*) AS n FROM notifications WHERE confirmation IS NULL",
         )
         .await
         .unwrap_or(0);
         Ok(Progress {
             notified,
-            emailed: self.smtp.messages().len(),
+            emailed: self
+                .smtp
+                .messages()
+                .iter()
+                .filter(|m| !is_confirmation(m))
+                .count(),
             stored,
         })
     }
@@ -788,12 +794,12 @@ impl System {
         Ok((pending > 0).then(|| format!("matching has {pending} offers or openings to send")))
     }
 
-    /// How many emails each address received.
+    /// How many availability emails each address received (confirmations left out).
     pub fn emails_to(&self, address: &str) -> usize {
         self.smtp
             .messages()
             .iter()
-            .filter(|m| m.to.iter().any(|t| t == address))
+            .filter(|m| m.to.iter().any(|t| t == address) && !is_confirmation(m))
             .count()
     }
 
@@ -817,7 +823,7 @@ impl System {
             ..Report::default()
         };
         let mut mailed: BTreeMap<String, Vec<BTreeSet<Uuid>>> = BTreeMap::new();
-        for mail in self.smtp.messages() {
+        for mail in self.smtp.messages().iter().filter(|m| !is_confirmation(m)) {
             let slots = booked_slots(&mail.body_text());
             for to in &mail.to {
                 mailed
@@ -1102,6 +1108,12 @@ async fn count(db: &DatabaseConnection, sql: &str) -> anyhow::Result<u64> {
 /// A session token for the chaos systems.
 pub fn token(sub: Uuid, role: Role) -> String {
     slotcast_kit::auth::mint(SECRET, sub, role, chrono::Duration::hours(2)).unwrap_or_default()
+}
+
+/// Whether `mail` confirms an appointment (it carries a calendar entry) rather than offering
+/// times: the fan-out's counts leave confirmations out.
+pub fn is_confirmation(mail: &slotcast_test_support::CapturedMail) -> bool {
+    mail.parts().iter().any(|p| p.mime_type == "text/calendar")
 }
 
 /// The slots an email offers: the `slot_id` of each booking link in its text.

@@ -55,6 +55,7 @@ pub const SCHEMAS: &[(&str, &str)] = embed![
     "practitioner.policy_changed.v1.json",
     "patient.preferences_changed.v1.json",
     "notify.patient.v1.json",
+    "notify.appointment.v1.json",
     "delivery.email.sent.v1.json",
     "delivery.email.failed.v1.json",
     "delivery.inapp.stored.v1.json",

@@ -10,12 +10,13 @@ use slotcast_contract::{
     ContractError, DEADLETTER_SCHEMA, SCHEMAS, schema_file_for, schema_for, validate_event,
 };
 use slotcast_events::{
-    AppointmentCancelled, AppointmentMoved, CATALOGUE, Channels, CloseReason, CloudEvent,
-    DeadLetter, EmailFailed, EmailSent, Event, InappStored, LostReason, NotifyPatient,
-    OfferClaimed, OfferLost, OfferPolicy, OfferedSlot, PatientContact, PatientPreferencesChanged,
-    PatientRegistered, PractitionerCard, PractitionerPolicyChanged, PractitionerRegistered,
-    Priority, ReleaseReason, SlotBooked, SlotCreated, SlotReleased, SlotWithdrawn, WaitKind,
-    WaitlistClosed, WaitlistJoined, WaitlistUpdated, streams, subjects,
+    AppointmentCancelled, AppointmentConfirmation, AppointmentMoved, CATALOGUE, Channels,
+    CloseReason, CloudEvent, ConfirmationKind, DeadLetter, EmailFailed, EmailSent, Event,
+    InappStored, LostReason, NotifyPatient, OfferClaimed, OfferLost, OfferPolicy, OfferedSlot,
+    PatientContact, PatientPreferencesChanged, PatientRegistered, PractitionerCard,
+    PractitionerPolicyChanged, PractitionerRegistered, Priority, ReleaseReason, SlotBooked,
+    SlotCreated, SlotReleased, SlotWithdrawn, TimeSpan, WaitKind, WaitlistClosed, WaitlistJoined,
+    WaitlistUpdated, streams, subjects,
 };
 use uuid::Uuid;
 
@@ -94,6 +95,33 @@ fn notify_patient() -> NotifyPatient {
         wave: None,
         preferences_url: None,
         unsubscribe_url: None,
+    }
+}
+
+fn confirmation(kind: ConfirmationKind) -> AppointmentConfirmation {
+    let n = notify_patient();
+    let appointment_id = id();
+    let sequence = u32::from(kind != ConfirmationKind::Booked);
+    AppointmentConfirmation {
+        confirmation_id: AppointmentConfirmation::derive_id(appointment_id, kind, sequence),
+        kind,
+        appointment_id,
+        sequence,
+        patient: n.patient,
+        practitioner: n.practitioner,
+        starts_at: at(5, 9),
+        ends_at: at(5, 9) + Duration::minutes(30),
+        replaced: (kind == ConfirmationKind::Moved).then(|| TimeSpan {
+            starts_at: at(9, 9),
+            ends_at: at(9, 9) + Duration::minutes(30),
+        }),
+        channels: Channels {
+            email: kind != ConfirmationKind::Cancelled,
+            inapp: true,
+        },
+        manage_url: "https://clinic.example/v1/appointment-links/eyJhbGciOi.x.sig".into(),
+        calendar_url: "https://clinic.example/v1/appointment-links/eyJhbGciOi.x.sig/calendar.ics"
+            .into(),
     }
 }
 
@@ -222,6 +250,9 @@ fn samples() -> Vec<(&'static str, Value)> {
             expires_at: Some(at(28, 0)),
         }),
         envelope(notify_patient()),
+        envelope(confirmation(ConfirmationKind::Booked)),
+        envelope(confirmation(ConfirmationKind::Moved)),
+        envelope(confirmation(ConfirmationKind::Cancelled)),
         envelope(NotifyPatient {
             reason: WaitKind::New,
             patient: PatientContact {
@@ -519,6 +550,12 @@ fn wrong_data_types_are_refused() {
             e["data"]["reason"] = json!("expired")
         }),
         (subjects::NOTIFY_PATIENT, |e| e["data"]["slots"] = json!([])),
+        (subjects::NOTIFY_APPOINTMENT, |e| {
+            e["data"]["kind"] = json!("rescheduled")
+        }),
+        (subjects::NOTIFY_APPOINTMENT, |e| {
+            e["data"]["sequence"] = json!(-1)
+        }),
         (subjects::NOTIFY_PATIENT, |e| {
             e["data"]["patient"]["email"] = json!("not an address")
         }),

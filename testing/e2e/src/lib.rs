@@ -12,6 +12,7 @@ use async_nats::jetstream::{self, consumer::pull};
 use futures::StreamExt;
 use serde_json::Value;
 use slotcast_kit::{auth::Role, config::Common, limits::LimitsConfig};
+pub use slotcast_test_support::CapturedMail;
 use slotcast_test_support::{NatsServer, SmtpServer, TestDatabase};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -200,8 +201,29 @@ impl Stack {
         Ok(body["id"].as_str().context("id")?.parse()?)
     }
 
-    /// A patient's in-app feed, read with the patient's own token.
+    /// A patient's in-app items about times to book (confirmations left out), read with the
+    /// patient's own token.
     pub async fn feed(&self, patient: Uuid) -> anyhow::Result<Vec<Value>> {
+        Ok(self
+            .feed_all(patient)
+            .await?
+            .into_iter()
+            .filter(|n| n.get("confirmation").is_none())
+            .collect())
+    }
+
+    /// A patient's confirmations in the in-app feed, newest first.
+    pub async fn confirmations_in_feed(&self, patient: Uuid) -> anyhow::Result<Vec<Value>> {
+        Ok(self
+            .feed_all(patient)
+            .await?
+            .into_iter()
+            .filter(|n| n.get("confirmation").is_some())
+            .collect())
+    }
+
+    /// Every item of a patient's in-app feed, read with the patient's own token.
+    pub async fn feed_all(&self, patient: Uuid) -> anyhow::Result<Vec<Value>> {
         let res = self
             .http
             .get(format!(
@@ -255,14 +277,44 @@ impl Stack {
         Ok((status, res.json().await.unwrap_or(Value::Null)))
     }
 
+    /// The confirmations (emails with a calendar entry) captured for `address`, oldest first.
+    pub fn confirmations_mailed_to(&self, address: &str) -> Vec<CapturedMail> {
+        self.smtp
+            .messages()
+            .into_iter()
+            .filter(|m| m.to.iter().any(|t| t == address) && is_confirmation(m))
+            .collect()
+    }
+
+    /// Waits until the durable consumer `durable` of `stream` has nothing pending and nothing
+    /// unacknowledged, and has been handed at least up to `sequence` of the stream.
+    pub async fn consumer_done(
+        &self,
+        stream: &str,
+        durable: &str,
+        sequence: u64,
+    ) -> anyhow::Result<()> {
+        let stream = self.js.get_stream(stream).await?;
+        self.eventually(Duration::from_secs(20), durable, || {
+            let stream = stream.clone();
+            async move {
+                let info = stream.consumer_info(durable).await?;
+                Ok(info.num_pending == 0
+                    && info.num_ack_pending == 0
+                    && info.delivered.stream_sequence >= sequence)
+            }
+        })
+        .await
+    }
+
     /// The booking links in the mail captured for `address` so far, oldest mail first; each
-    /// as (the link's offer token, the slot it points at).
+    /// as (the link's offer token, the slot it points at). Confirmations are left out.
     pub fn links_mailed_to(&self, address: &str) -> Vec<Vec<(String, Uuid)>> {
         let marker = format!("{}/v1/offers/", self.scheduling);
         self.smtp
             .messages()
             .iter()
-            .filter(|m| m.to.iter().any(|t| t == address))
+            .filter(|m| m.to.iter().any(|t| t == address) && !is_confirmation(m))
             .map(|m| {
                 let text = m.body_text();
                 let mut links = Vec::new();
@@ -447,6 +499,11 @@ impl Published {
     pub fn trace_id(&self) -> Option<&str> {
         self.traceparent.as_deref()?.split('-').nth(1)
     }
+}
+
+/// Whether `mail` confirms an appointment: it carries a calendar entry.
+pub fn is_confirmation(mail: &CapturedMail) -> bool {
+    mail.parts().iter().any(|p| p.mime_type == "text/calendar")
 }
 
 /// A session token of the test stack.

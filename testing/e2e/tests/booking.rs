@@ -301,6 +301,7 @@ async fn a_cancellation_offers_the_slot_to_the_waiting_list_but_not_to_the_cance
         stack.links_mailed_to(&erin_mail).is_empty(),
         "the canceller is not offered the slot she left"
     );
+    // (Her feed holds only the confirmations of her booking and its cancellation.)
     assert!(stack.feed(erin).await?.is_empty());
     stack.stop().await
 }

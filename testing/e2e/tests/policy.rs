@@ -67,7 +67,7 @@ fn mails_to(stack: &Stack, address: &str) -> usize {
         .smtp
         .messages()
         .iter()
-        .filter(|m| m.to.iter().any(|t| t == address))
+        .filter(|m| m.to.iter().any(|t| t == address) && !slotcast_e2e::is_confirmation(m))
         .count()
 }
 

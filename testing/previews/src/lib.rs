@@ -1,6 +1,6 @@
-//! Previews of everything a patient is sent or shown: each availability email (HTML and plain
-//! text) and each booking, preferences and unsubscribe page, in every shipped language, filled
-//! with a few realistic patients and practices.
+//! Previews of everything a patient is sent or shown: each availability and confirmation email
+//! (HTML and plain text) and each booking, appointment, preferences and unsubscribe page, in
+//! every shipped language, filled with a few realistic patients and practices.
 //!
 //! Nothing is rendered here: the emails come from `email_notifier::render::Templates` and the
 //! pages from `scheduling::routes::patient_pages`, the code the services answer with, so a
@@ -49,8 +49,10 @@ pub fn all() -> anyhow::Result<Vec<Preview>> {
     for language in slotcast_i18n::languages() {
         for scenario in SCENARIOS {
             previews.extend(email(&templates, scenario, &language)?);
+            previews.extend(confirmation(&templates, scenario, &language, false)?);
             previews.push(offer_page(scenario, &language));
         }
+        previews.extend(confirmation(&templates, &SCENARIOS[0], &language, true)?);
         previews.extend(other_pages(&language));
     }
     Ok(previews)
@@ -94,6 +96,37 @@ fn email(
     ])
 }
 
+/// The confirmation email of booking (or, for a move-up scenario, moving to) the scenario's
+/// first time, or of cancelling it.
+fn confirmation(
+    templates: &Templates,
+    scenario: &Scenario,
+    language: &LanguageIdentifier,
+    cancelled: bool,
+) -> anyhow::Result<[Preview; 2]> {
+    let confirmation = scenario.confirmation(&patient_tag(scenario, language), cancelled);
+    let email = templates.render_confirmation(&confirmation)?;
+    let kind = confirmation.kind.as_str();
+    let name = format!("confirmation-{kind}-{}-{language}", scenario.key);
+    let title = format!("Confirmation ({kind}): {}", scenario.title);
+    Ok([
+        Preview {
+            file: format!("{name}.html"),
+            title: title.clone(),
+            language: language.to_string(),
+            kind: Kind::Html,
+            body: email.html,
+        },
+        Preview {
+            file: format!("{name}.txt"),
+            title: format!("{title} (plain text)"),
+            language: language.to_string(),
+            kind: Kind::Text,
+            body: format!("Subject: {}\n\n{}", email.subject, email.text),
+        },
+    ])
+}
+
 fn offer_page(scenario: &Scenario, language: &LanguageIdentifier) -> Preview {
     let locale = Locale::negotiate(&patient_tag(scenario, language));
     let view = scenario.offer();
@@ -103,7 +136,13 @@ fn offer_page(scenario: &Scenario, language: &LanguageIdentifier) -> Preview {
         title: format!("Booking page: {}", scenario.title),
         language: language.to_string(),
         kind: Kind::Html,
-        body: patient_pages::offer(&locale, &message, Some(&("t".to_owned(), view)), None),
+        body: patient_pages::offer(
+            &locale,
+            &message,
+            false,
+            Some(&("t".to_owned(), view)),
+            None,
+        ),
     }
 }
 
@@ -122,6 +161,7 @@ fn other_pages(language: &LanguageIdentifier) -> Vec<Preview> {
 
     let mut booked = scenario.offer();
     let booked_id = booked.slots[0].slot_id;
+    booked.used = true;
     booked.slots[0].status = "yours";
     for slot in &mut booked.slots {
         slot.claim_url = None;
@@ -151,6 +191,7 @@ fn other_pages(language: &LanguageIdentifier) -> Vec<Preview> {
             patient_pages::offer(
                 &locale,
                 &locale.text("offer-booked"),
+                false,
                 Some(&("t".to_owned(), booked)),
                 Some(booked_id),
             ),
@@ -161,6 +202,7 @@ fn other_pages(language: &LanguageIdentifier) -> Vec<Preview> {
             patient_pages::offer(
                 &locale,
                 &locale.text("offer-error-taken"),
+                true,
                 Some(&("t".to_owned(), lost)),
                 None,
             ),
@@ -168,7 +210,43 @@ fn other_pages(language: &LanguageIdentifier) -> Vec<Preview> {
         page(
             "offer-expired",
             "Booking page: expired link",
-            patient_pages::offer(&locale, &locale.text("offer-error-expired"), None, None),
+            patient_pages::offer(
+                &locale,
+                &locale.text("offer-error-expired"),
+                true,
+                None,
+                None,
+            ),
+        ),
+        page(
+            "appointment",
+            "Appointment page (from a confirmation)",
+            patient_pages::appointment(
+                &locale,
+                &locale.text("appointment-confirm-cancel"),
+                false,
+                Some(&scenario.appointment(false)),
+            ),
+        ),
+        page(
+            "appointment-cancelled",
+            "Appointment page: just cancelled",
+            patient_pages::appointment(
+                &locale,
+                &locale.text("appointment-cancelled-now"),
+                false,
+                Some(&scenario.appointment(true)),
+            ),
+        ),
+        page(
+            "appointment-expired",
+            "Appointment page: expired link",
+            patient_pages::appointment(
+                &locale,
+                &locale.text("appointment-error-expired"),
+                true,
+                None,
+            ),
         ),
         page(
             "preferences",
@@ -289,8 +367,9 @@ mod tests {
             let tag = language.to_string();
             let of_language: Vec<&Preview> =
                 previews.iter().filter(|p| p.language == tag).collect();
-            // Each scenario's email (HTML and text) and booking page, and the six other pages.
-            assert_eq!(of_language.len(), SCENARIOS.len() * 3 + 6, "{tag}");
+            // Each scenario's email and confirmation (HTML and text) and booking page, a
+            // cancellation (HTML and text), and the nine other pages.
+            assert_eq!(of_language.len(), SCENARIOS.len() * 5 + 2 + 9, "{tag}");
             for preview in of_language {
                 let name = &preview.file;
                 let text = visible_text(preview);

@@ -5,9 +5,12 @@
 
 use chrono::{DateTime, Duration, TimeZone as _, Utc};
 use email_notifier::render::zone_of;
-use scheduling::routes::patient_pages::{OfferView, OfferedSlotView, PractitionerView};
+use scheduling::routes::patient_pages::{
+    AppointmentLinkView, OfferView, OfferedSlotView, PractitionerView,
+};
 use slotcast_events::{
-    Channels, NotifyPatient, OfferedSlot, PatientContact, PractitionerCard, WaitKind,
+    AppointmentConfirmation, Channels, ConfirmationKind, NotifyPatient, OfferedSlot,
+    PatientContact, PractitionerCard, TimeSpan, WaitKind,
 };
 use uuid::Uuid;
 
@@ -194,6 +197,55 @@ impl Scenario {
             wave: self.held_for.map(|_| 1),
             preferences_url: Some(format!("{BASE_URL}/v1/preferences/eyJhbGciOiJIUzI1NiJ9.p")),
             unsubscribe_url: Some(format!("{BASE_URL}/v1/unsubscribe/eyJhbGciOiJIUzI1NiJ9.u")),
+        }
+    }
+
+    /// The confirmation of booking the first open time (for a move-up scenario: moving to it
+    /// from a time ten days later), or of cancelling it.
+    pub fn confirmation(&self, locale: &str, cancelled: bool) -> AppointmentConfirmation {
+        let notify = self.notify(locale);
+        let first = &notify.slots[0];
+        let kind = match (cancelled, self.move_up) {
+            (true, _) => ConfirmationKind::Cancelled,
+            (false, true) => ConfirmationKind::Moved,
+            (false, false) => ConfirmationKind::Booked,
+        };
+        let sequence = u32::from(kind != ConfirmationKind::Booked);
+        let appointment_id = Uuid::from_u128(6);
+        let token = format!("{BASE_URL}/v1/appointment-links/eyJhbGciOiJIUzI1NiJ9.a");
+        AppointmentConfirmation {
+            confirmation_id: AppointmentConfirmation::derive_id(appointment_id, kind, sequence),
+            kind,
+            appointment_id,
+            sequence,
+            patient: notify.patient,
+            practitioner: notify.practitioner,
+            starts_at: first.starts_at,
+            ends_at: first.ends_at,
+            replaced: (kind == ConfirmationKind::Moved).then(|| TimeSpan {
+                starts_at: first.starts_at + Duration::days(10),
+                ends_at: first.ends_at + Duration::days(10),
+            }),
+            channels: Channels::default(),
+            calendar_url: format!("{token}/calendar.ics"),
+            manage_url: token,
+        }
+    }
+
+    /// The page behind a confirmation's link, for the appointment of [`Self::confirmation`].
+    pub fn appointment(&self, cancelled: bool) -> AppointmentLinkView {
+        let c = self.confirmation("en", false);
+        AppointmentLinkView {
+            appointment_id: c.appointment_id,
+            status: if cancelled { "cancelled" } else { "booked" }.to_owned(),
+            starts_at: c.starts_at,
+            ends_at: c.ends_at,
+            practitioner_name: self.practitioner_name.to_owned(),
+            specialty: self.specialty.to_owned(),
+            timezone: self.timezone.to_owned(),
+            sequence: c.sequence,
+            cancel_url: (!cancelled).then(|| format!("{}/cancel", c.manage_url)),
+            calendar_url: c.calendar_url,
         }
     }
 

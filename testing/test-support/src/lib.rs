@@ -34,6 +34,7 @@ mod smtp;
 
 pub use database::TestDatabase;
 pub use jwks::{JwksServer, SigningKey};
+pub use mime::Part as MailPart;
 pub use nats::{NatsCluster, NatsServer};
 pub use process::run_until_ready_then_sigterm;
 pub use settled::in_flight;

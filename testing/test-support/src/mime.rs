@@ -17,6 +17,60 @@ pub(crate) fn body_text(message: &str) -> String {
     texts.join("\n")
 }
 
+/// A leaf part of a message: its media type and parameters (lower-case names), its
+/// `Content-Disposition`, and its body decoded to text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// `text/calendar`, lower case.
+    pub mime_type: String,
+    pub params: Vec<(String, String)>,
+    pub disposition: Option<String>,
+    pub text: String,
+}
+
+impl Part {
+    /// The parameter `name` of its `Content-Type` (`method`, `charset`...).
+    pub fn param(&self, name: &str) -> Option<&str> {
+        param(&self.params, name)
+    }
+}
+
+/// Every leaf part of `message`, multiparts walked in order, bodies decoded.
+pub(crate) fn parts(message: &str) -> Vec<Part> {
+    let mut out = Vec::new();
+    collect_parts(message, &mut out, 0);
+    out
+}
+
+fn collect_parts(entity: &str, out: &mut Vec<Part>, depth: usize) {
+    let (head, body) = split_entity(entity);
+    let content_type = raw_header(head, "Content-Type").unwrap_or_else(|| "text/plain".into());
+    let (mime_type, params) = parse_content_type(&content_type);
+    if mime_type.starts_with("multipart/") {
+        if let Some(boundary) = param(&params, "boundary")
+            && depth < MAX_DEPTH
+        {
+            for part in split_multipart(body, boundary) {
+                collect_parts(&part, out, depth + 1);
+            }
+        }
+        return;
+    }
+    let encoding = raw_header(head, "Content-Transfer-Encoding").unwrap_or_default();
+    let bytes = match encoding.to_ascii_lowercase().as_str() {
+        "quoted-printable" => decode_quoted_printable(body),
+        "base64" => decode_base64(body),
+        _ => body.as_bytes().to_vec(),
+    };
+    let text = decode_charset(&bytes, param(&params, "charset"));
+    out.push(Part {
+        disposition: raw_header(head, "Content-Disposition"),
+        mime_type,
+        params,
+        text,
+    });
+}
+
 fn collect_text(entity: &str, texts: &mut Vec<String>, depth: usize) {
     let (head, body) = split_entity(entity);
     let content_type = raw_header(head, "Content-Type").unwrap_or_else(|| "text/plain".into());

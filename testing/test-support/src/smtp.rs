@@ -40,6 +40,11 @@ impl CapturedMail {
     pub fn body_text(&self) -> String {
         crate::mime::body_text(&self.data)
     }
+
+    /// Every leaf part (text, HTML, calendar, attachments), decoded.
+    pub fn parts(&self) -> Vec<crate::mime::Part> {
+        crate::mime::parts(&self.data)
+    }
 }
 
 /// How the server answers new mail transactions.

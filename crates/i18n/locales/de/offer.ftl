@@ -12,6 +12,7 @@ offer-footer = Alle Zeiten in der Zeitzone { $zone }. Wer zuerst bucht, erhält 
 
 slot-booked-for-you = Für Sie gebucht
 slot-available = Frei
+slot-open-to-others = Für andere Patientinnen und Patienten frei
 slot-yours = Ihr Termin
 slot-held = Vorübergehend reserviert
 slot-withdrawn = Nicht mehr angeboten

@@ -12,6 +12,7 @@ offer-footer = Times are in { $zone }. The first patient to book a time gets it.
 
 slot-booked-for-you = Booked for you
 slot-available = Available
+slot-open-to-others = Open to other patients
 slot-yours = Your appointment
 slot-held = Reserved for now
 slot-withdrawn = No longer offered

@@ -12,6 +12,7 @@ offer-footer = Los horarios se indican en la zona horaria { $zone }. El primer p
 
 slot-booked-for-you = Reservado para usted
 slot-available = Disponible
+slot-open-to-others = Disponible para otros pacientes
 slot-yours = Su cita
 slot-held = Reservado por ahora
 slot-withdrawn = Ya no se ofrece

@@ -12,6 +12,7 @@ offer-footer = Les horaires sont indiqués dans le fuseau { $zone }. Le premier 
 
 slot-booked-for-you = Réservé pour vous
 slot-available = Disponible
+slot-open-to-others = Proposé à d’autres patients
 slot-yours = Votre rendez-vous
 slot-held = Réservé pour le moment
 slot-withdrawn = N’est plus proposé

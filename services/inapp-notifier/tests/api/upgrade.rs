@@ -28,6 +28,8 @@ async fn slots_taken_before_the_upgrade_stay_taken(database: TestDatabase) {
         practitioner: Set("{}".to_owned()),
         created_at: Set(event.time),
         read_at: Set(None),
+        // A column the version before did not have.
+        confirmation: sea_orm::ActiveValue::NotSet,
     })
     .exec_without_returning(&db)
     .await

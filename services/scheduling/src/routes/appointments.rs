@@ -103,7 +103,7 @@ async fn book(
         .one(&txn)
         .await?
         .ok_or_else(|| Problem::unprocessable("no such patient"))?;
-    let view = booking::book_slot(&txn, body.patient_id, body.slot_id)
+    let view = booking::book_slot(&txn, state.links(), body.patient_id, body.slot_id)
         .await?
         .map(AppointmentView::from)
         .map_err(booking::Refusal::problem)?;
@@ -182,7 +182,7 @@ async fn cancel(
     let Booked {
         appointment: a,
         slot: s,
-    } = booking::cancel(&txn, a, &s, &state.policy).await?;
+    } = booking::cancel(&txn, state.links(), a, &s, &state.policy).await?;
     txn.commit().await?;
     state.relay.wake();
     tracing::info!(appointment_id = %a.id, slot_id = %s.id, "appointment cancelled");

@@ -3,10 +3,13 @@
 //!
 //! - `practitioners`, `patients`, `slots`, `appointments`, `waitlist`: the resources.
 //! - `offers`: booking links (no login; the signed token is the credential).
+//! - `appointment_links`: the links of a confirmation: the appointment's page, which cancels it
+//!   on a POST, and its calendar entry (no login; the signed token is the credential).
 //! - `holds`: the exclusive holds matching places on slots under the `waves` policy.
 //! - `preferences`: a patient's notification preferences, through the API and through the
 //!   signed preferences and one-click unsubscribe links of an email.
 
+mod appointment_links;
 mod appointments;
 mod holds;
 mod offers;
@@ -27,12 +30,17 @@ pub const LINK_ROUTES: &[&str] = &[
     "/v1/offers/{token}/claim",
     "/v1/preferences/{token}",
     "/v1/unsubscribe/{token}",
+    "/v1/appointment-links/{token}",
+    "/v1/appointment-links/{token}/cancel",
+    "/v1/appointment-links/{token}/calendar.ics",
 ];
 
 pub use holds::MAX_HOLD_BODY_BYTES;
 
 /// The patient-facing pages as the routes render them, for previews (`make previews`).
 pub mod patient_pages {
+    pub use super::appointment_links::AppointmentLinkView;
+    pub use super::appointment_links::page::render as appointment;
     pub use super::offers::page::render as offer;
     pub use super::offers::{OfferView, OfferedSlotView, PractitionerView};
     pub use super::preferences::PreferencesView;
@@ -46,6 +54,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(patients::api())
         .merge(slots::api())
         .merge(appointments::api())
+        .merge(appointment_links::api())
         .merge(waitlist::api())
         .merge(offers::api())
         .merge(preferences::api())

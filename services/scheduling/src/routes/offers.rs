@@ -200,7 +200,7 @@ impl IntoResponse for Failure {
                 let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST);
                 let locale = &self.asked.locale;
                 let message = locale.text(self.message);
-                let page = page::render(locale, &message, self.offer.as_deref(), None);
+                let page = page::render(locale, &message, true, self.offer.as_deref(), None);
                 (status, Html(page)).into_response()
             }
             (_, error) => error.into_response(),
@@ -296,6 +296,7 @@ async fn show(
             Html(page::render(
                 &asked.locale,
                 &message,
+                false,
                 Some(&(token, view)),
                 None,
             ))
@@ -348,14 +349,20 @@ async fn claim(
             Problem::unprocessable("this link does not offer that slot"),
         ));
     }
-    match book_from_offer(&state.db, &state.policy, &claims, body.slot_id)
-        .await
-        .map_err(|e| fail(&asked, e))?
-        .map(|claim| Claimed {
-            appointment: claim.booked.into(),
-            notification_id: claims.nid,
-            moved_from_slot_id: claim.moved_from_slot_id,
-        }) {
+    match book_from_offer(
+        &state.db,
+        state.links(),
+        &state.policy,
+        &claims,
+        body.slot_id,
+    )
+    .await
+    .map_err(|e| fail(&asked, e))?
+    .map(|claim| Claimed {
+        appointment: claim.booked.into(),
+        notification_id: claims.nid,
+        moved_from_slot_id: claim.moved_from_slot_id,
+    }) {
         Ok(claimed) => {
             state.relay.wake();
             metrics::counter!("slotcast_scheduling_offers_claimed_total").increment(1);
@@ -372,8 +379,13 @@ async fn claim(
                         "offer-booked"
                     });
                     let booked = claimed.appointment.slot_id;
-                    let page =
-                        page::render(&asked.locale, &message, Some(&(token, view)), Some(booked));
+                    let page = page::render(
+                        &asked.locale,
+                        &message,
+                        false,
+                        Some(&(token, view)),
+                        Some(booked),
+                    );
                     (StatusCode::CREATED, Html(page)).into_response()
                 }
             })
@@ -576,16 +588,22 @@ pub mod page {
         hb
     });
 
-    /// The page with `message` on top and, when known, the offer below it. `booked` marks the
-    /// slot just booked.
+    /// The page with `message` on top (styled as a failure when `failure`: a refused claim, a
+    /// bad link) and, when known, the offer below it. `booked` marks the slot just booked.
     pub fn render(
         locale: &Locale,
         message: &str,
+        failure: bool,
         offer: Option<&(String, OfferView)>,
         booked: Option<Uuid>,
     ) -> String {
         let data = match offer {
-            None => json!({ "locale": locale.tag(), "message": message, "offer": false }),
+            None => json!({
+                "locale": locale.tag(),
+                "message": message,
+                "failure": failure,
+                "offer": false,
+            }),
             Some((_, view)) => {
                 let tz: Tz = view.practitioner.timezone.parse().unwrap_or(Tz::UTC);
                 let fee = view
@@ -600,7 +618,11 @@ pub mod page {
                             "slot_id": s.slot_id,
                             "when": locale.time_range(s.starts_at, s.ends_at, tz),
                             "status": s.status,
-                            "label": locale.text(label(s.status, Some(s.slot_id) == booked)),
+                            "label": locale.text(label(
+                                s.status,
+                                Some(s.slot_id) == booked,
+                                s.claim_url.is_some(),
+                            )),
                             "claim_url": s.claim_url,
                         })
                     })
@@ -608,6 +630,7 @@ pub mod page {
                 json!({
                     "locale": locale.tag(),
                     "message": message,
+                    "failure": failure,
                     "offer": true,
                     "practitioner": view.practitioner.name,
                     "specialty": view.practitioner.specialty,
@@ -623,11 +646,13 @@ pub mod page {
         })
     }
 
-    /// The catalogue message of a slot's state.
-    fn label(status: &str, just_booked: bool) -> &'static str {
+    /// The catalogue message of a slot's state. An available slot without a button (the link
+    /// has booked already, and books once) is open to other patients, not to this one.
+    fn label(status: &str, just_booked: bool, bookable: bool) -> &'static str {
         match status {
             _ if just_booked => "slot-booked-for-you",
-            "available" => "slot-available",
+            "available" if bookable => "slot-available",
+            "available" => "slot-open-to-others",
             "yours" => "slot-yours",
             "held" => "slot-held",
             "withdrawn" => "slot-withdrawn",
@@ -687,8 +712,8 @@ pub mod page {
             for language in slotcast_i18n::languages() {
                 let locale = Locale::negotiate(&language.to_string());
                 for page in [
-                    render(&locale, "<i>m</i>", Some(&offer), booked),
-                    render(&locale, "<i>m</i>", None, None),
+                    render(&locale, "<i>m</i>", false, Some(&offer), booked),
+                    render(&locale, "<i>m</i>", true, None, None),
                 ] {
                     assert!(
                         page.contains(&format!("<html lang=\"{language}\">")),
@@ -704,7 +729,13 @@ pub mod page {
 
         #[test]
         fn a_german_page_is_in_german() {
-            let page = render(&Locale::negotiate("de-DE"), "Hallo", Some(&offer()), None);
+            let page = render(
+                &Locale::negotiate("de-DE"),
+                "Hallo",
+                false,
+                Some(&offer()),
+                None,
+            );
             assert!(page.contains("<title>Termin bei Dr &lt;b&gt;Ada&lt;/b&gt;</title>"));
             assert!(
                 page.contains("Samstag, 5. Dezember 2026, 10:00–10:30 Uhr"),
@@ -713,6 +744,31 @@ pub mod page {
             assert!(page.contains("45,00\u{a0}€"), "{page}");
             assert!(page.contains(">Buchen</button>"), "{page}");
             assert!(page.contains("Vergeben"), "{page}");
+        }
+
+        #[test]
+        fn a_refusal_looks_like_a_failure_and_a_success_does_not() {
+            let locale = Locale::negotiate("en");
+            let refused = render(&locale, "Taken", true, Some(&offer()), None);
+            assert!(refused.contains("class=\"message failure\""), "{refused}");
+            let fine = render(&locale, "Booked", false, Some(&offer()), None);
+            assert!(fine.contains("class=\"message\""), "{fine}");
+            assert!(!fine.contains("message failure"), "{fine}");
+        }
+
+        #[test]
+        fn after_booking_the_other_open_slots_say_they_are_for_other_patients() {
+            let locale = Locale::negotiate("en");
+            let (token, mut view) = offer();
+            view.used = true;
+            let booked = view.slots[1].slot_id;
+            for slot in &mut view.slots {
+                slot.claim_url = None;
+            }
+            let page = render(&locale, "Booked", false, Some(&(token, view)), Some(booked));
+            assert!(page.contains("Open to other patients"), "{page}");
+            assert!(!page.contains(">Available<"), "{page}");
+            assert!(!page.contains("<button"), "{page}");
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Integration tests of the scheduling API against a real nats-server and a fresh Postgres
 //! database (SQLite in `sqlite.rs`).
 
+mod appointment_links;
 mod appointments;
 mod auth;
 mod helpers;
