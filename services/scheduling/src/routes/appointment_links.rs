@@ -14,23 +14,27 @@
 
 use axum::{
     extract::State,
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderValue, header},
     response::{Html, IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
 use sea_orm::{EntityTrait, TransactionTrait};
 use serde::Serialize;
+use slotcast_i18n::Locale;
 use slotcast_kit::{
     ApiJson, Problem,
     openapi::{ServerErrors, page as on_page},
     problem::ApiPath,
 };
-use slotcast_links::{AppointmentClaims, OfferError};
+use slotcast_links::AppointmentClaims;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::offers::{Asked, Format};
+use super::{
+    link_pages::{self, Failure, FailurePage},
+    offers::{Asked, Format},
+};
 use crate::{
     AppState, booking,
     entities::{
@@ -69,26 +73,6 @@ pub struct AppointmentLinkView {
     pub calendar_url: String,
 }
 
-/// An error shown the way the caller asked: problem+json, or a page with the same status.
-struct Failure {
-    asked: Box<Asked>,
-    error: ApiError,
-}
-
-impl IntoResponse for Failure {
-    fn into_response(self) -> Response {
-        match (self.asked.format, self.error) {
-            (Format::Html, ApiError::Problem(p)) => {
-                let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST);
-                let message = self.asked.locale.text(failure_message(p.status));
-                let page = page::render(&self.asked.locale, &message, true, None);
-                (status, Html(page)).into_response()
-            }
-            (_, error) => error.into_response(),
-        }
-    }
-}
-
 /// What the page says for a failure of this status, a catalogue message id.
 fn failure_message(status: u16) -> &'static str {
     match status {
@@ -100,22 +84,26 @@ fn failure_message(status: u16) -> &'static str {
     }
 }
 
-fn fail(asked: &Asked) -> impl Fn(ApiError) -> Failure {
-    move |error| Failure {
-        asked: Box::new(asked.clone()),
-        error,
-    }
+/// The page of a failure.
+static FAILURE_PAGE: FailurePage = FailurePage {
+    message: failure_message,
+    render: failure_page,
+};
+
+fn failure_page(locale: &Locale, message: &str) -> String {
+    page::render(locale, message, true, None)
 }
 
-/// What an appointment link names: 410 expired, 401 anything else.
+fn fail(asked: &Asked) -> impl Fn(ApiError) -> Failure + use<> {
+    link_pages::fail(asked, &FAILURE_PAGE)
+}
+
+/// What a link names, or why its token was refused.
 fn verify(state: &AppState, token: &str, asked: &Asked) -> Result<AppointmentClaims, Failure> {
-    state.offers.verify_appointment(token).map_err(|e| {
-        let problem = match e {
-            OfferError::Expired => Problem::new(StatusCode::GONE, "this link has expired"),
-            OfferError::Invalid => Problem::unauthorized("this link is not valid"),
-        };
-        fail(asked)(problem.into())
-    })
+    state
+        .offers
+        .verify_appointment(token)
+        .map_err(|e| fail(asked)(link_pages::refused(e).into()))
 }
 
 /// The appointment, its slot and its practitioner, read in one snapshot.

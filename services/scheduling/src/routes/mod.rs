@@ -5,6 +5,7 @@
 //! - `offers`: booking links (no login; the signed token is the credential).
 //! - `appointment_links`: the links of a confirmation: the appointment's page, which cancels it
 //!   on a POST, and its calendar entry (no login; the signed token is the credential).
+//! - `link_pages`: what the pages of links share: errors as a page for a browser.
 //! - `holds`: the exclusive holds matching places on slots under the `waves` policy.
 //! - `preferences`: a patient's notification preferences, through the API and through the
 //!   signed preferences and one-click unsubscribe links of an email.
@@ -12,6 +13,7 @@
 mod appointment_links;
 mod appointments;
 mod holds;
+mod link_pages;
 mod offers;
 mod patients;
 mod practitioners;

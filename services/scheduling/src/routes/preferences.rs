@@ -16,13 +16,14 @@
 use axum::{
     Json,
     extract::{FromRequest, Request, State},
-    http::{HeaderMap, StatusCode},
+    http::HeaderMap,
     response::{Html, IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, EntityTrait, Set, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use slotcast_events::PatientPreferencesChanged;
+use slotcast_i18n::Locale;
 use slotcast_kit::{
     ApiJson, Problem,
     auth::Caller,
@@ -31,12 +32,14 @@ use slotcast_kit::{
     },
     problem::ApiPath,
 };
-use slotcast_links::OfferError;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::offers::{Asked, Format};
+use super::{
+    link_pages::{self, Failure, FailurePage},
+    offers::{Asked, Format},
+};
 use crate::{
     AppState,
     entities::patient,
@@ -187,26 +190,6 @@ async fn update_own(
     Ok(Json(apply(&state, id, body, "api").await?))
 }
 
-/// An error shown the way the caller asked: problem+json, or a page with the same status.
-struct Failure {
-    asked: Box<Asked>,
-    error: ApiError,
-}
-
-impl IntoResponse for Failure {
-    fn into_response(self) -> Response {
-        match (self.asked.format, self.error) {
-            (Format::Html, ApiError::Problem(p)) => {
-                let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST);
-                let message = self.asked.locale.text(failure_message(p.status));
-                let page = page::render(&self.asked.locale, &message, None, None, None);
-                (status, Html(page)).into_response()
-            }
-            (_, error) => error.into_response(),
-        }
-    }
-}
-
 /// What the page says for a failure of this status, a catalogue message id.
 fn failure_message(status: u16) -> &'static str {
     match status {
@@ -218,22 +201,26 @@ fn failure_message(status: u16) -> &'static str {
     }
 }
 
-fn fail(asked: &Asked) -> impl Fn(ApiError) -> Failure {
-    move |error| Failure {
-        asked: Box::new(asked.clone()),
-        error,
-    }
+/// The page of a failure.
+static FAILURE_PAGE: FailurePage = FailurePage {
+    message: failure_message,
+    render: failure_page,
+};
+
+fn failure_page(locale: &Locale, message: &str) -> String {
+    page::render(locale, message, None, None, None)
 }
 
-/// The patient a preferences link names: 410 expired, 401 anything else.
+fn fail(asked: &Asked) -> impl Fn(ApiError) -> Failure + use<> {
+    link_pages::fail(asked, &FAILURE_PAGE)
+}
+
+/// What a link names, or why its token was refused.
 fn verify(state: &AppState, token: &str, asked: &Asked) -> Result<Uuid, Failure> {
-    state.offers.verify_preferences(token).map_err(|e| {
-        let problem = match e {
-            OfferError::Expired => Problem::new(StatusCode::GONE, "this link has expired"),
-            OfferError::Invalid => Problem::unauthorized("this link is not valid"),
-        };
-        fail(asked)(problem.into())
-    })
+    state
+        .offers
+        .verify_preferences(token)
+        .map_err(|e| fail(asked)(link_pages::refused(e).into()))
 }
 
 /// The answer to a link: the preferences as JSON, or the page with `message` (a catalogue
