@@ -137,6 +137,10 @@ pub struct NewPatient {
     pub locale: Option<String>,
     /// An IANA time zone, for example `Europe/Paris`.
     pub timezone: Option<String>,
+    /// A mobile number in international form (E.164, for example `+33612345678`; spaces and
+    /// dashes are allowed and taken out).
+    #[schema(example = "+33612345678")]
+    pub phone: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -145,6 +149,8 @@ pub struct Patient {
     pub email: String,
     pub locale: String,
     pub timezone: Option<String>,
+    /// E.164.
+    pub phone: Option<String>,
 }
 
 impl NewPatient {
@@ -167,7 +173,23 @@ impl NewPatient {
             email: email(&self.email)?,
             locale,
             timezone: self.timezone.as_deref().map(timezone).transpose()?,
+            phone: self.phone.as_deref().map(phone).transpose()?,
         })
+    }
+}
+
+/// A phone number in international form, valid for its country's numbering plan (the
+/// `phonenumber` crate, Google's libphonenumber metadata), written as E.164.
+pub fn phone(value: &str) -> Result<String, Invalid> {
+    const FORM: &str = "phone must be a number in international form, such as +33612345678";
+    if !value.trim_start().starts_with('+') {
+        return invalid(FORM);
+    }
+    match phonenumber::parse(None, value) {
+        Ok(number) if phonenumber::is_valid(&number) => {
+            Ok(number.format().mode(phonenumber::Mode::E164).to_string())
+        }
+        _ => invalid(FORM),
     }
 }
 
@@ -388,6 +410,16 @@ impl NewWaitlistEntry {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_phone_number_is_written_in_e164_or_refused() {
+        assert_eq!(phone("+33 6 12 34 56 78").unwrap(), "+33612345678");
+        assert_eq!(phone(" +44 20 7946 0958").unwrap(), "+442079460958");
+        for bad in ["0612345678", "+33 6 12", "33612345678", "+", "phone"] {
+            assert!(phone(bad).is_err(), "{bad}");
+        }
+    }
+
     use super::*;
 
     fn at(h: i64) -> DateTime<Utc> {
@@ -459,6 +491,7 @@ mod tests {
             email: "p@x.example".into(),
             locale: Some(locale.into()),
             timezone: None,
+            phone: None,
         };
         assert!(patient("fr-FR").parse().is_ok());
         assert!(patient("not a locale").parse().is_err());

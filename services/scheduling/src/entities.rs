@@ -38,6 +38,8 @@ pub mod patient {
         /// In-app availability notifications on or off.
         pub notify_inapp: bool,
         pub preferences_updated_at: Option<DateTimeUtc>,
+        /// E.164, for example `+33612345678`.
+        pub phone: Option<String>,
     }
     slotcast_kit::no_relations!();
 }

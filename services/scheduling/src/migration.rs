@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(slotcast_bus::order::StampAtCommit),
             Box::new(slotcast_bus::bundle::AddOutboxBundles),
             Box::new(AppointmentSequence),
+            Box::new(PatientPhone),
         ]
     }
 }
@@ -451,6 +452,43 @@ impl MigrationTrait for AppointmentSequence {
             Table::alter()
                 .table(Appointments::Table)
                 .drop_column(AppointmentSequenceColumns::Sequence)
+                .to_owned(),
+        )
+        .await
+    }
+}
+
+/// A patient's mobile number (E.164), for the text messages to come.
+pub struct PatientPhone;
+
+impl MigrationName for PatientPhone {
+    fn name(&self) -> &str {
+        "m0005_patient_phone"
+    }
+}
+
+#[derive(DeriveIden)]
+enum PatientPhoneColumns {
+    Phone,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for PatientPhone {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(
+            Table::alter()
+                .table(Patients::Table)
+                .add_column(string_null(PatientPhoneColumns::Phone))
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(
+            Table::alter()
+                .table(Patients::Table)
+                .drop_column(PatientPhoneColumns::Phone)
                 .to_owned(),
         )
         .await

@@ -33,6 +33,8 @@ pub struct PatientView {
     /// The language `locale` gets: the same tag, else the same language, else English.
     pub effective_locale: String,
     pub timezone: Option<String>,
+    /// E.164.
+    pub phone: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -45,6 +47,7 @@ impl From<patient::Model> for PatientView {
             effective_locale: Locale::negotiate(&m.locale).tag(),
             locale: m.locale,
             timezone: m.timezone,
+            phone: m.phone,
             created_at: m.created_at,
         }
     }
@@ -78,6 +81,7 @@ async fn create(
         notify_email: Set(true),
         notify_inapp: Set(true),
         preferences_updated_at: Set(None),
+        phone: Set(p.phone.clone()),
     }
     .insert(&txn)
     .await?;

@@ -12,6 +12,7 @@ mod limits;
 mod offers;
 mod openapi;
 mod pages;
+mod patients;
 mod policy;
 mod preferences;
 mod process;
