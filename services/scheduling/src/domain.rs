@@ -137,7 +137,7 @@ pub struct NewPatient {
     pub locale: Option<String>,
     /// An IANA time zone, for example `Europe/Paris`.
     pub timezone: Option<String>,
-    /// A mobile number in international form (E.164, for example `+33612345678`; spaces and
+    /// A phone number in international form (E.164, for example `+33612345678`; spaces and
     /// dashes are allowed and taken out).
     #[schema(example = "+33612345678")]
     pub phone: Option<String>,
@@ -182,11 +182,13 @@ impl NewPatient {
 /// `phonenumber` crate, Google's libphonenumber metadata), written as E.164.
 pub fn phone(value: &str) -> Result<String, Invalid> {
     const FORM: &str = "phone must be a number in international form, such as +33612345678";
-    if !value.trim_start().starts_with('+') {
+    // E.164 has at most 15 digits: room for spaces and dashes, no more.
+    if !value.trim_start().starts_with('+') || value.len() > 40 {
         return invalid(FORM);
     }
     match phonenumber::parse(None, value) {
-        Ok(number) if phonenumber::is_valid(&number) => {
+        // An extension cannot take a text message, and E.164 would drop it silently.
+        Ok(number) if phonenumber::is_valid(&number) && number.extension().is_none() => {
             Ok(number.format().mode(phonenumber::Mode::E164).to_string())
         }
         _ => invalid(FORM),
@@ -415,7 +417,16 @@ mod tests {
     fn a_phone_number_is_written_in_e164_or_refused() {
         assert_eq!(phone("+33 6 12 34 56 78").unwrap(), "+33612345678");
         assert_eq!(phone(" +44 20 7946 0958").unwrap(), "+442079460958");
-        for bad in ["0612345678", "+33 6 12", "33612345678", "+", "phone"] {
+        let long = format!("+33 6 12 34 56 78{}", " ".repeat(40));
+        for bad in [
+            "0612345678",
+            "+33 6 12",
+            "33612345678",
+            "+",
+            "phone",
+            "+1 650 253 0000 ext. 5",
+            &long,
+        ] {
             assert!(phone(bad).is_err(), "{bad}");
         }
     }
