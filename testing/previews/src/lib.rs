@@ -14,7 +14,7 @@
 pub mod scenarios;
 
 use chrono::Utc;
-use email_notifier::render::Templates;
+use email_notifier::render::{RenderedEmail, Templates};
 use handlebars::html_escape;
 use scheduling::routes::patient_pages::{self, PreferencesView};
 use slotcast_i18n::{LanguageIdentifier, Locale};
@@ -78,22 +78,7 @@ fn email(
     let email = templates.render(&notify)?;
     let name = format!("email-{}-{language}", scenario.key);
     let title = format!("Email: {}", scenario.title);
-    Ok([
-        Preview {
-            file: format!("{name}.html"),
-            title: title.clone(),
-            language: language.to_string(),
-            kind: Kind::Html,
-            body: email.html,
-        },
-        Preview {
-            file: format!("{name}.txt"),
-            title: format!("{title} (plain text)"),
-            language: language.to_string(),
-            kind: Kind::Text,
-            body: format!("Subject: {}\n\n{}", email.subject, email.text),
-        },
-    ])
+    Ok(email_previews(&name, &title, language, email))
 }
 
 /// The confirmation email of booking (or, for a move-up scenario, moving to) the scenario's
@@ -109,10 +94,20 @@ fn confirmation(
     let kind = confirmation.kind.as_str();
     let name = format!("confirmation-{kind}-{}-{language}", scenario.key);
     let title = format!("Confirmation ({kind}): {}", scenario.title);
-    Ok([
+    Ok(email_previews(&name, &title, language, email))
+}
+
+/// An email's two previews: its HTML, and its subject with its plain text.
+fn email_previews(
+    name: &str,
+    title: &str,
+    language: &LanguageIdentifier,
+    email: RenderedEmail,
+) -> [Preview; 2] {
+    [
         Preview {
             file: format!("{name}.html"),
-            title: title.clone(),
+            title: title.to_owned(),
             language: language.to_string(),
             kind: Kind::Html,
             body: email.html,
@@ -124,7 +119,7 @@ fn confirmation(
             kind: Kind::Text,
             body: format!("Subject: {}\n\n{}", email.subject, email.text),
         },
-    ])
+    ]
 }
 
 fn offer_page(scenario: &Scenario, language: &LanguageIdentifier) -> Preview {

@@ -56,13 +56,7 @@ fn collect_parts(entity: &str, out: &mut Vec<Part>, depth: usize) {
         }
         return;
     }
-    let encoding = raw_header(head, "Content-Transfer-Encoding").unwrap_or_default();
-    let bytes = match encoding.to_ascii_lowercase().as_str() {
-        "quoted-printable" => decode_quoted_printable(body),
-        "base64" => decode_base64(body),
-        _ => body.as_bytes().to_vec(),
-    };
-    let text = decode_charset(&bytes, param(&params, "charset"));
+    let text = decode_body(head, body, &params);
     out.push(Part {
         disposition: raw_header(head, "Content-Disposition"),
         mime_type,
@@ -92,14 +86,19 @@ fn collect_text(entity: &str, texts: &mut Vec<String>, depth: usize) {
     if !mime_type.starts_with("text/") {
         return;
     }
+    let text = decode_body(head, body, &params);
+    texts.push(text.replace("\r\n", "\n"));
+}
+
+/// A leaf entity's body as text: its transfer encoding undone, then its charset.
+fn decode_body(head: &str, body: &str, params: &[(String, String)]) -> String {
     let encoding = raw_header(head, "Content-Transfer-Encoding").unwrap_or_default();
     let bytes = match encoding.to_ascii_lowercase().as_str() {
         "quoted-printable" => decode_quoted_printable(body),
         "base64" => decode_base64(body),
         _ => body.as_bytes().to_vec(),
     };
-    let text = decode_charset(&bytes, param(&params, "charset"));
-    texts.push(text.replace("\r\n", "\n"));
+    decode_charset(&bytes, param(params, "charset"))
 }
 
 /// Splits an entity into its header section and body at the first empty line.
