@@ -90,6 +90,9 @@ pub mod subjects {
     pub const EMAIL_SENT: &str = "slotcast.delivery.email.sent";
     pub const EMAIL_FAILED: &str = "slotcast.delivery.email.failed";
     pub const INAPP_STORED: &str = "slotcast.delivery.inapp.stored";
+    pub const SMS_SENT: &str = "slotcast.delivery.sms.sent";
+    pub const SMS_FAILED: &str = "slotcast.delivery.sms.failed";
+    pub const SMS_DELIVERED: &str = "slotcast.delivery.sms.delivered";
     /// Every slot event: created, booked, released, withdrawn.
     pub const SLOT_EVENTS: &str = "slotcast.scheduling.slot.>";
     /// Prefix of dead-letter subjects; the consumer's durable name follows.
@@ -102,6 +105,7 @@ pub mod sources {
     pub const MATCHING: &str = "/slotcast/matching";
     pub const EMAIL_NOTIFIER: &str = "/slotcast/email-notifier";
     pub const INAPP_NOTIFIER: &str = "/slotcast/inapp-notifier";
+    pub const SMS_NOTIFIER: &str = "/slotcast/sms-notifier";
 }
 
 /// The order stamp of scheduling's events: the outbox numbers each order key's events 1, 2, 3…
@@ -149,6 +153,9 @@ pub const CATALOGUE: &[(&str, &str)] = &[
     (subjects::EMAIL_SENT, "delivery.email.sent.v1.json"),
     (subjects::EMAIL_FAILED, "delivery.email.failed.v1.json"),
     (subjects::INAPP_STORED, "delivery.inapp.stored.v1.json"),
+    (subjects::SMS_SENT, "delivery.sms.sent.v1.json"),
+    (subjects::SMS_FAILED, "delivery.sms.failed.v1.json"),
+    (subjects::SMS_DELIVERED, "delivery.sms.delivered.v1.json"),
 ];
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ pub struct NotifyPatient {
     /// The opening it is about (the first, when openings within the coalescing window were
     /// merged into one message).
     pub batch_id: Uuid,
-    /// Which notifiers deliver it: the patient's preferences. Absent means both.
+    /// Which notifiers deliver it: the patient's preferences. Absent means email and in-app.
     #[serde(default)]
     pub channels: Channels,
     /// For the `waves` policy: the wave this message belongs to (1 is the first).
@@ -40,6 +40,9 @@ event!(NotifyPatient, subjects::NOTIFY_PATIENT, notification_id);
 pub struct Channels {
     pub email: bool,
     pub inapp: bool,
+    /// Text messages: only for a patient with a phone number who consented. Absent means off.
+    #[serde(default)]
+    pub sms: bool,
 }
 
 impl Default for Channels {
@@ -47,6 +50,7 @@ impl Default for Channels {
         Self {
             email: true,
             inapp: true,
+            sms: false,
         }
     }
 }
@@ -58,6 +62,9 @@ pub struct PatientContact {
     pub email: String,
     pub locale: String,
     pub timezone: Option<String>,
+    /// E.164; present when the patient has a phone number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -30,6 +30,10 @@ pub struct PatientRegistered {
     pub email: String,
     pub locale: String,
     pub timezone: Option<String>,
+    /// E.164, for example `+33612345678`; text messages go only to a patient who has one and
+    /// consented.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
 }
 event!(PatientRegistered, subjects::PATIENT_REGISTERED, patient_id, ordered by patient_id);
 
@@ -81,6 +85,9 @@ pub struct PatientPreferencesChanged {
     pub email: bool,
     /// In-app notifications on or off.
     pub inapp: bool,
+    /// Text messages on or off: on only with the patient's consent, given through `via`.
+    #[serde(default)]
+    pub sms: bool,
     /// `api` (patient or staff), `link` (the preferences page of an email) or `one_click`
     /// (the RFC 8058 unsubscribe of an email).
     pub via: String,

@@ -112,7 +112,9 @@ where
         let mut buffered = Request::new(Body::from(bytes));
         *buffered.headers_mut() = headers;
         match axum::Json::<T>::from_request(buffered, state).await {
-            Ok(_) if !is_object => Err(Problem::unprocessable("the body must be a JSON object")),
+            Ok(_) | Err(JsonRejection::JsonDataError(_)) if !is_object => {
+                Err(Problem::unprocessable("the body must be a JSON object"))
+            }
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
             Err(rejection) => Err(json_problem(rejection)),
         }

@@ -289,6 +289,7 @@ pub(crate) mod tests {
                 email: "patient@example.com".to_owned(),
                 locale: "en".to_owned(),
                 timezone: None,
+                phone: None,
             },
             practitioner: PractitionerCard {
                 id: Uuid::from_u128(2),

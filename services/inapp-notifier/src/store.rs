@@ -448,6 +448,7 @@ mod tests {
                     email: "p@example.test".to_owned(),
                     locale: "en".to_owned(),
                     timezone: None,
+                    phone: None,
                 },
                 practitioner: PractitionerCard {
                     id: Uuid::now_v7(),

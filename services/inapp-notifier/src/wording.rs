@@ -128,6 +128,7 @@ mod tests {
                 email: "zoe@example.org".to_owned(),
                 locale: locale.to_owned(),
                 timezone: None,
+                phone: None,
             },
             practitioner: slotcast_events::PractitionerCard {
                 id,

@@ -88,6 +88,8 @@ async fn patient_registered<C: ConnectionTrait>(
         timezone: Set(e.timezone),
         email_enabled: Set(true),
         inapp_enabled: Set(true),
+        sms_enabled: Set(false),
+        phone: Set(e.phone),
     })
     .on_conflict(upsert(
         [patient::Column::Id],
@@ -96,6 +98,7 @@ async fn patient_registered<C: ConnectionTrait>(
             patient::Column::Email,
             patient::Column::Locale,
             patient::Column::Timezone,
+            patient::Column::Phone,
         ],
     ))
     .exec_without_returning(txn)
@@ -112,6 +115,7 @@ async fn patient_preferences_changed<C: ConnectionTrait>(
     patient::Entity::update_many()
         .col_expr(patient::Column::EmailEnabled, Expr::value(e.email))
         .col_expr(patient::Column::InappEnabled, Expr::value(e.inapp))
+        .col_expr(patient::Column::SmsEnabled, Expr::value(e.sms))
         .filter(patient::Column::Id.eq(e.patient_id))
         .exec(txn)
         .await?;

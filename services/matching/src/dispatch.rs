@@ -267,6 +267,7 @@ impl Dispatcher {
                     channels: p.zip(dr).map(|(p, _)| eligibility::Channels {
                         email: p.email_enabled,
                         inapp: p.inapp_enabled,
+                        sms: p.texts(),
                     }),
                     cap,
                     wave: eligibility::Wave::None,
@@ -392,6 +393,7 @@ impl Dispatcher {
                 email: p.email.clone(),
                 locale: p.locale.clone(),
                 timezone: p.timezone.clone(),
+                phone: p.phone.clone(),
             },
             practitioner: PractitionerCard {
                 id: dr.id,
@@ -408,6 +410,7 @@ impl Dispatcher {
             channels: Channels {
                 email: p.email_enabled,
                 inapp: p.inapp_enabled,
+                sms: p.texts(),
             },
             wave: keep
                 .iter()

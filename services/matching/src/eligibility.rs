@@ -48,6 +48,7 @@ pub enum Fit<'a> {
 pub struct Channels {
     pub email: bool,
     pub inapp: bool,
+    pub sms: bool,
 }
 
 /// The daily cap, as it applies here.
@@ -122,6 +123,7 @@ pub fn verdict(case: &Case<'_>) -> Verdict {
         Some(Channels {
             email: false,
             inapp: false,
+            sms: false,
         }) => return Verdict::Skip(Reason::OptedOut),
         Some(_) => {}
     }
@@ -201,6 +203,7 @@ mod tests {
     const BOTH: Channels = Channels {
         email: true,
         inapp: true,
+        sms: false,
     };
 
     /// A case in which the patient is told; each test changes what it is about.
@@ -360,7 +363,7 @@ mod tests {
     }
 
     #[test]
-    fn both_channels_off_is_opted_out_one_is_enough_and_an_unknown_patient_is_later() {
+    fn every_channel_off_is_opted_out_one_is_enough_and_an_unknown_patient_is_later() {
         let (s, w) = (slot(5), waiting(WaitKind::New));
         let with = |channels| {
             verdict(&Case {
@@ -371,12 +374,17 @@ mod tests {
         assert_eq!(
             with(Some(Channels {
                 email: false,
-                inapp: false
+                inapp: false,
+                sms: false,
             })),
             Verdict::Skip(Reason::OptedOut)
         );
-        for (email, inapp) in [(true, false), (false, true)] {
-            assert_eq!(with(Some(Channels { email, inapp })), Verdict::Tell);
+        for (email, inapp, sms) in [
+            (true, false, false),
+            (false, true, false),
+            (false, false, true),
+        ] {
+            assert_eq!(with(Some(Channels { email, inapp, sms })), Verdict::Tell);
         }
         assert_eq!(with(None), Verdict::Later);
     }
@@ -439,6 +447,7 @@ mod tests {
             channels: Some(Channels {
                 email: false,
                 inapp: false,
+                sms: false,
             }),
             cap: Cap::Count { sent: 6, max: 6 },
             wave: Wave::Stopped(Reason::SlotGone),

@@ -33,6 +33,16 @@ pub mod patient {
         pub email_enabled: bool,
         /// In-app notifications wanted (preferences; on by default).
         pub inapp_enabled: bool,
+        /// Text messages wanted (preferences; off until the patient consents).
+        pub sms_enabled: bool,
+        /// E.164.
+        pub phone: Option<String>,
+    }
+    impl Model {
+        /// Text messages go only to a patient with a number who turned them on.
+        pub fn texts(&self) -> bool {
+            self.sms_enabled && self.phone.is_some()
+        }
     }
     slotcast_kit::no_relations!();
 }

@@ -18,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateOrderProgress),
             Box::new(slotcast_bus::bundle::AddOutboxBundles),
             Box::new(DecideWhenDue),
+            Box::new(PatientTexts),
         ]
     }
 }
@@ -858,6 +859,56 @@ impl MigrationTrait for DecideWhenDue {
                 Table::alter()
                     .table(Openings::Table)
                     .drop_column(col)
+                    .to_owned(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// A patient's phone number and whether they consented to text messages.
+pub struct PatientTexts;
+
+impl MigrationName for PatientTexts {
+    fn name(&self) -> &str {
+        "m0008_patient_texts"
+    }
+}
+
+#[derive(DeriveIden)]
+enum PatientTextsColumns {
+    SmsEnabled,
+    Phone,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for PatientTexts {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // One column per statement: SQLite adds only one at a time.
+        for mut column in [
+            boolean(PatientTextsColumns::SmsEnabled)
+                .default(false)
+                .to_owned(),
+            string_null(PatientTextsColumns::Phone),
+        ] {
+            m.alter_table(
+                Table::alter()
+                    .table(Patients::Table)
+                    .add_column(&mut column)
+                    .to_owned(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for column in [PatientTextsColumns::SmsEnabled, PatientTextsColumns::Phone] {
+            m.alter_table(
+                Table::alter()
+                    .table(Patients::Table)
+                    .drop_column(column)
                     .to_owned(),
             )
             .await?;

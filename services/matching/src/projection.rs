@@ -531,6 +531,7 @@ pub(crate) async fn channels<'a, C: ConnectionTrait>(
                 let channels = Channels {
                     email: p.email_enabled,
                     inapp: p.inapp_enabled,
+                    sms: p.texts(),
                 };
                 (p.id, channels)
             })

@@ -77,6 +77,7 @@ pub async fn confirm<C: ConnectionTrait>(
     let token = links.token(a, slot.ends_at)?;
     let sequence = sequence(a);
     let confirmation_id = AppointmentConfirmation::derive_id(a.id, kind, sequence);
+    let texts = p.notify_sms && p.phone.is_some();
     let data = AppointmentConfirmation {
         confirmation_id,
         kind,
@@ -88,6 +89,7 @@ pub async fn confirm<C: ConnectionTrait>(
             email: p.email,
             locale: p.locale,
             timezone: p.timezone,
+            phone: p.phone,
         },
         practitioner: PractitionerCard {
             id: dr.id,
@@ -106,6 +108,7 @@ pub async fn confirm<C: ConnectionTrait>(
         channels: Channels {
             email: p.notify_email,
             inapp: p.notify_inapp,
+            sms: texts,
         },
         manage_url: links.manage_url(&token),
         calendar_url: links.calendar_url(&token),

@@ -40,6 +40,12 @@ pub mod patient {
         pub preferences_updated_at: Option<DateTimeUtc>,
         /// E.164, for example `+33612345678`.
         pub phone: Option<String>,
+        /// Text messages on or off: on only with the patient's consent.
+        pub notify_sms: bool,
+        /// When the patient last consented to text messages.
+        pub sms_consent_at: Option<DateTimeUtc>,
+        /// How they consented: `api` (patient or staff) or `link` (the preferences page).
+        pub sms_consent_via: Option<String>,
     }
     slotcast_kit::no_relations!();
 }

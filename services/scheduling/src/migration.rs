@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(slotcast_bus::bundle::AddOutboxBundles),
             Box::new(AppointmentSequence),
             Box::new(PatientPhone),
+            Box::new(SmsConsent),
         ]
     }
 }
@@ -492,5 +493,61 @@ impl MigrationTrait for PatientPhone {
                 .to_owned(),
         )
         .await
+    }
+}
+
+/// Text messages: off until the patient consents, and the consent's time and source.
+pub struct SmsConsent;
+
+impl MigrationName for SmsConsent {
+    fn name(&self) -> &str {
+        "m0006_sms_consent"
+    }
+}
+
+#[derive(DeriveIden)]
+enum SmsConsentColumns {
+    NotifySms,
+    SmsConsentAt,
+    SmsConsentVia,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for SmsConsent {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // One column per statement: SQLite adds only one at a time.
+        for mut column in [
+            boolean(SmsConsentColumns::NotifySms)
+                .default(false)
+                .to_owned(),
+            timestamp_with_time_zone_null(SmsConsentColumns::SmsConsentAt),
+            string_null(SmsConsentColumns::SmsConsentVia),
+        ] {
+            m.alter_table(
+                Table::alter()
+                    .table(Patients::Table)
+                    .add_column(&mut column)
+                    .to_owned(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for column in [
+            SmsConsentColumns::NotifySms,
+            SmsConsentColumns::SmsConsentAt,
+            SmsConsentColumns::SmsConsentVia,
+        ] {
+            m.alter_table(
+                Table::alter()
+                    .table(Patients::Table)
+                    .drop_column(column)
+                    .to_owned(),
+            )
+            .await?;
+        }
+        Ok(())
     }
 }

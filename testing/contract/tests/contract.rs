@@ -15,8 +15,8 @@ use slotcast_events::{
     InappStored, LostReason, NotifyPatient, OfferClaimed, OfferLost, OfferPolicy, OfferedSlot,
     PatientContact, PatientPreferencesChanged, PatientRegistered, PractitionerCard,
     PractitionerPolicyChanged, PractitionerRegistered, Priority, ReleaseReason, SlotBooked,
-    SlotCreated, SlotReleased, SlotWithdrawn, TimeSpan, WaitKind, WaitlistClosed, WaitlistJoined,
-    WaitlistUpdated, streams, subjects,
+    SlotCreated, SlotReleased, SlotWithdrawn, SmsDelivered, SmsFailed, SmsSent, TimeSpan, WaitKind,
+    WaitlistClosed, WaitlistJoined, WaitlistUpdated, streams, subjects,
 };
 use uuid::Uuid;
 
@@ -78,6 +78,7 @@ fn notify_patient() -> NotifyPatient {
             email: "ada@example.org".into(),
             locale: "en-GB".into(),
             timezone: Some("Europe/London".into()),
+            phone: Some("+447700900123".into()),
         },
         practitioner: PractitionerCard {
             id: id(),
@@ -118,6 +119,7 @@ fn confirmation(kind: ConfirmationKind) -> AppointmentConfirmation {
         channels: Channels {
             email: kind != ConfirmationKind::Cancelled,
             inapp: true,
+            sms: false,
         },
         manage_url: "https://clinic.example/v1/appointment-links/eyJhbGciOi.x.sig".into(),
         calendar_url: "https://clinic.example/v1/appointment-links/eyJhbGciOi.x.sig/calendar.ics"
@@ -164,6 +166,7 @@ fn samples() -> Vec<(&'static str, Value)> {
             email: "ada@example.org".into(),
             locale: "en-GB".into(),
             timezone: Some("Europe/London".into()),
+            phone: None,
         }),
         envelope(PatientRegistered {
             patient_id: id(),
@@ -171,6 +174,7 @@ fn samples() -> Vec<(&'static str, Value)> {
             email: "emile.zola+rdv@example.fr".into(),
             locale: "fr".into(),
             timezone: None,
+            phone: Some("+33612345678".into()),
         }),
         envelope(slot_created()),
         envelope(SlotBooked {
@@ -274,6 +278,7 @@ fn samples() -> Vec<(&'static str, Value)> {
             channels: Channels {
                 email: false,
                 inapp: true,
+                sms: false,
             },
             wave: Some(2),
             preferences_url: Some("https://clinic.example/v1/preferences/eyJhbGciOi.x.sig".into()),
@@ -307,6 +312,7 @@ fn samples() -> Vec<(&'static str, Value)> {
             email: false,
             inapp: true,
             via: "one_click".into(),
+            sms: true,
         }),
         envelope(EmailSent {
             notification_id: id(),
@@ -326,6 +332,28 @@ fn samples() -> Vec<(&'static str, Value)> {
             permanent: false,
         }),
         envelope(InappStored {
+            notification_id: id(),
+            patient_id: id(),
+        }),
+        envelope(SmsSent {
+            notification_id: id(),
+            patient_id: id(),
+            gateway_id: Some("0f3c9a1e".into()),
+            segments: 1,
+        }),
+        envelope(SmsSent {
+            notification_id: id(),
+            patient_id: id(),
+            gateway_id: None,
+            segments: 2,
+        }),
+        envelope(SmsFailed {
+            notification_id: id(),
+            patient_id: id(),
+            reason: "delivery report: undelivered".into(),
+            permanent: true,
+        }),
+        envelope(SmsDelivered {
             notification_id: id(),
             patient_id: id(),
         }),

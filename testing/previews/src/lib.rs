@@ -169,11 +169,17 @@ fn other_pages(language: &LanguageIdentifier) -> Vec<Preview> {
         patient_id: uuid::Uuid::nil(),
         email: true,
         inapp: false,
+        sms: true,
+        has_phone: true,
+        sms_consent: None,
         updated_at: Utc::now(),
     };
     let unsubscribed = PreferencesView {
         email: false,
         inapp: false,
+        sms: false,
+        has_phone: false,
+        sms_consent: None,
         patient_id: prefs.patient_id,
         updated_at: prefs.updated_at,
     };

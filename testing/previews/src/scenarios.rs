@@ -176,6 +176,7 @@ impl Scenario {
                 email: "patient@example.org".to_owned(),
                 locale: locale.to_owned(),
                 timezone: None,
+                phone: None,
             },
             practitioner: PractitionerCard {
                 id: Uuid::from_u128(3),

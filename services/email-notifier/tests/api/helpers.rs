@@ -284,6 +284,7 @@ pub fn notification(reason: WaitKind) -> CloudEvent<NotifyPatient> {
             email: format!("grace.{}@patients.example", patient_id.simple()),
             locale: "en".to_owned(),
             timezone: Some("America/New_York".to_owned()),
+            phone: None,
         },
         practitioner: PractitionerCard {
             id: Uuid::now_v7(),

@@ -71,6 +71,7 @@ async fn a_patient_who_turned_availability_email_off_gets_none() {
     off.data.channels = Channels {
         email: false,
         inapp: true,
+        sms: false,
     };
     let on = notification(WaitKind::New);
     app.publish(&off).await;

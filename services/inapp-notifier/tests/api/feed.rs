@@ -208,6 +208,7 @@ async fn a_patient_who_turned_in_app_notifications_off_gets_none_in_the_feed() {
     off.data.channels = slotcast_events::Channels {
         email: true,
         inapp: false,
+        sms: false,
     };
     let on = notify_event(patient, 2, WaitKind::New);
     app.publish_notify(&off).await;

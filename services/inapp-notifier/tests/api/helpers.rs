@@ -436,6 +436,7 @@ pub fn notify_event(patient_id: Uuid, slots: usize, reason: WaitKind) -> CloudEv
                 email: "grace@example.test".to_owned(),
                 locale: "en".to_owned(),
                 timezone: Some("Europe/Paris".to_owned()),
+                phone: None,
             },
             practitioner: PractitionerCard {
                 id: Uuid::now_v7(),

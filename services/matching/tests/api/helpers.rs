@@ -154,6 +154,11 @@ impl TestMatching {
     }
 
     pub async fn patient(&self) -> Uuid {
+        self.patient_with_phone(None).await
+    }
+
+    /// A patient registered with `phone` (E.164), if any.
+    pub async fn patient_with_phone(&self, phone: Option<&str>) -> Uuid {
         let id = Uuid::now_v7();
         self.publish(PatientRegistered {
             patient_id: id,
@@ -161,6 +166,7 @@ impl TestMatching {
             email: format!("{id}@patients.example"),
             locale: "en".into(),
             timezone: None,
+            phone: phone.map(str::to_owned),
         })
         .await;
         id

@@ -162,6 +162,7 @@ async fn preferences_choose_the_channels_and_a_patient_who_turned_both_off_is_sk
         email: false,
         inapp: true,
         via: "one_click".into(),
+        sms: false,
     })
     .await;
     m.publish(PatientPreferencesChanged {
@@ -169,6 +170,7 @@ async fn preferences_choose_the_channels_and_a_patient_who_turned_both_off_is_sk
         email: false,
         inapp: false,
         via: "api".into(),
+        sms: false,
     })
     .await;
     let slot = m.batch(dr, &[10]).await[0].slot_id;
@@ -206,6 +208,44 @@ async fn preferences_choose_the_channels_and_a_patient_who_turned_both_off_is_sk
         )),
         "{explained:#}"
     );
+}
+
+#[tokio::test]
+async fn a_patient_who_wants_only_texts_is_told_with_their_number_and_the_sms_channel() {
+    let m = spawn(0, 0).await;
+    let dr = m.practitioner().await;
+    let texts_only = m.patient_with_phone(Some("+33612345678")).await;
+    let default = m.patient_with_phone(Some("+33612345679")).await;
+    m.waits(texts_only, dr, WaitKind::New, None).await;
+    m.waits(default, dr, WaitKind::New, None).await;
+    m.publish(PatientPreferencesChanged {
+        patient_id: texts_only,
+        email: false,
+        inapp: false,
+        sms: true,
+        via: "link".into(),
+    })
+    .await;
+    m.batch(dr, &[10]).await;
+    let told = m.notifications(2, SETTLE).await;
+    let of = |p: Uuid| {
+        told.iter()
+            .find(|n| n["data"]["patient"]["id"] == p.to_string())
+            .map(|n| &n["data"])
+            .expect("told")
+    };
+    let texted = of(texts_only);
+    assert_eq!(texted["patient"]["phone"], "+33612345678");
+    assert_eq!(
+        (
+            texted["channels"]["email"].as_bool(),
+            texted["channels"]["inapp"].as_bool(),
+            texted["channels"]["sms"].as_bool()
+        ),
+        (Some(false), Some(false), Some(true))
+    );
+    // A number alone is no consent.
+    assert_eq!(of(default)["channels"]["sms"], false);
 }
 
 #[tokio::test]

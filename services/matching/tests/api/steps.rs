@@ -113,6 +113,7 @@ fn registered(id: Uuid) -> PatientRegistered {
         email: format!("{id}@patients.example"),
         locale: "en".into(),
         timezone: None,
+        phone: None,
     }
 }
 

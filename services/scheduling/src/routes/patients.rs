@@ -82,6 +82,9 @@ async fn create(
         notify_inapp: Set(true),
         preferences_updated_at: Set(None),
         phone: Set(p.phone.clone()),
+        notify_sms: Set(false),
+        sms_consent_at: Set(None),
+        sms_consent_via: Set(None),
     }
     .insert(&txn)
     .await?;
@@ -93,6 +96,7 @@ async fn create(
             email: p.email,
             locale: p.locale,
             timezone: p.timezone,
+            phone: p.phone,
         },
     )
     .await?;

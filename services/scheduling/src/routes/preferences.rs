@@ -1,5 +1,8 @@
 //! A patient's notification preferences: availability emails and in-app notifications, each on
-//! or off (both on by default).
+//! or off (both on by default), and text messages, off until the patient consents.
+//!
+//! Turning text messages on is the patient's consent: it needs a phone number on file (422
+//! without), and records when and through what (`via`). Turning them off keeps that record.
 //!
 //! - `GET`/`PUT /v1/patients/{id}/preferences`: that patient or staff (`via: "api"`).
 //! - `GET`/`POST /v1/preferences/{token}`: the preferences link of an email, no login; the
@@ -59,7 +62,21 @@ pub struct PreferencesView {
     pub patient_id: Uuid,
     pub email: bool,
     pub inapp: bool,
+    /// Text messages about available appointments.
+    pub sms: bool,
+    /// Whether the patient has a phone number, without which text messages stay off.
+    pub has_phone: bool,
+    /// The patient's latest consent to text messages, if they ever gave one.
+    pub sms_consent: Option<SmsConsent>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// When and how a patient consented to text messages.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SmsConsent {
+    pub at: DateTime<Utc>,
+    /// `api` (the patient or staff through the API) or `link` (the preferences page).
+    pub via: String,
 }
 
 impl From<&patient::Model> for PreferencesView {
@@ -68,17 +85,24 @@ impl From<&patient::Model> for PreferencesView {
             patient_id: p.id,
             email: p.notify_email,
             inapp: p.notify_inapp,
+            sms: p.notify_sms,
+            has_phone: p.phone.is_some(),
+            sms_consent: p.sms_consent_at.map(|at| SmsConsent {
+                at,
+                via: p.sms_consent_via.clone().unwrap_or_default(),
+            }),
             updated_at: p.preferences_updated_at.unwrap_or(p.created_at),
         }
     }
 }
 
-/// What to change; an absent field stays as it is.
+/// What to change; an absent field stays as it is. `sms: true` is the patient's consent.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PreferencesChange {
     email: Option<bool>,
     inapp: Option<bool>,
+    sms: Option<bool>,
 }
 
 /// The same from an HTML form, where values are text (`true`/`false`, `on`/`off`).
@@ -86,6 +110,7 @@ struct PreferencesChange {
 struct PreferencesForm {
     email: Option<String>,
     inapp: Option<String>,
+    sms: Option<String>,
 }
 
 fn form_flag(field: &str, value: Option<String>) -> Result<Option<bool>, Problem> {
@@ -112,13 +137,27 @@ async fn apply(
         .ok_or_else(|| Problem::not_found("no such patient"))?;
     let email = change.email.unwrap_or(p.notify_email);
     let inapp = change.inapp.unwrap_or(p.notify_inapp);
-    if email == p.notify_email && inapp == p.notify_inapp {
+    let sms = change.sms.unwrap_or(p.notify_sms);
+    if sms && !p.notify_sms && p.phone.is_none() {
+        return Err(Problem::unprocessable(
+            "text messages need a phone number, and the patient has none",
+        )
+        .into());
+    }
+    if email == p.notify_email && inapp == p.notify_inapp && sms == p.notify_sms {
         return Ok(PreferencesView::from(&p));
     }
+    let consented = sms && !p.notify_sms;
+    let now = Utc::now();
     let mut changed: patient::ActiveModel = p.into();
     changed.notify_email = Set(email);
     changed.notify_inapp = Set(inapp);
-    changed.preferences_updated_at = Set(Some(Utc::now()));
+    changed.notify_sms = Set(sms);
+    if consented {
+        changed.sms_consent_at = Set(Some(now));
+        changed.sms_consent_via = Set(Some(via.to_owned()));
+    }
+    changed.preferences_updated_at = Set(Some(now));
     let p = changed.update(&txn).await?;
     emit(
         &txn,
@@ -126,13 +165,14 @@ async fn apply(
             patient_id,
             email,
             inapp,
+            sms,
             via: via.to_owned(),
         },
     )
     .await?;
     txn.commit().await?;
     state.relay.wake();
-    tracing::info!(%patient_id, email, inapp, via, "notification preferences changed");
+    tracing::info!(%patient_id, email, inapp, sms, via, "notification preferences changed");
     Ok(PreferencesView::from(&p))
 }
 
@@ -272,7 +312,7 @@ async fn show(
     ))
 }
 
-/// Changes the preferences a link names, with the page's form or JSON `{email?, inapp?}`.
+/// Changes the preferences a link names, with the page's form or JSON `{email?, inapp?, sms?}`.
 #[utoipa::path(post, path = "/v1/preferences/{token}",
     operation_id = "change_preferences_by_link", tag = "preferences",
     params(("token" = String, Path, description = "The link's signed preferences token")),
@@ -305,6 +345,7 @@ async fn change(
         PreferencesChange {
             email: form_flag("email", form.email).map_err(|p| fail(&asked)(p.into()))?,
             inapp: form_flag("inapp", form.inapp).map_err(|p| fail(&asked)(p.into()))?,
+            sms: form_flag("sms", form.sms).map_err(|p| fail(&asked)(p.into()))?,
         }
     } else {
         ApiJson::<PreferencesChange>::from_request(request, &())
@@ -384,7 +425,7 @@ async fn unsubscribe(
     let asked = asked.for_patient(&state.db, patient_id).await;
     let off = PreferencesChange {
         email: Some(false),
-        inapp: None,
+        ..PreferencesChange::default()
     };
     let view = apply(&state, patient_id, off, "one_click")
         .await
@@ -441,6 +482,8 @@ pub mod page {
             "message": message,
             "email": view.is_some_and(|v| v.email),
             "inapp": view.is_some_and(|v| v.inapp),
+            "sms": view.is_some_and(|v| v.sms),
+            "has_phone": view.is_some_and(|v| v.has_phone),
             "preferences_url": preferences_url,
             "unsubscribe_url": unsubscribe_url,
         });
@@ -471,6 +514,9 @@ pub mod page {
                 patient_id: uuid::Uuid::nil(),
                 email: true,
                 inapp: false,
+                sms: false,
+                has_phone: true,
+                sms_consent: None,
                 updated_at: chrono::Utc::now(),
             };
             for language in slotcast_i18n::languages() {

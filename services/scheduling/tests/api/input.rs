@@ -47,16 +47,17 @@ async fn a_json_array_in_place_of_an_object_gets_422_and_changes_nothing() {
     let app = spawn_app().await;
     let practitioner = app.create_practitioner().await;
     let patient = app.create_patient("Ann").await;
-    // serde reads a struct from an array of its fields: `[]` or `[false, null]` would change it.
+    // serde reads a struct from an array of its fields: `[]` or `[false, null, null]` would
+    // change it.
     for (path, body) in [
         (format!("/v1/practitioners/{practitioner}"), json!([])),
         (
             format!("/v1/patients/{patient}/preferences"),
-            json!([false, null]),
+            json!([false, null, null]),
         ),
         (
             format!("/v1/patients/{patient}/preferences"),
-            json!([null, null]),
+            json!([null, null, null]),
         ),
     ] {
         let res = if path.contains("preferences") {

@@ -184,3 +184,130 @@ async fn the_preferences_link_shows_a_form_that_saves() {
     assert!(changed.iter().all(|e| e["data"]["via"] == "link"));
     assert_eq!(changed.len(), 2);
 }
+
+#[tokio::test]
+async fn text_messages_need_a_number_and_turning_them_on_records_the_consent() {
+    let app = spawn_app().await;
+    let body =
+        json!({"name": "Ada", "email": "ada@patients.example", "phone": "+33 6 12 34 56 78"});
+    let res = app.post("/v1/patients", Some(&app.staff), body).await;
+    let ada: uuid::Uuid = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let grace = app.create_patient("Grace").await;
+
+    let path = format!("/v1/patients/{ada}/preferences");
+    let as_ada = token(ada, Role::Patient);
+    let prefs: Value = app.get(&path, Some(&as_ada)).await.json().await.unwrap();
+    assert_eq!(prefs["sms"], false, "off until the patient consents");
+    assert_eq!(prefs["has_phone"], true);
+    assert_eq!(prefs["sms_consent"], Value::Null);
+    let registered = app
+        .events("slotcast.scheduling.patient.registered", 2)
+        .await;
+    assert!(
+        registered
+            .iter()
+            .any(|e| e["data"]["phone"] == "+33612345678")
+    );
+
+    let before = chrono::Utc::now();
+    let res = app.put(&path, Some(&as_ada), json!({"sms": true})).await;
+    assert_eq!(res.status(), 200);
+    let prefs: Value = res.json().await.unwrap();
+    assert_eq!(prefs["sms"], true);
+    assert_eq!(prefs["sms_consent"]["via"], "api");
+    let at: chrono::DateTime<chrono::Utc> = prefs["sms_consent"]["at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(at >= before - chrono::Duration::seconds(1));
+
+    // Turning them off keeps the record of the consent; the event says what changed.
+    let res = app.put(&path, Some(&as_ada), json!({"sms": false})).await;
+    let prefs: Value = res.json().await.unwrap();
+    assert_eq!(prefs["sms"], false);
+    assert_eq!(prefs["sms_consent"]["via"], "api");
+    let changed = app
+        .events("slotcast.scheduling.patient.preferences_changed", 2)
+        .await;
+    assert_eq!(changed.len(), 2);
+    assert_eq!(changed[0]["data"]["sms"], true);
+    assert_eq!(changed[1]["data"]["sms"], false);
+
+    // Without a number there is nothing to text: refused, and nothing changes.
+    let grace_path = format!("/v1/patients/{grace}/preferences");
+    let problem = assert_problem(
+        app.put(
+            &grace_path,
+            Some(&app.staff),
+            json!({"sms": true, "email": false}),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert!(problem["detail"].as_str().unwrap().contains("phone"));
+    let prefs: Value = app
+        .get(&grace_path, Some(&app.staff))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (prefs["sms"].as_bool(), prefs["email"].as_bool()),
+        (Some(false), Some(true))
+    );
+    assert_eq!(prefs["has_phone"], false);
+}
+
+#[tokio::test]
+async fn the_preferences_page_offers_text_messages_only_to_a_patient_with_a_number() {
+    let app = spawn_app().await;
+    let body = json!({"name": "Ada", "email": "ada@patients.example", "phone": "+33612345678", "locale": "fr"});
+    let res = app.post("/v1/patients", Some(&app.staff), body).await;
+    let ada: uuid::Uuid = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let grace = app.create_patient("Grace").await;
+    let signer = OfferSigner::new(SECRET);
+
+    let grace_page = app
+        .page(&format!(
+            "/v1/preferences/{}",
+            signer.sign_preferences(grace).unwrap()
+        ))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!grace_page.contains(r#"name="sms""#), "{grace_page}");
+
+    let path = format!("/v1/preferences/{}", signer.sign_preferences(ada).unwrap());
+    let page = app.page(&path).await.text().await.unwrap();
+    assert!(page.contains(r#"name="sms" value="true""#), "{page}");
+    assert!(page.contains("j’accepte de recevoir des SMS"), "{page}");
+    let res = app
+        .client
+        .post(format!("{}{path}", app.base))
+        .header("accept", "text/html")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("email=true&inapp=true&sms=true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let prefs: Value = app
+        .get(&format!("/v1/patients/{ada}/preferences"), Some(&app.staff))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(prefs["sms"], true);
+    assert_eq!(prefs["sms_consent"]["via"], "link");
+}
