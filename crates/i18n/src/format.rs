@@ -16,6 +16,7 @@ use crate::{Arg, Locale};
 /// ICU4X's data and costs far more than formatting a slot.
 struct Formatters {
     date: Option<DateTimeFormatter<fieldsets::YMDE>>,
+    short_date: Option<DateTimeFormatter<fieldsets::MDE>>,
     time: Option<DateTimeFormatter<fieldsets::T>>,
     decimal: Option<DecimalFormatter>,
 }
@@ -37,6 +38,11 @@ impl Locale {
                         date: DateTimeFormatter::try_new(
                             locale.clone().into(),
                             fieldsets::YMDE::long(),
+                        )
+                        .ok(),
+                        short_date: DateTimeFormatter::try_new(
+                            locale.clone().into(),
+                            fieldsets::MDE::medium(),
                         )
                         .ok(),
                         time: DateTimeFormatter::try_new(locale.clone().into(), fieldsets::T::hm())
@@ -62,6 +68,17 @@ impl Locale {
             (Some(f), Ok(d)) => f.format(&d).to_string(),
             // Compiled data covers every locale; a date out of ICU's range is the only way here.
             _ => at.format("%Y-%m-%d").to_string(),
+        }
+    }
+
+    /// The day of `at` without the year, abbreviated where the language does, as a text message
+    /// says it: `Tue, Dec 8`, `mar. 8 déc.`.
+    pub fn short_date(&self, at: &DateTime<Tz>) -> String {
+        let formatters = self.formatters();
+        let date = Date::try_new_iso(at.year(), at.month() as u8, at.day() as u8);
+        match (formatters.short_date.as_ref(), date) {
+            (Some(f), Ok(d)) => f.format(&d).to_string(),
+            _ => at.format("%m-%d").to_string(),
         }
     }
 
