@@ -9,6 +9,8 @@
 //!   SQLite file.
 //! - [`SmtpServer`] is a small SMTP server that captures every accepted message as a
 //!   [`CapturedMail`] and can be told to fail ([`ReplyMode`]).
+//! - [`KannelGateway`] runs a real Kannel SMS gateway (`bearerbox`, `smsbox`) with Kannel's fake
+//!   SMSC played by the harness, which records every text ([`Sms`]) and reports it delivered.
 //! - [`JwksServer`] serves an identity provider's key set made of [`SigningKey`]s generated at
 //!   test time, counts its fetches, and can be stopped and started again on the same port.
 //! - [`run_until_ready_then_sigterm`] runs a service's binary and stops it as an orchestrator would.
@@ -21,11 +23,13 @@
 //! - `database.rs`: Postgres and SQLite test databases.
 //! - `process.rs`: a service's real binary, started and stopped with SIGTERM.
 //! - `jwks.rs`: the identity provider's key set and its signing keys.
+//! - `kannel.rs`: the Kannel gateway and its fake SMSC.
 //! - `smtp.rs`: the SMTP server; `mime.rs`: header and body decoding for captured mail.
 //! - `settled.rs`: [`in_flight`].
 
 mod database;
 mod jwks;
+mod kannel;
 mod mime;
 mod nats;
 mod process;
@@ -34,6 +38,7 @@ mod smtp;
 
 pub use database::TestDatabase;
 pub use jwks::{JwksServer, SigningKey};
+pub use kannel::{DENIED_PREFIX, KannelGateway, Sms};
 pub use mime::Part as MailPart;
 pub use nats::{NatsCluster, NatsServer};
 pub use process::run_until_ready_then_sigterm;

@@ -1,0 +1,358 @@
+//! A real Kannel SMS gateway per test: `bearerbox` and `smsbox` from Debian's `kannel` package,
+//! with Kannel's fake SMSC standing in for the mobile network.
+//!
+//! Kannel's fake SMSC is a line protocol over TCP (`sender receiver type data`): bearerbox
+//! listens, and a client plays the network. Here that client is this harness (as Kannel's own
+//! `fakesmsc` would be): it records each text bearerbox hands to the network, and the fake
+//! SMSC reports each one delivered, so smsbox calls the text's `dlr-url` with 8 (taken by the
+//! SMSC) and then 1 (delivered).
+//!
+//! Everything lives in a temporary directory: the configuration, the logs and the store.
+
+use std::{
+    path::PathBuf,
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail};
+use tempfile::TempDir;
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    net::TcpStream,
+    process::{Child, Command},
+    sync::Mutex as AsyncMutex,
+};
+
+use crate::try_free_port;
+
+const INSTALL_HINT: &str = "install it with `apt-get install -y kannel`";
+/// Where Debian installs the boxes, not on every user's PATH.
+const DIRS: &[&str] = &["/usr/sbin", "/usr/local/sbin", "/usr/bin"];
+/// How long the boxes may take to start and connect; they take under a second here.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// The numbers the gateway's `sendsms` user may not send to: a test's way to make Kannel
+/// refuse a text for good (400).
+pub const DENIED_PREFIX: &str = "+999";
+
+/// A text as the fake mobile network received it from Kannel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sms {
+    /// The sender Kannel put on it.
+    pub from: String,
+    pub to: String,
+    /// Decoded: raw for GSM-7 (Kannel shows what GSM-7 lacks as `?`), from UTF-16 for UCS-2.
+    pub text: String,
+    /// `text` (GSM-7) or `ucs-2`.
+    pub coding: String,
+}
+
+/// `bearerbox`, `smsbox` and the fake SMSC, on free ports of 127.0.0.1. Dropping it kills the
+/// boxes and removes their directory.
+pub struct KannelGateway {
+    dir: TempDir,
+    sendsms_port: u16,
+    admin_port: u16,
+    password: String,
+    received: Arc<Mutex<Vec<Sms>>>,
+    network: Arc<AsyncMutex<Option<tokio::net::tcp::OwnedWriteHalf>>>,
+    bearerbox: Child,
+    smsbox: Child,
+}
+
+impl KannelGateway {
+    /// Starts both boxes and connects the fake SMSC; returns once a text can be sent.
+    pub async fn start() -> anyhow::Result<Self> {
+        let bearerbox_bin = find("bearerbox")?;
+        let smsbox_bin = find("smsbox")?;
+        let dir = tempfile::tempdir().context("a directory for Kannel")?;
+        let (admin_port, box_port, smsc_port, sendsms_port) = (
+            try_free_port()?,
+            try_free_port()?,
+            try_free_port()?,
+            try_free_port()?,
+        );
+        let password = uuid::Uuid::new_v4().simple().to_string();
+        let config = dir.path().join("kannel.conf");
+        std::fs::write(
+            &config,
+            configuration(
+                &dir.path().to_string_lossy(),
+                admin_port,
+                box_port,
+                smsc_port,
+                sendsms_port,
+                &password,
+            ),
+        )?;
+        let bearerbox = spawn(&bearerbox_bin, &dir, &config, "bearerbox")?;
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let network = Arc::new(AsyncMutex::new(None));
+        let stream = connect_with_patience(smsc_port).await?;
+        let (reader, writer) = stream.into_split();
+        *network.lock().await = Some(writer);
+        tokio::spawn(play_network(reader, received.clone()));
+        let smsbox = spawn(&smsbox_bin, &dir, &config, "smsbox")?;
+        let gateway = Self {
+            dir,
+            sendsms_port,
+            admin_port,
+            password,
+            received,
+            network,
+            bearerbox,
+            smsbox,
+        };
+        gateway.wait_until_ready().await?;
+        Ok(gateway)
+    }
+
+    /// `SMS_URL` for this gateway.
+    pub fn url(&self) -> String {
+        format!(
+            "kannel://slotcast:{}@127.0.0.1:{}",
+            self.password, self.sendsms_port
+        )
+    }
+
+    /// `SMS_URL` with a wrong password.
+    pub fn url_with_wrong_password(&self) -> String {
+        format!("kannel://slotcast:wrong@127.0.0.1:{}", self.sendsms_port)
+    }
+
+    /// The texts the network received so far, in order.
+    pub fn messages(&self) -> Vec<Sms> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Waits until the network has received at least `n` texts; returns them all.
+    pub async fn wait_for_messages(&self, n: usize, within: Duration) -> anyhow::Result<Vec<Sms>> {
+        crate::poll(within, &format!("{n} text(s) at the fake SMSC"), || async {
+            let got = self.messages();
+            Ok((got.len() >= n).then_some(got))
+        })
+        .await
+    }
+
+    /// Sends a text from a patient's phone (`from`) to the gateway's number `to`, as the mobile
+    /// network would.
+    pub async fn send_from_phone(&self, from: &str, to: &str, text: &str) -> anyhow::Result<()> {
+        let mut network = self.network.lock().await;
+        let writer = network.as_mut().context("the fake SMSC is disconnected")?;
+        writer
+            .write_all(format!("{from} {to} text {text}\n").as_bytes())
+            .await?;
+        Ok(())
+    }
+
+    /// The logs of both boxes, for a failing test's message.
+    pub fn logs(&self) -> String {
+        ["bearerbox.log", "smsbox.log"]
+            .iter()
+            .map(|f| std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    async fn wait_until_ready(&self) -> anyhow::Result<()> {
+        let status = format!(
+            "http://127.0.0.1:{}/status.txt?password={}",
+            self.admin_port, self.password
+        );
+        let sendsms = format!("http://127.0.0.1:{}/cgi-bin/sendsms", self.sendsms_port);
+        let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+        loop {
+            let online = http_get(&status)
+                .await
+                .is_ok_and(|(_, body)| body.contains("(online"));
+            // smsbox answers an unauthenticated sendsms with 403 once it is up.
+            let answering = http_get(&sendsms).await.is_ok();
+            if online && answering {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("Kannel did not become ready:\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for KannelGateway {
+    fn drop(&mut self) {
+        let _ = self.smsbox.start_kill();
+        let _ = self.bearerbox.start_kill();
+    }
+}
+
+/// The configuration: one fake SMSC, one smsbox, one `sendsms` user, everything on 127.0.0.1
+/// and under `dir`.
+fn configuration(
+    dir: &str,
+    admin_port: u16,
+    box_port: u16,
+    smsc_port: u16,
+    sendsms_port: u16,
+    password: &str,
+) -> String {
+    format!(
+        r#"group = core
+admin-port = {admin_port}
+admin-password = {password}
+status-password = {password}
+admin-interface = 127.0.0.1
+admin-allow-ip = 127.0.0.1
+smsbox-port = {box_port}
+smsbox-interface = 127.0.0.1
+box-allow-ip = 127.0.0.1
+log-file = "{dir}/bearerbox.log"
+log-level = 1
+access-log = "{dir}/access.log"
+store-type = file
+store-location = "{dir}/kannel.store"
+dlr-storage = internal
+
+group = smsc
+smsc = fake
+smsc-id = fake
+host = 127.0.0.1
+port = {smsc_port}
+connect-allow-ip = 127.0.0.1
+
+group = smsbox
+bearerbox-host = 127.0.0.1
+bearerbox-port = {box_port}
+sendsms-port = {sendsms_port}
+sendsms-interface = 127.0.0.1
+log-file = "{dir}/smsbox.log"
+log-level = 1
+access-log = "{dir}/smsbox-access.log"
+mo-recode = true
+
+group = sendsms-user
+username = slotcast
+password = {password}
+black-list-regex = "^\{DENIED_PREFIX}"
+"#
+    )
+}
+
+/// Reads what bearerbox sends the network: `sender receiver type data` a line.
+async fn play_network(reader: tokio::net::tcp::OwnedReadHalf, received: Arc<Mutex<Vec<Sms>>>) {
+    let mut lines = BufReader::new(reader).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let mut parts = line.splitn(4, ' ');
+        let (Some(from), Some(to), Some(coding), data) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let data = data.unwrap_or_default();
+        let text = match coding {
+            "ucs-2" => decode_ucs2(data),
+            _ => data.to_owned(),
+        };
+        received.lock().unwrap().push(Sms {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            text,
+            coding: coding.to_owned(),
+        });
+    }
+}
+
+/// The fake SMSC's UCS-2: UTF-16BE, URL-encoded, with `+` for a 0x20 byte.
+fn decode_ucs2(data: &str) -> String {
+    let mut bytes = Vec::with_capacity(data.len());
+    let raw = data.as_bytes();
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'+' => {
+                bytes.push(b' ');
+                i += 1;
+            }
+            b'%' if i + 2 < raw.len() => {
+                let hex = std::str::from_utf8(&raw[i + 1..i + 3]).unwrap_or("");
+                bytes.push(u8::from_str_radix(hex, 16).unwrap_or(b'?'));
+                i += 3;
+            }
+            b => {
+                bytes.push(b);
+                i += 1;
+            }
+        }
+    }
+    let units: Vec<u16> = bytes
+        .chunks(2)
+        .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))
+        .collect();
+    String::from_utf16_lossy(&units)
+}
+
+/// A GET over HTTP/1.0, enough for the boxes' status pages: status and body.
+async fn http_get(url: &str) -> anyhow::Result<(u16, String)> {
+    let url = url.strip_prefix("http://").context("an http URL")?;
+    let (host, path) = url.split_once('/').unwrap_or((url, ""));
+    let mut stream = TcpStream::connect(host).await?;
+    stream
+        .write_all(format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+        .await?;
+    let mut response = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stream, &mut response).await?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("an HTTP status line")?;
+    Ok((status, response))
+}
+
+fn spawn(bin: &PathBuf, dir: &TempDir, config: &PathBuf, name: &str) -> anyhow::Result<Child> {
+    Command::new(bin)
+        .arg("-v")
+        .arg("1")
+        .arg("--pid-file")
+        .arg(dir.path().join(format!("{name}.pid")))
+        .arg(config)
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {name}"))
+}
+
+/// Connects to bearerbox's fake SMSC port, once bearerbox listens on it.
+async fn connect_with_patience(port: u16) -> anyhow::Result<TcpStream> {
+    let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+    loop {
+        match TcpStream::connect(("127.0.0.1", port)).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) if tokio::time::Instant::now() > deadline => {
+                return Err(e).context("bearerbox's fake SMSC port never opened");
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(25)).await,
+        }
+    }
+}
+
+fn find(name: &str) -> anyhow::Result<PathBuf> {
+    DIRS.iter()
+        .map(|d| PathBuf::from(d).join(name))
+        .find(|p| p.is_file())
+        .with_context(|| format!("{name} not found; {INSTALL_HINT}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ucs2_from_the_fake_smsc_decodes() {
+        // "héllo €" as bearerbox writes it.
+        assert_eq!(decode_ucs2("%00h%00%E9%00l%00l%00o%00+%20%AC"), "héllo €");
+    }
+}
