@@ -59,6 +59,9 @@ pub const SCHEMAS: &[(&str, &str)] = embed![
     "delivery.email.sent.v1.json",
     "delivery.email.failed.v1.json",
     "delivery.inapp.stored.v1.json",
+    "delivery.sms.sent.v1.json",
+    "delivery.sms.failed.v1.json",
+    "delivery.sms.delivered.v1.json",
     "deadletter.v1.json",
 ];
 
