@@ -36,7 +36,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// refuse a text for good (400).
 pub const DENIED_PREFIX: &str = "+999";
 
-/// A text as the fake mobile network received it from Kannel.
+/// A text as the fake mobile network received it from Kannel, its segments joined as a phone
+/// joins them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sms {
     /// The sender Kannel put on it.
@@ -44,8 +45,10 @@ pub struct Sms {
     pub to: String,
     /// Decoded: raw for GSM-7 (Kannel shows what GSM-7 lacks as `?`), from UTF-16 for UCS-2.
     pub text: String,
-    /// `text` (GSM-7) or `ucs-2`.
+    /// `text` or `data` (GSM-7), `ucs-2`.
     pub coding: String,
+    /// Each segment's text, in order (one for a text that fits one SMS).
+    pub segments: Vec<String>,
 }
 
 /// `bearerbox`, `smsbox` and the fake SMSC, on free ports of 127.0.0.1. Dropping it kills the
@@ -233,37 +236,114 @@ mo-recode = true
 group = sendsms-user
 username = slotcast
 password = {password}
+max-messages = 10
+concatenation = true
 black-list-regex = "^\{DENIED_PREFIX}"
 "#
     )
 }
 
-/// Reads what bearerbox sends the network: `sender receiver type data` a line.
+/// Reads what bearerbox sends the network, a line each: `sender receiver type data`, or for a
+/// segment of a longer text `sender receiver udh <header> type data`.
 async fn play_network(reader: tokio::net::tcp::OwnedReadHalf, received: Arc<Mutex<Vec<Sms>>>) {
     let mut lines = BufReader::new(reader).lines();
+    // Segments waiting for the rest of their text, by sender, receiver and reference.
+    let mut partial: std::collections::HashMap<(String, String, u8), Vec<Option<String>>> =
+        Default::default();
     while let Ok(Some(line)) = lines.next_line().await {
-        let mut parts = line.splitn(4, ' ');
-        let (Some(from), Some(to), Some(coding), data) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let Some(segment) = Segment::parse(&line) else {
             continue;
         };
-        let data = data.unwrap_or_default();
+        let Some((reference, total, number)) = segment.concatenation else {
+            received.lock().unwrap().push(Sms {
+                segments: vec![segment.text.clone()],
+                from: segment.from,
+                to: segment.to,
+                text: segment.text,
+                coding: segment.coding,
+            });
+            continue;
+        };
+        let key = (segment.from.clone(), segment.to.clone(), reference);
+        let parts = partial
+            .entry(key.clone())
+            .or_insert_with(|| vec![None; usize::from(total.max(1))]);
+        if let Some(slot) = parts.get_mut(usize::from(number.max(1) - 1)) {
+            *slot = Some(segment.text);
+        }
+        if parts.iter().all(Option::is_some) {
+            let segments: Vec<String> = partial
+                .remove(&key)
+                .unwrap_or_default()
+                .into_iter()
+                .flatten()
+                .collect();
+            received.lock().unwrap().push(Sms {
+                from: segment.from,
+                to: segment.to,
+                text: segments.concat(),
+                coding: segment.coding,
+                segments,
+            });
+        }
+    }
+}
+
+/// One line from bearerbox.
+struct Segment {
+    from: String,
+    to: String,
+    coding: String,
+    text: String,
+    /// From the user data header: reference, segments in all, this one's number (from 1).
+    concatenation: Option<(u8, u8, u8)>,
+}
+
+impl Segment {
+    fn parse(line: &str) -> Option<Self> {
+        let mut parts = line.splitn(4, ' ');
+        let (from, to, kind, rest) = (parts.next()?, parts.next()?, parts.next()?, parts.next());
+        let rest = rest.unwrap_or_default();
+        let (concatenation, coding, data) = if kind == "udh" {
+            let mut parts = rest.splitn(3, ' ');
+            let (header, coding, data) = (parts.next()?, parts.next()?, parts.next());
+            let header = percent_decode(header);
+            // IEI 0 (concatenated, 8-bit reference): 05 00 03 ref total number.
+            let concatenation = match header.as_slice() {
+                [5, 0, 3, reference, total, number] => Some((*reference, *total, *number)),
+                _ => None,
+            };
+            (concatenation, coding, data.unwrap_or_default())
+        } else {
+            (None, kind, rest)
+        };
         let text = match coding {
             "ucs-2" => decode_ucs2(data),
+            "data" => String::from_utf8_lossy(&percent_decode(data)).into_owned(),
             _ => data.to_owned(),
         };
-        received.lock().unwrap().push(Sms {
+        Some(Self {
             from: from.to_owned(),
             to: to.to_owned(),
-            text,
             coding: coding.to_owned(),
-        });
+            text,
+            concatenation,
+        })
     }
 }
 
 /// The fake SMSC's UCS-2: UTF-16BE, URL-encoded, with `+` for a 0x20 byte.
 fn decode_ucs2(data: &str) -> String {
+    let bytes = percent_decode(data);
+    let units: Vec<u16> = bytes
+        .chunks(2)
+        .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))
+        .collect();
+    String::from_utf16_lossy(&units)
+}
+
+/// URL-decoding as the fake SMSC encodes: `%XX` for a byte, `+` for a space.
+fn percent_decode(data: &str) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(data.len());
     let raw = data.as_bytes();
     let mut i = 0;
@@ -284,11 +364,7 @@ fn decode_ucs2(data: &str) -> String {
             }
         }
     }
-    let units: Vec<u16> = bytes
-        .chunks(2)
-        .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))
-        .collect();
-    String::from_utf16_lossy(&units)
+    bytes
 }
 
 /// A GET over HTTP/1.0, enough for the boxes' status pages: status and body.
@@ -349,6 +425,15 @@ fn find(name: &str) -> anyhow::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_segment_of_a_longer_text_carries_its_place() {
+        let s = Segment::parse("Clinic +336 udh %05%00%03%07%02%01 data Dr+Ada%3A").unwrap();
+        assert_eq!(s.concatenation, Some((7, 2, 1)));
+        assert_eq!((s.coding.as_str(), s.text.as_str()), ("data", "Dr Ada:"));
+        let s = Segment::parse("Clinic +336 text Dr Ada: free").unwrap();
+        assert_eq!((s.concatenation, s.text.as_str()), (None, "Dr Ada: free"));
+    }
 
     #[test]
     fn ucs2_from_the_fake_smsc_decodes() {
