@@ -29,7 +29,7 @@ pub fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
 }
 
 /// What is wrong with a service's document; empty when it meets the contract: OpenAPI 3.1,
-/// every operation with a unique id, a success response and its errors as problem+json, every
+/// every operation with a unique id, a success response (2xx, or a link's 303) and its errors as problem+json, every
 /// path parameter declared, every `/v1` operation behind the bearer scheme (answering 401)
 /// unless a signed token in its path is the credential, every reference resolvable, ids UUIDs
 /// and `*_at` times RFC 3339 `date-time`, and every schema valid JSON Schema 2020-12.
@@ -58,7 +58,8 @@ pub fn problems(doc: &Value) -> Vec<String> {
             None => found.push(format!("{at}: no operationId")),
         }
         let responses = op["responses"].as_object().cloned().unwrap_or_default();
-        if !responses.keys().any(|s| s.starts_with('2')) {
+        // A link's redirect (303) is its success.
+        if !responses.keys().any(|s| s.starts_with('2') || s == "303") {
             found.push(format!("{at}: no success response"));
         }
         for (status, response) in &responses {

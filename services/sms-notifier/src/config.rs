@@ -1,0 +1,101 @@
+//! The service's settings, from the environment.
+
+use std::{path::PathBuf, time::Duration};
+
+use slotcast_kit::{
+    config::{Common, ConfigError, parse_or, var},
+    retry::Backoff,
+};
+
+use crate::gateway::GatewayUrl;
+
+/// The service name: durable consumer, NATS client name, default SQLite file.
+pub const SERVICE: &str = "sms-notifier";
+/// `LISTEN_ADDR` when unset: `127.0.0.1:8084`.
+pub const DEFAULT_PORT: u16 = 8084;
+
+/// The service's settings.
+#[derive(Clone)]
+pub struct Config {
+    pub common: Common,
+    /// `SMS_URL`: the gateway (`kannel://user:password@host:port`); unset, texts are written as
+    /// files into `SMS_DIR` (default `var/sms`).
+    pub gateway: GatewayUrl,
+    /// `SMS_FROM`: the sender the gateway shows (default `slotcast`).
+    pub from: String,
+    /// `SMS_REPORT_URL`: this service's address as the gateway reaches it, for delivery
+    /// reports (default: `http://` and the address it listens on).
+    pub report_base_url: Option<String>,
+    /// `SMS_LINK_BASE_URL`: where patients reach this service's short links, `<base>/s/<id>`
+    /// (default: as `SMS_REPORT_URL`); behind a proxy, the public address that routes `/s/` here.
+    pub link_base_url: Option<String>,
+    /// `SMS_CONCURRENCY`: texts handed to the gateway at once (default 8).
+    pub concurrency: usize,
+    /// `SMS_RETRY_BASE_MS` (default 5 s), `SMS_RETRY_MAX_MS` (default 15 min) and
+    /// `SMS_RETRY_HORIZON_SECS` (default 2 h: an offer is stale after that).
+    pub retry: Retry,
+}
+
+/// When a text the gateway could not take is tried again, and until when.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    pub delays: Backoff,
+    /// Retries end this long after the first attempt.
+    pub horizon: Duration,
+}
+
+impl Config {
+    /// Reads the settings from the environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let common = Common::from_env(SERVICE, DEFAULT_PORT)?;
+        let gateway = match var("SMS_URL") {
+            Some(url) => GatewayUrl::parse(&url).map_err(|reason| ConfigError::Invalid {
+                name: "SMS_URL",
+                reason,
+            })?,
+            None => GatewayUrl::Folder(PathBuf::from(
+                var("SMS_DIR").unwrap_or_else(|| "var/sms".to_owned()),
+            )),
+        };
+        let concurrency = match parse_or("SMS_CONCURRENCY", 8usize)? {
+            0 => {
+                return Err(ConfigError::Invalid {
+                    name: "SMS_CONCURRENCY",
+                    reason: "must be at least 1".to_owned(),
+                });
+            }
+            n => n,
+        };
+        let report_base_url = var("SMS_REPORT_URL").map(|u| u.trim_end_matches('/').to_owned());
+        Ok(Self {
+            common,
+            gateway,
+            from: var("SMS_FROM").unwrap_or_else(|| "slotcast".to_owned()),
+            report_base_url,
+            link_base_url: var("SMS_LINK_BASE_URL").map(|u| u.trim_end_matches('/').to_owned()),
+            concurrency,
+            retry: Retry {
+                delays: Backoff::new(
+                    Duration::from_millis(parse_or("SMS_RETRY_BASE_MS", 5_000)?),
+                    Duration::from_millis(parse_or("SMS_RETRY_MAX_MS", 15 * 60 * 1000)?),
+                ),
+                horizon: Duration::from_secs(parse_or("SMS_RETRY_HORIZON_SECS", 2 * 3600)?),
+            },
+        })
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The gateway URL carries a password: only its kind is shown.
+        f.debug_struct("Config")
+            .field("common", &self.common)
+            .field("gateway", &self.gateway.kind())
+            .field("from", &self.from)
+            .field("report_base_url", &self.report_base_url)
+            .field("link_base_url", &self.link_base_url)
+            .field("concurrency", &self.concurrency)
+            .field("retry", &self.retry)
+            .finish()
+    }
+}

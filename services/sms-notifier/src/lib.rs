@@ -1,0 +1,42 @@
+//! The SMS notifier: tells a patient by text message about appointment times that fit them.
+//!
+//! It consumes `slotcast.notify.patient` (durable consumer `sms-notifier`) and sends one text
+//! per notification whose patient has a phone number and consented (`channels.sms`), through
+//! the gateway `SMS_URL` names. It owns the delivery log (`sms_deliveries`, keyed by the
+//! notification id), takes the gateway's delivery reports over HTTP, and publishes each outcome
+//! through its outbox (`slotcast.delivery.sms.sent`, `.delivered` or `.failed`). Configuration
+//! and delivery guarantees are in the README.
+//!
+//! # Layout
+//! - [`config`]: [`Config`] from the environment.
+//! - [`startup`]: [`Application`], the consumer, the outbox relay and the HTTP server.
+//! - [`entities`] and [`migration`]: the `sms_deliveries` table.
+//! - [`deliveries`]: the delivery log's state changes, each written with its outbox event.
+//! - [`handler`]: the consumer's handler: claim, compose, send, record.
+//! - [`text`]: the message in the patient's language, and its length in GSM-7 or UCS-2
+//!   segments.
+//! - [`gateway`]: the [`gateway::Gateway`] trait and its implementations (Kannel, files).
+//! - [`routes`]: the delivery reports the gateway calls back with, and the ops endpoints.
+//!
+//! # Metrics
+//! `slotcast_sms_sent_total`, `slotcast_sms_failed_total{permanent}`,
+//! `slotcast_sms_retried_total`, `slotcast_sms_skipped_total{reason}`,
+//! `slotcast_sms_reports_total{status}` and `slotcast_sms_segments_total`, besides the
+//! consumer's and the outbox's.
+//!
+//! # Privacy
+//! Logs carry notification and patient ids only, never a phone number or a text.
+
+pub mod config;
+pub mod deliveries;
+pub mod entities;
+pub mod gateway;
+pub mod handler;
+pub mod migration;
+pub mod routes;
+pub mod startup;
+pub mod text;
+
+pub use config::{Config, SERVICE};
+pub use migration::Migrator;
+pub use startup::{Application, openapi};

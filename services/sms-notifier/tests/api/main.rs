@@ -1,0 +1,6 @@
+//! The sms-notifier from outside: real nats-server, Postgres and Kannel per test.
+
+mod helpers;
+mod openapi;
+mod reports;
+mod sending;

@@ -1,0 +1,179 @@
+//! Texts through a real Kannel: one per notification, in the patient's language, only with
+//! consent, and never twice.
+
+use std::time::Duration;
+
+use slotcast_events::{CloudEvent, SmsFailed, SmsSent};
+use slotcast_test_support::DENIED_PREFIX;
+use sms_notifier::deliveries::Status;
+
+use crate::helpers::{Texts, notification, offer_page, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn a_consenting_patient_gets_one_text_with_the_offer_link_through_kannel() {
+    let app = spawn_app().await;
+    let event = notification("+33612345678", "en");
+    app.publish(&event).await;
+
+    let texts = app
+        .kannel()
+        .wait_for_messages(1, Duration::from_secs(15))
+        .await
+        .unwrap();
+    assert_eq!(texts[0].to, "+33612345678");
+    assert_eq!(texts[0].coding, "text", "plain English goes as GSM-7");
+    let text = &texts[0].text;
+    assert_eq!(texts[0].segments.len(), 1, "one SMS: {text}");
+    assert!(
+        text.starts_with("Dr Ada Lovelace: 2 times are free, the first on Tue 1 Dec 09:30. Book: "),
+        "{text}"
+    );
+    // The link is short, and leads to the offer's page.
+    let link = text.rsplit(' ').next().unwrap();
+    let id = link.strip_prefix(&app.url("/s/")).expect("a short link");
+    assert_eq!(id.len(), 22, "{link}");
+    let res = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(link)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], offer_page(&event).as_str());
+
+    let sent = app.wait_for_events::<SmsSent>(1).await;
+    assert_eq!(sent[0].data.notification_id, event.data.notification_id);
+    assert_eq!(sent[0].data.patient_id, event.data.patient.id);
+    assert_eq!(sent[0].data.segments, 1);
+    assert_eq!(sent[0].source, "/slotcast/sms-notifier");
+}
+
+#[tokio::test]
+async fn a_redelivered_notification_sends_no_second_text() {
+    let app = spawn_app().await;
+    let event = notification("+33612345678", "en");
+    app.publish(&event).await;
+    app.wait_for_events::<SmsSent>(1).await;
+    // The same decision again, under a new event id, so the stream does not drop it.
+    app.publish(&CloudEvent::new("matching", event.data.clone()))
+        .await;
+    app.wait_until_all_notifications_are_handled().await;
+
+    assert_eq!(app.kannel().messages().len(), 1);
+    assert_eq!(app.events::<SmsSent>().len(), 1);
+    let delivery = app.delivery(event.data.notification_id).await.unwrap();
+    assert_eq!(delivery.attempts, 1);
+}
+
+#[tokio::test]
+async fn no_text_goes_without_consent_or_without_a_number() {
+    let app = spawn_app().await;
+    let mut no_consent = notification("+33612345678", "en");
+    no_consent.data.channels.sms = false;
+    let mut no_number = notification("+33612345679", "en");
+    no_number.data.patient.phone = None;
+    let consented = notification("+33612345670", "en");
+    for event in [&no_consent, &no_number, &consented] {
+        app.publish(event).await;
+    }
+    app.wait_until_all_notifications_are_handled().await;
+    app.wait_for_events::<SmsSent>(1).await;
+
+    let texts = app.kannel().messages();
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert_eq!(texts[0].to, "+33612345670");
+    for skipped in [&no_consent, &no_number] {
+        assert!(app.delivery(skipped.data.notification_id).await.is_none());
+    }
+}
+
+#[tokio::test]
+async fn a_french_text_with_letters_outside_gsm7_goes_as_ucs2_in_french() {
+    let app = spawn_app().await;
+    let event = notification("+33612345678", "fr");
+    app.publish(&event).await;
+
+    let texts = app
+        .kannel()
+        .wait_for_messages(1, Duration::from_secs(15))
+        .await
+        .unwrap();
+    let text = &texts[0].text;
+    assert!(text.contains("créneaux sont libres"), "{text}");
+    assert!(text.contains("Réserver"), "{text}");
+    let expected = sms_notifier::text::length(text);
+    let coding = match expected.encoding {
+        sms_notifier::text::Encoding::Gsm7 => "text",
+        sms_notifier::text::Encoding::Ucs2 => "ucs-2",
+    };
+    assert_eq!(texts[0].coding, coding, "{text}");
+}
+
+#[tokio::test]
+async fn a_number_the_gateway_refuses_fails_for_good_and_says_so() {
+    let app = spawn_app().await;
+    let event = notification(&format!("{DENIED_PREFIX}12345678"), "en");
+    app.publish(&event).await;
+
+    let failed = app.wait_for_events::<SmsFailed>(1).await;
+    assert_eq!(failed[0].data.notification_id, event.data.notification_id);
+    assert!(failed[0].data.permanent);
+    assert!(
+        failed[0].data.reason.contains("400"),
+        "{}",
+        failed[0].data.reason
+    );
+    assert!(
+        !failed[0].data.reason.contains("12345678"),
+        "no number in the reason"
+    );
+    let delivery = app.delivery(event.data.notification_id).await.unwrap();
+    assert_eq!(delivery.status, Status::Failed);
+    assert!(app.kannel().messages().is_empty());
+}
+
+#[tokio::test]
+async fn a_gateway_that_refuses_our_credentials_is_retried_not_given_up() {
+    let app = spawn_app_with(Texts::KannelRefusingUs).await;
+    let event = notification("+33612345678", "en");
+    app.publish(&event).await;
+
+    let delivery = app
+        .wait_for_delivery(event.data.notification_id, "three attempts", |d| {
+            d.attempts >= 3
+        })
+        .await;
+    assert_eq!(delivery.status, Status::Sending);
+    assert!(
+        delivery
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("403"),
+        "{:?}",
+        delivery.last_error
+    );
+    assert!(app.events::<SmsFailed>().is_empty());
+    assert!(app.kannel().messages().is_empty());
+}
+
+#[tokio::test]
+async fn without_a_gateway_texts_are_written_as_files() {
+    let app = spawn_app_with(Texts::Folder).await;
+    let event = notification("+33612345678", "de");
+    app.publish(&event).await;
+    app.wait_for_events::<SmsSent>(1).await;
+
+    let file = app
+        .folder
+        .path()
+        .join(format!("{}.txt", event.data.notification_id));
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert!(written.starts_with("To: +33612345678\n"), "{written}");
+    assert!(
+        written.contains("Dr Ada Lovelace: 2 Termine frei"),
+        "{written}"
+    );
+}
