@@ -7,7 +7,7 @@
 # roll out. The container's command picks the service:
 #
 #   docker run slotcast:dev                          # scheduling (the default CMD)
-#   docker run slotcast:dev /usr/local/bin/matching  # or email-notifier, inapp-notifier
+#   docker run slotcast:dev /usr/local/bin/matching  # or email-notifier, inapp-notifier, sms-notifier
 #
 # docker-compose.yml sets `command:` per service; the Kubernetes Deployments set `command:`.
 # There is no ENTRYPOINT, so the command is the whole argv.
@@ -24,10 +24,11 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
     cargo build --release --locked \
-        -p scheduling -p matching -p email-notifier -p inapp-notifier \
+        -p scheduling -p matching -p email-notifier -p inapp-notifier -p sms-notifier \
  && mkdir -p /out \
  && cp target/release/scheduling target/release/matching \
-       target/release/email-notifier target/release/inapp-notifier /out/
+       target/release/email-notifier target/release/inapp-notifier \
+       target/release/sms-notifier /out/
 
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime
 # ca-certificates for TLS to SMTP, Postgres and OTLP endpoints; tzdata for the system zone

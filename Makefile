@@ -9,7 +9,7 @@ help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
 
 .PHONY: run
-run: ## Run all four services locally (SQLite under var/, a nats-server of its own, mail as files in var/mail/)
+run: ## Run all five services locally (SQLite under var/, a nats-server of its own, mail and texts as files in var/mail/ and var/sms/)
 	@scripts/run-local.sh
 
 .PHONY: test

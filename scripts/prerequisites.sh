@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Makes sure the servers the tests use are there: nats-server on PATH, and Postgres answering on
+# Makes sure the servers the tests use are there: nats-server on PATH, Kannel's bearerbox and
+# smsbox (the SMS gateway the sms-notifier's tests send through), and Postgres answering on
 # TEST_POSTGRES_URL's host (default 127.0.0.1:5432); and schemathesis, which fuzzes the HTTP APIs,
 # in a venv of its own under var/. Installs or starts them where it can (as root on Debian);
 # otherwise stops with the one command that does. `prerequisites.sh nats`
@@ -18,6 +19,14 @@ if ! command -v nats-server >/dev/null && [[ ! -x /usr/sbin/nats-server ]]; then
 fi
 
 [[ $only == nats ]] && exit 0
+
+if [[ ! -x /usr/sbin/bearerbox || ! -x /usr/sbin/smsbox ]]; then
+  echo "Kannel is missing; installing it from Debian's packages"
+  if ! { as_root apt-get update -qq && as_root apt-get install -y -qq kannel; }; then
+    echo "could not install Kannel: run  apt-get install -y kannel" >&2
+    exit 1
+  fi
+fi
 
 pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
 installed_pg=""
@@ -64,4 +73,4 @@ if [[ $("$venv/bin/st" --version 2>/dev/null) != "st, version $st_version" ]]; t
     exit 1
   fi
 fi
-echo "prerequisites: nats-server $(nats-server --version 2>/dev/null || /usr/sbin/nats-server --version), PostgreSQL up, $("$venv/bin/st" --version)"
+echo "prerequisites: nats-server $(nats-server --version 2>/dev/null || /usr/sbin/nats-server --version), Kannel, PostgreSQL up, $("$venv/bin/st" --version)"

@@ -7,3 +7,4 @@ CREATE DATABASE scheduling OWNER slotcast;
 CREATE DATABASE matching   OWNER slotcast;
 CREATE DATABASE email      OWNER slotcast;
 CREATE DATABASE inapp      OWNER slotcast;
+CREATE DATABASE sms        OWNER slotcast;

@@ -1,5 +1,6 @@
 //! The whole slotcast system in one process, against real servers: a nats-server of its own, a
-//! fresh Postgres database per service, and an SMTP server that captures mail.
+//! fresh Postgres database per service, an SMTP server that captures mail and, with
+//! [`Stack::start_texting`], a Kannel SMS gateway whose fake SMSC records every text.
 //!
 //! [`Stack::start`] builds the four services exactly as their binaries do (same `Application`,
 //! same migrations, streams and consumers) on port 0, and [`Stack`] offers an HTTP client for
@@ -13,7 +14,7 @@ use futures::StreamExt;
 use serde_json::Value;
 use slotcast_kit::{auth::Role, config::Common, limits::LimitsConfig};
 pub use slotcast_test_support::CapturedMail;
-use slotcast_test_support::{NatsServer, SmtpServer, TestDatabase};
+use slotcast_test_support::{KannelGateway, NatsServer, SmtpServer, TestDatabase};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -23,6 +24,8 @@ pub const TEST_SECRET: &str = "test-only-jwt-secret";
 pub struct Stack {
     pub nats: NatsServer,
     pub smtp: SmtpServer,
+    /// The SMS gateway the sms-notifier sends through, when the stack texts.
+    pub kannel: Option<KannelGateway>,
     pub js: jetstream::Context,
     pub http: reqwest::Client,
     pub scheduling: String,
@@ -58,7 +61,12 @@ impl Stack {
     pub async fn start_with(
         tune: impl FnOnce(&mut matching::policy::PolicyConfig),
     ) -> anyhow::Result<Self> {
-        Self::start_limited(tune, LimitsConfig::default()).await
+        Self::start_limited(tune, LimitsConfig::default(), false).await
+    }
+
+    /// Starts the four services and the sms-notifier, which texts through a real Kannel.
+    pub async fn start_texting() -> anyhow::Result<Self> {
+        Self::start_limited(|_| {}, LimitsConfig::default(), true).await
     }
 
     /// Starts the four services with no abuse limit, for a client that fails authentication
@@ -69,18 +77,19 @@ impl Stack {
             links_per_minute: 0,
             ..LimitsConfig::default()
         };
-        Self::start_limited(|_| {}, off).await
+        Self::start_limited(|_| {}, off, false).await
     }
 
     async fn start_limited(
         tune: impl FnOnce(&mut matching::policy::PolicyConfig),
         limits: LimitsConfig,
+        texting: bool,
     ) -> anyhow::Result<Self> {
         slotcast_kit::telemetry::init_for_tests("slotcast-e2e");
         let nats = NatsServer::start().await?;
         let smtp = SmtpServer::start().await?;
         let mut dbs = Vec::new();
-        for _ in 0..4 {
+        for _ in 0..if texting { 5 } else { 4 } {
             dbs.push(TestDatabase::postgres().await?);
         }
         let mail_dir = tempfile::tempdir()?;
@@ -153,10 +162,37 @@ impl Stack {
         let inapp_url = format!("http://127.0.0.1:{}", inapp.port());
         tasks.push(tokio::spawn(inapp.run_until_stopped(shutdown.clone())));
 
+        let kannel = if texting {
+            let kannel = KannelGateway::start().await?;
+            let sms = sms_notifier::Application::build(sms_notifier::Config {
+                common: common(&nats, &dbs[4], limits),
+                gateway: sms_notifier::gateway::GatewayUrl::parse(&kannel.url())
+                    .map_err(anyhow::Error::msg)?,
+                from: "Clinic".to_owned(),
+                report_base_url: None,
+                link_base_url: None,
+                concurrency: 4,
+                retry: sms_notifier::config::Retry {
+                    delays: slotcast_kit::retry::Backoff::new(
+                        Duration::from_millis(200),
+                        Duration::from_secs(2),
+                    ),
+                    horizon: Duration::from_secs(3600),
+                },
+            })
+            .await
+            .context("sms-notifier")?;
+            tasks.push(tokio::spawn(sms.run_until_stopped(shutdown.clone())));
+            Some(kannel)
+        } else {
+            None
+        };
+
         let js = jetstream::new(async_nats::connect(nats.url()).await?);
         Ok(Self {
             nats,
             smtp,
+            kannel,
             js,
             http: reqwest::Client::new(),
             scheduling: scheduling_url,
