@@ -44,7 +44,8 @@ pub mod patient {
         pub notify_sms: bool,
         /// When the patient last consented to text messages.
         pub sms_consent_at: Option<DateTimeUtc>,
-        /// How they consented: `api` (patient or staff) or `link` (the preferences page).
+        /// How they consented: `api` (patient or staff), `link` (the preferences page) or `sms`
+        /// (START texted from their number).
         pub sms_consent_via: Option<String>,
     }
     slotcast_kit::no_relations!();

@@ -17,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(AppointmentSequence),
             Box::new(PatientPhone),
             Box::new(SmsConsent),
+            Box::new(IndexPatientsByPhone),
         ]
     }
 }
@@ -549,5 +550,40 @@ impl MigrationTrait for SmsConsent {
             .await?;
         }
         Ok(())
+    }
+}
+
+/// Patients found by their number, for a STOP or START texted from it.
+pub struct IndexPatientsByPhone;
+
+impl MigrationName for IndexPatientsByPhone {
+    fn name(&self) -> &str {
+        "m0007_index_patients_by_phone"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for IndexPatientsByPhone {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_index(
+            Index::create()
+                .if_not_exists()
+                .name("patients_phone")
+                .table(Patients::Table)
+                .col(PatientPhoneColumns::Phone)
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_index(
+            Index::drop()
+                .if_exists()
+                .name("patients_phone")
+                .table(Patients::Table)
+                .to_owned(),
+        )
+        .await
     }
 }

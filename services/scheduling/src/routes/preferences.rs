@@ -13,6 +13,10 @@
 //!   (`via: "one_click"`), and again changes nothing. `GET` shows a page whose button posts:
 //!   a GET never changes anything, since mail scanners follow links.
 //!
+//! - `PUT /v1/phone-preferences`: staff (the sms-notifier, on a STOP or START texted from a
+//!   number) turns text messages off or on for every patient with that number; the consent
+//!   records `sms`, the event `api`.
+//!
 //! `patient.preferences_changed` is published only when something changed. An expired token is
 //! 410, any other bad token 401. Nothing here logs more than ids.
 
@@ -23,7 +27,7 @@ use axum::{
     response::{Html, IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, EntityTrait, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use slotcast_events::PatientPreferencesChanged;
 use slotcast_i18n::Locale;
@@ -55,6 +59,73 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(read_own, update_own))
         .routes(routes!(show, change))
         .routes(routes!(confirm_unsubscribe, unsubscribe))
+        .routes(routes!(change_by_phone))
+}
+
+/// Text messages on or off for every patient with a number.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PhonePreferences {
+    /// In international form; stored and matched as E.164.
+    phone: String,
+    sms: bool,
+}
+
+/// What changed for a number.
+#[derive(Debug, Serialize, ToSchema)]
+struct PhonePreferencesView {
+    /// E.164.
+    phone: String,
+    sms: bool,
+    /// The patients with that number (whether or not their setting changed).
+    patient_ids: Vec<Uuid>,
+    /// How many of them changed.
+    changed: usize,
+}
+
+/// Turns text messages off (STOP) or on (START) for every patient with `phone`, as the owner of
+/// the number asked by text (staff: the sms-notifier). `via` is `sms`; START is consent.
+#[utoipa::path(put, path = "/v1/phone-preferences",
+    operation_id = "update_phone_preferences", tag = "preferences",
+    security(("bearer" = [])),
+    request_body = PhonePreferences,
+    responses(
+        (status = 200, description = "The number's patients", body = PhonePreferencesView),
+        Unauthorized, Forbidden, JsonBody, ServerErrors,
+    ))]
+async fn change_by_phone(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<PhonePreferences>,
+) -> ApiResult<Json<PhonePreferencesView>> {
+    caller.require_staff()?;
+    let phone = crate::domain::phone(&body.phone)?;
+    let patients = patient::Entity::find()
+        .filter(patient::Column::Phone.eq(phone.as_str()))
+        .all(&state.db)
+        .await?;
+    let mut changed = 0;
+    for p in &patients {
+        let change = PreferencesChange {
+            sms: Some(body.sms),
+            ..PreferencesChange::default()
+        };
+        if apply(&state, p.id, change, Via::Sms).await?.sms != p.notify_sms {
+            changed += 1;
+        }
+    }
+    tracing::info!(
+        patients = patients.len(),
+        changed,
+        sms = body.sms,
+        "text messages changed by number"
+    );
+    Ok(Json(PhonePreferencesView {
+        phone,
+        sms: body.sms,
+        patient_ids: patients.iter().map(|p| p.id).collect(),
+        changed,
+    }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -75,7 +146,8 @@ pub struct PreferencesView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SmsConsent {
     pub at: DateTime<Utc>,
-    /// `api` (the patient or staff through the API) or `link` (the preferences page).
+    /// `api` (the patient or staff through the API), `link` (the preferences page) or `sms`
+    /// (START texted from the patient's number).
     pub via: String,
 }
 
@@ -122,13 +194,47 @@ fn form_flag(field: &str, value: Option<String>) -> Result<Option<bool>, Problem
     }
 }
 
+/// Through what a patient's preferences change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// The patient or staff, through the API.
+    Api,
+    /// The preferences page of a link.
+    Link,
+    /// The RFC 8058 one-click unsubscribe.
+    OneClick,
+    /// STOP or START texted from the patient's number (relayed by the sms-notifier).
+    Sms,
+}
+
+impl Via {
+    /// As the consent records it.
+    fn as_str(self) -> &'static str {
+        match self {
+            Via::Api => "api",
+            Via::Link => "link",
+            Via::OneClick => "one_click",
+            Via::Sms => "sms",
+        }
+    }
+
+    /// As `patient.preferences_changed` says it: a text relayed through the API is `api`, since
+    /// a new value of `via` would be a new version of the event.
+    fn in_event(self) -> &'static str {
+        match self {
+            Via::Sms => Via::Api.as_str(),
+            other => other.as_str(),
+        }
+    }
+}
+
 /// Applies `change` to the patient's preferences in one transaction; publishes
 /// `patient.preferences_changed` with `via` when something changed.
 async fn apply(
     state: &AppState,
     patient_id: Uuid,
     change: PreferencesChange,
-    via: &str,
+    via: Via,
 ) -> ApiResult<PreferencesView> {
     let txn = state.db.begin().await?;
     let p = for_update(patient::Entity::find_by_id(patient_id), &txn)
@@ -155,7 +261,7 @@ async fn apply(
     changed.notify_sms = Set(sms);
     if consented {
         changed.sms_consent_at = Set(Some(now));
-        changed.sms_consent_via = Set(Some(via.to_owned()));
+        changed.sms_consent_via = Set(Some(via.as_str().to_owned()));
     }
     changed.preferences_updated_at = Set(Some(now));
     let p = changed.update(&txn).await?;
@@ -166,13 +272,13 @@ async fn apply(
             email,
             inapp,
             sms,
-            via: via.to_owned(),
+            via: via.in_event().to_owned(),
         },
     )
     .await?;
     txn.commit().await?;
     state.relay.wake();
-    tracing::info!(%patient_id, email, inapp, sms, via, "notification preferences changed");
+    tracing::info!(%patient_id, email, inapp, sms, via = via.as_str(), "notification preferences changed");
     Ok(PreferencesView::from(&p))
 }
 
@@ -227,7 +333,7 @@ async fn update_own(
     ApiJson(body): ApiJson<PreferencesChange>,
 ) -> ApiResult<Json<PreferencesView>> {
     may_act(&caller, id)?;
-    Ok(Json(apply(&state, id, body, "api").await?))
+    Ok(Json(apply(&state, id, body, Via::Api).await?))
 }
 
 /// What the page says for a failure of this status, a catalogue message id.
@@ -353,7 +459,7 @@ async fn change(
             .map(|j| j.0)
             .map_err(|p| fail(&asked)(p.into()))?
     };
-    let view = apply(&state, patient_id, change, "link")
+    let view = apply(&state, patient_id, change, Via::Link)
         .await
         .map_err(fail(&asked))?;
     Ok(answer(&state, &asked, &token, "prefs-saved", view))
@@ -427,7 +533,7 @@ async fn unsubscribe(
         email: Some(false),
         ..PreferencesChange::default()
     };
-    let view = apply(&state, patient_id, off, "one_click")
+    let view = apply(&state, patient_id, off, Via::OneClick)
         .await
         .map_err(fail(&asked))?;
     Ok(match asked.format {

@@ -311,3 +311,93 @@ async fn the_preferences_page_offers_text_messages_only_to_a_patient_with_a_numb
     assert_eq!(prefs["sms"], true);
     assert_eq!(prefs["sms_consent"]["via"], "link");
 }
+
+#[tokio::test]
+async fn a_stop_or_start_from_a_number_changes_every_patient_with_it_and_only_staff_may() {
+    let app = spawn_app().await;
+    let mut family = Vec::new();
+    for (name, phone) in [
+        ("Ada", "+33 6 12 34 56 78"),
+        ("Tom", "+33612345678"),
+        ("Eve", "+33698765432"),
+    ] {
+        let body =
+            json!({"name": name, "email": format!("{name}@patients.example"), "phone": phone});
+        let res = app.post("/v1/patients", Some(&app.staff), body).await;
+        let id: uuid::Uuid = res.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        family.push(id);
+    }
+    let (ada, tom, eve) = (family[0], family[1], family[2]);
+    let stop = json!({"phone": "+33 6 12 34 56 78", "sms": false});
+    assert_problem(
+        app.put(
+            "/v1/phone-preferences",
+            Some(&token(ada, Role::Patient)),
+            stop.clone(),
+        )
+        .await,
+        403,
+    )
+    .await;
+
+    // START from the number is consent for both patients who share it, and for no one else.
+    let res = app
+        .put(
+            "/v1/phone-preferences",
+            Some(&app.staff),
+            json!({"phone": "+33612345678", "sms": true}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let answer: Value = res.json().await.unwrap();
+    assert_eq!(answer["changed"], 2);
+    assert_eq!(answer["phone"], "+33612345678");
+    for (who, texts) in [(ada, true), (tom, true), (eve, false)] {
+        let prefs: Value = app
+            .get(&format!("/v1/patients/{who}/preferences"), Some(&app.staff))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(prefs["sms"], texts, "{who}");
+        if texts {
+            assert_eq!(prefs["sms_consent"]["via"], "sms");
+        }
+    }
+    // STOP turns them off; again, it changes nothing.
+    for changed in [2, 0] {
+        let res = app
+            .put("/v1/phone-preferences", Some(&app.staff), stop.clone())
+            .await;
+        assert_eq!(res.json::<Value>().await.unwrap()["changed"], changed);
+    }
+    let events = app
+        .events("slotcast.scheduling.patient.preferences_changed", 5)
+        .await;
+    assert_eq!(events.len(), 4);
+    assert!(events.iter().all(|e| e["data"]["via"] == "api"));
+
+    // A number nobody has changes nothing; one that is not a number is refused.
+    let res = app
+        .put(
+            "/v1/phone-preferences",
+            Some(&app.staff),
+            json!({"phone": "+4915123456789", "sms": false}),
+        )
+        .await;
+    assert_eq!(res.json::<Value>().await.unwrap()["patient_ids"], json!([]));
+    assert_problem(
+        app.put(
+            "/v1/phone-preferences",
+            Some(&app.staff),
+            json!({"phone": "0612", "sms": false}),
+        )
+        .await,
+        422,
+    )
+    .await;
+}
