@@ -29,6 +29,16 @@ pub struct Config {
     /// `SMS_LINK_BASE_URL`: where patients reach this service's short links, `<base>/s/<id>`
     /// (default: as `SMS_REPORT_URL`); behind a proxy, the public address that routes `/s/` here.
     pub link_base_url: Option<String>,
+    /// `SMS_INBOUND_KEY` (or `SMS_INBOUND_KEY_FILE`): the secret in the address the gateway
+    /// hands patients' texts to, `/v1/sms/inbound/<key>`; unset, texts from patients are not
+    /// taken.
+    pub inbound_key: Option<String>,
+    /// `SCHEDULING_URL` (default `PUBLIC_BASE_URL`): scheduling's API, which replies book
+    /// through and STOP and START change preferences in.
+    pub scheduling_url: String,
+    /// `JWT_SECRET` (or `JWT_SECRET_FILE`): signs the calls to scheduling that STOP and START
+    /// make; needed with `SMS_INBOUND_KEY`.
+    pub jwt_secret: Option<String>,
     /// `SMS_CONCURRENCY`: texts handed to the gateway at once (default 8).
     pub concurrency: usize,
     /// `SMS_RETRY_BASE_MS` (default 5 s), `SMS_RETRY_MAX_MS` (default 15 min) and
@@ -66,6 +76,20 @@ impl Config {
             }
             n => n,
         };
+        let inbound_key = secret("SMS_INBOUND_KEY")?;
+        if inbound_key.as_ref().is_some_and(|k| k.len() < 16) {
+            return Err(ConfigError::Invalid {
+                name: "SMS_INBOUND_KEY",
+                reason: "must be at least 16 characters".to_owned(),
+            });
+        }
+        let jwt_secret = secret("JWT_SECRET")?;
+        if inbound_key.is_some() && jwt_secret.is_none() {
+            return Err(ConfigError::Invalid {
+                name: "JWT_SECRET",
+                reason: "is needed with SMS_INBOUND_KEY, to turn texts off on a STOP".to_owned(),
+            });
+        }
         let report_base_url = var("SMS_REPORT_URL").map(|u| u.trim_end_matches('/').to_owned());
         Ok(Self {
             common,
@@ -73,6 +97,12 @@ impl Config {
             from: var("SMS_FROM").unwrap_or_else(|| "slotcast".to_owned()),
             report_base_url,
             link_base_url: var("SMS_LINK_BASE_URL").map(|u| u.trim_end_matches('/').to_owned()),
+            inbound_key,
+            scheduling_url: var("SCHEDULING_URL")
+                .unwrap_or_else(slotcast_kit::config::public_base_url)
+                .trim_end_matches('/')
+                .to_owned(),
+            jwt_secret,
             concurrency,
             retry: Retry {
                 delays: Backoff::new(
@@ -94,8 +124,27 @@ impl std::fmt::Debug for Config {
             .field("from", &self.from)
             .field("report_base_url", &self.report_base_url)
             .field("link_base_url", &self.link_base_url)
+            .field("inbound_key", &self.inbound_key.as_ref().map(|_| "<set>"))
+            .field("scheduling_url", &self.scheduling_url)
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<set>"))
             .field("concurrency", &self.concurrency)
             .field("retry", &self.retry)
             .finish()
     }
+}
+
+/// A secret from `name`, or from the file `name_FILE` names (a mounted secret).
+fn secret(name: &'static str) -> Result<Option<String>, ConfigError> {
+    if let Some(value) = var(name) {
+        return Ok(Some(value));
+    }
+    let Some(path) = var(&format!("{name}_FILE")) else {
+        return Ok(None);
+    };
+    std::fs::read_to_string(&path)
+        .map(|s| Some(s.trim().to_owned()))
+        .map_err(|e| ConfigError::Invalid {
+            name,
+            reason: format!("cannot read the file {name}_FILE names: {e}"),
+        })
 }

@@ -19,14 +19,15 @@ use std::{collections::HashMap, time::Duration};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel, QueryFilter, Set,
-    TransactionTrait,
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    Set, TransactionTrait,
 };
 use slotcast_events::{CloudEvent, Event, ID_NAMESPACE, SmsDelivered, SmsFailed, SmsSent};
 use uuid::Uuid;
 
-use crate::entities::{ActiveModel, Column, Entity};
-pub use crate::entities::{Model as Delivery, Status};
+use crate::entities::delivery::{ActiveModel, Column, Entity};
+pub use crate::entities::delivery::{Model as Delivery, Status};
+use crate::text::Offered;
 
 /// The `source` of the events this service publishes.
 pub const SOURCE: &str = slotcast_events::sources::SMS_NOTIFIER;
@@ -100,15 +101,24 @@ fn new_short_id() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_128())
 }
 
+/// What a text is, as its delivery row keeps it.
+#[derive(Debug, Clone)]
+pub struct NewText<'a> {
+    /// E.164.
+    pub phone: &'a str,
+    pub offered: &'a Offered,
+}
+
 /// Claims an attempt for `key` before talking to the gateway: creates the row (`sending`,
-/// attempt 1, with a short link to `link_target`) or counts one more attempt on a `sending`
+/// attempt 1, with a short link to the offer's page) or counts one more attempt on a `sending`
 /// row whose previous attempt is over or whose `lease` ran out.
 pub async fn claim(
     db: &DatabaseConnection,
     key: &Key,
-    link_target: &str,
+    text: &NewText<'_>,
     lease: Duration,
 ) -> Result<Claim, DbErr> {
+    let offered = serde_json::to_string(text.offered).map_err(|e| DbErr::Custom(e.to_string()))?;
     let now = Utc::now();
     let report_key = new_report_key();
     let short_id = new_short_id();
@@ -121,7 +131,9 @@ pub async fn claim(
         revision: Set(1),
         report_key: Set(report_key.clone()),
         short_id: Set(short_id.clone()),
-        link_target: Set(link_target.to_owned()),
+        link_target: Set(text.offered.page.clone()),
+        phone: Set(Some(text.phone.to_owned())),
+        offered: Set(Some(offered)),
         sent_at: Set(None),
         gateway_id: Set(None),
         segments: Set(None),
@@ -388,6 +400,24 @@ pub fn same_key(key: &str, given: &str) -> bool {
 /// Compares two secrets in time that does not depend on where they differ.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The newest text sent to `phone` (taken by the gateway), with what it offered: what a reply
+/// from that number answers.
+pub async fn newest_sent_to(
+    db: &DatabaseConnection,
+    phone: &str,
+) -> Result<Option<(Delivery, Offered)>, DbErr> {
+    let newest = Entity::find()
+        .filter(Column::Phone.eq(phone))
+        .filter(Column::SentAt.is_not_null())
+        .order_by_desc(Column::SentAt)
+        .one(db)
+        .await?;
+    Ok(newest.and_then(|d| {
+        let offered = serde_json::from_str(d.offered.as_deref()?).ok()?;
+        Some((d, offered))
+    }))
 }
 
 /// Where the short link `short_id` leads, if it is one of ours.

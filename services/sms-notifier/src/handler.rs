@@ -18,9 +18,10 @@ use uuid::Uuid;
 
 use crate::{
     config::Retry,
-    deliveries::{self, Claim, Key},
+    deliveries::{self, Claim, Key, NewText},
     gateway::{Gateway, Gateways, Outgoing, Refused},
-    text,
+    inbox,
+    text::{self, Offered},
 };
 
 /// Sends the text of each notification.
@@ -63,12 +64,22 @@ impl Handler for SendSms {
 impl SendSms {
     async fn send(&self, event: &NotifyPatient, to: &str, key: &Key) -> anyhow::Result<Outcome> {
         let nid = key.notification_id;
-        let Some(target) = text::offer_page(event) else {
+        let Some(offered) = Offered::of(event) else {
             return Ok(Outcome::Reject(format!(
                 "notification {nid} offers no slot"
             )));
         };
-        let claim = deliveries::claim(&self.db, key, &target, self.lease).await?;
+        if inbox::is_stopped(&self.db, to).await? {
+            // The number texted STOP: nothing more goes to it, whatever the event says.
+            metrics::counter!("slotcast_sms_skipped_total", "reason" => "stopped").increment(1);
+            tracing::info!(notification_id = %nid, patient_id = %key.patient_id, "the number texted STOP; not texted");
+            return Ok(Outcome::Done);
+        }
+        let new = NewText {
+            phone: to,
+            offered: &offered,
+        };
+        let claim = deliveries::claim(&self.db, key, &new, self.lease).await?;
         let (attempt, first_tried, report_key, short_id) = match claim {
             Claim::Finished(status) => {
                 tracing::debug!(notification_id = %nid, ?status, "text already handled");
@@ -95,11 +106,7 @@ impl SendSms {
             }
         };
         let link = format!("{}/s/{short_id}", self.link_base_url);
-        let Some(body) = text::availability(event, &link) else {
-            deliveries::record_failed(&self.db, key, "nothing to offer", true).await?;
-            self.relay.wake();
-            return Ok(Outcome::Done);
-        };
+        let body = offered.availability(&link);
         let length = text::length(&body);
         let report_url = report_url(&self.report_base_url, nid, &report_key);
         let outgoing = Outgoing {

@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(slotcast_bus::order::StampAtCommit),
             Box::new(slotcast_bus::bundle::AddOutboxBundles),
             Box::new(CreateSmsDeliveries),
+            Box::new(Replies),
         ]
     }
 }
@@ -89,5 +90,118 @@ impl MigrationTrait for CreateSmsDeliveries {
         manager
             .drop_table(Table::drop().table(SmsDeliveries::Table).to_owned())
             .await
+    }
+}
+
+/// What replies need: the number and the offer of each text, the texts received, and the
+/// numbers that texted STOP.
+pub struct Replies;
+
+impl MigrationName for Replies {
+    fn name(&self) -> &str {
+        "m0002_replies"
+    }
+}
+
+#[derive(DeriveIden)]
+enum RepliesColumns {
+    Phone,
+    Offered,
+    SentAt,
+}
+
+#[derive(DeriveIden)]
+enum SmsInbound {
+    Table,
+    GatewayId,
+    Phone,
+    Asked,
+    Outcome,
+    Reply,
+    ReceivedAt,
+    AnsweredAt,
+}
+
+#[derive(DeriveIden)]
+enum SmsOptOuts {
+    Table,
+    Phone,
+    StoppedAt,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Replies {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // One column per statement: SQLite adds only one at a time.
+        for mut column in [
+            string_null(RepliesColumns::Phone),
+            text_null(RepliesColumns::Offered),
+        ] {
+            m.alter_table(
+                Table::alter()
+                    .table(SmsDeliveries::Table)
+                    .add_column(&mut column)
+                    .to_owned(),
+            )
+            .await?;
+        }
+        // A reply is matched to the newest text sent to its number.
+        m.create_index(
+            Index::create()
+                .if_not_exists()
+                .name("sms_deliveries_phone_sent_at")
+                .table(SmsDeliveries::Table)
+                .col(RepliesColumns::Phone)
+                .col(RepliesColumns::SentAt)
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(SmsInbound::Table)
+                .if_not_exists()
+                .col(string(SmsInbound::GatewayId).primary_key())
+                .col(string(SmsInbound::Phone))
+                .col(string_len(SmsInbound::Asked, 16))
+                .col(string_len_null(SmsInbound::Outcome, 32))
+                .col(text_null(SmsInbound::Reply))
+                .col(timestamp_with_time_zone(SmsInbound::ReceivedAt))
+                .col(timestamp_with_time_zone_null(SmsInbound::AnsweredAt))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(SmsOptOuts::Table)
+                .if_not_exists()
+                .col(string(SmsOptOuts::Phone).primary_key())
+                .col(timestamp_with_time_zone(SmsOptOuts::StoppedAt))
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for table in [SmsInbound::Table.into_iden(), SmsOptOuts::Table.into_iden()] {
+            m.drop_table(Table::drop().table(table).to_owned()).await?;
+        }
+        m.drop_index(
+            Index::drop()
+                .if_exists()
+                .name("sms_deliveries_phone_sent_at")
+                .table(SmsDeliveries::Table)
+                .to_owned(),
+        )
+        .await?;
+        for column in [RepliesColumns::Phone, RepliesColumns::Offered] {
+            m.alter_table(
+                Table::alter()
+                    .table(SmsDeliveries::Table)
+                    .drop_column(column)
+                    .to_owned(),
+            )
+            .await?;
+        }
+        Ok(())
     }
 }

@@ -6,11 +6,19 @@
 //! patient's language, as it does for the link of an email. Its requests count against
 //! `RATE_LIMIT_LINKS`.
 //!
+//! `GET /v1/sms/inbound/{token}?from=&to=&text=&id=` is where the gateway hands over a text a
+//! patient sent (Kannel's `get-url`, with `%p`, `%P`, `%a` and `%I`); `token` is
+//! `SMS_INBOUND_KEY`. It answers 204 without a body, so a gateway set to text the body back
+//! texts nothing: the answer goes out through the gateway as a text of its own. 503 when
+//! scheduling or the gateway cannot answer now, so the gateway delivers the text again.
+//!
 //! `GET /v1/sms/reports/{id}/{token}?status=` is the address each text's `dlr-url` names: the
 //! notification and the delivery's own 128-bit key (no login: the gateway has none). Kannel's
 //! report codes are 1 delivered, 2 undelivered, 4 queued, 8 taken by the SMSC and 16 refused
 //! by it; 1 and 2/16 end the delivery, 4 and 8 change nothing. A repeated report changes
 //! nothing twice.
+
+use std::sync::Arc;
 
 use axum::{Json, extract::State};
 use sea_orm::DatabaseConnection;
@@ -25,19 +33,96 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use crate::deliveries::{self, Report, Reported};
+use crate::{
+    deliveries::{self, Report, Reported},
+    replies::{Inbound, Replies},
+};
 
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
     pub db: DatabaseConnection,
     pub relay: Relay,
+    /// Answers texts from patients; `None` without `SMS_INBOUND_KEY`.
+    pub replies: Option<Arc<Replies>>,
+    pub inbound_key: Option<String>,
 }
 
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(report))
         .routes(routes!(short_link))
+        .routes(routes!(inbound))
+}
+
+/// A text from a patient's phone, as the gateway hands it over.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct InboundQuery {
+    /// The patient's number (`%p`).
+    from: String,
+    /// The number it was sent to (`%P`).
+    #[allow(dead_code)]
+    to: Option<String>,
+    /// The text (`%a`).
+    text: String,
+    /// The gateway's id for the message (`%I`): the same on a second delivery.
+    id: String,
+}
+
+/// A text a patient sent: STOP, START, HELP, or a yes or a number that books.
+#[utoipa::path(get, path = "/v1/sms/inbound/{token}",
+    operation_id = "sms_inbound", tag = "inbound",
+    params(
+        ("token" = String, Path, description = "`SMS_INBOUND_KEY`"),
+        InboundQuery,
+    ),
+    responses(
+        (status = 204, description = "Answered (the answer goes out as a text)"),
+        BadRequest, NotFound, Unprocessable, ServerErrors,
+    ))]
+async fn inbound(
+    State(state): State<AppState>,
+    ApiPath(token): ApiPath<String>,
+    ApiQuery(query): ApiQuery<InboundQuery>,
+) -> Result<axum::http::StatusCode, Problem> {
+    let (Some(replies), Some(key)) = (&state.replies, &state.inbound_key) else {
+        return Err(Problem::not_found("no such address"));
+    };
+    if !deliveries::same_key(key, &token) {
+        return Err(Problem::not_found("no such address"));
+    }
+    let Some(from) = e164(&query.from) else {
+        return Err(Problem::unprocessable("from is not a phone number"));
+    };
+    if query.id.trim().is_empty() || query.id.len() > 100 {
+        return Err(Problem::unprocessable("id is the gateway's message id"));
+    }
+    let text = Inbound {
+        gateway_id: query.id,
+        from,
+        text: query.text,
+    };
+    match replies.answer(&text).await {
+        Ok(_) => Ok(axum::http::StatusCode::NO_CONTENT),
+        Err(e) => {
+            tracing::warn!(error = %e, "a text from a patient is not answered yet");
+            Err(Problem::unavailable("cannot answer now; deliver it again"))
+        }
+    }
+}
+
+/// A sender as gateways give it (`+33…`, `0033…` or `33…`), as E.164.
+fn e164(raw: &str) -> Option<String> {
+    let digits: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
+    let number = if let Some(rest) = digits.strip_prefix("00") {
+        format!("+{rest}")
+    } else if digits.starts_with('+') {
+        digits
+    } else {
+        format!("+{digits}")
+    };
+    crate::gateway::is_e164(&number).then_some(number)
 }
 
 /// The routes patients open from a text, under the links' rate limit.
@@ -141,4 +226,24 @@ async fn report(
 fn unavailable(e: sea_orm::DbErr) -> Problem {
     tracing::warn!(error = %e, "delivery report not recorded");
     Problem::unavailable("the delivery log is unavailable; retry later")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sender_is_read_as_e164_in_the_forms_gateways_give() {
+        for raw in [
+            "+33612345678",
+            "0033612345678",
+            "33612345678",
+            " +33 6 12 34 56 78",
+        ] {
+            assert_eq!(e164(raw).as_deref(), Some("+33612345678"), "{raw}");
+        }
+        for raw in ["", "+", "abc", "0612", "+33612345678 +44"] {
+            assert_eq!(e164(raw), None, "{raw}");
+        }
+    }
 }

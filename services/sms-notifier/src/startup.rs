@@ -22,7 +22,9 @@ use crate::{
     gateway::Gateways,
     handler::SendSms,
     migration::Migrator,
+    replies::Replies,
     routes::{self, AppState},
+    scheduling::Scheduling,
 };
 
 /// How long a text may be in hand before JetStream delivers it again, and another attempt may
@@ -43,6 +45,8 @@ pub struct Application {
     handler: Arc<SendSms>,
     spec: ConsumerSpec,
     limits: Limits,
+    replies: Option<Arc<Replies>>,
+    inbound_key: Option<String>,
 }
 
 impl Application {
@@ -74,10 +78,19 @@ impl Application {
             .clone()
             .unwrap_or_else(|| report_base_url.clone());
         let relay = Relay::new(db.clone(), js.clone());
+        let gateway = Arc::new(gateway);
+        let replies = match &config.inbound_key {
+            Some(_) => Some(Arc::new(Replies {
+                db: db.clone(),
+                gateway: gateway.clone(),
+                scheduling: Scheduling::new(&config.scheduling_url, config.jwt_secret.clone())?,
+            })),
+            None => None,
+        };
         let handler = Arc::new(SendSms {
             db: db.clone(),
             relay: relay.clone(),
-            gateway: Arc::new(gateway),
+            gateway,
             retry: config.retry,
             report_base_url,
             link_base_url,
@@ -93,6 +106,8 @@ impl Application {
             handler,
             spec,
             limits: Limits::new(config.common.limits, routes::LINK_ROUTES),
+            replies,
+            inbound_key: config.inbound_key.clone(),
         })
     }
 
@@ -117,6 +132,8 @@ impl Application {
             AppState {
                 db: self.db.clone(),
                 relay: self.relay.clone(),
+                replies: self.replies.clone(),
+                inbound_key: self.inbound_key.clone(),
             },
             readiness,
             self.limits,

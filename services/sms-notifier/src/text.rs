@@ -1,11 +1,16 @@
 //! The text of a message, in the patient's language, and what it costs: SMS carry 160 GSM-7
 //! characters, or 70 UCS-2 ones when any character is outside GSM-7, and a longer text is cut
 //! into segments of 153 or 67. A link never straddles two segments, since a phone that shows
-//! them apart would break it.
+//! them apart would break it. Characters GSM-7 lacks but has a close match for (`ú`, `’`, `…`)
+//! are replaced by it, as gateways' "smart encoding" does, so one accent does not halve a
+//! segment.
 
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
 use slotcast_events::{NotifyPatient, WaitKind};
 use slotcast_i18n::{Arg, Locale};
+use uuid::Uuid;
 
 /// How a text is encoded on the air.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,42 +69,183 @@ fn segments(units: usize, single: usize, per_part: usize) -> u32 {
     }
 }
 
-/// The page a text's short link leads to: the offer's page, which lists every slot of the
-/// message, rather than one slot's link.
-pub fn offer_page(event: &NotifyPatient) -> Option<String> {
-    let first = event.slots.first()?;
-    let mut url = url::Url::parse(&first.booking_url).ok()?;
-    url.set_query(None);
-    url.set_fragment(None);
-    Some(url.into())
+/// What a text offered, kept with its delivery so that a reply can be answered: in the
+/// patient's language and zone, the practitioner, and the slots in the order they start (a
+/// reply's number is a place in that order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offered {
+    pub locale: String,
+    pub zone: String,
+    pub practitioner: String,
+    pub reason: WaitKind,
+    pub slots: Vec<(Uuid, DateTime<Utc>)>,
+    /// The offer's signed token, which claims its slots.
+    pub token: String,
+    /// The offer's page: where the short link leads.
+    pub page: String,
 }
 
-/// The text telling the patient about the slots of `event`, in their language: who, when the
-/// first time is, how many there are, and `link`.
-pub fn availability(event: &NotifyPatient, link: &str) -> Option<String> {
-    let locale = Locale::negotiate(&event.patient.locale);
-    let zone: Tz = event
-        .patient
-        .timezone
-        .as_deref()
-        .and_then(|z| z.parse().ok())
-        .or_else(|| event.practitioner.timezone.parse().ok())
-        .unwrap_or(Tz::UTC);
-    let first = event.slots.iter().map(|s| s.starts_at).min()?;
-    let id = match event.reason {
-        WaitKind::New => "sms-availability-new",
-        WaitKind::MoveUp => "sms-availability-move-up",
-    };
-    let text = locale.text_with(
-        id,
-        &[
-            ("practitioner", Arg::from(event.practitioner.name.as_str())),
-            ("when", Arg::Text(short_date_time(&locale, first, zone))),
-            ("count", Arg::from(event.slots.len())),
+impl Offered {
+    /// What `event` offers; `None` when it offers no slot or its links are not offer links.
+    pub fn of(event: &NotifyPatient) -> Option<Self> {
+        let first = event.slots.first()?;
+        let mut page = url::Url::parse(&first.booking_url).ok()?;
+        page.set_query(None);
+        page.set_fragment(None);
+        let token = page.path_segments()?.next_back()?.to_owned();
+        let mut slots: Vec<(Uuid, DateTime<Utc>)> = event
+            .slots
+            .iter()
+            .map(|s| (s.slot_id, s.starts_at))
+            .collect();
+        slots.sort_by_key(|(_, at)| *at);
+        let zone = event
+            .patient
+            .timezone
+            .clone()
+            .filter(|z| z.parse::<Tz>().is_ok())
+            .unwrap_or_else(|| event.practitioner.timezone.clone());
+        Some(Self {
+            locale: event.patient.locale.clone(),
+            zone,
+            practitioner: event.practitioner.name.clone(),
+            reason: event.reason,
+            slots,
+            token,
+            page: page.into(),
+        })
+    }
+
+    fn locale(&self) -> Locale {
+        Locale::negotiate(&self.locale)
+    }
+
+    fn zone(&self) -> Tz {
+        self.zone.parse().unwrap_or(Tz::UTC)
+    }
+
+    /// Slot `n` (1 for the first), if offered.
+    pub fn slot(&self, n: usize) -> Option<(Uuid, DateTime<Utc>)> {
+        n.checked_sub(1).and_then(|i| self.slots.get(i)).copied()
+    }
+
+    /// `1) Tue 1 Dec 09:30, 2) 14:30, …` for the slots `ids`: a day is named once, at most
+    /// three slots are listed, and `+n` counts the rest.
+    fn list(&self, ids: &[Uuid]) -> String {
+        let (locale, zone) = (self.locale(), self.zone());
+        let mut day = None;
+        let numbered: Vec<String> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, (id, _))| ids.contains(id))
+            .map(|(i, (_, at))| {
+                let local = at.with_timezone(&zone);
+                let when = if day == Some(local.date_naive()) {
+                    locale.time(&local)
+                } else {
+                    short_date_time(&locale, *at, zone)
+                };
+                day = Some(local.date_naive());
+                format!("{}) {when}", i + 1)
+            })
+            .collect();
+        let mut list = numbered
+            .iter()
+            .take(3)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if numbered.len() > 3 {
+            list.push_str(&format!(", +{}", numbered.len() - 3));
+        }
+        list
+    }
+
+    /// The text telling the patient about the slots, with `link` to the offer's page: each
+    /// slot listed with the number a reply books it by, or, where that list would not fit one
+    /// SMS, the first slot and the count.
+    pub fn availability(&self, link: &str) -> String {
+        let locale = self.locale();
+        let (listed, short) = match self.reason {
+            WaitKind::New => ("sms-availability-new", "sms-availability-new-short"),
+            WaitKind::MoveUp => ("sms-availability-move-up", "sms-availability-move-up-short"),
+        };
+        let ids: Vec<Uuid> = self.slots.iter().map(|(id, _)| *id).collect();
+        let first = self.slots.first().map(|(_, at)| *at).unwrap_or_default();
+        let args = [
+            ("practitioner", Arg::from(self.practitioner.as_str())),
+            (
+                "when",
+                Arg::Text(short_date_time(&locale, first, self.zone())),
+            ),
+            ("count", Arg::from(self.slots.len())),
+            ("list", Arg::Text(self.list(&ids))),
             ("link", Arg::from(link)),
-        ],
-    );
-    Some(keep_whole(&text, link))
+        ];
+        let text = smart(&locale.text_with(listed, &args));
+        if self.slots.len() == 1 || length(&text).segments == 1 {
+            return keep_whole(&text, link);
+        }
+        keep_whole(&smart(&locale.text_with(short, &args)), link)
+    }
+
+    /// The answer to a reply: message `id` of the catalogue, about slot `at` where it names one,
+    /// listing `open` where it lists what is still free.
+    pub fn answer(&self, id: &str, at: Option<DateTime<Utc>>, open: &[Uuid]) -> String {
+        let locale = self.locale();
+        let when = at
+            .map(|at| short_date_time(&locale, at, self.zone()))
+            .unwrap_or_default();
+        smart(&locale.text_with(
+            id,
+            &[
+                ("practitioner", Arg::from(self.practitioner.as_str())),
+                ("when", Arg::Text(when)),
+                ("list", Arg::Text(self.list(open))),
+                ("last", Arg::from(self.slots.len())),
+            ],
+        ))
+    }
+}
+
+/// A text that needs no offer (help, STOP, START) in `locale`'s language.
+pub fn plain(locale: &str, id: &str) -> String {
+    smart(&Locale::negotiate(locale).text(id))
+}
+
+/// `text` with each character GSM-7 lacks replaced by its closest GSM-7 match, where one is
+/// close enough to read the same; the others stay (and make the text UCS-2).
+pub fn smart(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let plain = match c {
+            'á' | 'â' | 'ã' => "a",
+            'Á' | 'Â' | 'À' | 'Ã' => "A",
+            'ê' | 'ë' => "e",
+            'Ê' | 'Ë' | 'È' => "E",
+            'í' | 'î' | 'ï' => "i",
+            'Í' | 'Î' | 'Ï' | 'Ì' => "I",
+            'ó' | 'ô' | 'õ' => "o",
+            'Ó' | 'Ô' | 'Õ' | 'Ò' => "O",
+            'ú' | 'û' => "u",
+            'Ú' | 'Û' | 'Ù' => "U",
+            'ç' => "c",
+            'œ' => "oe",
+            'Œ' => "OE",
+            '‘' | '’' | '´' | '`' => "'",
+            '“' | '”' | '«' | '»' => "\"",
+            '–' | '—' | '‐' | '‑' => "-",
+            '…' => "...",
+            '\u{a0}' | '\u{202f}' | '\u{2009}' => " ",
+            other => {
+                out.push(other);
+                continue;
+            }
+        };
+        out.push_str(plain);
+    }
+    out
 }
 
 /// `text` with spaces before `link` where it would straddle two segments, so that it starts
@@ -133,7 +279,7 @@ pub fn keep_whole(text: &str, link: &str) -> String {
 }
 
 /// `at` as a text message says it: the day and time, without the year.
-fn short_date_time(locale: &Locale, at: chrono::DateTime<chrono::Utc>, zone: Tz) -> String {
+fn short_date_time(locale: &Locale, at: DateTime<Utc>, zone: Tz) -> String {
     let local = at.with_timezone(&zone);
     locale.text_with(
         "sms-date-time",
@@ -168,6 +314,18 @@ mod tests {
                 .position(|u| u == u16::from(b'h')),
             Some(67)
         );
+    }
+
+    #[test]
+    fn smart_encoding_keeps_spanish_and_french_texts_in_gsm7() {
+        let text = smart("Responda con un número, s’il vous plaît… Rendez-vous à 9h");
+        assert_eq!(
+            text,
+            "Responda con un numero, s'il vous plait... Rendez-vous à 9h"
+        );
+        assert_eq!(length(&text).encoding, Encoding::Gsm7);
+        // What has no close match stays, and makes the text UCS-2.
+        assert_eq!(length(&smart("Привет")).encoding, Encoding::Ucs2);
     }
 
     #[test]

@@ -20,6 +20,8 @@ use uuid::Uuid;
 
 /// The JWT secret of the test stack (never used outside tests).
 pub const TEST_SECRET: &str = "test-only-jwt-secret";
+/// The secret of the sms-notifier's address for patients' texts, in a texting stack.
+pub const INBOUND_KEY: &str = "test-only-inbound-key";
 
 pub struct Stack {
     pub nats: NatsServer,
@@ -32,6 +34,8 @@ pub struct Stack {
     /// Matching's HTTP address (a slot's offer history).
     pub matching: String,
     pub inapp: String,
+    /// The sms-notifier's HTTP address, when the stack texts.
+    pub sms: Option<String>,
     pub staff: String,
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -163,14 +167,25 @@ impl Stack {
         tasks.push(tokio::spawn(inapp.run_until_stopped(shutdown.clone())));
 
         let kannel = if texting {
-            let kannel = KannelGateway::start().await?;
+            // Its address is known before Kannel starts: Kannel hands it patients' texts.
+            let sms_port = slotcast_test_support::free_port();
+            let inbound = format!(
+                "http://127.0.0.1:{sms_port}/v1/sms/inbound/{INBOUND_KEY}?from=%p&to=%P&text=%a&id=%I"
+            );
+            let kannel = KannelGateway::start_with_inbound(Some(&inbound)).await?;
             let sms = sms_notifier::Application::build(sms_notifier::Config {
-                common: common(&nats, &dbs[4], limits),
+                common: Common {
+                    listen_addr: SocketAddr::from(([127, 0, 0, 1], sms_port)),
+                    ..common(&nats, &dbs[4], limits)
+                },
                 gateway: sms_notifier::gateway::GatewayUrl::parse(&kannel.url())
                     .map_err(anyhow::Error::msg)?,
                 from: "Clinic".to_owned(),
                 report_base_url: None,
                 link_base_url: None,
+                inbound_key: Some(INBOUND_KEY.to_owned()),
+                scheduling_url: scheduling_url.clone(),
+                jwt_secret: Some(TEST_SECRET.to_owned()),
                 concurrency: 4,
                 retry: sms_notifier::config::Retry {
                     delays: slotcast_kit::retry::Backoff::new(
@@ -183,10 +198,11 @@ impl Stack {
             .await
             .context("sms-notifier")?;
             tasks.push(tokio::spawn(sms.run_until_stopped(shutdown.clone())));
-            Some(kannel)
+            Some((kannel, format!("http://127.0.0.1:{sms_port}")))
         } else {
             None
         };
+        let (kannel, sms) = kannel.unzip();
 
         let js = jetstream::new(async_nats::connect(nats.url()).await?);
         Ok(Self {
@@ -198,6 +214,7 @@ impl Stack {
             scheduling: scheduling_url,
             matching: matching_url,
             inapp: inapp_url,
+            sms,
             staff: token(Uuid::now_v7(), Role::Staff),
             shutdown,
             tasks,

@@ -67,6 +67,13 @@ pub struct KannelGateway {
 impl KannelGateway {
     /// Starts both boxes and connects the fake SMSC; returns once a text can be sent.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with_inbound(None).await
+    }
+
+    /// [`KannelGateway::start`], handing every text a phone sends to `inbound` (smsbox's
+    /// `get-url`, with Kannel's escapes: `%p` the sender, `%P` the receiver, `%a` the text,
+    /// `%I` the message id), and retrying it when it fails.
+    pub async fn start_with_inbound(inbound: Option<&str>) -> anyhow::Result<Self> {
         let bearerbox_bin = find("bearerbox")?;
         let smsbox_bin = find("smsbox")?;
         let dir = tempfile::tempdir().context("a directory for Kannel")?;
@@ -87,6 +94,7 @@ impl KannelGateway {
                 smsc_port,
                 sendsms_port,
                 &password,
+                inbound,
             ),
         )?;
         let bearerbox = spawn(&bearerbox_bin, &dir, &config, "bearerbox")?;
@@ -198,7 +206,16 @@ fn configuration(
     smsc_port: u16,
     sendsms_port: u16,
     password: &str,
+    inbound: Option<&str>,
 ) -> String {
+    // Each text a phone sends goes to `inbound`; the answer goes out as a text of its own, so the
+    // body of the response is never texted back (`max-messages = 0`).
+    let service = match inbound {
+        Some(url) => format!(
+            "group = sms-service\nkeyword = default\ncatch-all = true\nget-url = \"{url}\"\nmax-messages = 0\nomit-empty = true\n"
+        ),
+        None => String::new(),
+    };
     format!(
         r#"group = core
 admin-port = {admin_port}
@@ -232,6 +249,8 @@ log-file = "{dir}/smsbox.log"
 log-level = 1
 access-log = "{dir}/smsbox-access.log"
 mo-recode = true
+http-request-retry = 5
+http-queue-delay = 1
 
 group = sendsms-user
 username = slotcast
@@ -239,7 +258,8 @@ password = {password}
 max-messages = 10
 concatenation = true
 black-list-regex = "^\{DENIED_PREFIX}"
-"#
+
+{service}"#
     )
 }
 

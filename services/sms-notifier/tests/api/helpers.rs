@@ -28,6 +28,9 @@ use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+/// The secret of the address patients' texts are handed to.
+pub const INBOUND_KEY: &str = "test-only-inbound-key";
+
 /// How long a test waits for an effect before it fails.
 pub const PATIENCE: Duration = Duration::from_secs(15);
 
@@ -115,6 +118,10 @@ pub async fn spawn_app_with(texts: Texts) -> TestApp {
         from: "slotcast".to_owned(),
         report_base_url: None,
         link_base_url: None,
+        inbound_key: Some(INBOUND_KEY.to_owned()),
+        // No scheduling here: what needs it is tested end to end (testing/e2e/tests/texts.rs).
+        scheduling_url: "http://127.0.0.1:9".to_owned(),
+        jwt_secret: Some("test-only-jwt-secret".to_owned()),
         concurrency: 4,
         retry: Retry {
             delays: Backoff::new(Duration::from_millis(200), Duration::from_secs(1)),
