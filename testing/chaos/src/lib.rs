@@ -1,7 +1,9 @@
 //! The fault-injection harness: the four services as real processes (their release or debug
 //! binaries from the cargo target directory), a nats-server of their own (single, or a
 //! three-node cluster), a fresh Postgres database per service, and an SMTP server that captures
-//! mail and can be told to fail.
+//! mail and can be told to fail. With [`Options::texts`], the sms-notifier too, sending through a
+//! real Kannel whose fake SMSC records every text; every seeded patient then has a number and
+//! consented, and the texts are counted like the emails.
 //!
 //! A case seeds a practitioner and a few hundred waiting patients, posts slots, injects its
 //! fault while the fan-out runs ([`System::kill_when`]), waits until the system has settled
@@ -30,7 +32,7 @@ use sea_orm::{ConnectionTrait as _, DatabaseConnection, DbBackend, Statement};
 use serde_json::{Value, json};
 use slotcast_events::streams;
 use slotcast_kit::auth::Role;
-use slotcast_test_support::{NatsCluster, NatsServer, SmtpServer, TestDatabase};
+use slotcast_test_support::{KannelGateway, NatsCluster, NatsServer, SmtpServer, TestDatabase};
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -41,13 +43,15 @@ pub use clinics::{Clinics, Due, Entry, Scheduling, Slot};
 /// The JWT secret of the chaos systems (never used outside these tests).
 pub const SECRET: &str = "chaos-test-only-jwt-secret";
 
-/// One of the four services.
+/// One of the services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Service {
     Scheduling,
     Matching,
     EmailNotifier,
     InappNotifier,
+    /// Only with [`Options::texts`].
+    SmsNotifier,
 }
 
 impl Service {
@@ -65,6 +69,7 @@ impl Service {
             Service::Matching => "matching",
             Service::EmailNotifier => "email-notifier",
             Service::InappNotifier => "inapp-notifier",
+            Service::SmsNotifier => "sms-notifier",
         }
     }
 }
@@ -121,6 +126,10 @@ pub struct Options {
     pub cluster: bool,
     /// Extra environment of matching (its policy: waves, holds).
     pub matching_env: Vec<(&'static str, String)>,
+    /// The sms-notifier too, through a real Kannel; seeded patients have numbers and consent.
+    pub texts: bool,
+    /// Processes of the sms-notifier, when not `replicas`.
+    pub sms_replicas: Option<usize>,
 }
 
 impl Default for Options {
@@ -130,6 +139,8 @@ impl Default for Options {
             matching_replicas: None,
             cluster: false,
             matching_env: Vec::new(),
+            texts: false,
+            sms_replicas: None,
         }
     }
 }
@@ -218,14 +229,16 @@ pub struct Progress {
     pub emailed: usize,
     /// Notifications stored in the in-app feeds.
     pub stored: u64,
+    /// Texts the fake SMSC received.
+    pub texted: usize,
 }
 
 impl std::fmt::Display for Progress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} notify.patient published, {} emails accepted, {} in-app stored",
-            self.notified, self.emailed, self.stored
+            "{} notify.patient published, {} emails accepted, {} in-app stored, {} texted",
+            self.notified, self.emailed, self.stored, self.texted
         )
     }
 }
@@ -236,6 +249,8 @@ pub struct Seeded {
     pub practitioner: Uuid,
     /// Each patient's id and email address.
     pub patients: Vec<(Uuid, String)>,
+    /// Each patient's number, when the system texts.
+    pub phones: BTreeMap<Uuid, String>,
 }
 
 /// What one channel (email, in-app, the `notify.patient` stream) brought the patients, counted
@@ -320,6 +335,11 @@ pub struct Report {
     pub inapp: Tally,
     /// What matching published.
     pub notify: Tally,
+    /// What the fake SMSC received, when the system texts.
+    pub sms: Option<Tally>,
+    /// Texts re-sent after an attempt whose outcome was unknown, as the running sms-notifier
+    /// processes counted them.
+    pub sms_resent_after_unknown: u64,
     /// Re-sends after an attempt whose outcome was unknown (the documented crash window), as
     /// counted by the running email-notifier processes.
     pub resent_after_unknown: u64,
@@ -347,7 +367,15 @@ impl std::fmt::Display for Report {
             ": email {} (re-sent after unknown outcome {}), in-app {}, notify.patient {}, dead \
              letters {}",
             self.email, self.resent_after_unknown, self.inapp, self.notify, self.dead_letters,
-        )
+        )?;
+        if let Some(sms) = &self.sms {
+            write!(
+                f,
+                ", sms {sms} (re-sent after unknown outcome {})",
+                self.sms_resent_after_unknown
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -375,6 +403,17 @@ impl Report {
             self.email.duplicates as u64 <= self.resent_after_unknown,
             "email duplicates outside the crash window: {self}"
         );
+        if let Some(sms) = &self.sms {
+            ensure!(sms.missing == 0, "texts lost: {self}");
+            ensure!(
+                sms.told_twice == 0 && sms.unexpected == 0,
+                "a slot texted twice, or to someone who should not have it: {self}"
+            );
+            ensure!(
+                sms.duplicates as u64 <= self.sms_resent_after_unknown,
+                "texts sent twice outside the crash window: {self}"
+            );
+        }
         Ok(())
     }
 }
@@ -387,6 +426,10 @@ pub struct System {
     pub http: reqwest::Client,
     pub staff: String,
     pub procs: Vec<Proc>,
+    /// The SMS gateway, when the system texts.
+    pub kannel: Option<KannelGateway>,
+    /// The services running, each with its database.
+    pub services: Vec<Service>,
     dbs: BTreeMap<Service, (TestDatabase, DatabaseConnection)>,
     logs: tempfile::TempDir,
 }
@@ -402,8 +445,17 @@ impl System {
             Nats::Single(NatsServer::start().await?)
         };
         let smtp = SmtpServer::start().await?;
+        let kannel = if options.texts {
+            Some(KannelGateway::start().await?)
+        } else {
+            None
+        };
+        let mut services = Service::ALL.to_vec();
+        if options.texts {
+            services.push(Service::SmsNotifier);
+        }
         let mut dbs = BTreeMap::new();
-        for service in Service::ALL {
+        for &service in &services {
             let db = TestDatabase::postgres().await?;
             let conn = db.connect().await?;
             dbs.insert(service, (db, conn));
@@ -413,9 +465,9 @@ impl System {
 
         let mut procs = Vec::new();
         let mut public_base_url = None;
-        for service in Service::ALL {
-            let replicas = match (service, options.matching_replicas) {
-                (Service::Matching, Some(n)) => n,
+        for &service in &services {
+            let replicas = match (service, options.matching_replicas, options.sms_replicas) {
+                (Service::Matching, Some(n), _) | (Service::SmsNotifier, _, Some(n)) => n,
                 _ => options.replicas,
             };
             for replica in 0..replicas.max(1) {
@@ -451,6 +503,14 @@ impl System {
                         ("EMAIL_RETRY_MAX_MS", "2000".to_owned()),
                     ]);
                 }
+                if let (Service::SmsNotifier, Some(kannel)) = (service, &kannel) {
+                    env.extend([
+                        ("SMS_URL", kannel.url()),
+                        ("SMS_FROM", "Clinic".to_owned()),
+                        ("SMS_RETRY_BASE_MS", "200".to_owned()),
+                        ("SMS_RETRY_MAX_MS", "2000".to_owned()),
+                    ]);
+                }
                 let mut proc = Proc {
                     service,
                     replica,
@@ -479,6 +539,8 @@ impl System {
                 .build()?,
             staff: token(Uuid::now_v7(), Role::Staff),
             procs,
+            kannel,
+            services,
             dbs,
             logs,
         };
@@ -643,29 +705,60 @@ impl System {
             )
             .await?;
         let run = &Uuid::new_v4().simple().to_string()[..8];
-        let patients: Vec<(Uuid, String)> = futures::stream::iter(0..n)
+        let seeded: Vec<(Uuid, String, Option<String>)> = futures::stream::iter(0..n)
             .map(|i| async move {
                 let email = format!("patient-{i}-{run}@patients.example");
+                let phone = self.kannel.as_ref().map(|_| phone_of(i));
                 let id = self
                     .create(
                         "/v1/patients",
-                        json!({"name": format!("Patient {i}"), "email": email}),
+                        json!({"name": format!("Patient {i}"), "email": email, "phone": phone}),
                     )
                     .await?;
+                if phone.is_some() {
+                    self.consent_to_texts(id).await?;
+                }
                 self.create(
                     "/v1/waitlist",
                     json!({"patient_id": id, "practitioner_id": practitioner, "kind": "new"}),
                 )
                 .await?;
-                anyhow::Ok((id, email))
+                anyhow::Ok((id, email, phone))
             })
             .buffer_unordered(16)
             .try_collect()
             .await?;
         Ok(Seeded {
             practitioner,
-            patients,
+            patients: seeded
+                .iter()
+                .map(|(id, email, _)| (*id, email.clone()))
+                .collect(),
+            phones: seeded
+                .into_iter()
+                .filter_map(|(id, _, phone)| Some((id, phone?)))
+                .collect(),
         })
+    }
+
+    /// Records `patient`'s consent to texts.
+    async fn consent_to_texts(&self, patient: Uuid) -> anyhow::Result<()> {
+        let res = self
+            .http
+            .put(format!(
+                "{}/v1/patients/{patient}/preferences",
+                self.scheduling()
+            ))
+            .bearer_auth(&self.staff)
+            .json(&json!({"sms": true}))
+            .send()
+            .await?;
+        ensure!(
+            res.status() == 200,
+            "consent of {patient}: {}",
+            res.status()
+        );
+        Ok(())
     }
 
     /// Posts one slot starting `hours` from the next full hour; returns its id.
@@ -698,6 +791,7 @@ impl System {
         .unwrap_or(0);
         Ok(Progress {
             notified,
+            texted: self.kannel.as_ref().map_or(0, |k| k.messages().len()),
             emailed: self
                 .smtp
                 .messages()
@@ -838,7 +932,13 @@ impl System {
             .try_collect()
             .await?;
         let mut told = self.notified().await?;
+        let mut texted = self.texted().await?;
+        let mut sms = self.kannel.as_ref().map(|_| Tally::default());
         for ((id, email), feed) in seeded.patients.iter().zip(feeds) {
+            if let Some(sms) = sms.as_mut() {
+                let texts = seeded.phones.get(id).and_then(|p| texted.remove(p));
+                sms.add(&texts.unwrap_or_default(), postings);
+            }
             let expected = if refused.contains(email) { 0 } else { postings };
             let emails = mailed.remove(&email.to_lowercase()).unwrap_or_default();
             report.email.add(&emails, expected);
@@ -846,6 +946,15 @@ impl System {
             report
                 .notify
                 .add(&told.remove(id).unwrap_or_default(), postings);
+        }
+        report.sms = sms;
+        if self.kannel.is_some() {
+            report.sms_resent_after_unknown = self
+                .metric(
+                    Service::SmsNotifier,
+                    "slotcast_sms_resend_after_unknown_total",
+                )
+                .await? as u64;
         }
         report.dead_letters = self.stream_messages(streams::DEADLETTER).await?;
         report.resent_after_unknown = self
@@ -855,6 +964,93 @@ impl System {
             )
             .await? as u64;
         Ok(report)
+    }
+
+    /// The slots of each text the fake SMSC received, by number: a text's short link names its
+    /// delivery, whose row keeps what it offered.
+    async fn texted(&self) -> anyhow::Result<BTreeMap<String, Vec<BTreeSet<Uuid>>>> {
+        let Some(kannel) = &self.kannel else {
+            return Ok(BTreeMap::new());
+        };
+        let rows = self
+            .db(Service::SmsNotifier)
+            .query_all_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT short_id, offered FROM sms_deliveries",
+            ))
+            .await?;
+        let mut offered: BTreeMap<String, BTreeSet<Uuid>> = BTreeMap::new();
+        for row in rows {
+            let short_id: String = row.try_get("", "short_id")?;
+            let json: Option<String> = row.try_get("", "offered")?;
+            let slots: BTreeSet<Uuid> = json
+                .and_then(|j| serde_json::from_str::<Value>(&j).ok())
+                .and_then(|v| {
+                    v["slots"].as_array().map(|slots| {
+                        slots
+                            .iter()
+                            .filter_map(|s| s[0].as_str()?.parse().ok())
+                            .collect()
+                    })
+                })
+                .unwrap_or_default();
+            offered.insert(short_id, slots);
+        }
+        let mut texted: BTreeMap<String, Vec<BTreeSet<Uuid>>> = BTreeMap::new();
+        for text in kannel.messages() {
+            let short_id = text.text.rsplit("/s/").next().unwrap_or_default().trim();
+            let slots = offered.get(short_id).cloned().unwrap_or_default();
+            texted.entry(text.to).or_default().push(slots);
+        }
+        Ok(texted)
+    }
+
+    /// Asks for every text's delivery report again, as a gateway that repeats itself would:
+    /// `reports` times each, with Kannel's code for delivered.
+    pub async fn repeat_delivery_reports(&self, reports: usize) -> anyhow::Result<usize> {
+        let rows = self
+            .db(Service::SmsNotifier)
+            .query_all_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT notification_id, report_key FROM sms_deliveries",
+            ))
+            .await?;
+        let base = self.proc_url(Service::SmsNotifier, 0);
+        let mut sent = 0;
+        for row in &rows {
+            let id: Uuid = row.try_get("", "notification_id")?;
+            let key: String = row.try_get("", "report_key")?;
+            for _ in 0..reports {
+                let res = self
+                    .http
+                    .get(format!("{base}/v1/sms/reports/{id}/{key}?status=1"))
+                    .send()
+                    .await?;
+                ensure!(res.status() == 200, "report for {id}: {}", res.status());
+                sent += 1;
+            }
+        }
+        Ok(sent)
+    }
+
+    /// `slotcast.delivery.sms.delivered` events in the stream.
+    pub async fn texts_reported_delivered(&self) -> anyhow::Result<usize> {
+        let stream = self
+            .js
+            .get_stream(streams::DELIVERY)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let state = self.stream_info(streams::DELIVERY).await?.state;
+        let mut delivered = 0;
+        for seq in state.first_sequence..=state.last_sequence {
+            let Ok(message) = stream.get_raw_message(seq).await else {
+                continue;
+            };
+            if message.subject.as_str() == slotcast_events::subjects::SMS_DELIVERED {
+                delivered += 1;
+            }
+        }
+        Ok(delivered)
     }
 
     /// The slots of each notification in `patient`'s in-app feed.
@@ -1008,11 +1204,7 @@ impl System {
     /// How the consumed messages were shared out among the replicas of each notifier, so far.
     pub async fn work_split(&self) -> anyhow::Result<String> {
         let mut parts = Vec::new();
-        for service in [
-            Service::Matching,
-            Service::EmailNotifier,
-            Service::InappNotifier,
-        ] {
+        for &service in self.services.iter().filter(|s| **s != Service::Scheduling) {
             let mut counts = Vec::new();
             for proc in self.procs.iter().filter(|p| p.service == service) {
                 let text = self.metrics_of(proc).await?;
@@ -1073,7 +1265,7 @@ impl System {
     /// Dead letters as counted by every running process (`slotcast_dead_letters_total`).
     pub async fn dead_letters_counted(&self) -> anyhow::Result<f64> {
         let mut total = 0.0;
-        for service in Service::ALL {
+        for &service in &self.services {
             total += self.metric(service, "slotcast_dead_letters_total").await?;
         }
         Ok(total)
@@ -1103,6 +1295,11 @@ async fn count(db: &DatabaseConnection, sql: &str) -> anyhow::Result<u64> {
         .await?
         .context("no row")?;
     Ok(row.try_get::<i64>("", "n")? as u64)
+}
+
+/// The number of the `i`th seeded patient, when the system texts: French mobiles, one each.
+pub fn phone_of(i: usize) -> String {
+    format!("+3361{i:07}")
 }
 
 /// A session token for the chaos systems.

@@ -1,7 +1,7 @@
 //! Faults injected for real while an opening fans out to hundreds of waiting patients. Each case
 //! asserts that every patient got exactly one email and one in-app notification per posting
-//! (email duplicates only inside the documented crash window, and counted), that nothing was
-//! lost, and that every service is still serving. The cases of many practitioners at once
+//! (and, in the cases that text, one text), duplicates only inside the documented crash windows
+//! and counted, that nothing was lost, and that every service is still serving. The cases of many practitioners at once
 //! (issue 14) check slot by slot instead: each patient told once about each slot that fits them.
 //!
 //! The cases run one at a time (they share the machine's two cores) and write one line each to
@@ -52,7 +52,13 @@ struct Outcome {
     /// Email-notifier processes killed -9: each may send again at most
     /// [`EMAIL_MAX_UNRECORDED`] emails.
     email_crashes: usize,
+    /// Sms-notifier processes killed -9: each may send again at most [`SMS_CONCURRENCY`] texts
+    /// (those the gateway took whose record was not written yet).
+    sms_crashes: usize,
 }
+
+/// The sms-notifier's default `SMS_CONCURRENCY`, which the chaos processes run with.
+const SMS_CONCURRENCY: usize = 8;
 
 /// The email-notifier's default `EMAIL_MAX_UNRECORDED`, which the chaos processes run with.
 const EMAIL_MAX_UNRECORDED: usize = 8;
@@ -64,6 +70,14 @@ impl Outcome {
             faults,
             refused: Vec::new(),
             email_crashes: 0,
+            sms_crashes: 0,
+        }
+    }
+
+    fn sms_crashes(self, crashes: usize) -> Self {
+        Self {
+            sms_crashes: crashes,
+            ..self
         }
     }
 
@@ -104,6 +118,14 @@ async fn run(name: &str, options: Options, case: Case) -> anyhow::Result<()> {
              {report}",
             report.email.duplicates,
             outcome.email_crashes
+        );
+        let texted_twice = report.sms.as_ref().map_or(0, |t| t.duplicates);
+        let sms_window = outcome.sms_crashes * SMS_CONCURRENCY;
+        ensure!(
+            texted_twice <= sms_window,
+            "{texted_twice} texts sent twice after {} crashes of the sms-notifier, more than \
+             {sms_window}: {report}",
+            outcome.sms_crashes
         );
         system.assert_serving().await
     }
@@ -209,6 +231,83 @@ async fn kill_9_of_the_email_notifier_while_it_sends() -> anyhow::Result<()> {
                     .kill9_and_restart(Service::EmailNotifier, 0, Duration::from_secs(1))
                     .await?;
                 Ok(Outcome::new(1, format!("killed at [{at}]")).email_crashes(1))
+            })
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_one_of_two_sms_notifiers_while_they_text() -> anyhow::Result<()> {
+    run(
+        "kill -9 one of two sms-notifiers",
+        Options {
+            texts: true,
+            sms_replicas: Some(2),
+            ..Options::default()
+        },
+        |system, seeded| {
+            Box::pin(async move {
+                let n = seeded.patients.len();
+                system.post_slot(seeded.practitioner, 24).await?;
+                let at = system
+                    .wait_for(Duration::from_secs(60), |p| p.texted >= part(n, 3))
+                    .await?;
+                system
+                    .kill9_and_restart(Service::SmsNotifier, 0, Duration::from_secs(1))
+                    .await?;
+                let shared = system.work_split().await?;
+                Ok(Outcome::new(1, format!("killed at [{at}]; {shared}")).sms_crashes(1))
+            })
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sms_gateway_down_for_a_while_and_its_delivery_reports_repeated() -> anyhow::Result<()>
+{
+    run(
+        "SMS gateway down, reports repeated",
+        Options {
+            texts: true,
+            ..Options::default()
+        },
+        |system, seeded| {
+            Box::pin(async move {
+                let n = seeded.patients.len();
+                system.post_slot(seeded.practitioner, 24).await?;
+                let at = system
+                    .wait_for(Duration::from_secs(60), |p| p.texted >= part(n, 4))
+                    .await?;
+                let kannel = system.kannel.as_mut().expect("a texting system");
+                kannel.kill_smsbox().await;
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                kannel.restart_smsbox().await?;
+                let retried = system
+                    .metric(Service::SmsNotifier, "slotcast_sms_retried_total")
+                    .await?;
+                system
+                    .wait_for(Duration::from_secs(120), |p| p.texted >= n)
+                    .await?;
+                system.settle(SETTLE).await?;
+                // Every text reported delivered twice more, as a gateway that repeats itself
+                // would: each is recorded delivered once, whatever reached it before.
+                let repeated = system.repeat_delivery_reports(2).await?;
+                system.settle(SETTLE).await?;
+                let delivered = system.texts_reported_delivered().await?;
+                ensure!(
+                    delivered == n,
+                    "{delivered} texts reported delivered, {n} sent, after {repeated} repeated \
+                     reports"
+                );
+                Ok(Outcome::new(
+                    1,
+                    format!(
+                        "smsbox killed for 3 s at [{at}], {retried} retries; {repeated} reports \
+                         repeated, {delivered} delivered once each"
+                    ),
+                ))
             })
         },
     )
@@ -352,6 +451,7 @@ async fn smtp_answers_451_for_a_while_then_550_for_one_recipient() -> anyhow::Re
                 ),
                 refused: vec![refused],
                 email_crashes: 0,
+                sms_crashes: 0,
             })
         })
     })

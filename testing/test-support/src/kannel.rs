@@ -61,7 +61,9 @@ pub struct KannelGateway {
     received: Arc<Mutex<Vec<Sms>>>,
     network: Arc<AsyncMutex<Option<tokio::net::tcp::OwnedWriteHalf>>>,
     bearerbox: Child,
-    smsbox: Child,
+    smsbox: Option<Child>,
+    smsbox_bin: PathBuf,
+    config: PathBuf,
 }
 
 impl KannelGateway {
@@ -113,7 +115,9 @@ impl KannelGateway {
             received,
             network,
             bearerbox,
-            smsbox,
+            smsbox: Some(smsbox),
+            smsbox_bin,
+            config,
         };
         gateway.wait_until_ready().await?;
         Ok(gateway)
@@ -157,6 +161,22 @@ impl KannelGateway {
         Ok(())
     }
 
+    /// Kills smsbox, like a crash: `sendsms` refuses connections until [`Self::restart_smsbox`].
+    pub async fn kill_smsbox(&mut self) {
+        if let Some(mut smsbox) = self.smsbox.take() {
+            let _ = smsbox.kill().await;
+        }
+    }
+
+    /// Starts smsbox again and waits until a text can be sent.
+    pub async fn restart_smsbox(&mut self) -> anyhow::Result<()> {
+        self.kill_smsbox().await;
+        // A box killed -9 leaves its pid file, which a new one refuses to overwrite.
+        let _ = std::fs::remove_file(self.dir.path().join("smsbox.pid"));
+        self.smsbox = Some(spawn(&self.smsbox_bin, &self.dir, &self.config, "smsbox")?);
+        self.wait_until_ready().await
+    }
+
     /// The logs of both boxes, for a failing test's message.
     pub fn logs(&self) -> String {
         ["bearerbox.log", "smsbox.log"]
@@ -192,7 +212,9 @@ impl KannelGateway {
 
 impl Drop for KannelGateway {
     fn drop(&mut self) {
-        let _ = self.smsbox.start_kill();
+        if let Some(smsbox) = self.smsbox.as_mut() {
+            let _ = smsbox.start_kill();
+        }
         let _ = self.bearerbox.start_kill();
     }
 }
