@@ -23,6 +23,9 @@ pub struct NotifyPatient {
     /// Which notifiers deliver it: the patient's preferences. Absent means email and in-app.
     #[serde(default)]
     pub channels: Channels,
+    /// Not to be texted before then: the end of the patient's quiet hours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms_not_before: Option<DateTime<Utc>>,
     /// For the `waves` policy: the wave this message belongs to (1 is the first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wave: Option<u32>,

@@ -308,6 +308,7 @@ pub(crate) mod tests {
             wave: None,
             preferences_url: None,
             unsubscribe_url: None,
+            sms_not_before: None,
         }
     }
 

@@ -475,6 +475,7 @@ mod tests {
                 wave: None,
                 preferences_url: None,
                 unsubscribe_url: None,
+                sms_not_before: None,
             },
         )
     }

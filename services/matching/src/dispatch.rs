@@ -29,6 +29,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
     EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
@@ -45,7 +46,7 @@ use uuid::Uuid;
 
 use crate::{
     SOURCE,
-    eligibility::{self, Cap, Case, Fit, Verdict},
+    eligibility::{self, Cap, Case, Fit, QuietHours, Verdict},
     entities::{considered, entry, opening, patient, pending, practitioner, slot, told},
     fit::OpenSlot,
     passes::{Wakers, run_passes},
@@ -80,6 +81,8 @@ pub struct Dispatcher {
     public_base_url: String,
     /// `DAILY_MESSAGE_CAP` (0: none).
     daily_cap: u32,
+    /// `QUIET_HOURS`: when texts wait.
+    quiet_hours: Option<QuietHours>,
     wakers: Wakers,
 }
 
@@ -107,7 +110,16 @@ impl Dispatcher {
             signer,
             public_base_url,
             daily_cap,
+            quiet_hours: None,
             wakers,
+        }
+    }
+
+    /// The dispatcher, texting nobody in `quiet_hours` of their zone.
+    pub fn with_quiet_hours(self, quiet_hours: Option<QuietHours>) -> Self {
+        Self {
+            quiet_hours,
+            ..self
         }
     }
 
@@ -311,10 +323,22 @@ impl Dispatcher {
                 continue;
             };
             *sent += 1;
+            let text = self.text(p, dr, &keep, now);
+            if let eligibility::Text::Skip(why) = text {
+                metrics::counter!("slotcast_matching_texts_skipped_total", "reason" => why.as_str())
+                    .increment(1);
+            }
             let event = self
-                .message(p, dr, &keep, now)
+                .message(p, dr, &keep, text, now)
                 .map_err(|e| DbErr::Custom(format!("{e:#}")))?;
             let nid = event.data.notification_id;
+            let (texted, text_at) = match p.texts() {
+                true => {
+                    let (texted, at) = text.recorded();
+                    (Some(texted), at)
+                }
+                false => (None, None),
+            };
             for (r, _) in &keep {
                 told_rows.push(told::ActiveModel {
                     slot_id: Set(r.slot_id),
@@ -325,6 +349,8 @@ impl Dispatcher {
                     rank: Set(r.rank),
                     priority: Set(r.priority.clone()),
                     wave: Set(r.wave),
+                    texted: Set(texted),
+                    text_at: Set(text_at),
                 });
             }
             events.push((event, first_trace(&keep)));
@@ -357,13 +383,33 @@ impl Dispatcher {
         Ok(events.len())
     }
 
+    /// What becomes of the text of a message to `p` about `keep`: the patient's quiet hours,
+    /// in their zone (else the practitioner's).
+    fn text(
+        &self,
+        p: &patient::Model,
+        dr: &practitioner::Model,
+        keep: &[(&pending::Model, &slot::Model)],
+        now: DateTime<Utc>,
+    ) -> eligibility::Text {
+        let zone: Tz = p
+            .timezone
+            .as_deref()
+            .and_then(|z| z.parse().ok())
+            .or_else(|| dr.timezone.parse().ok())
+            .unwrap_or(Tz::UTC);
+        let last_start = keep.iter().map(|(_, s)| s.starts_at).max().unwrap_or(now);
+        eligibility::text(now, zone, self.quiet_hours, last_start)
+    }
+
     /// One `notify.patient`: the patient, the practitioner, the slots with their booking links,
-    /// and the preferences and one-click unsubscribe links.
+    /// the preferences and one-click unsubscribe links, and whether and when it is texted.
     fn message(
         &self,
         p: &patient::Model,
         dr: &practitioner::Model,
         keep: &[(&pending::Model, &slot::Model)],
+        text: eligibility::Text,
         now: DateTime<Utc>,
     ) -> anyhow::Result<CloudEvent<NotifyPatient>> {
         let (first, _) = keep[0];
@@ -410,7 +456,11 @@ impl Dispatcher {
             channels: Channels {
                 email: p.email_enabled,
                 inapp: p.inapp_enabled,
-                sms: p.texts(),
+                sms: p.texts() && !matches!(text, eligibility::Text::Skip(_)),
+            },
+            sms_not_before: match text {
+                eligibility::Text::After(at) if p.texts() => Some(at),
+                _ => None,
             },
             wave: keep
                 .iter()

@@ -2,14 +2,101 @@
 //! the patient is told now, later, or not at all, and why. Deciding a broadcast
 //! ([`crate::projection::decide`]), planning a wave ([`crate::waves`]), sending a message
 //! ([`crate::dispatch`]) and explaining a slot ([`crate::explain`]) all ask [`verdict`], with
-//! what they know at that moment; it does no I/O.
+//! what they know at that moment; it does no I/O. [`text`] decides, for a message that goes,
+//! whether its text goes now, when the patient's quiet hours end, or not at all.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
 
 use crate::{
     fit::{OpenSlot, Waiting},
-    vocabulary::{Outcome, Reason, SlotStatus},
+    vocabulary::{Outcome, Reason, SlotStatus, Texted},
 };
+
+/// A daily window, in the patient's zone, in which no text goes out: 21:00 to 08:00 by default
+/// (`QUIET_HOURS`). It may run past midnight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuietHours {
+    pub start: NaiveTime,
+    pub end: NaiveTime,
+}
+
+impl QuietHours {
+    /// `HH:MM-HH:MM`; the two times differ.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (start, end) = text.trim().split_once('-')?;
+        let time = |t: &str| NaiveTime::parse_from_str(t.trim(), "%H:%M").ok();
+        let hours = Self {
+            start: time(start)?,
+            end: time(end)?,
+        };
+        (hours.start != hours.end).then_some(hours)
+    }
+
+    /// When the quiet hours around `now` end, in `zone`; `None` when `now` is not in them.
+    pub fn end_after(&self, now: DateTime<Utc>, zone: Tz) -> Option<DateTime<Utc>> {
+        let local = now.with_timezone(&zone);
+        let time = local.time();
+        let inside = if self.start < self.end {
+            self.start <= time && time < self.end
+        } else {
+            time >= self.start || time < self.end
+        };
+        if !inside {
+            return None;
+        }
+        let day = if time < self.end {
+            local.date_naive()
+        } else {
+            local.date_naive() + Duration::days(1)
+        };
+        // A clock change may skip the end's local time: the first instant after it counts.
+        let end = day.and_time(self.end);
+        let instant = zone.from_local_datetime(&end).earliest().or_else(|| {
+            zone.from_local_datetime(&(end + Duration::hours(1)))
+                .earliest()
+        })?;
+        Some(instant.with_timezone(&Utc))
+    }
+}
+
+/// What becomes of the text of a message that goes, and until when it waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Text {
+    /// Texted with the message.
+    Now,
+    /// Texted when the quiet hours end, at this instant.
+    After(DateTime<Utc>),
+    /// Not texted, and why.
+    Skip(Reason),
+}
+
+impl Text {
+    /// As `told` records it.
+    pub fn recorded(self) -> (Texted, Option<DateTime<Utc>>) {
+        match self {
+            Text::Now => (Texted::Now, None),
+            Text::After(at) => (Texted::Deferred, Some(at)),
+            Text::Skip(_) => (Texted::Skipped, None),
+        }
+    }
+}
+
+/// The text of a message whose last slot starts at `last_start`, to a patient in `zone`, at
+/// `now`: outside the quiet hours it goes now; inside them it waits for their end if a slot is
+/// still to come then, and does not go at all if every slot starts before they end.
+pub fn text(
+    now: DateTime<Utc>,
+    zone: Tz,
+    quiet: Option<QuietHours>,
+    last_start: DateTime<Utc>,
+) -> Text {
+    match quiet.and_then(|q| q.end_after(now, zone)) {
+        None => Text::Now,
+        Some(end) if last_start > end => Text::After(end),
+        Some(_) => Text::Skip(Reason::QuietHours),
+    }
+}
 
 /// Everything the rule looks at.
 #[derive(Debug, Clone, Copy)]
@@ -487,5 +574,129 @@ mod tests {
                 Verdict::Tell,
             ]
         );
+    }
+
+    mod quiet_hours {
+        use chrono::TimeZone;
+
+        use super::super::*;
+
+        fn paris(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+            chrono_tz::Europe::Paris
+                .with_ymd_and_hms(y, m, d, h, min, 0)
+                .single()
+                .unwrap()
+                .with_timezone(&Utc)
+        }
+
+        const PARIS: Tz = chrono_tz::Europe::Paris;
+
+        fn default() -> Option<QuietHours> {
+            QuietHours::parse("21:00-08:00")
+        }
+
+        #[test]
+        fn hours_are_read_as_hh_mm_twice_and_may_not_be_empty() {
+            let q = QuietHours::parse(" 21:00 - 08:00 ").unwrap();
+            assert_eq!(q.start, NaiveTime::from_hms_opt(21, 0, 0).unwrap());
+            assert_eq!(q.end, NaiveTime::from_hms_opt(8, 0, 0).unwrap());
+            for bad in ["", "21:00", "21-08", "25:00-08:00", "08:00-08:00", "off"] {
+                assert_eq!(QuietHours::parse(bad), None, "{bad}");
+            }
+        }
+
+        #[test]
+        fn outside_the_quiet_hours_the_text_goes_now() {
+            for (h, m) in [(8, 0), (12, 0), (20, 59)] {
+                let now = paris(2026, 12, 8, h, m);
+                assert_eq!(
+                    text(now, PARIS, default(), now + Duration::hours(1)),
+                    Text::Now,
+                    "{h}:{m}"
+                );
+            }
+            // No quiet hours: always now.
+            let night = paris(2026, 12, 8, 23, 0);
+            assert_eq!(
+                text(night, PARIS, None, night + Duration::hours(1)),
+                Text::Now
+            );
+        }
+
+        #[test]
+        fn inside_them_a_text_waits_for_their_end_if_a_slot_is_still_to_come() {
+            let end = paris(2026, 12, 9, 8, 0);
+            for now in [
+                paris(2026, 12, 8, 21, 0),
+                paris(2026, 12, 8, 23, 30),
+                paris(2026, 12, 9, 7, 59),
+            ] {
+                assert_eq!(
+                    text(now, PARIS, default(), paris(2026, 12, 9, 10, 0)),
+                    Text::After(end),
+                    "{now}"
+                );
+            }
+        }
+
+        #[test]
+        fn a_text_whose_slots_all_start_before_the_end_does_not_go() {
+            let now = paris(2026, 12, 8, 23, 0);
+            for last in [paris(2026, 12, 9, 7, 30), paris(2026, 12, 9, 8, 0)] {
+                assert_eq!(
+                    text(now, PARIS, default(), last),
+                    Text::Skip(Reason::QuietHours)
+                );
+            }
+        }
+
+        #[test]
+        fn the_hours_are_the_patients_own_and_need_not_cross_midnight() {
+            // 22:00 in Paris is 16:00 in New York: not quiet there.
+            let now = paris(2026, 12, 8, 22, 0);
+            let ny = chrono_tz::America::New_York;
+            assert_eq!(text(now, ny, default(), now + Duration::days(1)), Text::Now);
+            assert!(matches!(
+                text(now, PARIS, default(), now + Duration::days(1)),
+                Text::After(_)
+            ));
+            let lunch = QuietHours::parse("12:00-14:00");
+            let noon = paris(2026, 12, 8, 12, 30);
+            assert_eq!(
+                text(noon, PARIS, lunch, paris(2026, 12, 8, 15, 0)),
+                Text::After(paris(2026, 12, 8, 14, 0))
+            );
+            assert_eq!(
+                text(
+                    paris(2026, 12, 8, 14, 0),
+                    PARIS,
+                    lunch,
+                    paris(2026, 12, 8, 15, 0)
+                ),
+                Text::Now
+            );
+        }
+
+        #[test]
+        fn an_end_the_clock_change_skips_is_the_first_instant_after() {
+            // Paris springs forward at 02:00 on 29 March 2026: 02:30 does not exist.
+            let q = QuietHours::parse("23:00-02:30");
+            let now = paris(2026, 3, 29, 1, 0);
+            let Text::After(end) = text(now, PARIS, q, now + Duration::days(1)) else {
+                panic!("deferred");
+            };
+            assert_eq!(end, paris(2026, 3, 29, 3, 30));
+        }
+
+        #[test]
+        fn what_told_records_of_each() {
+            let at = paris(2026, 12, 9, 8, 0);
+            assert_eq!(Text::Now.recorded(), (Texted::Now, None));
+            assert_eq!(Text::After(at).recorded(), (Texted::Deferred, Some(at)));
+            assert_eq!(
+                Text::Skip(Reason::QuietHours).recorded(),
+                (Texted::Skipped, None)
+            );
+        }
     }
 }

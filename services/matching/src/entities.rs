@@ -147,6 +147,10 @@ pub mod told {
         /// The entry's priority then.
         pub priority: String,
         pub wave: Option<i32>,
+        /// For a patient who wants texts: whether the message was texted now, deferred to the
+        /// end of their quiet hours (`text_at`), or not texted.
+        pub texted: Option<crate::vocabulary::Texted>,
+        pub text_at: Option<DateTimeUtc>,
     }
     slotcast_kit::no_relations!();
 }

@@ -7,7 +7,8 @@
 //!   `pending` (waiting out the coalescing window; shown as it would be decided now),
 //!   `waiting` (a later wave), `not_reached` (the slot was taken, or the waves stopped, first)
 //!   or `skipped` with the reason (`expired`, `opted_out`, `capped`, `taken`, `gone`,
-//!   `no_longer_waiting`);
+//!   `no_longer_waiting`); for a patient told who wants texts, `text`: `now`, `deferred` to
+//!   the end of their quiet hours, or `skipped` (`quiet_hours`: every slot starts before then);
 //! - `not_considered`: the practitioner's other active entries, as they stand now, and why the
 //!   slot is not for them (`outside_window`, `not_earlier`, `gave_it_up`, `expired`),
 //!   `joined_after` when they joined after the slot was decided, or `not_decided` while its
@@ -35,7 +36,7 @@ use crate::{
     fit::{OpenSlot, Waiting},
     history::HistoryState,
     projection::{self, Complete},
-    vocabulary::{Outcome, Reason, SlotStatus},
+    vocabulary::{Outcome, Reason, SlotStatus, Texted},
 };
 
 pub fn api() -> OpenApiRouter<HistoryState> {
@@ -73,6 +74,20 @@ pub struct ConsideredView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notification_id: Option<Uuid>,
     pub at: DateTime<Utc>,
+    /// For a patient told who wants texts: what became of the text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextView>,
+}
+
+/// What became of the text of a message, under the patient's quiet hours.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TextView {
+    /// `now`, `deferred` (to `at`, the end of the quiet hours) or `skipped` (with `reason`).
+    pub decision: Texted,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
 }
 
 /// Shown for an entry the slot fits that joined after the slot was decided.
@@ -286,6 +301,7 @@ fn decided(
                 wave: c.wave,
                 notification_id: c.notification_id,
                 at: c.at,
+                text: None,
             },
         );
     }
@@ -301,6 +317,7 @@ fn decided(
             wave: p.wave,
             notification_id: None,
             at: p.decided_at.unwrap_or(p.due_at),
+            text: None,
         })
         .chain(told.into_iter().map(|t| ConsideredView {
             rank: t.rank,
@@ -312,6 +329,12 @@ fn decided(
             wave: t.wave,
             notification_id: Some(t.notification_id),
             at: t.told_at,
+            text: t.texted.map(|decision| TextView {
+                decision,
+                at: t.text_at,
+                // Quiet hours are the one reason a text is skipped.
+                reason: (decision == Texted::Skipped).then_some(Reason::QuietHours),
+            }),
         }));
     // `told` last: a pair is never pending and told at once, but if it were, told wins.
     for offer in offers {
@@ -384,6 +407,8 @@ mod tests {
             rank,
             priority: "routine".into(),
             wave,
+            texted: None,
+            text_at: None,
         }
     }
 

@@ -229,6 +229,8 @@ mod tests {
                 rank: 1,
                 priority: "routine".into(),
                 wave: None,
+                texted: None,
+                text_at: None,
             })
             .collect();
         let events = vec![

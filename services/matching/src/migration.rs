@@ -19,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(slotcast_bus::bundle::AddOutboxBundles),
             Box::new(DecideWhenDue),
             Box::new(PatientTexts),
+            Box::new(TextsAtQuietHours),
         ]
     }
 }
@@ -908,6 +909,55 @@ impl MigrationTrait for PatientTexts {
             m.alter_table(
                 Table::alter()
                     .table(Patients::Table)
+                    .drop_column(column)
+                    .to_owned(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// What became of each told message's text: now, deferred past the quiet hours, or skipped.
+pub struct TextsAtQuietHours;
+
+impl MigrationName for TextsAtQuietHours {
+    fn name(&self) -> &str {
+        "m0009_texts_at_quiet_hours"
+    }
+}
+
+#[derive(DeriveIden)]
+enum TextsColumns {
+    Told,
+    Texted,
+    TextAt,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for TextsAtQuietHours {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // One column per statement: SQLite adds only one at a time.
+        for mut column in [
+            string_len_null(TextsColumns::Texted, 16),
+            timestamp_with_time_zone_null(TextsColumns::TextAt),
+        ] {
+            m.alter_table(
+                Table::alter()
+                    .table(TextsColumns::Told)
+                    .add_column(&mut column)
+                    .to_owned(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for column in [TextsColumns::Texted, TextsColumns::TextAt] {
+            m.alter_table(
+                Table::alter()
+                    .table(TextsColumns::Told)
                     .drop_column(column)
                     .to_owned(),
             )

@@ -1,8 +1,11 @@
-//! The notification policy's settings: the coalescing window, the daily cap and the waves.
+//! The notification policy's settings: the coalescing window, the daily cap, the waves and the
+//! quiet hours of texts.
 
 use std::time::Duration;
 
 use slotcast_kit::config::{ConfigError, parse_or};
+
+use crate::eligibility::QuietHours;
 
 /// The largest `WAVE_SIZE`: a hold is for at most 10,000 patients, everyone told so far.
 pub const MAX_WAVE_SIZE: u32 = 1_000;
@@ -24,6 +27,26 @@ pub struct PolicyConfig {
     pub hold_max: Duration,
     /// `SCHEDULING_URL` [`PUBLIC_BASE_URL`]: where matching places holds (scheduling's API).
     pub scheduling_url: String,
+    /// `QUIET_HOURS` [`21:00-08:00`]: no text goes out in this daily window of the patient's
+    /// zone (`off`: none).
+    pub quiet_hours: Option<QuietHours>,
+}
+
+/// The quiet hours when `QUIET_HOURS` is unset.
+pub const DEFAULT_QUIET_HOURS: &str = "21:00-08:00";
+
+fn quiet_hours() -> Result<Option<QuietHours>, ConfigError> {
+    let text =
+        slotcast_kit::config::var("QUIET_HOURS").unwrap_or_else(|| DEFAULT_QUIET_HOURS.to_owned());
+    if text.trim().eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    QuietHours::parse(&text)
+        .map(Some)
+        .ok_or_else(|| ConfigError::Invalid {
+            name: "QUIET_HOURS",
+            reason: "HH:MM-HH:MM (two different times), or off".to_owned(),
+        })
 }
 
 impl PolicyConfig {
@@ -38,6 +61,7 @@ impl PolicyConfig {
                 .unwrap_or_else(|| public_base_url.to_owned())
                 .trim_end_matches('/')
                 .to_owned(),
+            quiet_hours: quiet_hours()?,
         };
         if config.wave_size == 0 || config.wave_size > MAX_WAVE_SIZE {
             return Err(ConfigError::Invalid {
@@ -63,6 +87,7 @@ impl PolicyConfig {
             hold_min: Duration::from_secs(300),
             hold_max: Duration::from_secs(4 * 3600),
             scheduling_url: scheduling_url.to_owned(),
+            quiet_hours: QuietHours::parse(DEFAULT_QUIET_HOURS),
         }
     }
 }

@@ -71,14 +71,17 @@ impl Application {
         } = Foundation::connect::<migration::Migrator>(&config.common, "matching").await?;
         let wakers = passes::Wakers::default();
         let relay = Relay::new(db.clone(), js.clone());
-        let dispatcher = Arc::new(dispatch::Dispatcher::new(
-            db.clone(),
-            relay.clone(),
-            OfferSigner::from_config(config.offer_keys.as_deref(), &config.jwt_secret)?,
-            config.public_base_url,
-            config.policy.daily_cap,
-            wakers.clone(),
-        ));
+        let dispatcher = Arc::new(
+            dispatch::Dispatcher::new(
+                db.clone(),
+                relay.clone(),
+                OfferSigner::from_config(config.offer_keys.as_deref(), &config.jwt_secret)?,
+                config.public_base_url,
+                config.policy.daily_cap,
+                wakers.clone(),
+            )
+            .with_quiet_hours(config.policy.quiet_hours),
+        );
         let waves = Arc::new(waves::WaveRunner::new(
             db.clone(),
             holds::Holds::new(&config.policy.scheduling_url, &config.jwt_secret)?,

@@ -99,6 +99,20 @@ stored_as_strings! {
         ListRanOut = "list_ran_out",
         /// Waves stopped: scheduling refused the hold.
         HoldRefused = "hold_refused",
+        /// Not texted: the slots start before the patient's quiet hours end.
+        QuietHours = "quiet_hours",
+    }
+}
+
+stored_as_strings! {
+    /// What became of the text of a message to a patient who wants texts (`told`).
+    pub enum Texted {
+        /// Texted with the message.
+        Now = "now",
+        /// Texted when the patient's quiet hours end.
+        Deferred = "deferred",
+        /// Not texted, for a [`Reason`] (the email and in-app message go).
+        Skipped = "skipped",
     }
 }
 
@@ -146,5 +160,6 @@ mod tests {
         check(Reason::as_str);
         check(WaveStatus::as_str);
         check(HistoryKind::as_str);
+        check(Texted::as_str);
     }
 }

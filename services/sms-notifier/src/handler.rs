@@ -1,7 +1,8 @@
 //! The consumer's handler: for each `NotifyPatient`, claim the delivery, compose the text,
 //! hand it to the gateway, and record the outcome.
 //!
-//! A patient without a phone number or consent (`channels.sms` false) is skipped at once. A
+//! A patient without a phone number or consent (`channels.sms` false) is skipped at once; a
+//! message to be texted after the patient's quiet hours (`sms_not_before`) comes back then. A
 //! gateway that refuses for now is tried again with a growing delay until the retry horizon;
 //! a refusal for good, or the end of the horizon, records the text `failed`.
 
@@ -49,6 +50,19 @@ impl Handler for SendSms {
             tracing::debug!(notification_id = %event.notification_id, patient_id = %event.patient.id, "no text messages for this patient");
             return Outcome::Done;
         };
+        if let Some(wait) = event
+            .sms_not_before
+            .and_then(|at| (at - Utc::now()).to_std().ok())
+            .filter(|wait| !wait.is_zero())
+        {
+            // The patient's quiet hours: JetStream hands the message back when they end.
+            metrics::counter!("slotcast_sms_deferred_total").increment(1);
+            tracing::debug!(notification_id = %event.notification_id, ?wait, "quiet hours; texted when they end");
+            return Outcome::Wait {
+                delay: wait,
+                reason: "the patient's quiet hours".to_owned(),
+            };
+        }
         let key = Key {
             notification_id: event.notification_id,
             patient_id: event.patient.id,

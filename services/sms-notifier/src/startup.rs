@@ -33,6 +33,9 @@ const ACK_WAIT: Duration = Duration::from_secs(30);
 /// How often JetStream delivers a message at most; the retry horizon normally ends retries
 /// first.
 const MAX_DELIVER: i64 = 200;
+/// Texts that may wait in JetStream for the end of their patients' quiet hours; beyond it,
+/// newer texts wait behind them.
+pub const MAX_DEFERRED: i64 = 20_000;
 
 /// The running service, built and ready to run.
 pub struct Application {
@@ -167,9 +170,9 @@ pub fn notify_spec(concurrency: usize) -> ConsumerSpec {
         max_deliver: MAX_DELIVER,
         ack_wait: ACK_WAIT,
         concurrency,
-        // Messages waiting out a retry delay count as pending: room for them beside those in
-        // hand.
-        max_ack_pending: (concurrency * 8) as i64,
+        // Messages waiting out a retry delay or the patients' quiet hours count as pending:
+        // room for a night's deferred texts beside those in hand.
+        max_ack_pending: MAX_DEFERRED + (concurrency * 8) as i64,
     }
 }
 

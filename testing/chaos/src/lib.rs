@@ -494,6 +494,10 @@ impl System {
                         ("DAILY_MESSAGE_CAP", "0".to_owned()),
                     ]);
                     env.extend(options.matching_env.iter().cloned());
+                    if options.texts {
+                        // The cases run at any hour: no text waits for the morning.
+                        env.push(("QUIET_HOURS", "off".to_owned()));
+                    }
                 }
                 if service == Service::EmailNotifier {
                     env.extend([

@@ -96,6 +96,7 @@ fn notify_patient() -> NotifyPatient {
         wave: None,
         preferences_url: None,
         unsubscribe_url: None,
+        sms_not_before: Some(at(4, 7)),
     }
 }
 

@@ -68,9 +68,10 @@ impl Stack {
         Self::start_limited(tune, LimitsConfig::default(), false).await
     }
 
-    /// Starts the four services and the sms-notifier, which texts through a real Kannel.
+    /// Starts the four services and the sms-notifier, which texts through a real Kannel, with
+    /// no quiet hours (the tests run at any hour).
     pub async fn start_texting() -> anyhow::Result<Self> {
-        Self::start_limited(|_| {}, LimitsConfig::default(), true).await
+        Self::start_limited(|p| p.quiet_hours = None, LimitsConfig::default(), true).await
     }
 
     /// Starts the four services with no abuse limit, for a client that fails authentication

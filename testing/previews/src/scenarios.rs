@@ -198,6 +198,7 @@ impl Scenario {
             wave: self.held_for.map(|_| 1),
             preferences_url: Some(format!("{BASE_URL}/v1/preferences/eyJhbGciOiJIUzI1NiJ9.p")),
             unsubscribe_url: Some(format!("{BASE_URL}/v1/unsubscribe/eyJhbGciOiJIUzI1NiJ9.u")),
+            sms_not_before: None,
         }
     }
 

@@ -302,6 +302,7 @@ pub fn notification(reason: WaitKind) -> CloudEvent<NotifyPatient> {
         wave: None,
         preferences_url: None,
         unsubscribe_url: None,
+        sms_not_before: None,
     };
     CloudEvent::new("matching", data)
 }

@@ -454,6 +454,7 @@ pub fn notify_event(patient_id: Uuid, slots: usize, reason: WaitKind) -> CloudEv
             wave: None,
             preferences_url: None,
             unsubscribe_url: None,
+            sms_not_before: None,
         },
     );
     at(event, now)

@@ -249,6 +249,75 @@ async fn a_patient_who_wants_only_texts_is_told_with_their_number_and_the_sms_ch
 }
 
 #[tokio::test]
+async fn in_quiet_hours_a_text_waits_for_their_end_or_is_not_sent_and_decisions_say_which() {
+    // Quiet hours around now, in the practitioner's zone (the patients have none of their own).
+    let london = chrono_tz::Europe::London;
+    let now = Utc::now().with_timezone(&london);
+    let quiet = format!(
+        "{}-{}",
+        (now - chrono::Duration::hours(1)).format("%H:%M"),
+        (now + chrono::Duration::hours(2)).format("%H:%M")
+    );
+    let mut p = policy();
+    p.quiet_hours = matching::eligibility::QuietHours::parse(&quiet);
+    let m = spawn_matching_with(TestDatabase::postgres().await.unwrap(), p).await;
+    let (soon_dr, later_dr) = (m.practitioner().await, m.practitioner().await);
+    let soon = m.patient_with_phone(Some("+447700900001")).await;
+    let later = m.patient_with_phone(Some("+447700900002")).await;
+    for (patient, dr) in [(soon, soon_dr), (later, later_dr)] {
+        m.waits(patient, dr, WaitKind::New, None).await;
+        m.publish(PatientPreferencesChanged {
+            patient_id: patient,
+            email: true,
+            inapp: true,
+            sms: true,
+            via: "api".into(),
+        })
+        .await;
+    }
+    let soon_slot = m.batch(soon_dr, &[1]).await[0].slot_id;
+    let later_slot = m.batch(later_dr, &[30]).await[0].slot_id;
+    let told = m.notifications(2, SETTLE).await;
+    let of = |p: Uuid| {
+        told.iter()
+            .find(|n| n["data"]["patient"]["id"] == p.to_string())
+            .map(|n| &n["data"])
+            .expect("told")
+    };
+    // The slot starts before the quiet hours end: email and in-app now, no text.
+    assert_eq!(of(soon)["channels"]["sms"], false);
+    assert_eq!(of(soon)["channels"]["email"], true);
+    assert!(of(soon).get("sms_not_before").is_none());
+    // The slot is after them: texted when they end.
+    assert_eq!(of(later)["channels"]["sms"], true);
+    let not_before: chrono::DateTime<Utc> = of(later)["sms_not_before"]
+        .as_str()
+        .expect("deferred")
+        .parse()
+        .unwrap();
+    let end = now.with_timezone(&Utc) + chrono::Duration::hours(2);
+    assert!(
+        not_before > end - chrono::Duration::minutes(2) && not_before <= end,
+        "{not_before} is not the end of {quiet}"
+    );
+
+    let text_of = |decisions: &Value| decisions["considered"][0]["text"].clone();
+    let skipped = m.decisions(soon_slot, |d| !text_of(d).is_null()).await;
+    assert_eq!(text_of(&skipped)["decision"], "skipped");
+    assert_eq!(text_of(&skipped)["reason"], "quiet_hours");
+    let deferred = m.decisions(later_slot, |d| !text_of(d).is_null()).await;
+    assert_eq!(text_of(&deferred)["decision"], "deferred");
+    assert_eq!(
+        text_of(&deferred)["at"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<Utc>>()
+            .unwrap(),
+        not_before
+    );
+}
+
+#[tokio::test]
 async fn expired_entries_are_never_offered_anything_and_urgent_ones_come_first() {
     let m = spawn(0, 0).await;
     let dr = m.practitioner().await;

@@ -287,6 +287,7 @@ pub fn notification(phone: &str, locale: &str) -> CloudEvent<NotifyPatient> {
             wave: None,
             preferences_url: None,
             unsubscribe_url: None,
+            sms_not_before: None,
         },
     )
 }

@@ -182,3 +182,34 @@ async fn without_a_gateway_texts_are_written_as_files() {
         "{written}"
     );
 }
+
+#[tokio::test]
+async fn a_text_for_after_the_quiet_hours_waits_and_one_whose_end_has_come_goes_at_once() {
+    let app = spawn_app().await;
+    let mut night = notification("+33612345678", "en");
+    night.data.sms_not_before = Some(chrono::Utc::now() + chrono::Duration::hours(1));
+    let mut morning = notification("+33612345679", "en");
+    morning.data.sms_not_before = Some(chrono::Utc::now() - chrono::Duration::seconds(1));
+    app.publish(&night).await;
+    app.publish(&morning).await;
+
+    let texts = app
+        .kannel()
+        .wait_for_messages(1, Duration::from_secs(15))
+        .await
+        .unwrap();
+    assert_eq!(texts[0].to, "+33612345679", "the morning's goes at once");
+    // The night's was handed over and given back to JetStream until the hour: nothing claimed.
+    crate::helpers::eventually("the night's text handed back", || async {
+        let stream = app
+            .js
+            .get_stream(slotcast_events::streams::NOTIFY)
+            .await
+            .ok()?;
+        let consumer = stream.consumer_info(sms_notifier::SERVICE).await.ok()?;
+        (consumer.delivered.stream_sequence >= 2 && consumer.num_ack_pending == 1).then_some(())
+    })
+    .await;
+    assert!(app.delivery(night.data.notification_id).await.is_none());
+    assert_eq!(app.kannel().messages().len(), 1);
+}
