@@ -19,12 +19,13 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::{
     Config,
     config::SERVICE,
-    gateway::Gateways,
+    gateway::{GatewayUrl, Gateways},
     handler::SendSms,
     migration::Migrator,
     replies::Replies,
-    routes::{self, AppState},
+    routes::{self, AppState, Webhooks},
     scheduling::Scheduling,
+    twilio::WebhookKey,
 };
 
 /// How long a text may be in hand before JetStream delivers it again, and another attempt may
@@ -47,6 +48,7 @@ pub struct Application {
     limits: Limits,
     replies: Option<Arc<Replies>>,
     inbound_key: Option<String>,
+    webhooks: Webhooks,
 }
 
 impl Application {
@@ -77,6 +79,17 @@ impl Application {
             .link_base_url
             .clone()
             .unwrap_or_else(|| report_base_url.clone());
+        let webhooks = Webhooks {
+            twilio: match &config.gateway {
+                GatewayUrl::Twilio(account) => Some(WebhookKey::new(&account.auth_token)),
+                _ => None,
+            },
+            report_base_url: report_base_url.clone(),
+            inbound_base_url: config
+                .inbound_base_url
+                .clone()
+                .unwrap_or_else(|| report_base_url.clone()),
+        };
         let relay = Relay::new(db.clone(), js.clone());
         let gateway = Arc::new(gateway);
         let replies = match &config.inbound_key {
@@ -108,6 +121,7 @@ impl Application {
             limits: Limits::new(config.common.limits, routes::LINK_ROUTES),
             replies,
             inbound_key: config.inbound_key.clone(),
+            webhooks,
         })
     }
 
@@ -134,6 +148,7 @@ impl Application {
                 relay: self.relay.clone(),
                 replies: self.replies.clone(),
                 inbound_key: self.inbound_key.clone(),
+                webhooks: self.webhooks.clone(),
             },
             readiness,
             self.limits,
@@ -182,8 +197,9 @@ fn parts() -> (OpenApiRouter<AppState>, OpenApiRouter<ops::Readiness>) {
 fn frame() -> OpenApi {
     openapi::document(
         "slotcast sms-notifier",
-        "The short links of text messages, and the delivery reports an SMS gateway calls back \
-         with, one address per text. Errors are RFC 9457 `application/problem+json`.",
+        "The short links of text messages, the texts patients send, and the delivery reports an \
+         SMS gateway calls back with, one address per text (Twilio's posts signed). Errors are \
+         RFC 9457 `application/problem+json`.",
     )
 }
 
