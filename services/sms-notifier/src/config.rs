@@ -18,8 +18,9 @@ pub const DEFAULT_PORT: u16 = 8084;
 #[derive(Clone)]
 pub struct Config {
     pub common: Common,
-    /// `SMS_URL`: the gateway (`kannel://user:password@host:port`); unset, texts are written as
-    /// files into `SMS_DIR` (default `var/sms`).
+    /// `SMS_URL`: the gateway (`kannel://user:password@host:port`, or
+    /// `twilio://AccountSid:AuthToken@api.twilio.com`); unset, texts are written as files into
+    /// `SMS_DIR` (default `var/sms`).
     pub gateway: GatewayUrl,
     /// `SMS_FROM`: the sender the gateway shows (default `slotcast`).
     pub from: String,
@@ -29,6 +30,9 @@ pub struct Config {
     /// `SMS_LINK_BASE_URL`: where patients reach this service's short links, `<base>/s/<id>`
     /// (default: as `SMS_REPORT_URL`); behind a proxy, the public address that routes `/s/` here.
     pub link_base_url: Option<String>,
+    /// `SMS_INBOUND_URL`: this service's address as the gateway reaches it with patients' texts
+    /// (default: as `SMS_REPORT_URL`); Twilio signs `<it>/v1/sms/inbound/<key>`.
+    pub inbound_base_url: Option<String>,
     /// `SMS_INBOUND_KEY` (or `SMS_INBOUND_KEY_FILE`): the secret in the address the gateway
     /// hands patients' texts to, `/v1/sms/inbound/<key>`; unset, texts from patients are not
     /// taken.
@@ -97,6 +101,7 @@ impl Config {
             from: var("SMS_FROM").unwrap_or_else(|| "slotcast".to_owned()),
             report_base_url,
             link_base_url: var("SMS_LINK_BASE_URL").map(|u| u.trim_end_matches('/').to_owned()),
+            inbound_base_url: var("SMS_INBOUND_URL").map(|u| u.trim_end_matches('/').to_owned()),
             inbound_key,
             scheduling_url: var("SCHEDULING_URL")
                 .unwrap_or_else(slotcast_kit::config::public_base_url)
@@ -124,6 +129,7 @@ impl std::fmt::Debug for Config {
             .field("from", &self.from)
             .field("report_base_url", &self.report_base_url)
             .field("link_base_url", &self.link_base_url)
+            .field("inbound_base_url", &self.inbound_base_url)
             .field("inbound_key", &self.inbound_key.as_ref().map(|_| "<set>"))
             .field("scheduling_url", &self.scheduling_url)
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<set>"))

@@ -2,13 +2,19 @@
 //!
 //! - `kannel://user:password@host:port[?smsc=id]`: Kannel's smsbox `sendsms` interface (HTTP
 //!   GET), with delivery reports through `dlr-url`.
+//! - `twilio://AccountSid:AuthToken@api.twilio.com[/prefix]`: Twilio's Messages API over HTTPS
+//!   ([`twilio`]), or a provider that copies it; `twilio+http://` speaks plain HTTP, for
+//!   a stand-in on this machine.
 //! - unset: each text is written as a file into `SMS_DIR`, for development.
 
 use std::{path::PathBuf, time::Duration};
 
 use uuid::Uuid;
 
+pub mod twilio;
+
 use crate::text::{Encoding, Length};
+use twilio::{Account, Twilio};
 
 /// A text to send.
 #[derive(Debug, Clone)]
@@ -18,7 +24,8 @@ pub struct Outgoing<'a> {
     pub to: &'a str,
     pub text: &'a str,
     pub length: Length,
-    /// Where the gateway reports on the text (`{status}` stands for its code), if anywhere.
+    /// Where the gateway reports on the text, if anywhere: an address without a query, to which
+    /// each gateway adds what it reports its own way.
     pub report_url: Option<&'a str>,
 }
 
@@ -58,6 +65,7 @@ pub enum GatewayUrl {
         /// Kannel's `smsc` to route through, if given.
         smsc: Option<String>,
     },
+    Twilio(Account),
     Folder(PathBuf),
 }
 
@@ -90,9 +98,33 @@ impl GatewayUrl {
                     smsc,
                 })
             }
+            "twilio" | "twilio+https" | "twilio+http" => {
+                let host = url.host_str().ok_or("a Twilio URL names the API's host")?;
+                let sid = percent(url.username());
+                let auth_token = percent(url.password().unwrap_or_default());
+                if sid.is_empty() || auth_token.is_empty() {
+                    return Err("a Twilio URL carries the account: \
+                                twilio://AccountSid:AuthToken@api.twilio.com"
+                        .to_owned());
+                }
+                let scheme = if url.scheme() == "twilio+http" {
+                    "http"
+                } else {
+                    "https"
+                };
+                let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+                let api = url::Url::parse(&format!("{scheme}://{host}{port}{}", url.path()))
+                    .map_err(|e| format!("not a usable host: {e}"))?;
+                Ok(GatewayUrl::Twilio(Account {
+                    api,
+                    sid,
+                    auth_token,
+                }))
+            }
             "file" => Ok(GatewayUrl::Folder(PathBuf::from(url.path()))),
             other => Err(format!(
-                "unknown gateway {other:?}: use kannel://user:password@host:port or file:///dir"
+                "unknown gateway {other:?}: use kannel://user:password@host:port, \
+                 twilio://AccountSid:AuthToken@api.twilio.com or file:///dir"
             )),
         }
     }
@@ -101,6 +133,7 @@ impl GatewayUrl {
     pub fn kind(&self) -> &'static str {
         match self {
             GatewayUrl::Kannel { .. } => "kannel",
+            GatewayUrl::Twilio(_) => "twilio",
             GatewayUrl::Folder(_) => "folder",
         }
     }
@@ -118,6 +151,7 @@ impl std::fmt::Debug for GatewayUrl {
         // Never the password.
         match self {
             GatewayUrl::Kannel { sendsms, .. } => write!(f, "Kannel at {sendsms}"),
+            GatewayUrl::Twilio(account) => write!(f, "Twilio API at {}", account.api),
             GatewayUrl::Folder(dir) => write!(f, "files in {}", dir.display()),
         }
     }
@@ -126,6 +160,7 @@ impl std::fmt::Debug for GatewayUrl {
 /// The configured gateway.
 pub enum Gateways {
     Kannel(Kannel),
+    Twilio(Twilio),
     Folder(Folder),
 }
 
@@ -145,6 +180,7 @@ impl Gateways {
                 smsc.clone(),
                 from.to_owned(),
             )?),
+            GatewayUrl::Twilio(account) => Gateways::Twilio(Twilio::new(account.clone(), from)?),
             GatewayUrl::Folder(dir) => {
                 tokio::fs::create_dir_all(dir).await?;
                 Gateways::Folder(Folder { dir: dir.clone() })
@@ -157,6 +193,7 @@ impl Gateway for Gateways {
     async fn send(&self, message: &Outgoing<'_>) -> Result<Accepted, Refused> {
         match self {
             Gateways::Kannel(k) => k.send(message).await,
+            Gateways::Twilio(t) => t.send(message).await,
             Gateways::Folder(f) => f.send(message).await,
         }
     }
@@ -221,7 +258,7 @@ impl Kannel {
         if let Some(report) = m.report_url {
             query.push(("dlr-mask", DLR_MASK.to_owned()));
             // Kannel puts the report's type where `%d` stands.
-            query.push(("dlr-url", report.replace("{status}", "%d")));
+            query.push(("dlr-url", format!("{report}?status=%d")));
         }
         let response = self
             .http
@@ -302,8 +339,35 @@ mod tests {
     }
 
     #[test]
+    fn a_twilio_url_gives_the_api_over_https_unless_it_says_http() {
+        let GatewayUrl::Twilio(account) =
+            GatewayUrl::parse("twilio://AC123:t%2Fok@api.twilio.com").unwrap()
+        else {
+            panic!("a Twilio URL");
+        };
+        assert_eq!(account.api.as_str(), "https://api.twilio.com/");
+        assert_eq!(
+            (account.sid.as_str(), account.auth_token.as_str()),
+            ("AC123", "t/ok")
+        );
+        let GatewayUrl::Twilio(stand_in) =
+            GatewayUrl::parse("twilio+http://AC1:tok@127.0.0.1:4010/twilio").unwrap()
+        else {
+            panic!("a Twilio URL");
+        };
+        assert_eq!(stand_in.api.as_str(), "http://127.0.0.1:4010/twilio");
+        let debug = format!("{:?}", GatewayUrl::Twilio(stand_in));
+        assert!(!debug.contains("tok"), "{debug}");
+    }
+
+    #[test]
     fn a_bad_sms_url_is_refused_without_quoting_the_password() {
-        for raw in ["kannel://:secret@host", "smpp://u:secret@host", "nope"] {
+        for raw in [
+            "kannel://:secret@host",
+            "smpp://u:secret@host",
+            "twilio://:secret@api.twilio.com",
+            "nope",
+        ] {
             let reason = GatewayUrl::parse(raw).unwrap_err();
             assert!(!reason.contains("secret"), "{reason}");
         }

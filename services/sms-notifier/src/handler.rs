@@ -169,7 +169,7 @@ impl SendSms {
     }
 }
 
-/// The address of a text's delivery reports; `{status}` is where the gateway puts its code.
+/// The address of a text's delivery reports (each gateway adds its query or form).
 pub fn report_url(base: &str, notification_id: Uuid, report_key: &str) -> String {
-    format!("{base}/v1/sms/reports/{notification_id}/{report_key}?status={{status}}")
+    format!("{base}/v1/sms/reports/{notification_id}/{report_key}")
 }

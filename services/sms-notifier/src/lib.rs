@@ -17,12 +17,14 @@
 //! - [`handler`]: the consumer's handler: claim, compose, send, record.
 //! - [`text`]: the message in the patient's language, and its length in GSM-7 or UCS-2
 //!   segments.
-//! - [`gateway`]: the [`gateway::Gateway`] trait and its implementations (Kannel, files).
+//! - [`gateway`]: the [`gateway::Gateway`] trait and its implementations (Kannel, Twilio,
+//!   files); [`gateway::twilio`]: Twilio's Messages API and the signature on what it posts
+//!   back.
 //! - [`replies`]: a text from a patient answered: STOP, START, HELP, or a yes or a number
 //!   that books through [`scheduling`]; [`keywords`] reads what it asks, [`inbox`] keeps each
 //!   text and the numbers that texted STOP.
-//! - [`routes`]: the texts' short links, the texts patients send, the delivery reports, and
-//!   the ops endpoints.
+//! - [`routes`]: the texts' short links, the texts patients send, the delivery reports (Kannel's
+//!   by GET, Twilio's signed POSTs), and the ops endpoints.
 //!
 //! # Metrics
 //! `slotcast_sms_sent_total`, `slotcast_sms_failed_total{permanent}`,

@@ -19,11 +19,11 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::{
     Config,
     config::SERVICE,
-    gateway::Gateways,
+    gateway::{GatewayUrl, Gateways, twilio::WebhookKey},
     handler::SendSms,
     migration::Migrator,
     replies::Replies,
-    routes::{self, AppState},
+    routes::{self, AppState, Webhooks},
     scheduling::Scheduling,
 };
 
@@ -50,6 +50,7 @@ pub struct Application {
     limits: Limits,
     replies: Option<Arc<Replies>>,
     inbound_key: Option<String>,
+    webhooks: Webhooks,
 }
 
 impl Application {
@@ -80,6 +81,17 @@ impl Application {
             .link_base_url
             .clone()
             .unwrap_or_else(|| report_base_url.clone());
+        let webhooks = Webhooks {
+            twilio: match &config.gateway {
+                GatewayUrl::Twilio(account) => Some(WebhookKey::new(&account.auth_token)),
+                _ => None,
+            },
+            report_base_url: report_base_url.clone(),
+            inbound_base_url: config
+                .inbound_base_url
+                .clone()
+                .unwrap_or_else(|| report_base_url.clone()),
+        };
         let relay = Relay::new(db.clone(), js.clone());
         let gateway = Arc::new(gateway);
         let replies = match &config.inbound_key {
@@ -111,6 +123,7 @@ impl Application {
             limits: Limits::new(config.common.limits, routes::LINK_ROUTES),
             replies,
             inbound_key: config.inbound_key.clone(),
+            webhooks,
         })
     }
 
@@ -137,6 +150,7 @@ impl Application {
                 relay: self.relay.clone(),
                 replies: self.replies.clone(),
                 inbound_key: self.inbound_key.clone(),
+                webhooks: self.webhooks.clone(),
             },
             readiness,
             self.limits,
@@ -185,8 +199,9 @@ fn parts() -> (OpenApiRouter<AppState>, OpenApiRouter<ops::Readiness>) {
 fn frame() -> OpenApi {
     openapi::document(
         "slotcast sms-notifier",
-        "The short links of text messages, and the delivery reports an SMS gateway calls back \
-         with, one address per text. Errors are RFC 9457 `application/problem+json`.",
+        "The short links of text messages, the texts patients send, and the delivery reports an \
+         SMS gateway calls back with, one address per text (Twilio's posts signed). Errors are \
+         RFC 9457 `application/problem+json`.",
     )
 }
 

@@ -184,6 +184,7 @@ impl Stack {
                 from: "Clinic".to_owned(),
                 report_base_url: None,
                 link_base_url: None,
+                inbound_base_url: None,
                 inbound_key: Some(INBOUND_KEY.to_owned()),
                 scheduling_url: scheduling_url.clone(),
                 jwt_secret: Some(TEST_SECRET.to_owned()),

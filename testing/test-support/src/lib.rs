@@ -11,6 +11,10 @@
 //!   [`CapturedMail`] and can be told to fail ([`ReplyMode`]).
 //! - [`KannelGateway`] runs a real Kannel SMS gateway (`bearerbox`, `smsbox`) with Kannel's fake
 //!   SMSC played by the harness, which records every text ([`Sms`]) and reports it delivered.
+//! - [`TwilioStandIn`] stands in for Twilio's Messages API, which cannot be reached from here:
+//!   it takes messages with the account's credentials ([`TwilioMessage`]), reports them with
+//!   signed status callbacks ([`StatusCallback`], [`twilio_signature`]), can be told to fail,
+//!   and posts patients' texts to a webhook, signed.
 //! - [`JwksServer`] serves an identity provider's key set made of [`SigningKey`]s generated at
 //!   test time, counts its fetches, and can be stopped and started again on the same port.
 //! - [`run_until_ready_then_sigterm`] runs a service's binary and stops it as an orchestrator would.
@@ -24,6 +28,7 @@
 //! - `process.rs`: a service's real binary, started and stopped with SIGTERM.
 //! - `jwks.rs`: the identity provider's key set and its signing keys.
 //! - `kannel.rs`: the Kannel gateway and its fake SMSC.
+//! - `twilio.rs`: the stand-in for Twilio's Messages API and its webhooks.
 //! - `smtp.rs`: the SMTP server; `mime.rs`: header and body decoding for captured mail.
 //! - `settled.rs`: [`in_flight`].
 
@@ -35,6 +40,7 @@ mod nats;
 mod process;
 mod settled;
 mod smtp;
+mod twilio;
 
 pub use database::TestDatabase;
 pub use jwks::{JwksServer, SigningKey};
@@ -44,6 +50,7 @@ pub use nats::{NatsCluster, NatsServer};
 pub use process::run_until_ready_then_sigterm;
 pub use settled::in_flight;
 pub use smtp::{CapturedMail, ReplyMode, SmtpServer};
+pub use twilio::{StatusCallback, TWILIO_NUMBER, TwilioMessage, TwilioStandIn, twilio_signature};
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::sync::Once;

@@ -1,6 +1,6 @@
 //! `spawn_app()`: the real application in-process on port 0, with its own nats-server, Postgres
-//! database and Kannel gateway (or a folder of texts), and a NATS subscription that records
-//! what it publishes.
+//! database and Kannel gateway (or the Twilio stand-in, or a folder of texts), and a NATS
+//! subscription that records what it publishes.
 
 use std::{
     future::Future,
@@ -17,7 +17,7 @@ use slotcast_events::{
     WaitKind, streams,
 };
 use slotcast_kit::{config::Common, retry::Backoff};
-use slotcast_test_support::{KannelGateway, NatsServer, TestDatabase};
+use slotcast_test_support::{KannelGateway, NatsServer, TestDatabase, TwilioStandIn};
 use sms_notifier::{
     Application, Config,
     config::Retry,
@@ -40,6 +40,8 @@ pub enum Texts {
     Kannel,
     /// Kannel, with a password it refuses.
     KannelRefusingUs,
+    /// The stand-in for Twilio's Messages API.
+    Twilio,
     /// No `SMS_URL`: files in a temporary folder.
     Folder,
 }
@@ -52,6 +54,7 @@ pub struct TestApp {
     pub db: DatabaseConnection,
     pub js: JetStream,
     pub kannel: Option<KannelGateway>,
+    pub twilio: Option<TwilioStandIn>,
     pub folder: TempDir,
     published: Published,
     shutdown: CancellationToken,
@@ -72,15 +75,26 @@ pub async fn spawn_app_with(texts: Texts) -> TestApp {
         database.expect("a Postgres test database"),
     );
     let kannel = match texts {
-        Texts::Folder => None,
-        _ => Some(KannelGateway::start().await.expect("Kannel starts")),
+        Texts::Kannel | Texts::KannelRefusingUs => {
+            Some(KannelGateway::start().await.expect("Kannel starts"))
+        }
+        Texts::Twilio | Texts::Folder => None,
+    };
+    let twilio = match texts {
+        Texts::Twilio => Some(
+            TwilioStandIn::start()
+                .await
+                .expect("the Twilio stand-in starts"),
+        ),
+        _ => None,
     };
     let folder = tempfile::tempdir().expect("a folder for texts");
-    let gateway = match (&texts, &kannel) {
-        (Texts::Kannel, Some(k)) => GatewayUrl::parse(&k.url()).unwrap(),
-        (Texts::KannelRefusingUs, Some(k)) => {
+    let gateway = match (&texts, &kannel, &twilio) {
+        (Texts::Kannel, Some(k), _) => GatewayUrl::parse(&k.url()).unwrap(),
+        (Texts::KannelRefusingUs, Some(k), _) => {
             GatewayUrl::parse(&k.url_with_wrong_password()).unwrap()
         }
+        (Texts::Twilio, _, Some(t)) => GatewayUrl::parse(&t.url()).unwrap(),
         _ => GatewayUrl::Folder(folder.path().to_owned()),
     };
 
@@ -118,6 +132,7 @@ pub async fn spawn_app_with(texts: Texts) -> TestApp {
         from: "slotcast".to_owned(),
         report_base_url: None,
         link_base_url: None,
+        inbound_base_url: None,
         inbound_key: Some(INBOUND_KEY.to_owned()),
         // No scheduling here: what needs it is tested end to end (testing/e2e/tests/texts.rs).
         scheduling_url: "http://127.0.0.1:9".to_owned(),
@@ -138,6 +153,7 @@ pub async fn spawn_app_with(texts: Texts) -> TestApp {
         db,
         js,
         kannel,
+        twilio,
         folder,
         published,
         shutdown,
@@ -150,6 +166,12 @@ pub async fn spawn_app_with(texts: Texts) -> TestApp {
 impl TestApp {
     pub fn kannel(&self) -> &KannelGateway {
         self.kannel.as_ref().expect("this app sends through Kannel")
+    }
+
+    pub fn twilio(&self) -> &TwilioStandIn {
+        self.twilio
+            .as_ref()
+            .expect("this app sends through the Twilio stand-in")
     }
 
     /// Publishes `event` on its subject with its id as `Nats-Msg-Id`.

@@ -1,7 +1,9 @@
-//! The sms-notifier from outside: real nats-server, Postgres and Kannel per test.
+//! The sms-notifier from outside: real nats-server, Postgres and Kannel (or the Twilio
+//! stand-in) per test.
 
 mod helpers;
 mod inbound;
 mod openapi;
 mod reports;
 mod sending;
+mod twilio;
