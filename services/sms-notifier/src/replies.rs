@@ -65,10 +65,16 @@ impl Replies {
                 .await?
             {
                 Received::Answered => return Ok(Answered::Before),
-                Received::Decided(reply) => ("resent", reply),
+                Received::Decided(reply) => {
+                    // What failed before may be scheduling's side of a STOP or START.
+                    self.tell_scheduling(&inbound.from, asked).await?;
+                    ("resent", reply)
+                }
                 Received::Undecided => {
                     let (outcome, reply) = self.decide(&inbound.from, asked).await?;
+                    // Stored before scheduling is told: a STOP confirmed once, whatever fails.
                     inbox::decide(&self.db, &inbound.gateway_id, outcome, &reply).await?;
+                    self.tell_scheduling(&inbound.from, asked).await?;
                     (outcome, reply)
                 }
             };
@@ -95,7 +101,6 @@ impl Replies {
             Asked::Stop => {
                 // Sending stops here at once; scheduling's preferences follow.
                 let first = inbox::stop(&self.db, phone).await?;
-                self.scheduling.set_texts(phone, false).await?;
                 if first {
                     ("stopped", text::plain(&locale, "sms-stopped"))
                 } else {
@@ -104,7 +109,6 @@ impl Replies {
                 }
             }
             Asked::Start => {
-                self.scheduling.set_texts(phone, true).await?;
                 inbox::start(&self.db, phone).await?;
                 ("started", text::plain(&locale, "sms-started"))
             }
@@ -114,6 +118,16 @@ impl Replies {
                 Some((_, offered)) => self.book(&offered, n).await?,
             },
         })
+    }
+
+    /// Turns texts off (STOP) or on (START) in scheduling for every patient with `phone`;
+    /// nothing for anything else. Safe to repeat.
+    async fn tell_scheduling(&self, phone: &str, asked: Asked) -> Result<(), NotNow> {
+        match asked {
+            Asked::Stop => Ok(self.scheduling.set_texts(phone, false).await?),
+            Asked::Start => Ok(self.scheduling.set_texts(phone, true).await?),
+            _ => Ok(()),
+        }
     }
 
     /// Claims slot `n` of `offered`.

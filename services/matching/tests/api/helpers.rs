@@ -113,6 +113,26 @@ impl TestMatching {
         self.publish_stamped(data, stamp).await;
     }
 
+    /// Waits until matching has applied every event published so far: events of different
+    /// order keys (a patient's preferences, a practitioner's slots) are applied concurrently,
+    /// so a test that needs one before the other waits for it.
+    pub async fn applied(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let stream = self.js.get_stream("SLOTCAST_SCHEDULING").await.unwrap();
+            let last = stream.get_info().await.unwrap().state.last_sequence;
+            let consumer = stream.consumer_info(matching::DURABLE).await.unwrap();
+            if consumer.ack_floor.stream_sequence >= last && consumer.num_ack_pending == 0 {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "matching never applied the events"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The next order number of `key`, taken as if scheduling had written an event about it.
     pub fn stamp(&self, key: Uuid) -> OrderStamp {
         let mut last = self.order.lock().unwrap();

@@ -173,6 +173,7 @@ async fn preferences_choose_the_channels_and_a_patient_who_turned_both_off_is_sk
         sms: false,
     })
     .await;
+    m.applied().await;
     let slot = m.batch(dr, &[10]).await[0].slot_id;
     let told = m.notifications(1, SETTLE).await;
     assert_eq!(patients_of(&told), [email_off.to_string()]);
@@ -226,6 +227,7 @@ async fn a_patient_who_wants_only_texts_is_told_with_their_number_and_the_sms_ch
         via: "link".into(),
     })
     .await;
+    m.applied().await;
     m.batch(dr, &[10]).await;
     let told = m.notifications(2, SETTLE).await;
     let of = |p: Uuid| {
@@ -275,6 +277,7 @@ async fn in_quiet_hours_a_text_waits_for_their_end_or_is_not_sent_and_decisions_
         })
         .await;
     }
+    m.applied().await;
     let soon_slot = m.batch(soon_dr, &[1]).await[0].slot_id;
     let later_slot = m.batch(later_dr, &[30]).await[0].slot_id;
     let told = m.notifications(2, SETTLE).await;

@@ -2,6 +2,8 @@
 //! with the gateway's id is taken. (What a text does is tested end to end, with scheduling:
 //! `testing/e2e/tests/texts.rs`.)
 
+use sea_orm::EntityTrait as _;
+
 use crate::helpers::{INBOUND_KEY, Texts, spawn_app_with};
 
 #[tokio::test]
@@ -65,4 +67,25 @@ async fn a_stop_that_cannot_reach_scheduling_is_not_answered_and_asks_to_be_sent
             .await
             .unwrap()
     );
+    // Delivered again, it is still the first STOP of the number: its confirmation is kept for
+    // when scheduling answers, not lost to "stopped already".
+    let again = app
+        .get(&format!(
+            "/v1/sms/inbound/{INBOUND_KEY}?from=%2B33612345678&to=12345&text=STOP&id=m3"
+        ))
+        .await;
+    assert_eq!(again.status(), 503);
+    let inbound = sms_notifier::entities::inbound::Entity::find_by_id("m3".to_owned())
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(inbound.outcome.as_deref(), Some("stopped"));
+    assert!(
+        inbound
+            .reply
+            .unwrap()
+            .starts_with("You will get no more texts")
+    );
+    assert!(inbound.answered_at.is_none());
 }
