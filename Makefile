@@ -46,7 +46,7 @@ build: ## Build every binary
 
 .PHONY: bench
 bench: bench-prerequisites ## Run the whole system in release mode and measure it (BENCH_SCALE=small for a quick run; see BENCHMARKS.md)
-	$(CARGO) build --release -p scheduling -p matching -p email-notifier -p inapp-notifier -p slotcast-bench
+	$(CARGO) build --release -p scheduling -p matching -p email-notifier -p inapp-notifier -p sms-notifier -p slotcast-bench
 	"$${CARGO_TARGET_DIR:-target}/release/bench"
 
 .PHONY: bench-prerequisites

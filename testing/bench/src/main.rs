@@ -28,6 +28,7 @@ use std::{collections::HashMap, fmt::Write as _, time::Duration};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
+use futures::{StreamExt as _, TryStreamExt as _};
 use sea_orm::DatabaseConnection;
 use serde_json::json;
 use tokio::time::Instant;
@@ -65,12 +66,21 @@ struct Scale {
     clinic_slots: usize,
     clinic_concurrency: usize,
     clinic_replicas: Vec<usize>,
+    /// Patients texted in the text scenario (and texts sent straight to the gateway).
+    texts: u64,
     /// The scenarios to run (`BENCH_ONLY`), all when empty.
     only: Vec<String>,
 }
 
 /// The scenarios `BENCH_ONLY` may name, in the order they run.
-const SCENARIOS: [&str; 5] = ["limits", "latency", "fanout", "many_clinics", "matching"];
+const SCENARIOS: [&str; 6] = [
+    "limits",
+    "latency",
+    "fanout",
+    "many_clinics",
+    "matching",
+    "texts",
+];
 
 const PER_PRACTITIONER: u64 = 100;
 
@@ -94,6 +104,7 @@ impl Scale {
                 clinic_slots: 5,
                 clinic_concurrency: 64,
                 clinic_replicas: vec![1, 2],
+                texts: 2_000,
                 only: Vec::new(),
             },
             "small" => Self {
@@ -112,6 +123,7 @@ impl Scale {
                 clinic_slots: 5,
                 clinic_concurrency: 64,
                 clinic_replicas: vec![1, 2],
+                texts: 300,
                 only: Vec::new(),
             },
             other => anyhow::bail!("BENCH_SCALE is full or small, not {other:?}"),
@@ -128,6 +140,9 @@ impl Scale {
         }
         if let Some(v) = num("BENCH_POST_RATE") {
             s.post_rate = v as u32;
+        }
+        if let Some(v) = num("BENCH_TEXTS") {
+            s.texts = v.max(1);
         }
         if let Some(v) = num("BENCH_CLINICS") {
             s.clinics = v.max(1);
@@ -593,6 +608,73 @@ impl Bench {
             Some(median.is_some_and(|m| m >= 2000.0)),
         );
         self.fanout_rate = median;
+        Ok(())
+    }
+
+    /// Texts: a real Kannel (bearerbox, smsbox, the fake SMSC), first on its own (`texts` texts
+    /// sent straight to `sendsms`, 8 at once as the sms-notifier does), then behind slotcast (one
+    /// slot to `texts` patients with numbers and consent, the sms-notifier texting them).
+    async fn texts(&mut self) -> anyhow::Result<()> {
+        let n = self.scale.texts;
+        let kannel = slotcast_test_support::KannelGateway::start().await?;
+        let patience = Duration::from_secs(60 + n / 10);
+
+        let sendsms = kannel.sendsms_url();
+        let started = Instant::now();
+        futures::stream::iter(0..n)
+            .map(|i| {
+                let url = format!(
+                    "{sendsms}&from=Clinic&to=%2B3362{i:07}&text=Dr+Bench%3A+a+time+is+free+on+Tue+1+Dec+09%3A30.+Reply+YES+to+book+it%2C+or+see+https%3A%2F%2Fclinic.example%2Fs%2FAAAAAAAAAAAAAAAAAAAAAA"
+                );
+                let http = self.http.clone();
+                async move { http.get(url).send().await.map(|r| r.status().is_success()) }
+            })
+            .buffer_unordered(8)
+            .try_collect::<Vec<bool>>()
+            .await?;
+        let alone = wait_for_texts(&kannel, n as usize, patience)
+            .await
+            .map(|_| n as f64 / started.elapsed().as_secs_f64());
+
+        let sms = self.sys.start_sms(&kannel.url()).await?;
+        let dr = self.practitioner("Dr Texts").await?;
+        let group = Group {
+            tag: "t",
+            practitioner: Practitioner::Fixed(dr),
+            from: 1,
+            to: n,
+            fits_every: 1,
+        };
+        seed::entries(&self.scheduling_db, &self.matching_db, group).await?;
+        seed::texting(&self.scheduling_db, &self.matching_db, group).await?;
+        self.quiet(Duration::from_secs(120)).await?;
+        let before = kannel.messages().len();
+        let (_, _, t0) = self.post_one(dr).await?;
+        let through = wait_for_texts(&kannel, before + n as usize, patience)
+            .await
+            .map(|_| n as f64 / t0.elapsed().as_secs_f64());
+        let mut sms = sms;
+        sms.process.stop(Duration::from_secs(10));
+
+        let rate =
+            |r: Option<f64>| r.map_or_else(|| "did not finish".to_owned(), |r| format!("{r:.0}/s"));
+        self.report.add(
+            "texts",
+            format!("{n} texts straight to Kannel's sendsms, 8 at once: the gateway's own limit"),
+            rate(alone),
+            "–",
+            None,
+        );
+        self.report.add(
+            "texts",
+            format!("texts per second end to end, one slot to {n} patients who consented"),
+            match (through, alone) {
+                (Some(t), Some(a)) => format!("{t:.0}/s ({:.0} % of the gateway's)", 100.0 * t / a),
+                _ => rate(through),
+            },
+            "near the gateway's",
+            None,
+        );
         Ok(())
     }
 
@@ -1062,6 +1144,14 @@ async fn run(bench: &mut Bench) -> anyhow::Result<()> {
         bench.matching().await?;
     }
 
+    if bench.scale.runs("texts") {
+        println!(
+            "texts: {} through Kannel, straight and through slotcast...",
+            bench.scale.texts
+        );
+        bench.texts().await?;
+    }
+
     if let Some(rate) = bench.fanout_rate {
         let slowest = limits
             .iter()
@@ -1194,6 +1284,15 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(dir.join("latest.md"), &md)?;
     println!("\n{md}\nwritten to {}", file.display());
     result
+}
+
+/// Waits until the fake SMSC has received `n` texts; `None` after `patience`.
+async fn wait_for_texts(
+    kannel: &slotcast_test_support::KannelGateway,
+    n: usize,
+    patience: Duration,
+) -> Option<()> {
+    kannel.wait_for_messages(n, patience).await.ok().map(drop)
 }
 
 #[cfg(test)]

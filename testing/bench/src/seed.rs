@@ -213,6 +213,33 @@ fn md5(input: &[u8]) -> [u8; 16] {
     out
 }
 
+/// Gives every patient of `group` a number (`+3361` and the entry's number) and their consent to
+/// texts, in both databases, as their registration and preferences events would have.
+pub async fn texting(
+    scheduling: &DatabaseConnection,
+    matching: &DatabaseConnection,
+    group: Group<'_>,
+) -> anyhow::Result<()> {
+    let (patient, series) = (group.patient(), group.series());
+    let phone = "'+3361' || lpad(e::text, 7, '0')";
+    let in_scheduling = format!(
+        "UPDATE patients SET phone = p.phone, notify_sms = true, sms_consent_at = now(), \
+         sms_consent_via = 'api' FROM (SELECT {patient} AS id, {phone} AS phone FROM {series}) p \
+         WHERE patients.id = p.id"
+    );
+    let in_matching = format!(
+        "UPDATE patients SET phone = p.phone, sms_enabled = true \
+         FROM (SELECT {patient} AS id, {phone} AS phone FROM {series}) p WHERE patients.id = p.id"
+    );
+    let (s, m) = tokio::join!(
+        scheduling.execute_unprepared(&in_scheduling),
+        matching.execute_unprepared(&in_matching)
+    );
+    s?;
+    m?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

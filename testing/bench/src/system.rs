@@ -267,8 +267,8 @@ impl System {
         let admin_url = std::env::var("BENCH_POSTGRES_URL")
             .or_else(|_| std::env::var("TEST_POSTGRES_URL"))
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-        // One per service, and one for the raw publishing baseline.
-        let databases = Databases::create(&admin_url, SERVICES.len() + 1).await?;
+        // One per service, one for the raw publishing baseline, one for the sms-notifier.
+        let databases = Databases::create(&admin_url, SERVICES.len() + 2).await?;
 
         // Generated for this run only, never written anywhere.
         let jwt_secret = format!(
@@ -331,6 +331,8 @@ impl System {
                 "COALESCE_WINDOW_MS",
                 settings.coalesce_window_ms.to_string(),
             )
+            // The bench runs at any hour: no text waits for the morning.
+            .env("QUIET_HOURS", "off")
             .env("RUST_LOG", &settings.rust_log)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -355,6 +357,46 @@ impl System {
             self.matching_replicas.push(replica);
         }
         Ok(())
+    }
+
+    /// Starts the sms-notifier (release binary, its own database) texting through `sms_url`;
+    /// returns once it is ready. Only the text scenario runs it, so it weighs on no other.
+    pub async fn start_sms(&self, sms_url: &str) -> anyhow::Result<Service> {
+        let name = "sms-notifier";
+        if !self.bin_dir.join(name).is_file() {
+            bail!(
+                "{} is missing: build it with `cargo build --release -p {name}` (or run `make bench`)",
+                self.bin_dir.join(name).display()
+            );
+        }
+        let db = self
+            .databases
+            .names()
+            .last()
+            .context("no database for the sms-notifier")?
+            .clone();
+        let port = try_free_port()?;
+        let log = std::fs::File::create(self.dir.join(format!("logs/{name}.log")))?;
+        let mut command = Command::new(self.bin_dir.join(name));
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("NATS_URL", &self.nats_url)
+            .env("DATABASE_URL", self.databases.url(&db)?)
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("SMS_URL", sms_url)
+            .env("SMS_FROM", "Clinic")
+            .env("RUST_LOG", &self.settings.rust_log)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let mut service = Service {
+            process: Process::spawn(name, command)?,
+            port,
+            db,
+        };
+        wait_ready(&mut service, Duration::from_secs(60)).await?;
+        Ok(service)
     }
 
     /// Stops every matching process (SIGTERM), so that scheduling's events wait in the stream.

@@ -131,6 +131,14 @@ impl KannelGateway {
         )
     }
 
+    /// Kannel's `sendsms` address with the user's credentials, for texts sent straight to it.
+    pub fn sendsms_url(&self) -> String {
+        format!(
+            "http://127.0.0.1:{}/cgi-bin/sendsms?username=slotcast&password={}",
+            self.sendsms_port, self.password
+        )
+    }
+
     /// `SMS_URL` with a wrong password.
     pub fn url_with_wrong_password(&self) -> String {
         format!("kannel://slotcast:wrong@127.0.0.1:{}", self.sendsms_port)
