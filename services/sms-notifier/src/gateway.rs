@@ -209,9 +209,9 @@ pub struct Kannel {
     from: String,
 }
 
-/// Kannel's delivery report mask: delivered (1), undelivered (2), taken by the SMSC (8) and
-/// refused by the SMSC (16).
-const DLR_MASK: &str = "27";
+/// Kannel's delivery report mask: delivered (1), undelivered (2) and refused by the SMSC (16),
+/// the reports that end a delivery; not taken by the SMSC (8), which would only cost a call.
+const DLR_MASK: &str = "19";
 
 impl Kannel {
     pub fn new(

@@ -386,6 +386,10 @@ impl System {
             .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
             .env("SMS_URL", sms_url)
             .env("SMS_FROM", "Clinic")
+            .env(
+                "SMS_CONCURRENCY",
+                std::env::var("BENCH_SMS_CONCURRENCY").unwrap_or_else(|_| "8".to_owned()),
+            )
             .env("RUST_LOG", &self.settings.rust_log)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -5,7 +5,7 @@
 //! listens, and a client plays the network. Here that client is this harness (as Kannel's own
 //! `fakesmsc` would be): it records each text bearerbox hands to the network, and the fake
 //! SMSC reports each one delivered, so smsbox calls the text's `dlr-url` with 8 (taken by the
-//! SMSC) and then 1 (delivered).
+//! SMSC) and then 1 (delivered), as far as the text's `dlr-mask` asks.
 //!
 //! Everything lives in a temporary directory: the configuration, the logs and the store.
 
