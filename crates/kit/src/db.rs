@@ -6,10 +6,49 @@ use sea_orm::{
     AccessMode, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction,
     DbBackend, DbErr, IsolationLevel, TransactionTrait,
 };
-use sea_orm_migration::MigratorTrait;
+use sea_orm_migration::{
+    MigratorTrait, SchemaManager,
+    prelude::{ColumnDef, DynIden, Table},
+};
 
 /// The Postgres advisory lock that lets one process at a time migrate a database.
 const MIGRATION_LOCK: i64 = 0x5107_ca57_d8a7;
+
+/// Adds `columns` to `table`, one statement each: SQLite adds only one column at a time.
+pub async fn add_columns(
+    m: &SchemaManager<'_>,
+    table: DynIden,
+    columns: Vec<ColumnDef>,
+) -> Result<(), DbErr> {
+    for mut column in columns {
+        m.alter_table(
+            Table::alter()
+                .table(table.clone())
+                .add_column(&mut column)
+                .to_owned(),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Drops `columns` from `table`, one statement each, as [`add_columns`] added them.
+pub async fn drop_columns(
+    m: &SchemaManager<'_>,
+    table: DynIden,
+    columns: Vec<DynIden>,
+) -> Result<(), DbErr> {
+    for column in columns {
+        m.alter_table(
+            Table::alter()
+                .table(table.clone())
+                .drop_column(column)
+                .to_owned(),
+        )
+        .await?;
+    }
+    Ok(())
+}
 
 /// A read-only transaction whose reads all see one snapshot, for a response assembled from
 /// several queries: without it, a write committed between two of them shows in one and not in

@@ -886,35 +886,21 @@ enum PatientTextsColumns {
 #[async_trait::async_trait]
 impl MigrationTrait for PatientTexts {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        // One column per statement: SQLite adds only one at a time.
-        for mut column in [
+        let columns = vec![
             boolean(PatientTextsColumns::SmsEnabled)
                 .default(false)
                 .to_owned(),
             string_null(PatientTextsColumns::Phone),
-        ] {
-            m.alter_table(
-                Table::alter()
-                    .table(Patients::Table)
-                    .add_column(&mut column)
-                    .to_owned(),
-            )
-            .await?;
-        }
-        Ok(())
+        ];
+        slotcast_kit::db::add_columns(m, Patients::Table.into_iden(), columns).await
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        for column in [PatientTextsColumns::SmsEnabled, PatientTextsColumns::Phone] {
-            m.alter_table(
-                Table::alter()
-                    .table(Patients::Table)
-                    .drop_column(column)
-                    .to_owned(),
-            )
-            .await?;
-        }
-        Ok(())
+        let columns = vec![
+            PatientTextsColumns::SmsEnabled.into_iden(),
+            PatientTextsColumns::Phone.into_iden(),
+        ];
+        slotcast_kit::db::drop_columns(m, Patients::Table.into_iden(), columns).await
     }
 }
 
@@ -937,32 +923,18 @@ enum TextsColumns {
 #[async_trait::async_trait]
 impl MigrationTrait for TextsAtQuietHours {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        // One column per statement: SQLite adds only one at a time.
-        for mut column in [
+        let columns = vec![
             string_len_null(TextsColumns::Texted, 16),
             timestamp_with_time_zone_null(TextsColumns::TextAt),
-        ] {
-            m.alter_table(
-                Table::alter()
-                    .table(TextsColumns::Told)
-                    .add_column(&mut column)
-                    .to_owned(),
-            )
-            .await?;
-        }
-        Ok(())
+        ];
+        slotcast_kit::db::add_columns(m, TextsColumns::Told.into_iden(), columns).await
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        for column in [TextsColumns::Texted, TextsColumns::TextAt] {
-            m.alter_table(
-                Table::alter()
-                    .table(TextsColumns::Told)
-                    .drop_column(column)
-                    .to_owned(),
-            )
-            .await?;
-        }
-        Ok(())
+        let columns = vec![
+            TextsColumns::Texted.into_iden(),
+            TextsColumns::TextAt.into_iden(),
+        ];
+        slotcast_kit::db::drop_columns(m, TextsColumns::Told.into_iden(), columns).await
     }
 }

@@ -516,40 +516,23 @@ enum SmsConsentColumns {
 #[async_trait::async_trait]
 impl MigrationTrait for SmsConsent {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        // One column per statement: SQLite adds only one at a time.
-        for mut column in [
+        let columns = vec![
             boolean(SmsConsentColumns::NotifySms)
                 .default(false)
                 .to_owned(),
             timestamp_with_time_zone_null(SmsConsentColumns::SmsConsentAt),
             string_null(SmsConsentColumns::SmsConsentVia),
-        ] {
-            m.alter_table(
-                Table::alter()
-                    .table(Patients::Table)
-                    .add_column(&mut column)
-                    .to_owned(),
-            )
-            .await?;
-        }
-        Ok(())
+        ];
+        slotcast_kit::db::add_columns(m, Patients::Table.into_iden(), columns).await
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        for column in [
-            SmsConsentColumns::NotifySms,
-            SmsConsentColumns::SmsConsentAt,
-            SmsConsentColumns::SmsConsentVia,
-        ] {
-            m.alter_table(
-                Table::alter()
-                    .table(Patients::Table)
-                    .drop_column(column)
-                    .to_owned(),
-            )
-            .await?;
-        }
-        Ok(())
+        let columns = vec![
+            SmsConsentColumns::NotifySms.into_iden(),
+            SmsConsentColumns::SmsConsentAt.into_iden(),
+            SmsConsentColumns::SmsConsentVia.into_iden(),
+        ];
+        slotcast_kit::db::drop_columns(m, Patients::Table.into_iden(), columns).await
     }
 }
 

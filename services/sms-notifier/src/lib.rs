@@ -29,7 +29,8 @@
 //! # Metrics
 //! `slotcast_sms_sent_total`, `slotcast_sms_failed_total{permanent}`,
 //! `slotcast_sms_retried_total`, `slotcast_sms_skipped_total{reason}`,
-//! `slotcast_sms_replies_total{asked,outcome}`,
+//! `slotcast_sms_replies_total{asked,outcome}`, `slotcast_sms_deferred_total` (quiet hours),
+//! `slotcast_sms_resend_after_unknown_total` (the crash window),
 //! `slotcast_sms_reports_total{status}` and `slotcast_sms_segments_total`, besides the
 //! consumer's and the outbox's.
 //!

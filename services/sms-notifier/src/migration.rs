@@ -132,19 +132,11 @@ enum SmsOptOuts {
 #[async_trait::async_trait]
 impl MigrationTrait for Replies {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        // One column per statement: SQLite adds only one at a time.
-        for mut column in [
+        let columns = vec![
             string_null(RepliesColumns::Phone),
             text_null(RepliesColumns::Offered),
-        ] {
-            m.alter_table(
-                Table::alter()
-                    .table(SmsDeliveries::Table)
-                    .add_column(&mut column)
-                    .to_owned(),
-            )
-            .await?;
-        }
+        ];
+        slotcast_kit::db::add_columns(m, SmsDeliveries::Table.into_iden(), columns).await?;
         // A reply is matched to the newest text sent to its number.
         m.create_index(
             Index::create()
@@ -193,15 +185,10 @@ impl MigrationTrait for Replies {
                 .to_owned(),
         )
         .await?;
-        for column in [RepliesColumns::Phone, RepliesColumns::Offered] {
-            m.alter_table(
-                Table::alter()
-                    .table(SmsDeliveries::Table)
-                    .drop_column(column)
-                    .to_owned(),
-            )
-            .await?;
-        }
-        Ok(())
+        let columns = vec![
+            RepliesColumns::Phone.into_iden(),
+            RepliesColumns::Offered.into_iden(),
+        ];
+        slotcast_kit::db::drop_columns(m, SmsDeliveries::Table.into_iden(), columns).await
     }
 }
