@@ -1,4 +1,5 @@
-//! Timestamps as the APIs take them: RFC 3339 `date-time` with an offset, nothing looser.
+//! Timestamps as the APIs take them: RFC 3339 `date-time` with an offset, nothing looser; and
+//! what is left of a lease.
 //!
 //! serde's default for chrono accepts more (a space for `T`, signed and five-digit years), and
 //! what it lets in then travels in events and booking tokens that other parsers refuse.
@@ -45,8 +46,37 @@ pub fn rfc3339_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime
         .transpose()
 }
 
+/// How much of a lease of `lease` taken at `taken` is left at `now`; a clock that went back
+/// counts as no time elapsed.
+pub fn lease_left(
+    taken: DateTime<Utc>,
+    lease: std::time::Duration,
+    now: DateTime<Utc>,
+) -> std::time::Duration {
+    let elapsed = (now - taken).to_std().unwrap_or_default();
+    lease.saturating_sub(elapsed)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_lease_runs_out() {
+        let taken = Utc::now();
+        let lease = std::time::Duration::from_secs(60);
+        assert_eq!(
+            lease_left(taken, lease, taken + chrono::Duration::seconds(20)),
+            std::time::Duration::from_secs(40)
+        );
+        assert_eq!(
+            lease_left(taken, lease, taken + chrono::Duration::seconds(90)),
+            std::time::Duration::ZERO
+        );
+        assert_eq!(
+            lease_left(taken, lease, taken - chrono::Duration::seconds(5)),
+            lease
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -181,7 +181,7 @@ async fn claim_existing(
             return Ok(Claim::Finished(current.status));
         }
         if current.in_flight {
-            let held = lease_left(current.updated_at, lease, Utc::now());
+            let held = slotcast_kit::time::lease_left(current.updated_at, lease, Utc::now());
             if !held.is_zero() {
                 return Ok(Claim::Busy(held));
             }
@@ -223,12 +223,6 @@ pub async fn renew(
         .exec(db)
         .await?;
     Ok(updated.rows_affected == 1)
-}
-
-/// How much of a lease taken at `taken` is left at `now`.
-fn lease_left(taken: DateTime<Utc>, lease: Duration, now: DateTime<Utc>) -> Duration {
-    let elapsed = (now - taken).to_std().unwrap_or_default();
-    lease.saturating_sub(elapsed)
 }
 
 /// The `EmailSent` event of a delivery; its id is derived from the notification.
@@ -401,28 +395,4 @@ pub async fn find(
     notification_id: Uuid,
 ) -> Result<Option<Delivery>, DbErr> {
     Entity::find_by_id(notification_id).one(db).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_lease_runs_out() {
-        let taken = Utc::now();
-        let lease = Duration::from_secs(60);
-        assert_eq!(
-            lease_left(taken, lease, taken + chrono::Duration::seconds(20)),
-            Duration::from_secs(40)
-        );
-        assert_eq!(
-            lease_left(taken, lease, taken + chrono::Duration::seconds(90)),
-            Duration::ZERO
-        );
-        // A clock that went back counts as no time elapsed.
-        assert_eq!(
-            lease_left(taken, lease, taken - chrono::Duration::seconds(5)),
-            lease
-        );
-    }
 }

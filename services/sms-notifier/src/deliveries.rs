@@ -161,7 +161,7 @@ pub async fn claim(
             return Ok(Claim::Finished(current.status));
         }
         if current.in_flight {
-            let held = lease_left(current.updated_at, lease, Utc::now());
+            let held = slotcast_kit::time::lease_left(current.updated_at, lease, Utc::now());
             if !held.is_zero() {
                 return Ok(Claim::Busy(held));
             }
@@ -205,12 +205,6 @@ async fn write<C: sea_orm::ConnectionTrait>(
         .exec(conn)
         .await?;
     Ok(done.rows_affected == 1)
-}
-
-/// How much of a lease taken at `taken` is left at `now`.
-fn lease_left(taken: DateTime<Utc>, lease: Duration, now: DateTime<Utc>) -> Duration {
-    let elapsed = (now - taken).to_std().unwrap_or_default();
-    lease.saturating_sub(elapsed)
 }
 
 /// The event `data` of the delivery of `notification_id`, with an id derived from both, so a
@@ -440,20 +434,6 @@ pub async fn find(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_lease_runs_out() {
-        let taken = Utc::now();
-        let lease = Duration::from_secs(60);
-        assert_eq!(
-            lease_left(taken, lease, taken + chrono::Duration::seconds(20)),
-            Duration::from_secs(40)
-        );
-        assert_eq!(
-            lease_left(taken, lease, taken + chrono::Duration::seconds(90)),
-            Duration::ZERO
-        );
-    }
 
     #[test]
     fn short_ids_are_22_characters_of_base64url() {
