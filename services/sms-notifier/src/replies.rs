@@ -40,15 +40,6 @@ pub enum NotNow {
     Gateway(String),
 }
 
-/// What answering a text came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Answered {
-    /// Answered now, with this outcome.
-    Now(&'static str),
-    /// Answered before: nothing was done again.
-    Before,
-}
-
 /// Answers texts from patients.
 pub struct Replies {
     pub db: DatabaseConnection,
@@ -58,13 +49,13 @@ pub struct Replies {
 
 impl Replies {
     /// Acts on `inbound` and answers it, once.
-    pub async fn answer(&self, inbound: &Inbound) -> Result<Answered, NotNow> {
+    pub async fn answer(&self, inbound: &Inbound) -> Result<(), NotNow> {
         let asked = keywords::read(&inbound.text);
         let (outcome, reply) =
             match inbox::receive(&self.db, &inbound.gateway_id, &inbound.from, asked.as_str())
                 .await?
             {
-                Received::Answered => return Ok(Answered::Before),
+                Received::Answered => return Ok(()),
                 Received::Decided(reply) => {
                     // What failed before may be scheduling's side of a STOP or START.
                     self.tell_scheduling(&inbound.from, asked).await?;
@@ -87,7 +78,7 @@ impl Replies {
             outcome,
             "text from a patient answered"
         );
-        Ok(Answered::Now(outcome))
+        Ok(())
     }
 
     /// Does what `asked` asks for the number `phone`; the outcome and the answer to send.

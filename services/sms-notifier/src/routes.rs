@@ -209,7 +209,7 @@ fn received<'s>(
 /// Answers `text`; 503 when it cannot now, so the gateway delivers it again.
 async fn answer(replies: &Replies, text: &Inbound) -> Result<(), Problem> {
     match replies.answer(text).await {
-        Ok(_) => Ok(()),
+        Ok(()) => Ok(()),
         Err(e) => {
             tracing::warn!(error = %e, "a text from a patient is not answered yet");
             Err(Problem::unavailable("cannot answer now; deliver it again"))

@@ -195,7 +195,12 @@ impl TestApp {
     }
 
     pub async fn create_patient(&self, name: &str) -> Uuid {
-        let body = json!({"name": name, "email": format!("{}@patients.example", name.to_lowercase()), "locale": "en"});
+        self.create_patient_with(json!({"name": name, "email": format!("{}@patients.example", name.to_lowercase()), "locale": "en"}))
+            .await
+    }
+
+    /// A patient registered with `body` as staff (a phone number, a language).
+    pub async fn create_patient_with(&self, body: Value) -> Uuid {
         let res = self.post("/v1/patients", Some(&self.staff), body).await;
         assert_eq!(res.status(), 201);
         id_of(res).await

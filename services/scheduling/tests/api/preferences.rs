@@ -190,12 +190,7 @@ async fn text_messages_need_a_number_and_turning_them_on_records_the_consent() {
     let app = spawn_app().await;
     let body =
         json!({"name": "Ada", "email": "ada@patients.example", "phone": "+33 6 12 34 56 78"});
-    let res = app.post("/v1/patients", Some(&app.staff), body).await;
-    let ada: uuid::Uuid = res.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let ada = app.create_patient_with(body).await;
     let grace = app.create_patient("Grace").await;
 
     let path = format!("/v1/patients/{ada}/preferences");
@@ -268,12 +263,7 @@ async fn text_messages_need_a_number_and_turning_them_on_records_the_consent() {
 async fn the_preferences_page_offers_text_messages_only_to_a_patient_with_a_number() {
     let app = spawn_app().await;
     let body = json!({"name": "Ada", "email": "ada@patients.example", "phone": "+33612345678", "locale": "fr"});
-    let res = app.post("/v1/patients", Some(&app.staff), body).await;
-    let ada: uuid::Uuid = res.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let ada = app.create_patient_with(body).await;
     let grace = app.create_patient("Grace").await;
     let signer = OfferSigner::new(SECRET);
 
@@ -323,12 +313,7 @@ async fn a_stop_or_start_from_a_number_changes_every_patient_with_it_and_only_st
     ] {
         let body =
             json!({"name": name, "email": format!("{name}@patients.example"), "phone": phone});
-        let res = app.post("/v1/patients", Some(&app.staff), body).await;
-        let id: uuid::Uuid = res.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let id = app.create_patient_with(body).await;
         family.push(id);
     }
     let (ada, tom, eve) = (family[0], family[1], family[2]);
