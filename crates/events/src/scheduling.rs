@@ -1,7 +1,8 @@
 //! What scheduling publishes: practitioners, patients, slots, appointments, offers and the
 //! waiting list. Each carries an order key (its practitioner, or its patient).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -68,13 +69,145 @@ impl OfferPolicy {
     }
 }
 
-/// A practitioner's own offering policy changed (staff). It applies to openings from then on.
+/// A practitioner's own policy changed (staff): the whole of it, as it now stands. It applies
+/// to openings from then on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PractitionerPolicyChanged {
     pub practitioner_id: Uuid,
     /// `None`: back to the configured default.
     pub offer_policy: Option<OfferPolicy>,
+    /// `None`: matching's configured quiet hours (`QUIET_HOURS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_hours: Option<QuietHoursSetting>,
+    /// Whether email and in-app messages also wait out the quiet hours (else only texts do).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub quiet_hours_all_channels: bool,
 }
+
+/// A daily window, in the patient's zone, in which texts (and, where a practitioner says so,
+/// every message) wait: `HH:MM-HH:MM`, which may run past midnight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct QuietHours {
+    pub start: NaiveTime,
+    pub end: NaiveTime,
+}
+
+impl QuietHours {
+    /// `HH:MM-HH:MM`; the two times differ.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (start, end) = text.trim().split_once('-')?;
+        let time = |t: &str| NaiveTime::parse_from_str(t.trim(), "%H:%M").ok();
+        let hours = Self {
+            start: time(start)?,
+            end: time(end)?,
+        };
+        (hours.start != hours.end).then_some(hours)
+    }
+
+    /// When the quiet hours around `now` end, in `zone`; `None` when `now` is not in them.
+    pub fn end_after(&self, now: DateTime<Utc>, zone: Tz) -> Option<DateTime<Utc>> {
+        let local = now.with_timezone(&zone);
+        let time = local.time();
+        let inside = if self.start < self.end {
+            self.start <= time && time < self.end
+        } else {
+            time >= self.start || time < self.end
+        };
+        if !inside {
+            return None;
+        }
+        let day = if time < self.end {
+            local.date_naive()
+        } else {
+            local.date_naive() + Duration::days(1)
+        };
+        // A clock change may skip the end's local time: the first instant after it counts.
+        let end = day.and_time(self.end);
+        let instant = zone.from_local_datetime(&end).earliest().or_else(|| {
+            zone.from_local_datetime(&(end + Duration::hours(1)))
+                .earliest()
+        })?;
+        Some(instant.with_timezone(&Utc))
+    }
+}
+
+impl std::fmt::Display for QuietHours {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}-{}",
+            self.start.format("%H:%M"),
+            self.end.format("%H:%M")
+        )
+    }
+}
+
+/// Quiet hours as a practitioner or `QUIET_HOURS` sets them: a window, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum QuietHoursSetting {
+    Off,
+    Daily(QuietHours),
+}
+
+impl QuietHoursSetting {
+    /// `off` (any case) or `HH:MM-HH:MM` with two different times.
+    pub fn parse(text: &str) -> Option<Self> {
+        if text.trim().eq_ignore_ascii_case("off") {
+            return Some(Self::Off);
+        }
+        QuietHours::parse(text).map(Self::Daily)
+    }
+
+    /// The window in effect, if any.
+    pub fn hours(self) -> Option<QuietHours> {
+        match self {
+            Self::Off => None,
+            Self::Daily(hours) => Some(hours),
+        }
+    }
+}
+
+impl TryFrom<String> for QuietHoursSetting {
+    type Error = String;
+
+    /// As the API and the events write it, exactly (no spaces, two digits each).
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        Self::parse(&text)
+            .filter(|setting| String::from(*setting).eq_ignore_ascii_case(&text))
+            .ok_or_else(|| {
+                format!(
+                    "quiet hours are `HH:MM-HH:MM` (two different times) or `off`, not {text:?}"
+                )
+            })
+    }
+}
+
+impl From<QuietHoursSetting> for String {
+    fn from(setting: QuietHoursSetting) -> Self {
+        match setting {
+            QuietHoursSetting::Off => "off".to_owned(),
+            QuietHoursSetting::Daily(hours) => hours.to_string(),
+        }
+    }
+}
+
+impl utoipa::PartialSchema for QuietHoursSetting {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(
+                "^([Oo][Ff][Ff]|([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9])$",
+            ))
+            .description(Some(
+                "`HH:MM-HH:MM` in each patient's zone (it may run past midnight), or `off`",
+            ))
+            .examples(["21:00-08:00"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for QuietHoursSetting {}
 event!(PractitionerPolicyChanged, subjects::PRACTITIONER_POLICY_CHANGED, practitioner_id, ordered by practitioner_id);
 
 /// A patient's notification preferences changed, through the API or a link in an email.

@@ -9,8 +9,8 @@ use sea_orm::{
 };
 use slotcast_events::{
     CloudEvent, OfferClaimed, OfferLost, OfferPolicy, PatientPreferencesChanged, PatientRegistered,
-    PractitionerRegistered, ReleaseReason, SlotBooked, SlotCreated, SlotReleased, SlotWithdrawn,
-    WaitlistClosed, WaitlistJoined, WaitlistUpdated,
+    PractitionerPolicyChanged, PractitionerRegistered, ReleaseReason, SlotBooked, SlotCreated,
+    SlotReleased, SlotWithdrawn, WaitlistClosed, WaitlistJoined, WaitlistUpdated,
 };
 use uuid::Uuid;
 
@@ -30,6 +30,7 @@ pub async fn apply<C: ConnectionTrait>(
 ) -> Result<usize, DbErr> {
     match input {
         Input::PractitionerRegistered(ev) => practitioner_registered(txn, ev).await,
+        Input::PractitionerPolicyChanged(ev) => practitioner_policy_changed(txn, ev).await,
         Input::PatientRegistered(ev) => patient_registered(txn, ev).await,
         Input::PatientPreferencesChanged(ev) => patient_preferences_changed(txn, ev).await,
         Input::WaitlistUpdated(ev) => waitlist_updated(txn, ev).await,
@@ -45,6 +46,28 @@ pub async fn apply<C: ConnectionTrait>(
     }
 }
 
+/// A practitioner's quiet hours (the offering policy comes with each slot event). Registration
+/// comes first in the practitioner's order, so the row is there.
+async fn practitioner_policy_changed<C: ConnectionTrait>(
+    txn: &C,
+    ev: CloudEvent<PractitionerPolicyChanged>,
+) -> Result<usize, DbErr> {
+    let e = ev.data;
+    practitioner::Entity::update_many()
+        .col_expr(
+            practitioner::Column::QuietHours,
+            Expr::value(e.quiet_hours.map(String::from)),
+        )
+        .col_expr(
+            practitioner::Column::QuietAllChannels,
+            Expr::value(e.quiet_hours_all_channels),
+        )
+        .filter(practitioner::Column::Id.eq(e.practitioner_id))
+        .exec(txn)
+        .await?;
+    Ok(0)
+}
+
 /// A practitioner's card, the newest registration winning.
 async fn practitioner_registered<C: ConnectionTrait>(
     txn: &C,
@@ -58,6 +81,8 @@ async fn practitioner_registered<C: ConnectionTrait>(
         timezone: Set(e.timezone),
         consultation_fee_cents: Set(e.consultation_fee_cents),
         currency: Set(e.currency),
+        quiet_hours: Set(None),
+        quiet_all_channels: Set(false),
     })
     .on_conflict(upsert(
         [practitioner::Column::Id],

@@ -14,7 +14,11 @@
 //! - a patient who switched both email and in-app off is skipped (`opted_out`); one who
 //!   switched one off gets the message on the other only (`channels`);
 //! - a patient who was sent `DAILY_MESSAGE_CAP` availability messages in the last 24 hours is
-//!   skipped (`capped`).
+//!   skipped (`capped`);
+//! - inside the patient's quiet hours (the practitioner's, else `QUIET_HOURS`) the text waits
+//!   for their end or is skipped; where the practitioner applies them to every channel, the
+//!   whole message does (written back to `pending`, due when they end, `waits_for` saying why;
+//!   its slots that start before then are skipped).
 //!
 //! Each is [`crate::eligibility::verdict`] at the moment of sending. A message sent is recorded
 //! in `told` (with its decision: rank, priority, wave), a skip in `considered`. One dispatcher
@@ -46,7 +50,7 @@ use uuid::Uuid;
 
 use crate::{
     SOURCE,
-    eligibility::{self, Cap, Case, Fit, QuietHours, Verdict},
+    eligibility::{self, Cap, Case, Fit, QuietHours, QuietHoursSetting, Timing, Verdict},
     entities::{considered, entry, opening, patient, pending, practitioner, slot, told},
     fit::OpenSlot,
     passes::{Wakers, run_passes},
@@ -81,7 +85,7 @@ pub struct Dispatcher {
     public_base_url: String,
     /// `DAILY_MESSAGE_CAP` (0: none).
     daily_cap: u32,
-    /// `QUIET_HOURS`: when texts wait.
+    /// `QUIET_HOURS`: when texts wait, for a practitioner without quiet hours of their own.
     quiet_hours: Option<QuietHours>,
     wakers: Wakers,
 }
@@ -322,8 +326,33 @@ impl Dispatcher {
             let (Some(p), Some(dr), false) = (p, dr, keep.is_empty()) else {
                 continue;
             };
+            let text = match self.timing(p, dr, &keep, now) {
+                Timing::Now(text) => text,
+                Timing::Wait(at) => {
+                    metrics::counter!("slotcast_matching_deferred_total", "reason" => Reason::QuietHours.as_str())
+                        .increment(1);
+                    // A slot that starts before the quiet hours end is not worth the wait.
+                    for (r, s) in &keep {
+                        if s.starts_at <= at {
+                            decisions.push(skipped(r, Reason::QuietHours, now));
+                            continue;
+                        }
+                        let mut again = pending::ActiveModel::from((*r).clone()).reset_all();
+                        again.due_at = Set(at);
+                        again.decided_at = Set(Some(r.decided_at.unwrap_or(now)));
+                        again.waits_for = Set(Some(Reason::QuietHours));
+                        retry.push(again);
+                    }
+                    continue;
+                }
+                Timing::Skip(why) => {
+                    metrics::counter!("slotcast_matching_skipped_total", "reason" => why.as_str())
+                        .increment(keep.len() as u64);
+                    decisions.extend(keep.iter().map(|(r, _)| skipped(r, why, now)));
+                    continue;
+                }
+            };
             *sent += 1;
-            let text = self.text(p, dr, &keep, now);
             if let eligibility::Text::Skip(why) = text {
                 metrics::counter!("slotcast_matching_texts_skipped_total", "reason" => why.as_str())
                     .increment(1);
@@ -383,23 +412,26 @@ impl Dispatcher {
         Ok(events.len())
     }
 
-    /// What becomes of the text of a message to `p` about `keep`: the patient's quiet hours,
-    /// in their zone (else the practitioner's).
-    fn text(
+    /// When a message to `p` about `keep` goes, and its text: the practitioner's quiet hours
+    /// (else `QUIET_HOURS`), in the patient's zone (else the practitioner's).
+    fn timing(
         &self,
         p: &patient::Model,
         dr: &practitioner::Model,
         keep: &[(&pending::Model, &slot::Model)],
         now: DateTime<Utc>,
-    ) -> eligibility::Text {
+    ) -> Timing {
         let zone: Tz = p
             .timezone
             .as_deref()
             .and_then(|z| z.parse().ok())
             .or_else(|| dr.timezone.parse().ok())
             .unwrap_or(Tz::UTC);
+        let own = dr.quiet_hours.as_deref().and_then(QuietHoursSetting::parse);
+        let quiet = eligibility::quiet_hours(own, self.quiet_hours);
+        let held = keep.iter().any(|(r, _)| r.wave.is_some());
         let last_start = keep.iter().map(|(_, s)| s.starts_at).max().unwrap_or(now);
-        eligibility::text(now, zone, self.quiet_hours, last_start)
+        eligibility::timing(now, zone, quiet, dr.quiet_all_channels, held, last_start)
     }
 
     /// One `notify.patient`: the patient, the practitioner, the slots with their booking links,

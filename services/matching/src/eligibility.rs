@@ -3,9 +3,10 @@
 //! ([`crate::projection::decide`]), planning a wave ([`crate::waves`]), sending a message
 //! ([`crate::dispatch`]) and explaining a slot ([`crate::explain`]) all ask [`verdict`], with
 //! what they know at that moment; it does no I/O. [`text`] decides, for a message that goes,
-//! whether its text goes now, when the patient's quiet hours end, or not at all.
+//! whether its text goes now, when the patient's quiet hours end, or not at all; [`timing`]
+//! the same for the whole message where the practitioner's quiet hours hold every channel.
 
-use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::{
@@ -13,50 +14,17 @@ use crate::{
     vocabulary::{Outcome, Reason, SlotStatus, Texted},
 };
 
-/// A daily window, in the patient's zone, in which no text goes out: 21:00 to 08:00 by default
-/// (`QUIET_HOURS`). It may run past midnight.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QuietHours {
-    pub start: NaiveTime,
-    pub end: NaiveTime,
-}
+pub use slotcast_events::{QuietHours, QuietHoursSetting};
 
-impl QuietHours {
-    /// `HH:MM-HH:MM`; the two times differ.
-    pub fn parse(text: &str) -> Option<Self> {
-        let (start, end) = text.trim().split_once('-')?;
-        let time = |t: &str| NaiveTime::parse_from_str(t.trim(), "%H:%M").ok();
-        let hours = Self {
-            start: time(start)?,
-            end: time(end)?,
-        };
-        (hours.start != hours.end).then_some(hours)
-    }
-
-    /// When the quiet hours around `now` end, in `zone`; `None` when `now` is not in them.
-    pub fn end_after(&self, now: DateTime<Utc>, zone: Tz) -> Option<DateTime<Utc>> {
-        let local = now.with_timezone(&zone);
-        let time = local.time();
-        let inside = if self.start < self.end {
-            self.start <= time && time < self.end
-        } else {
-            time >= self.start || time < self.end
-        };
-        if !inside {
-            return None;
-        }
-        let day = if time < self.end {
-            local.date_naive()
-        } else {
-            local.date_naive() + Duration::days(1)
-        };
-        // A clock change may skip the end's local time: the first instant after it counts.
-        let end = day.and_time(self.end);
-        let instant = zone.from_local_datetime(&end).earliest().or_else(|| {
-            zone.from_local_datetime(&(end + Duration::hours(1)))
-                .earliest()
-        })?;
-        Some(instant.with_timezone(&Utc))
+/// The quiet hours a practitioner's messages keep: their own setting, else `default`
+/// (`QUIET_HOURS`).
+pub fn quiet_hours(
+    own: Option<QuietHoursSetting>,
+    default: Option<QuietHours>,
+) -> Option<QuietHours> {
+    match own {
+        Some(setting) => setting.hours(),
+        None => default,
     }
 }
 
@@ -95,6 +63,37 @@ pub fn text(
         None => Text::Now,
         Some(end) if last_start > end => Text::After(end),
         Some(_) => Text::Skip(Reason::QuietHours),
+    }
+}
+
+/// When a message that goes is sent, and its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timing {
+    /// Now, with its text as [`Text`] says.
+    Now(Text),
+    /// The whole message waits until this instant, the end of the quiet hours.
+    Wait(DateTime<Utc>),
+    /// Not sent, and why: every slot starts before the quiet hours end.
+    Skip(Reason),
+}
+
+/// [`text`], and for a practitioner whose quiet hours hold every channel (`all_channels`) the
+/// whole message: it waits or is not sent as its text would (the caller skips, from a message
+/// that waits, the slots that start before it would go). A wave's message (`held`) goes
+/// now whatever the setting, since its hold is already running.
+pub fn timing(
+    now: DateTime<Utc>,
+    zone: Tz,
+    quiet: Option<QuietHours>,
+    all_channels: bool,
+    held: bool,
+    last_start: DateTime<Utc>,
+) -> Timing {
+    match text(now, zone, quiet, last_start) {
+        text if !all_channels || held => Timing::Now(text),
+        Text::Now => Timing::Now(Text::Now),
+        Text::After(at) => Timing::Wait(at),
+        Text::Skip(why) => Timing::Skip(why),
     }
 }
 
@@ -577,9 +576,10 @@ mod tests {
     }
 
     mod quiet_hours {
-        use chrono::TimeZone;
+        use chrono::{NaiveTime, TimeZone};
 
         use super::super::*;
+        use super::Duration;
 
         fn paris(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
             chrono_tz::Europe::Paris
@@ -696,6 +696,81 @@ mod tests {
             assert_eq!(
                 Text::Skip(Reason::QuietHours).recorded(),
                 (Texted::Skipped, None)
+            );
+        }
+
+        #[test]
+        fn a_practitioners_own_setting_wins_over_the_default_and_off_is_none() {
+            let lunch = QuietHours::parse("12:00-14:00").unwrap();
+            assert_eq!(quiet_hours(None, default()), default());
+            assert_eq!(quiet_hours(Some(QuietHoursSetting::Off), default()), None);
+            assert_eq!(
+                quiet_hours(Some(QuietHoursSetting::Daily(lunch)), default()),
+                Some(lunch)
+            );
+            assert_eq!(quiet_hours(None, None), None);
+            assert_eq!(
+                QuietHoursSetting::parse(" OFF "),
+                Some(QuietHoursSetting::Off)
+            );
+            assert_eq!(
+                QuietHoursSetting::parse("12:00-14:00"),
+                Some(QuietHoursSetting::Daily(lunch))
+            );
+            assert_eq!(QuietHoursSetting::parse("12:00-12:00"), None);
+            assert_eq!(String::from(QuietHoursSetting::Daily(lunch)), "12:00-14:00");
+        }
+
+        #[test]
+        fn every_channel_waits_or_is_skipped_only_where_the_practitioner_says_so() {
+            let night = paris(2026, 12, 8, 23, 0);
+            let morning = paris(2026, 12, 9, 8, 0);
+            let after = morning + Duration::hours(2);
+            let before = morning - Duration::hours(1);
+            // Texts only (the default): the message goes, its text waits or is skipped.
+            assert_eq!(
+                timing(night, PARIS, default(), false, false, after),
+                Timing::Now(Text::After(morning))
+            );
+            assert_eq!(
+                timing(night, PARIS, default(), false, false, before),
+                Timing::Now(Text::Skip(Reason::QuietHours))
+            );
+            // Every channel: the whole message waits, or is not sent.
+            assert_eq!(
+                timing(night, PARIS, default(), true, false, after),
+                Timing::Wait(morning)
+            );
+            assert_eq!(
+                timing(night, PARIS, default(), true, false, before),
+                Timing::Skip(Reason::QuietHours)
+            );
+            // A wave's hold is running: its message goes now.
+            assert_eq!(
+                timing(night, PARIS, default(), true, true, after),
+                Timing::Now(Text::After(morning))
+            );
+            // Outside the quiet hours, or with none, everything goes now.
+            let noon = paris(2026, 12, 9, 12, 0);
+            assert_eq!(
+                timing(
+                    noon,
+                    PARIS,
+                    default(),
+                    true,
+                    false,
+                    noon + Duration::hours(1)
+                ),
+                Timing::Now(Text::Now)
+            );
+            assert_eq!(
+                timing(night, PARIS, None, true, false, after),
+                Timing::Now(Text::Now)
+            );
+            // At the end's instant the quiet hours are over: what waited goes.
+            assert_eq!(
+                timing(morning, PARIS, default(), true, false, after),
+                Timing::Now(Text::Now)
             );
         }
     }

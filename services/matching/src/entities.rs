@@ -13,6 +13,10 @@ pub mod practitioner {
         pub timezone: String,
         pub consultation_fee_cents: Option<i64>,
         pub currency: String,
+        /// The practitioner's own quiet hours (`HH:MM-HH:MM` or `off`); `None`: `QUIET_HOURS`.
+        pub quiet_hours: Option<String>,
+        /// Whether email and in-app messages also wait out the quiet hours.
+        pub quiet_all_channels: bool,
     }
     slotcast_kit::no_relations!();
 }
@@ -204,6 +208,8 @@ pub mod pending {
         pub trace: String,
         /// When it was decided.
         pub decided_at: Option<DateTimeUtc>,
+        /// Why it waits until `due_at`, past the coalescing window: `quiet_hours`.
+        pub waits_for: Option<crate::vocabulary::Reason>,
     }
     slotcast_kit::no_relations!();
 }

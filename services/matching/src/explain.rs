@@ -4,7 +4,8 @@
 //!   offered under, and for `waves` who each wave told;
 //! - `considered`: every patient whose entry fitted the slot when it was decided, in the fair
 //!   order (`rank`), with what came of it: `told` (in which wave, in which notification),
-//!   `pending` (waiting out the coalescing window; shown as it would be decided now),
+//!   `pending` (waiting out the coalescing window; shown as it would be decided now; with
+//!   `reason: quiet_hours` and `due_at` when the practitioner's quiet hours hold every message),
 //!   `waiting` (a later wave), `not_reached` (the slot was taken, or the waves stopped, first)
 //!   or `skipped` with the reason (`expired`, `opted_out`, `capped`, `taken`, `gone`,
 //!   `no_longer_waiting`); for a patient told who wants texts, `text`: `now`, `deferred` to
@@ -74,6 +75,9 @@ pub struct ConsideredView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notification_id: Option<Uuid>,
     pub at: DateTime<Utc>,
+    /// For an offer pending past its window (`reason: quiet_hours`): when it goes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<DateTime<Utc>>,
     /// For a patient told who wants texts: what became of the text.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<TextView>,
@@ -301,6 +305,7 @@ fn decided(
                 wave: c.wave,
                 notification_id: c.notification_id,
                 at: c.at,
+                due_at: None,
                 text: None,
             },
         );
@@ -313,10 +318,11 @@ fn decided(
             entry_id: p.entry_id,
             priority: p.priority,
             outcome: Outcome::Pending,
-            reason: None,
+            reason: p.waits_for,
             wave: p.wave,
             notification_id: None,
             at: p.decided_at.unwrap_or(p.due_at),
+            due_at: p.waits_for.map(|_| p.due_at),
             text: None,
         })
         .chain(told.into_iter().map(|t| ConsideredView {
@@ -329,6 +335,7 @@ fn decided(
             wave: t.wave,
             notification_id: Some(t.notification_id),
             at: t.told_at,
+            due_at: None,
             text: t.texted.map(|decision| TextView {
                 decision,
                 at: t.text_at,
@@ -394,6 +401,7 @@ mod tests {
             due_at: at(2),
             trace: "{}".into(),
             decided_at: Some(at(1)),
+            waits_for: None,
         }
     }
 

@@ -2,14 +2,15 @@
 
 use slotcast_events::{
     CloudEvent, DecodeError, OfferClaimed, OfferLost, PatientPreferencesChanged, PatientRegistered,
-    PractitionerRegistered, SlotBooked, SlotCreated, SlotReleased, SlotWithdrawn, WaitlistClosed,
-    WaitlistJoined, WaitlistUpdated, decode, subjects,
+    PractitionerPolicyChanged, PractitionerRegistered, SlotBooked, SlotCreated, SlotReleased,
+    SlotWithdrawn, WaitlistClosed, WaitlistJoined, WaitlistUpdated, decode, subjects,
 };
 
 /// One scheduling event, as the projector applies it.
 #[derive(Debug, Clone)]
 pub enum Input {
     PractitionerRegistered(CloudEvent<PractitionerRegistered>),
+    PractitionerPolicyChanged(CloudEvent<PractitionerPolicyChanged>),
     PatientRegistered(CloudEvent<PatientRegistered>),
     PatientPreferencesChanged(CloudEvent<PatientPreferencesChanged>),
     WaitlistJoined(CloudEvent<WaitlistJoined>),
@@ -21,9 +22,9 @@ pub enum Input {
     SlotWithdrawn(CloudEvent<SlotWithdrawn>),
     OfferClaimed(CloudEvent<OfferClaimed>),
     OfferLost(CloudEvent<OfferLost>),
-    /// A subject matching does not use, left unparsed: `practitioner.policy_changed` (each slot
-    /// event carries its policy), `appointment.cancelled` and `appointment.moved` (a
-    /// `slot.released` follows each), and any subject newer than this code.
+    /// A subject matching does not use, left unparsed: `appointment.cancelled` and
+    /// `appointment.moved` (a `slot.released` follows each), and any subject newer than this
+    /// code.
     Ignored,
 }
 
@@ -32,6 +33,9 @@ impl Input {
     pub fn decode(subject: &str, payload: &[u8]) -> Result<Self, DecodeError> {
         Ok(match subject {
             subjects::PRACTITIONER_REGISTERED => Input::PractitionerRegistered(decode(payload)?),
+            subjects::PRACTITIONER_POLICY_CHANGED => {
+                Input::PractitionerPolicyChanged(decode(payload)?)
+            }
             subjects::PATIENT_REGISTERED => Input::PatientRegistered(decode(payload)?),
             subjects::PATIENT_PREFERENCES_CHANGED => {
                 Input::PatientPreferencesChanged(decode(payload)?)
@@ -45,9 +49,7 @@ impl Input {
             subjects::SLOT_WITHDRAWN => Input::SlotWithdrawn(decode(payload)?),
             subjects::OFFER_CLAIMED => Input::OfferClaimed(decode(payload)?),
             subjects::OFFER_LOST => Input::OfferLost(decode(payload)?),
-            subjects::PRACTITIONER_POLICY_CHANGED
-            | subjects::APPOINTMENT_CANCELLED
-            | subjects::APPOINTMENT_MOVED => Input::Ignored,
+            subjects::APPOINTMENT_CANCELLED | subjects::APPOINTMENT_MOVED => Input::Ignored,
             _ => Input::Ignored,
         })
     }
@@ -82,7 +84,6 @@ mod tests {
     #[test]
     fn subjects_matching_does_not_use_are_ignored_unparsed() {
         for subject in [
-            subjects::PRACTITIONER_POLICY_CHANGED,
             subjects::APPOINTMENT_CANCELLED,
             subjects::APPOINTMENT_MOVED,
             "slotcast.scheduling.something.new",

@@ -20,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(DecideWhenDue),
             Box::new(PatientTexts),
             Box::new(TextsAtQuietHours),
+            Box::new(PractitionerQuietHours),
         ]
     }
 }
@@ -936,5 +937,47 @@ impl MigrationTrait for TextsAtQuietHours {
             TextsColumns::TextAt.into_iden(),
         ];
         slotcast_kit::db::drop_columns(m, TextsColumns::Told.into_iden(), columns).await
+    }
+}
+
+/// A practitioner's own quiet hours, whether every channel keeps them, and why an offer waits.
+pub struct PractitionerQuietHours;
+
+impl MigrationName for PractitionerQuietHours {
+    fn name(&self) -> &str {
+        "m0010_practitioner_quiet_hours"
+    }
+}
+
+#[derive(DeriveIden)]
+enum QuietHoursColumns {
+    QuietHours,
+    QuietAllChannels,
+    Pending,
+    WaitsFor,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for PractitionerQuietHours {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let columns = vec![
+            string_len_null(QuietHoursColumns::QuietHours, 16),
+            boolean(QuietHoursColumns::QuietAllChannels)
+                .default(false)
+                .to_owned(),
+        ];
+        slotcast_kit::db::add_columns(m, Practitioners::Table.into_iden(), columns).await?;
+        let columns = vec![string_len_null(QuietHoursColumns::WaitsFor, 16)];
+        slotcast_kit::db::add_columns(m, QuietHoursColumns::Pending.into_iden(), columns).await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let columns = vec![QuietHoursColumns::WaitsFor.into_iden()];
+        slotcast_kit::db::drop_columns(m, QuietHoursColumns::Pending.into_iden(), columns).await?;
+        let columns = vec![
+            QuietHoursColumns::QuietHours.into_iden(),
+            QuietHoursColumns::QuietAllChannels.into_iden(),
+        ];
+        slotcast_kit::db::drop_columns(m, Practitioners::Table.into_iden(), columns).await
     }
 }

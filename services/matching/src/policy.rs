@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use slotcast_kit::config::{ConfigError, parse_or};
 
-use crate::eligibility::QuietHours;
+use crate::eligibility::{QuietHours, QuietHoursSetting};
 
 /// The largest `WAVE_SIZE`: a hold is for at most 10,000 patients, everyone told so far.
 pub const MAX_WAVE_SIZE: u32 = 1_000;
@@ -28,7 +28,7 @@ pub struct PolicyConfig {
     /// `SCHEDULING_URL` [`PUBLIC_BASE_URL`]: where matching places holds (scheduling's API).
     pub scheduling_url: String,
     /// `QUIET_HOURS` [`21:00-08:00`]: no text goes out in this daily window of the patient's
-    /// zone (`off`: none).
+    /// zone (`off`: none), for a practitioner without quiet hours of their own.
     pub quiet_hours: Option<QuietHours>,
 }
 
@@ -38,11 +38,8 @@ pub const DEFAULT_QUIET_HOURS: &str = "21:00-08:00";
 fn quiet_hours() -> Result<Option<QuietHours>, ConfigError> {
     let text =
         slotcast_kit::config::var("QUIET_HOURS").unwrap_or_else(|| DEFAULT_QUIET_HOURS.to_owned());
-    if text.trim().eq_ignore_ascii_case("off") {
-        return Ok(None);
-    }
-    QuietHours::parse(&text)
-        .map(Some)
+    QuietHoursSetting::parse(&text)
+        .map(QuietHoursSetting::hours)
         .ok_or_else(|| ConfigError::Invalid {
             name: "QUIET_HOURS",
             reason: "HH:MM-HH:MM (two different times), or off".to_owned(),

@@ -347,6 +347,7 @@ impl Candidate {
             due_at,
             trace: trace.to_owned(),
             decided_at: Some(decided_at),
+            waits_for: None,
         }
     }
 }

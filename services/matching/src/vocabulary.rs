@@ -99,7 +99,9 @@ stored_as_strings! {
         ListRanOut = "list_ran_out",
         /// Waves stopped: scheduling refused the hold.
         HoldRefused = "hold_refused",
-        /// Not texted: the slots start before the patient's quiet hours end.
+        /// Not texted (or, where the practitioner applies quiet hours to every channel, not
+        /// told): the slots start before the patient's quiet hours end. For a pending offer:
+        /// it waits for their end.
         QuietHours = "quiet_hours",
     }
 }

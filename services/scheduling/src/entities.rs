@@ -16,6 +16,10 @@ pub mod practitioner {
         pub created_at: DateTimeUtc,
         /// `broadcast`, `waves`, or `None` to follow the configured default.
         pub offer_policy: Option<String>,
+        /// `HH:MM-HH:MM`, `off`, or `None` for matching's configured quiet hours.
+        pub quiet_hours: Option<String>,
+        /// Whether email and in-app messages also wait out the quiet hours.
+        pub quiet_hours_all_channels: bool,
     }
     slotcast_kit::no_relations!();
 }

@@ -18,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(PatientPhone),
             Box::new(SmsConsent),
             Box::new(IndexPatientsByPhone),
+            Box::new(PractitionerQuietHours),
         ]
     }
 }
@@ -568,5 +569,41 @@ impl MigrationTrait for IndexPatientsByPhone {
                 .to_owned(),
         )
         .await
+    }
+}
+
+/// A practitioner's own quiet hours, and whether every channel keeps them.
+pub struct PractitionerQuietHours;
+
+impl MigrationName for PractitionerQuietHours {
+    fn name(&self) -> &str {
+        "m0008_practitioner_quiet_hours"
+    }
+}
+
+#[derive(DeriveIden)]
+enum QuietHoursColumns {
+    QuietHours,
+    QuietHoursAllChannels,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for PractitionerQuietHours {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let columns = vec![
+            string_len_null(QuietHoursColumns::QuietHours, 16),
+            boolean(QuietHoursColumns::QuietHoursAllChannels)
+                .default(false)
+                .to_owned(),
+        ];
+        slotcast_kit::db::add_columns(m, Practitioners::Table.into_iden(), columns).await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let columns = vec![
+            QuietHoursColumns::QuietHours.into_iden(),
+            QuietHoursColumns::QuietHoursAllChannels.into_iden(),
+        ];
+        slotcast_kit::db::drop_columns(m, Practitioners::Table.into_iden(), columns).await
     }
 }

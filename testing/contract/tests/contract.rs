@@ -14,9 +14,9 @@ use slotcast_events::{
     CloseReason, CloudEvent, ConfirmationKind, DeadLetter, EmailFailed, EmailSent, Event,
     InappStored, LostReason, NotifyPatient, OfferClaimed, OfferLost, OfferPolicy, OfferedSlot,
     PatientContact, PatientPreferencesChanged, PatientRegistered, PractitionerCard,
-    PractitionerPolicyChanged, PractitionerRegistered, Priority, ReleaseReason, SlotBooked,
-    SlotCreated, SlotReleased, SlotWithdrawn, SmsDelivered, SmsFailed, SmsSent, TimeSpan, WaitKind,
-    WaitlistClosed, WaitlistJoined, WaitlistUpdated, streams, subjects,
+    PractitionerPolicyChanged, PractitionerRegistered, Priority, QuietHoursSetting, ReleaseReason,
+    SlotBooked, SlotCreated, SlotReleased, SlotWithdrawn, SmsDelivered, SmsFailed, SmsSent,
+    TimeSpan, WaitKind, WaitlistClosed, WaitlistJoined, WaitlistUpdated, streams, subjects,
 };
 use uuid::Uuid;
 
@@ -303,10 +303,20 @@ fn samples() -> Vec<(&'static str, Value)> {
         envelope(PractitionerPolicyChanged {
             practitioner_id: id(),
             offer_policy: Some(OfferPolicy::Waves),
+            quiet_hours: QuietHoursSetting::parse("22:00-07:30"),
+            quiet_hours_all_channels: true,
         }),
         envelope(PractitionerPolicyChanged {
             practitioner_id: id(),
             offer_policy: None,
+            quiet_hours: Some(QuietHoursSetting::Off),
+            quiet_hours_all_channels: false,
+        }),
+        envelope(PractitionerPolicyChanged {
+            practitioner_id: id(),
+            offer_policy: None,
+            quiet_hours: None,
+            quiet_hours_all_channels: false,
         }),
         envelope(PatientPreferencesChanged {
             patient_id: id(),

@@ -8,7 +8,8 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::Value;
 use slotcast_events::{
-    PatientPreferencesChanged, Priority, SlotBooked, WaitKind, WaitlistJoined, WaitlistUpdated,
+    PatientPreferencesChanged, PractitionerPolicyChanged, Priority, QuietHoursSetting, SlotBooked,
+    WaitKind, WaitlistJoined, WaitlistUpdated,
 };
 use slotcast_kit::auth::{Role, mint};
 use slotcast_links::OfferSigner;
@@ -317,6 +318,92 @@ async fn in_quiet_hours_a_text_waits_for_their_end_or_is_not_sent_and_decisions_
             .parse::<chrono::DateTime<Utc>>()
             .unwrap(),
         not_before
+    );
+}
+
+#[tokio::test]
+async fn a_practitioners_own_quiet_hours_win_and_may_hold_every_channel() {
+    // `QUIET_HOURS` around now, texts only; one practitioner turns quiet hours off, the other
+    // keeps their own on every channel.
+    let london = chrono_tz::Europe::London;
+    let now = Utc::now().with_timezone(&london);
+    let quiet = format!(
+        "{}-{}",
+        (now - chrono::Duration::hours(1)).format("%H:%M"),
+        (now + chrono::Duration::hours(2)).format("%H:%M")
+    );
+    let mut p = policy();
+    p.quiet_hours = matching::eligibility::QuietHours::parse(&quiet);
+    let m = spawn_matching_with(TestDatabase::postgres().await.unwrap(), p).await;
+    let (open_dr, strict_dr) = (m.practitioner().await, m.practitioner().await);
+    for (dr, quiet_hours, all) in [
+        (open_dr, QuietHoursSetting::Off, false),
+        (strict_dr, QuietHoursSetting::parse(&quiet).unwrap(), true),
+    ] {
+        m.publish(PractitionerPolicyChanged {
+            practitioner_id: dr,
+            offer_policy: None,
+            quiet_hours: Some(quiet_hours),
+            quiet_hours_all_channels: all,
+        })
+        .await;
+    }
+    let texted = m.patient_with_phone(Some("+447700900003")).await;
+    let waiting = m.patient().await;
+    m.waits(texted, open_dr, WaitKind::New, None).await;
+    m.waits(waiting, strict_dr, WaitKind::New, None).await;
+    m.publish(PatientPreferencesChanged {
+        patient_id: texted,
+        email: true,
+        inapp: true,
+        sms: true,
+        via: "api".into(),
+    })
+    .await;
+    m.applied().await;
+    m.batch(open_dr, &[1]).await;
+    let soon_slot = m.batch(strict_dr, &[1]).await[0].slot_id;
+    let later_slot = m.batch(strict_dr, &[30]).await[0].slot_id;
+
+    // Only the practitioner without quiet hours sends now, and texts at once.
+    let told = m.notifications(1, SETTLE).await;
+    assert_eq!(patients_of(&told), vec![texted.to_string()], "{told:#?}");
+    assert_eq!(told[0]["data"]["channels"]["sms"], true);
+    assert!(told[0]["data"].get("sms_not_before").is_none());
+
+    // Every channel keeps the other's: the slot before their end is not offered at all, the
+    // later one waits for it.
+    let skipped = m
+        .decisions(soon_slot, |d| d["considered"][0]["outcome"] == "skipped")
+        .await;
+    assert_eq!(
+        outcomes(&skipped),
+        vec![(
+            waiting.to_string(),
+            "skipped".into(),
+            Some("quiet_hours".into())
+        )]
+    );
+    let pending = m
+        .decisions(later_slot, |d| {
+            d["considered"][0]["reason"] == "quiet_hours"
+        })
+        .await;
+    let entry = &pending["considered"][0];
+    assert_eq!(
+        (entry["patient_id"].as_str(), entry["outcome"].as_str()),
+        (Some(waiting.to_string().as_str()), Some("pending"))
+    );
+    let due: chrono::DateTime<Utc> = entry["due_at"].as_str().unwrap().parse().unwrap();
+    let end = now.with_timezone(&Utc) + chrono::Duration::hours(2);
+    assert!(
+        due > end - chrono::Duration::minutes(2) && due <= end,
+        "{due} is not the end of {quiet}"
+    );
+    // Nothing else went out meanwhile.
+    assert_eq!(
+        patients_of(&m.notifications(1, SETTLE).await),
+        vec![texted.to_string()]
     );
 }
 

@@ -1,11 +1,13 @@
 //! `POST /v1/practitioners`, `GET /v1/practitioners/{id}` and `PATCH /v1/practitioners/{id}`
-//! (the offering policy, staff only).
+//! (the offering policy and the quiet hours, staff only).
 
 use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, EntityTrait, Set, TransactionTrait};
 use serde::{Deserialize, Serialize};
-use slotcast_events::{OfferPolicy, PractitionerPolicyChanged, PractitionerRegistered};
+use slotcast_events::{
+    OfferPolicy, PractitionerPolicyChanged, PractitionerRegistered, QuietHoursSetting,
+};
 use slotcast_kit::{
     ApiJson, Problem,
     auth::Caller,
@@ -43,12 +45,18 @@ pub struct PractitionerView {
     pub offer_policy: Option<OfferPolicy>,
     /// The policy their openings are offered with now.
     pub effective_offer_policy: OfferPolicy,
+    /// The practitioner's own quiet hours, in each patient's zone; `null` follows matching's
+    /// configured `QUIET_HOURS`.
+    pub quiet_hours: Option<QuietHoursSetting>,
+    /// Whether email and in-app messages also wait out the quiet hours (else only texts do).
+    pub quiet_hours_all_channels: bool,
     pub created_at: DateTime<Utc>,
 }
 
 impl PractitionerView {
     fn new(m: practitioner::Model, policy: &Policy) -> Self {
         let own = own_policy(&m);
+        let quiet_hours = own_quiet_hours(&m);
         Self {
             id: m.id,
             name: m.name,
@@ -58,6 +66,8 @@ impl PractitionerView {
             currency: m.currency,
             offer_policy: own,
             effective_offer_policy: policy.effective(own),
+            quiet_hours,
+            quiet_hours_all_channels: m.quiet_hours_all_channels,
             created_at: m.created_at,
         }
     }
@@ -90,6 +100,8 @@ async fn create(
         currency: Set(p.currency.clone()),
         created_at: Set(Utc::now()),
         offer_policy: Set(p.offer_policy.map(|o| o.as_str().to_owned())),
+        quiet_hours: Set(None),
+        quiet_hours_all_channels: Set(false),
     }
     .insert(&txn)
     .await?;
@@ -143,10 +155,24 @@ struct PractitionerPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(nullable)]
     offer_policy: Option<Option<OfferPolicy>>,
+    /// `HH:MM-HH:MM` in each patient's zone, or `off`. Absent: unchanged; `null`: follow
+    /// matching's configured `QUIET_HOURS`.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(nullable)]
+    quiet_hours: Option<Option<QuietHoursSetting>>,
+    /// Whether email and in-app messages also wait out the quiet hours. Absent: unchanged.
+    #[serde(default)]
+    quiet_hours_all_channels: Option<bool>,
 }
 
-/// Changes the practitioner's offering policy (staff). It applies to openings from then on;
-/// `practitioner.policy_changed` is published only when it changed.
+/// The practitioner's own quiet hours, as stored.
+fn own_quiet_hours(p: &practitioner::Model) -> Option<QuietHoursSetting> {
+    p.quiet_hours.as_deref().and_then(QuietHoursSetting::parse)
+}
+
+/// Changes the practitioner's offering policy or quiet hours (staff). They apply to openings
+/// from then on; `practitioner.policy_changed`, with the whole policy, is published only when
+/// something changed.
 #[utoipa::path(patch, path = "/v1/practitioners/{id}",
     operation_id = "update_practitioner", tag = "practitioners",
     security(("bearer" = [])),
@@ -168,25 +194,36 @@ async fn update(
         .one(&txn)
         .await?
         .ok_or_else(|| Problem::not_found("no such practitioner"))?;
-    let Some(wanted) = body.offer_policy else {
-        return Ok(Json(PractitionerView::new(p, &state.policy)));
-    };
-    if own_policy(&p) == wanted && p.offer_policy.is_some() == wanted.is_some() {
+    let offer_policy = body.offer_policy.unwrap_or_else(|| own_policy(&p));
+    let quiet_hours = body.quiet_hours.unwrap_or_else(|| own_quiet_hours(&p));
+    let all_channels = body
+        .quiet_hours_all_channels
+        .unwrap_or(p.quiet_hours_all_channels);
+    let stored_policy = offer_policy.map(|o| o.as_str().to_owned());
+    let stored_quiet = quiet_hours.map(String::from);
+    if stored_policy == p.offer_policy
+        && stored_quiet == p.quiet_hours
+        && all_channels == p.quiet_hours_all_channels
+    {
         return Ok(Json(PractitionerView::new(p, &state.policy)));
     }
     let mut changed: practitioner::ActiveModel = p.into();
-    changed.offer_policy = Set(wanted.map(|o| o.as_str().to_owned()));
+    changed.offer_policy = Set(stored_policy);
+    changed.quiet_hours = Set(stored_quiet);
+    changed.quiet_hours_all_channels = Set(all_channels);
     let p = changed.update(&txn).await?;
     emit(
         &txn,
         PractitionerPolicyChanged {
             practitioner_id: id,
-            offer_policy: wanted,
+            offer_policy,
+            quiet_hours,
+            quiet_hours_all_channels: all_channels,
         },
     )
     .await?;
     txn.commit().await?;
     state.relay.wake();
-    tracing::info!(practitioner_id = %id, offer_policy = ?wanted, "practitioner offer policy changed");
+    tracing::info!(practitioner_id = %id, offer_policy = ?offer_policy, quiet_hours = ?quiet_hours, all_channels, "practitioner policy changed");
     Ok(Json(PractitionerView::new(p, &state.policy)))
 }

@@ -113,6 +113,76 @@ async fn a_practitioners_policy_is_shown_carried_by_slot_events_and_changed_by_s
 }
 
 #[tokio::test]
+async fn a_practitioners_quiet_hours_are_set_by_staff_and_published_with_the_policy() {
+    let app = spawn_app().await;
+    let dr = app.practitioner_with(json!("waves")).await;
+    assert!(dr["quiet_hours"].is_null());
+    assert_eq!(dr["quiet_hours_all_channels"], false);
+    let path = format!("/v1/practitioners/{}", id(&dr));
+
+    for bad in [
+        json!("22:00"),
+        json!("25:00-07:00"),
+        json!("08:00-08:00"),
+        json!(" 22:00-07:00"),
+        json!("7:00-9:00"),
+        json!(7),
+    ] {
+        assert_problem(
+            app.patch(&path, Some(&app.staff), json!({"quiet_hours": bad}))
+                .await,
+            422,
+        )
+        .await;
+    }
+    let res = app
+        .patch(
+            &path,
+            Some(&app.staff),
+            json!({"quiet_hours": "22:00-07:30", "quiet_hours_all_channels": true}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let view: Value = res.json().await.unwrap();
+    assert_eq!(view["quiet_hours"], "22:00-07:30");
+    assert_eq!(view["quiet_hours_all_channels"], true);
+    assert_eq!(
+        view["offer_policy"], "waves",
+        "what the patch leaves out stays"
+    );
+    // `off` is a setting of its own; `null` is back to matching's default.
+    let off: Value = app
+        .patch(&path, Some(&app.staff), json!({"quiet_hours": "OFF"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(off["quiet_hours"], "off");
+    assert_eq!(off["quiet_hours_all_channels"], true);
+    let shown: Value = app.get(&path, Some(&app.staff)).await.json().await.unwrap();
+    assert_eq!(shown["quiet_hours"], "off");
+    app.patch(&path, Some(&app.staff), json!({"quiet_hours": null}))
+        .await;
+
+    let changed = app
+        .events("slotcast.scheduling.practitioner.policy_changed", 4)
+        .await;
+    assert_eq!(changed.len(), 3, "{changed:#?}");
+    let data = |i: usize| &changed[i]["data"];
+    assert_eq!(
+        (
+            data(0)["offer_policy"].as_str(),
+            data(0)["quiet_hours"].as_str()
+        ),
+        (Some("waves"), Some("22:00-07:30"))
+    );
+    assert_eq!(data(0)["quiet_hours_all_channels"], true);
+    assert_eq!(data(1)["quiet_hours"], "off");
+    assert!(data(2).get("quiet_hours").is_none());
+    assert_eq!(data(2)["quiet_hours_all_channels"], true);
+}
+
+#[tokio::test]
 async fn the_configured_default_applies_to_practitioners_without_their_own() {
     let policy = Policy {
         offer_policy: OfferPolicy::Waves,
