@@ -345,3 +345,61 @@ async fn stop_stops_at_once_is_confirmed_once_and_start_resumes() -> anyhow::Res
     assert!(again.text.contains("a time is free"), "{}", again.text);
     stack.stop().await
 }
+
+#[tokio::test]
+async fn a_practice_keeping_quiet_hours_on_every_channel_holds_its_offer_until_they_end()
+-> anyhow::Result<()> {
+    let stack = Stack::start_texting().await?;
+    let (quiet_dr, open_dr) = (practitioner(&stack).await?, practitioner(&stack).await?);
+    // Quiet hours around now in the practice's zone (the patients have none of their own).
+    let now = Utc::now().with_timezone(&chrono_tz::Europe::Paris);
+    let quiet = format!(
+        "{}-{}",
+        (now - Span::hours(1)).format("%H:%M"),
+        (now + Span::hours(2)).format("%H:%M")
+    );
+    let res = stack
+        .http
+        .patch(format!("{}/v1/practitioners/{quiet_dr}", stack.scheduling))
+        .bearer_auth(&stack.staff)
+        .json(&json!({"quiet_hours": quiet, "quiet_hours_all_channels": true}))
+        .send()
+        .await?;
+    anyhow::ensure!(res.status() == 200, "{}", res.text().await?);
+    patient(&stack, quiet_dr, "Ann", "+33612345678", true).await?;
+    patient(&stack, open_dr, "Bob", "+33698765432", true).await?;
+    let held: Uuid = open(&stack, quiet_dr, 2, 1).await?.remove(0).parse()?;
+    open(&stack, open_dr, 2, 1).await?;
+
+    // Bob's practice keeps no quiet hours: his text and email go at once.
+    nth_text_to(&stack, "+33698765432", 1).await?;
+    let url = format!("{}/v1/slots/{held}/decisions", stack.matching);
+    stack
+        .eventually(Duration::from_secs(10), "Ann's offer held", || async {
+            let (status, body) = stack.get(&url, &stack.staff).await?;
+            Ok(status == 200 && body["considered"][0]["reason"] == "quiet_hours")
+        })
+        .await?;
+    let (_, decisions) = stack.get(&url, &stack.staff).await?;
+    let ann = &decisions["considered"][0];
+    assert_eq!(ann["outcome"], "pending", "{decisions:#}");
+    let due: chrono::DateTime<Utc> = ann["due_at"].as_str().unwrap().parse()?;
+    let end = now.with_timezone(&Utc) + Span::hours(2);
+    assert!(
+        due > end - Span::minutes(2) && due <= end,
+        "{due} for {quiet}"
+    );
+    // Ann hears nothing meanwhile, on any channel.
+    stack
+        .consumer_done("SLOTCAST_NOTIFY", "email-notifier", 1)
+        .await?;
+    assert!(texts_to(&stack, "+33612345678").is_empty());
+    assert!(
+        !stack
+            .smtp
+            .messages()
+            .iter()
+            .any(|m| m.to.iter().any(|t| t == "ann@patients.example"))
+    );
+    stack.stop().await
+}
