@@ -24,7 +24,7 @@ chaos: prerequisites ## Only the fault-injection cases (real processes killed, N
 	$(CARGO) test -p slotcast-chaos --test chaos -- --nocapture
 
 .PHONY: fuzz
-fuzz: prerequisites ## Only the schemathesis run against the three HTTP APIs' OpenAPI documents (part of `make test`)
+fuzz: prerequisites ## Only the schemathesis run against the four HTTP APIs' OpenAPI documents (part of `make test`)
 	$(CARGO) test -p slotcast-e2e --test fuzz -- --nocapture
 
 .PHONY: prerequisites

@@ -218,7 +218,8 @@ async fn answer(replies: &Replies, text: &Inbound) -> Result<(), Problem> {
 }
 
 /// The form a gateway posted, if `key` signs it over `base` and the request's path and query:
-/// its fields as sent. 404 without a key (no gateway posts here), 403 when not signed so.
+/// its fields as sent. 403 when unsigned or not signed so; 404 for a signed form without a key
+/// (no gateway posts here).
 fn signed_form(
     key: Option<&WebhookKey>,
     base: &str,
@@ -226,16 +227,20 @@ fn signed_form(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Vec<(String, String)>, Problem> {
+    let unsigned = || Problem::forbidden("not signed by the gateway");
+    let signature = headers
+        .get(SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(unsigned)?;
     let Some(key) = key else {
         return Err(Problem::not_found("no such address"));
     };
     let params: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     let url = format!("{base}{path}");
-    let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
-    match signature {
-        Some(signature) if key.verify(&url, &params, signature) => Ok(params),
-        _ => Err(Problem::forbidden("not signed by the gateway")),
+    match key.verify(&url, &params, signature) {
+        true => Ok(params),
+        false => Err(unsigned()),
     }
 }
 
