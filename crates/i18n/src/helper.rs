@@ -45,7 +45,7 @@ impl HelperDef for TranslateHelper {
                 (*name, arg)
             })
             .collect();
-        let text = Locale::negotiate(tag)
+        let text = Locale::of_tag(tag)
             .message(id, &args)
             .map_err(|e| RenderErrorReason::Other(e.to_string()))?;
         out.write(&registry.get_escape_fn()(&text))?;

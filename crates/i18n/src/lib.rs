@@ -13,7 +13,7 @@
 mod format;
 mod helper;
 
-use std::{borrow::Cow, collections::HashMap, str::FromStr};
+use std::{borrow::Cow, collections::HashMap, str::FromStr, sync::LazyLock};
 
 pub use fluent_templates::LanguageIdentifier;
 use fluent_templates::{Loader, fluent_bundle::FluentValue};
@@ -83,7 +83,7 @@ impl Locale {
     /// (`fr-CA` → `fr`), else English. Never fails: any input gets a language.
     pub fn negotiate(tag: &str) -> Self {
         let requested = LanguageIdentifier::from_str(tag.trim()).ok();
-        let shipped = languages();
+        let shipped = &*SHIPPED;
         let language = requested
             .as_ref()
             .and_then(|wanted| {
@@ -112,6 +112,15 @@ impl Locale {
         Self {
             language,
             conventions,
+        }
+    }
+
+    /// [`Locale::negotiate`] for a tag that is most often a shipped language's own (`fr`), as
+    /// templates give it: looked up, not negotiated again.
+    pub fn of_tag(tag: &str) -> Cow<'static, Locale> {
+        match BY_TAG.get(tag) {
+            Some(locale) => Cow::Borrowed(locale),
+            None => Cow::Owned(Self::negotiate(tag)),
         }
     }
 
@@ -151,13 +160,31 @@ impl Locale {
 
 /// The shipped languages: the folders of `locales/`, English first.
 pub fn languages() -> Vec<LanguageIdentifier> {
+    SHIPPED.clone()
+}
+
+/// [`languages`], listed once: every negotiation reads them.
+static SHIPPED: LazyLock<Vec<LanguageIdentifier>> = LazyLock::new(|| {
     let mut all: Vec<LanguageIdentifier> = CATALOGUES.locales().cloned().collect();
     all.sort_by_key(|l| {
         let tag = l.to_string();
         (tag != FALLBACK, tag)
     });
     all
-}
+});
+
+/// Each shipped language by its tag, negotiated once: a template asks for one on every message
+/// it writes, by the tag of the language already chosen.
+static BY_TAG: LazyLock<HashMap<String, Locale>> = LazyLock::new(|| {
+    SHIPPED
+        .iter()
+        .map(|l| {
+            let tag = l.to_string();
+            let locale = Locale::negotiate(&tag);
+            (tag, locale)
+        })
+        .collect()
+});
 
 fn fallback() -> LanguageIdentifier {
     LanguageIdentifier::from_str(FALLBACK).unwrap_or_default()
