@@ -1,7 +1,7 @@
 //! What scheduling publishes: practitioners, patients, slots, appointments, offers and the
 //! waiting list. Each carries an order key (its practitioner, or its patient).
 
-use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, LocalResult, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -121,12 +121,17 @@ impl QuietHours {
         } else {
             local.date_naive() + Duration::days(1)
         };
-        // A clock change may skip the end's local time: the first instant after it counts.
         let end = day.and_time(self.end);
-        let instant = zone.from_local_datetime(&end).earliest().or_else(|| {
-            zone.from_local_datetime(&(end + Duration::hours(1)))
-                .earliest()
-        })?;
+        let instant = match zone.from_local_datetime(&end) {
+            LocalResult::Single(at) => at,
+            // The night the clocks go back the end's local time comes twice: the next of them.
+            LocalResult::Ambiguous(first, second) if first.with_timezone(&Utc) <= now => second,
+            LocalResult::Ambiguous(first, _) => first,
+            // The night they go forward it may not come at all: the first instant after it.
+            LocalResult::None => zone
+                .from_local_datetime(&(end + Duration::hours(1)))
+                .earliest()?,
+        };
         Some(instant.with_timezone(&Utc))
     }
 }

@@ -15,11 +15,11 @@ use slotcast_events::{
 use uuid::Uuid;
 
 use crate::{
-    entities::{entry, history, opening, opening_slot, patient, practitioner, slot},
+    entities::{entry, history, opening, opening_slot, patient, pending, practitioner, slot},
     inbox::Input,
     policy::PolicyConfig,
     projection::{self, Complete, insert_new, settle},
-    vocabulary::{HistoryKind, SlotStatus},
+    vocabulary::{HistoryKind, Reason, SlotStatus},
 };
 
 /// Applies one event on `txn`; returns how many openings it settled.
@@ -46,8 +46,9 @@ pub async fn apply<C: ConnectionTrait>(
     }
 }
 
-/// A practitioner's quiet hours (the offering policy comes with each slot event). Registration
-/// comes first in the practitioner's order, so the row is there.
+/// A practitioner's quiet hours (the offering policy comes with each slot event); offers waiting
+/// for their old quiet hours fall due now. Registration comes first in the practitioner's
+/// order, so the row is there.
 async fn practitioner_policy_changed<C: ConnectionTrait>(
     txn: &C,
     ev: CloudEvent<PractitionerPolicyChanged>,
@@ -63,6 +64,13 @@ async fn practitioner_policy_changed<C: ConnectionTrait>(
             Expr::value(e.quiet_hours_all_channels),
         )
         .filter(practitioner::Column::Id.eq(e.practitioner_id))
+        .exec(txn)
+        .await?;
+    // What waits for the old quiet hours is judged again at once under the new ones.
+    pending::Entity::update_many()
+        .col_expr(pending::Column::DueAt, Expr::value(chrono::Utc::now()))
+        .filter(pending::Column::PractitionerId.eq(e.practitioner_id))
+        .filter(pending::Column::WaitsFor.eq(Reason::QuietHours))
         .exec(txn)
         .await?;
     Ok(0)

@@ -303,9 +303,15 @@ impl Dispatcher {
                 }
             };
             let mut keep: Vec<(&pending::Model, &slot::Model)> = Vec::new();
+            // Capped rows are recorded once the quiet hours had their say: a message that waits
+            // for them meets the cap when it goes.
+            let mut capped: Vec<(&pending::Model, &slot::Model)> = Vec::new();
             for (r, slot) in rows.into_iter().zip(&open) {
                 match judge(r, slot, cap) {
                     Verdict::Tell => keep.extend(slots.get(&r.slot_id).map(|s| (r, s))),
+                    Verdict::Skip(Reason::Capped) if slots.contains_key(&r.slot_id) => {
+                        capped.extend(slots.get(&r.slot_id).map(|s| (r, s)));
+                    }
                     Verdict::Skip(why) | Verdict::NotReached(why) => {
                         metrics::counter!("slotcast_matching_skipped_total", "reason" => why.as_str())
                             .increment(1);
@@ -323,16 +329,19 @@ impl Dispatcher {
                     Verdict::Later => decisions.push(skipped(r, Reason::Gone, now)),
                 }
             }
-            let (Some(p), Some(dr), false) = (p, dr, keep.is_empty()) else {
+            let held: Vec<(&pending::Model, &slot::Model)> =
+                keep.iter().chain(&capped).copied().collect();
+            let (Some(p), Some(dr), false) = (p, dr, held.is_empty()) else {
+                decisions.extend(capped.iter().map(|(r, _)| skipped(r, Reason::Capped, now)));
                 continue;
             };
-            let text = match self.timing(p, dr, &keep, now) {
+            let text = match self.timing(p, dr, &held, now) {
                 Timing::Now(text) => text,
                 Timing::Wait(at) => {
                     metrics::counter!("slotcast_matching_deferred_total", "reason" => Reason::QuietHours.as_str())
                         .increment(1);
                     // A slot that starts before the quiet hours end is not worth the wait.
-                    for (r, s) in &keep {
+                    for (r, s) in &held {
                         if s.starts_at <= at {
                             decisions.push(skipped(r, Reason::QuietHours, now));
                             continue;
@@ -347,11 +356,19 @@ impl Dispatcher {
                 }
                 Timing::Skip(why) => {
                     metrics::counter!("slotcast_matching_skipped_total", "reason" => why.as_str())
-                        .increment(keep.len() as u64);
-                    decisions.extend(keep.iter().map(|(r, _)| skipped(r, why, now)));
+                        .increment(held.len() as u64);
+                    decisions.extend(held.iter().map(|(r, _)| skipped(r, why, now)));
                     continue;
                 }
             };
+            if !capped.is_empty() {
+                metrics::counter!("slotcast_matching_skipped_total", "reason" => Reason::Capped.as_str())
+                    .increment(capped.len() as u64);
+                decisions.extend(capped.iter().map(|(r, _)| skipped(r, Reason::Capped, now)));
+            }
+            if keep.is_empty() {
+                continue;
+            }
             *sent += 1;
             if let eligibility::Text::Skip(why) = text {
                 metrics::counter!("slotcast_matching_texts_skipped_total", "reason" => why.as_str())

@@ -700,6 +700,23 @@ mod tests {
         }
 
         #[test]
+        fn the_night_the_clocks_go_back_the_end_is_the_next_one_to_come() {
+            // 02:00 to 03:00 comes twice in Paris on 25 October 2026 (CEST, then CET).
+            let q = QuietHours::parse("23:00-02:30");
+            let first = Utc.with_ymd_and_hms(2026, 10, 25, 0, 15, 0).unwrap(); // 02:15 CEST
+            let second = Utc.with_ymd_and_hms(2026, 10, 25, 1, 15, 0).unwrap(); // 02:15 CET
+            let far = first + Duration::days(1);
+            assert_eq!(
+                text(first, PARIS, q, far),
+                Text::After(Utc.with_ymd_and_hms(2026, 10, 25, 0, 30, 0).unwrap())
+            );
+            assert_eq!(
+                text(second, PARIS, q, far),
+                Text::After(Utc.with_ymd_and_hms(2026, 10, 25, 1, 30, 0).unwrap())
+            );
+        }
+
+        #[test]
         fn a_practitioners_own_setting_wins_over_the_default_and_off_is_none() {
             let lunch = QuietHours::parse("12:00-14:00").unwrap();
             assert_eq!(quiet_hours(None, default()), default());

@@ -405,6 +405,66 @@ async fn a_practitioners_own_quiet_hours_win_and_may_hold_every_channel() {
         patients_of(&m.notifications(1, SETTLE).await),
         vec![texted.to_string()]
     );
+
+    // The practice turns its quiet hours off: what waited for them goes at once.
+    m.publish(PractitionerPolicyChanged {
+        practitioner_id: strict_dr,
+        offer_policy: None,
+        quiet_hours: Some(QuietHoursSetting::Off),
+        quiet_hours_all_channels: true,
+    })
+    .await;
+    let told = m.notifications(2, SETTLE).await;
+    let mut expected = vec![texted.to_string(), waiting.to_string()];
+    expected.sort();
+    assert_eq!(patients_of(&told), expected);
+}
+
+#[tokio::test]
+async fn a_message_waiting_out_quiet_hours_meets_the_daily_cap_when_it_goes() {
+    let london = chrono_tz::Europe::London;
+    let now = Utc::now().with_timezone(&london);
+    let quiet = format!(
+        "{}-{}",
+        (now - chrono::Duration::hours(1)).format("%H:%M"),
+        (now + chrono::Duration::hours(2)).format("%H:%M")
+    );
+    let mut p = policy();
+    p.daily_cap = 1;
+    p.quiet_hours = None;
+    let m = spawn_matching_with(TestDatabase::postgres().await.unwrap(), p).await;
+    let (open_dr, strict_dr) = (m.practitioner().await, m.practitioner().await);
+    let strict = |quiet_hours| PractitionerPolicyChanged {
+        practitioner_id: strict_dr,
+        offer_policy: None,
+        quiet_hours: Some(quiet_hours),
+        quiet_hours_all_channels: true,
+    };
+    m.publish(strict(QuietHoursSetting::parse(&quiet).unwrap()))
+        .await;
+    let patient = m.patient().await;
+    m.waits(patient, open_dr, WaitKind::New, None).await;
+    m.waits(patient, strict_dr, WaitKind::New, None).await;
+    m.applied().await;
+    m.batch(open_dr, &[30]).await;
+    assert_eq!(m.notifications(1, SETTLE).await.len(), 1);
+
+    // At the cap now, but the message would only go when the quiet hours end: it waits.
+    let slot = m.batch(strict_dr, &[30]).await[0].slot_id;
+    let waits = m
+        .decisions(slot, |d| d["considered"][0]["outcome"] == "pending")
+        .await;
+    assert_eq!(waits["considered"][0]["reason"], "quiet_hours");
+    // When it goes (here: the practice turns them off), the cap is what stops it.
+    m.publish(strict(QuietHoursSetting::Off)).await;
+    let capped = m
+        .decisions(slot, |d| d["considered"][0]["outcome"] == "skipped")
+        .await;
+    assert_eq!(
+        outcomes(&capped),
+        vec![(patient.to_string(), "skipped".into(), Some("capped".into()))]
+    );
+    assert_eq!(m.notifications(1, SETTLE).await.len(), 1);
 }
 
 #[tokio::test]

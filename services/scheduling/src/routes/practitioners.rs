@@ -160,7 +160,8 @@ struct PractitionerPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(nullable)]
     quiet_hours: Option<Option<QuietHoursSetting>>,
-    /// Whether email and in-app messages also wait out the quiet hours. Absent: unchanged.
+    /// Whether email and in-app messages also wait out the quiet hours. Absent or `null`:
+    /// unchanged.
     #[serde(default)]
     quiet_hours_all_channels: Option<bool>,
 }
