@@ -90,6 +90,34 @@ impl TestMatching {
     }
 }
 
+/// Quiet hours from an hour ago to two hours from now in London, the tests' practitioners' zone
+/// (their patients have none of their own), and the instant they end.
+fn quiet_around_now() -> (String, chrono::DateTime<Utc>) {
+    let now = Utc::now().with_timezone(&chrono_tz::Europe::London);
+    let quiet = format!(
+        "{}-{}",
+        (now - chrono::Duration::hours(1)).format("%H:%M"),
+        (now + chrono::Duration::hours(2)).format("%H:%M")
+    );
+    (quiet, now.with_timezone(&Utc) + chrono::Duration::hours(2))
+}
+
+/// `at` is when `quiet` ends: `end`, to the minute the hours are written in.
+fn assert_ends_at(at: chrono::DateTime<Utc>, end: chrono::DateTime<Utc>, quiet: &str) {
+    assert!(
+        at > end - chrono::Duration::minutes(2) && at <= end,
+        "{at} is not the end of {quiet}"
+    );
+}
+
+/// Matching with `QUIET_HOURS` (`None`: off) and a daily cap.
+async fn spawn_quiet(quiet: Option<&str>, cap: u32) -> TestMatching {
+    let mut p = policy();
+    p.quiet_hours = quiet.and_then(matching::eligibility::QuietHours::parse);
+    p.daily_cap = cap;
+    spawn_matching_with(TestDatabase::postgres().await.unwrap(), p).await
+}
+
 fn outcomes(decisions: &Value) -> Vec<(String, String, Option<String>)> {
     decisions["considered"]
         .as_array()
@@ -254,16 +282,8 @@ async fn a_patient_who_wants_only_texts_is_told_with_their_number_and_the_sms_ch
 #[tokio::test]
 async fn in_quiet_hours_a_text_waits_for_their_end_or_is_not_sent_and_decisions_say_which() {
     // Quiet hours around now, in the practitioner's zone (the patients have none of their own).
-    let london = chrono_tz::Europe::London;
-    let now = Utc::now().with_timezone(&london);
-    let quiet = format!(
-        "{}-{}",
-        (now - chrono::Duration::hours(1)).format("%H:%M"),
-        (now + chrono::Duration::hours(2)).format("%H:%M")
-    );
-    let mut p = policy();
-    p.quiet_hours = matching::eligibility::QuietHours::parse(&quiet);
-    let m = spawn_matching_with(TestDatabase::postgres().await.unwrap(), p).await;
+    let (quiet, end) = quiet_around_now();
+    let m = spawn_quiet(Some(&quiet), policy().daily_cap).await;
     let (soon_dr, later_dr) = (m.practitioner().await, m.practitioner().await);
     let soon = m.patient_with_phone(Some("+447700900001")).await;
     let later = m.patient_with_phone(Some("+447700900002")).await;
@@ -299,11 +319,7 @@ async fn in_quiet_hours_a_text_waits_for_their_end_or_is_not_sent_and_decisions_
         .expect("deferred")
         .parse()
         .unwrap();
-    let end = now.with_timezone(&Utc) + chrono::Duration::hours(2);
-    assert!(
-        not_before > end - chrono::Duration::minutes(2) && not_before <= end,
-        "{not_before} is not the end of {quiet}"
-    );
+    assert_ends_at(not_before, end, &quiet);
 
     let text_of = |decisions: &Value| decisions["considered"][0]["text"].clone();
     let skipped = m.decisions(soon_slot, |d| !text_of(d).is_null()).await;
@@ -325,16 +341,8 @@ async fn in_quiet_hours_a_text_waits_for_their_end_or_is_not_sent_and_decisions_
 async fn a_practitioners_own_quiet_hours_win_and_may_hold_every_channel() {
     // `QUIET_HOURS` around now, texts only; one practitioner turns quiet hours off, the other
     // keeps their own on every channel.
-    let london = chrono_tz::Europe::London;
-    let now = Utc::now().with_timezone(&london);
-    let quiet = format!(
-        "{}-{}",
-        (now - chrono::Duration::hours(1)).format("%H:%M"),
-        (now + chrono::Duration::hours(2)).format("%H:%M")
-    );
-    let mut p = policy();
-    p.quiet_hours = matching::eligibility::QuietHours::parse(&quiet);
-    let m = spawn_matching_with(TestDatabase::postgres().await.unwrap(), p).await;
+    let (quiet, end) = quiet_around_now();
+    let m = spawn_quiet(Some(&quiet), policy().daily_cap).await;
     let (open_dr, strict_dr) = (m.practitioner().await, m.practitioner().await);
     for (dr, quiet_hours, all) in [
         (open_dr, QuietHoursSetting::Off, false),
@@ -395,11 +403,7 @@ async fn a_practitioners_own_quiet_hours_win_and_may_hold_every_channel() {
         (Some(waiting.to_string().as_str()), Some("pending"))
     );
     let due: chrono::DateTime<Utc> = entry["due_at"].as_str().unwrap().parse().unwrap();
-    let end = now.with_timezone(&Utc) + chrono::Duration::hours(2);
-    assert!(
-        due > end - chrono::Duration::minutes(2) && due <= end,
-        "{due} is not the end of {quiet}"
-    );
+    assert_ends_at(due, end, &quiet);
     // Nothing else went out meanwhile.
     assert_eq!(
         patients_of(&m.notifications(1, SETTLE).await),
@@ -422,17 +426,8 @@ async fn a_practitioners_own_quiet_hours_win_and_may_hold_every_channel() {
 
 #[tokio::test]
 async fn a_message_waiting_out_quiet_hours_meets_the_daily_cap_when_it_goes() {
-    let london = chrono_tz::Europe::London;
-    let now = Utc::now().with_timezone(&london);
-    let quiet = format!(
-        "{}-{}",
-        (now - chrono::Duration::hours(1)).format("%H:%M"),
-        (now + chrono::Duration::hours(2)).format("%H:%M")
-    );
-    let mut p = policy();
-    p.daily_cap = 1;
-    p.quiet_hours = None;
-    let m = spawn_matching_with(TestDatabase::postgres().await.unwrap(), p).await;
+    let (quiet, _) = quiet_around_now();
+    let m = spawn_quiet(None, 1).await;
     let (open_dr, strict_dr) = (m.practitioner().await, m.practitioner().await);
     let strict = |quiet_hours| PractitionerPolicyChanged {
         practitioner_id: strict_dr,
@@ -452,9 +447,9 @@ async fn a_message_waiting_out_quiet_hours_meets_the_daily_cap_when_it_goes() {
     // At the cap now, but the message would only go when the quiet hours end: it waits.
     let slot = m.batch(strict_dr, &[30]).await[0].slot_id;
     let waits = m
-        .decisions(slot, |d| d["considered"][0]["outcome"] == "pending")
+        .decisions(slot, |d| d["considered"][0]["reason"] == "quiet_hours")
         .await;
-    assert_eq!(waits["considered"][0]["reason"], "quiet_hours");
+    assert_eq!(waits["considered"][0]["outcome"], "pending");
     // When it goes (here: the practice turns them off), the cap is what stops it.
     m.publish(strict(QuietHoursSetting::Off)).await;
     let capped = m
