@@ -54,6 +54,18 @@ impl TestMatching {
         entry_id
     }
 
+    /// The patient turns texts on (their consent, through `via`), email and in-app as given.
+    async fn texts_on(&self, patient: Uuid, email: bool, inapp: bool, via: &str) {
+        self.publish(PatientPreferencesChanged {
+            patient_id: patient,
+            email,
+            inapp,
+            sms: true,
+            via: via.into(),
+        })
+        .await;
+    }
+
     /// The explanation of `slot` once `ready` holds for it, polling up to 10 s.
     async fn decisions(&self, slot: Uuid, ready: impl Fn(&Value) -> bool) -> Value {
         let staff = mint(
@@ -248,14 +260,7 @@ async fn a_patient_who_wants_only_texts_is_told_with_their_number_and_the_sms_ch
     let default = m.patient_with_phone(Some("+33612345679")).await;
     m.waits(texts_only, dr, WaitKind::New, None).await;
     m.waits(default, dr, WaitKind::New, None).await;
-    m.publish(PatientPreferencesChanged {
-        patient_id: texts_only,
-        email: false,
-        inapp: false,
-        sms: true,
-        via: "link".into(),
-    })
-    .await;
+    m.texts_on(texts_only, false, false, "link").await;
     m.applied().await;
     m.batch(dr, &[10]).await;
     let told = m.notifications(2, SETTLE).await;
@@ -289,14 +294,7 @@ async fn in_quiet_hours_a_text_waits_for_their_end_or_is_not_sent_and_decisions_
     let later = m.patient_with_phone(Some("+447700900002")).await;
     for (patient, dr) in [(soon, soon_dr), (later, later_dr)] {
         m.waits(patient, dr, WaitKind::New, None).await;
-        m.publish(PatientPreferencesChanged {
-            patient_id: patient,
-            email: true,
-            inapp: true,
-            sms: true,
-            via: "api".into(),
-        })
-        .await;
+        m.texts_on(patient, true, true, "api").await;
     }
     m.applied().await;
     let soon_slot = m.batch(soon_dr, &[1]).await[0].slot_id;
@@ -360,14 +358,7 @@ async fn a_practitioners_own_quiet_hours_win_and_may_hold_every_channel() {
     let waiting = m.patient().await;
     m.waits(texted, open_dr, WaitKind::New, None).await;
     m.waits(waiting, strict_dr, WaitKind::New, None).await;
-    m.publish(PatientPreferencesChanged {
-        patient_id: texted,
-        email: true,
-        inapp: true,
-        sms: true,
-        via: "api".into(),
-    })
-    .await;
+    m.texts_on(texted, true, true, "api").await;
     m.applied().await;
     m.batch(open_dr, &[1]).await;
     let soon_slot = m.batch(strict_dr, &[1]).await[0].slot_id;
