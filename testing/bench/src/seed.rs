@@ -94,13 +94,7 @@ pub async fn practitioners(
         "INSERT INTO practitioners (id, name, specialty, timezone, consultation_fee_cents, currency) \
          SELECT {id}, 'Dr Bench ' || k, 'General practice', 'Europe/Paris', 4500, 'EUR' FROM {series}"
     );
-    let (s, m) = tokio::join!(
-        scheduling.execute_unprepared(&in_scheduling),
-        matching.execute_unprepared(&in_matching)
-    );
-    s?;
-    m?;
-    Ok(())
+    in_both(scheduling, matching, &in_scheduling, &in_matching).await
 }
 
 /// The patients and entries of `group`, in both databases; then `ANALYZE`, as autovacuum would
@@ -154,6 +148,22 @@ pub async fn entries(
         anyhow::Ok(())
     };
     let (s, m) = tokio::join!(s, m);
+    s?;
+    m?;
+    Ok(())
+}
+
+/// Runs `in_scheduling` and `in_matching` on their databases at once.
+async fn in_both(
+    scheduling: &DatabaseConnection,
+    matching: &DatabaseConnection,
+    in_scheduling: &str,
+    in_matching: &str,
+) -> anyhow::Result<()> {
+    let (s, m) = tokio::join!(
+        scheduling.execute_unprepared(in_scheduling),
+        matching.execute_unprepared(in_matching)
+    );
     s?;
     m?;
     Ok(())
@@ -231,13 +241,7 @@ pub async fn texting(
         "UPDATE patients SET phone = p.phone, sms_enabled = true \
          FROM (SELECT {patient} AS id, {phone} AS phone FROM {series}) p WHERE patients.id = p.id"
     );
-    let (s, m) = tokio::join!(
-        scheduling.execute_unprepared(&in_scheduling),
-        matching.execute_unprepared(&in_matching)
-    );
-    s?;
-    m?;
-    Ok(())
+    in_both(scheduling, matching, &in_scheduling, &in_matching).await
 }
 
 #[cfg(test)]

@@ -306,18 +306,30 @@ impl System {
         Ok(system)
     }
 
-    /// Starts service `name` as process `instance` (its log is `logs/<instance>.log`),
-    /// configured only through the documented variables.
-    fn spawn(&self, name: &str, instance: &str, port: u16, db: String) -> anyhow::Result<Service> {
+    /// The command of service `name` as process `instance`: its bus, database, address and log
+    /// level, its output to `logs/<instance>.log`, and nothing from the bench's environment.
+    fn command(&self, name: &str, instance: &str, port: u16, db: &str) -> anyhow::Result<Command> {
         let log = std::fs::File::create(self.dir.join(format!("logs/{instance}.log")))?;
-        let settings = &self.settings;
         let mut command = Command::new(self.bin_dir.join(name));
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("NATS_URL", &self.nats_url)
-            .env("DATABASE_URL", self.databases.url(&db)?)
+            .env("DATABASE_URL", self.databases.url(db)?)
             .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", &self.settings.rust_log)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        Ok(command)
+    }
+
+    /// Starts service `name` as process `instance` (its log is `logs/<instance>.log`),
+    /// configured only through the documented variables.
+    fn spawn(&self, name: &str, instance: &str, port: u16, db: String) -> anyhow::Result<Service> {
+        let settings = &self.settings;
+        let mut command = self.command(name, instance, port, &db)?;
+        command
             .env("JWT_SECRET", &self.jwt_secret)
             .env("PUBLIC_BASE_URL", &self.public_base_url)
             .env("SMTP_URL", self.sink.url())
@@ -332,11 +344,7 @@ impl System {
                 settings.coalesce_window_ms.to_string(),
             )
             // The bench runs at any hour: no text waits for the morning.
-            .env("QUIET_HOURS", "off")
-            .env("RUST_LOG", &settings.rust_log)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
+            .env("QUIET_HOURS", "off");
         let process = Process::spawn(instance, command)?;
         Ok(Service { process, port, db })
     }
@@ -376,24 +384,14 @@ impl System {
             .context("no database for the sms-notifier")?
             .clone();
         let port = try_free_port()?;
-        let log = std::fs::File::create(self.dir.join(format!("logs/{name}.log")))?;
-        let mut command = Command::new(self.bin_dir.join(name));
+        let mut command = self.command(name, name, port, &db)?;
         command
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("NATS_URL", &self.nats_url)
-            .env("DATABASE_URL", self.databases.url(&db)?)
-            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
             .env("SMS_URL", sms_url)
             .env("SMS_FROM", "Clinic")
             .env(
                 "SMS_CONCURRENCY",
                 std::env::var("BENCH_SMS_CONCURRENCY").unwrap_or_else(|_| "8".to_owned()),
-            )
-            .env("RUST_LOG", &self.settings.rust_log)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
+            );
         let mut service = Service {
             process: Process::spawn(name, command)?,
             port,
